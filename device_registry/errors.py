@@ -1,9 +1,9 @@
 """Errors raised by the device registry.
 
-    RegistryError
-     ├── SnapshotError        a snapshot failed validation (carries the list of problems)
-     ├── ImportFailed         calibration data could not be converted
-     └── UnknownDevice        the catalogue has no device of that name
+RegistryError
+ ├── SnapshotError        a snapshot failed validation (carries the list of problems)
+ ├── ImportFailed         calibration data could not be converted
+ └── UnknownDevice        the catalogue has no device of that name
 """
 
 from __future__ import annotations

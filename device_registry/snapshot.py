@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from device_registry.errors import SnapshotError
 
-SCHEMA = "vqpu.snapshot/1"
+SCHEMA: Literal["vqpu.snapshot/1"] = "vqpu.snapshot/1"
 DEFAULT_DIRECTIVES = ("barrier", "measure", "reset", "delay")
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -23,12 +23,12 @@ Duration = Annotated[float, Field(ge=0.0)]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
-class QubitStatus(str, Enum):
+class QubitStatus(StrEnum):
     ONLINE = "ONLINE"
     OFFLINE = "OFFLINE"
 
 
-class EdgeStatus(str, Enum):
+class EdgeStatus(StrEnum):
     AVAILABLE = "AVAILABLE"
     UNAVAILABLE = "UNAVAILABLE"
 

@@ -1,0 +1,109 @@
+"""Snapshot -> Qiskit `Target`: one pure function shared by the runner and the Qiskit backend.
+
+Optional: this is the only device_registry module that imports Qiskit. OFFLINE qubits and
+UNAVAILABLE edges carry no instructions, so the transpiler can never place work on them. Measure
+properties carry `prob_meas1_prep0` / `prob_meas0_prep1` when the snapshot has both, which is how
+Qiskit-Aer's `NoiseModel.from_backend` reads asymmetric readout from a Target.
+"""
+
+from __future__ import annotations
+
+from qiskit.circuit import Delay, Measure, Parameter, Reset
+from qiskit.circuit.library import get_standard_gate_name_mapping
+from qiskit.providers import QubitProperties
+from qiskit.transpiler import InstructionProperties, Target
+
+from device_registry.errors import SnapshotError
+from device_registry.snapshot import Qubit, Snapshot
+
+VIRTUAL_GATES = frozenset({"rz"})
+"""Frame changes: no duration and no error on IBM hardware."""
+
+
+class ReadoutProperties(InstructionProperties):  # type: ignore[misc]
+    __slots__ = ("prob_meas0_prep1", "prob_meas1_prep0")
+
+    def __new__(cls, *args: object, **kwargs: object) -> ReadoutProperties:
+        kwargs.pop("prob_meas0_prep1", None)
+        kwargs.pop("prob_meas1_prep0", None)
+        return super().__new__(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def __init__(
+        self,
+        duration: float | None = None,
+        error: float | None = None,
+        prob_meas0_prep1: float = 0.0,
+        prob_meas1_prep0: float = 0.0,
+    ) -> None:
+        super().__init__(duration=duration, error=error)
+        self.prob_meas0_prep1 = prob_meas0_prep1
+        self.prob_meas1_prep0 = prob_meas1_prep0
+
+
+def target_from_snapshot(snapshot: Snapshot) -> Target:
+    """A Target for `snapshot`, built once per snapshot identity (the result is shared: do not mutate)."""
+    key = snapshot.sha256()
+    target = _CACHE.get(key)
+    if target is None:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        target = _CACHE[key] = _build(snapshot)
+    return target
+
+
+_CACHE_SIZE = 16
+_CACHE: dict[str, Target] = {}
+
+
+def _build(snapshot: Snapshot) -> Target:
+    gates = get_standard_gate_name_mapping()
+    unknown = sorted(set(snapshot.native_gates) - set(gates))
+    if unknown:
+        raise SnapshotError(f"native gates {unknown} have no Qiskit standard gate")
+    online = [q for q in snapshot.qubits if q.online]
+    target = Target(
+        description=snapshot.device_id,
+        num_qubits=snapshot.num_qubits,
+        qubit_properties=[QubitProperties(t1=q.t1, t2=q.t2) for q in snapshot.qubits],
+    )
+    two_qubit = snapshot.two_qubit_gates()
+    for name in snapshot.native_gates:
+        if name in two_qubit:
+            continue
+        target.add_instruction(gates[name], {(q.index,): _one_qubit(name, q) for q in online}, name=name)
+    usable = {
+        pair: edge
+        for pair, edge in snapshot.couplings().items()
+        if edge.available and snapshot.qubits[pair[0]].online and snapshot.qubits[pair[1]].online
+    }
+    for name in sorted(two_qubit):
+        props = {
+            pair: InstructionProperties(error=e.error, duration=e.duration)
+            for pair, e in usable.items()
+            if e.gate == name
+        }
+        target.add_instruction(gates[name], props, name=name)
+    target.add_instruction(Measure(), {(q.index,): _readout(q) for q in online})
+    target.add_instruction(
+        Reset(), {(q.index,): InstructionProperties(duration=q.gate_durations.get("reset")) for q in online}
+    )
+    target.add_instruction(Delay(Parameter("t")), {(q.index,): None for q in online})
+    return target
+
+
+def _one_qubit(name: str, q: Qubit) -> InstructionProperties:
+    if name in VIRTUAL_GATES:
+        return InstructionProperties(error=0.0 if q.error_1q is not None else None, duration=0.0)
+    return InstructionProperties(error=q.error_1q, duration=q.gate_durations.get(name))
+
+
+def _readout(q: Qubit) -> InstructionProperties:
+    duration = q.gate_durations.get("measure")
+    if q.prob_meas0_prep1 is not None and q.prob_meas1_prep0 is not None:
+        return ReadoutProperties(
+            duration=duration,
+            error=q.readout_error,
+            prob_meas0_prep1=q.prob_meas0_prep1,
+            prob_meas1_prep0=q.prob_meas1_prep0,
+        )
+    return InstructionProperties(error=q.readout_error, duration=duration)

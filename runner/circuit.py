@@ -1,0 +1,127 @@
+"""Parse OpenQASM into a circuit on physical qubits, and fit it to the device without moving a qubit.
+
+A circuit addresses physical qubits: qubit i of its register (or `$i` in OpenQASM 3) is device
+qubit i. Non-native gates are translated into the native set on the same qubits; there is no
+layout, routing or optimisation, so an amplified identity stays amplified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qiskit import QuantumCircuit, qasm2, qasm3, transpile
+from qiskit.circuit.library import get_standard_gate_name_mapping
+from qiskit.transpiler import Target, TranspilerError
+
+from device_registry import Snapshot
+from runner.errors import InvalidPayload
+
+_STANDARD = get_standard_gate_name_mapping()
+
+
+def parse(source: str, dialect: str, snapshot: Snapshot) -> QuantumCircuit:
+    try:
+        if dialect == "qasm2":
+            circuit = qasm2.loads(source, custom_instructions=_builtin_natives(snapshot))
+        else:
+            circuit = qasm3.loads(source)
+    except Exception as exc:  # each parser raises its own family; all mean the same to a user
+        raise InvalidPayload("PARSE_ERROR", f"cannot parse the {dialect} circuit: {exc}") from None
+    return _on_physical_qubits(circuit)
+
+
+def _builtin_natives(snapshot: Snapshot) -> list[qasm2.CustomInstruction]:
+    """Native gates need no `include "qelib1.inc"`: they are the device's vocabulary."""
+    out = []
+    for name in snapshot.native_gates:
+        gate = _STANDARD.get(name)
+        if gate is not None:
+            out.append(qasm2.CustomInstruction(name, len(gate.params), gate.num_qubits, type(gate), builtin=True))
+    return out
+
+
+def _on_physical_qubits(circuit: QuantumCircuit) -> QuantumCircuit:
+    """OpenQASM 3 `$n` qubits arrive as a layout; make qubit n of the circuit device qubit n."""
+    layout = circuit.layout
+    if layout is None:
+        return circuit
+    physical = {virtual: index for index, virtual in layout.initial_layout.get_physical_bits().items()}
+    width = max(physical.values(), default=-1) + 1
+    out = QuantumCircuit(width, name=circuit.name, global_phase=circuit.global_phase)
+    for creg in circuit.cregs:
+        out.add_register(creg)
+    loose = [c for c in circuit.clbits if not circuit.find_bit(c).registers]
+    if loose:
+        out.add_bits(loose)
+    out.compose(circuit, qubits=[physical[q] for q in circuit.qubits], clbits=circuit.clbits, inplace=True)
+    return out
+
+
+@dataclass(frozen=True)
+class Fitted:
+    circuit: QuantumCircuit
+    transpile: str
+    """'native' (untouched) or 'basis-translation'."""
+
+
+def fit_to_device(circuit: QuantumCircuit, snapshot: Snapshot, target: Target, seed: int) -> Fitted:
+    if circuit.num_qubits > snapshot.num_qubits:
+        raise InvalidPayload(
+            "NOT_ADMISSIBLE",
+            f"the circuit uses {circuit.num_qubits} qubits; {snapshot.device_id} has {snapshot.num_qubits}",
+        )
+    allowed = set(snapshot.native_gates) | set(snapshot.directives)
+    if all(inst.operation.name in allowed for inst in circuit.data):
+        check_admissible(circuit, snapshot)
+        return Fitted(circuit, "native")
+    try:
+        translated = transpile(
+            circuit,
+            target=target,
+            initial_layout=list(range(circuit.num_qubits)),
+            layout_method="trivial",
+            routing_method="none",
+            optimization_level=0,
+            seed_transpiler=seed,
+        )
+    except TranspilerError as exc:
+        raise InvalidPayload("NOT_ADMISSIBLE", f"the circuit does not fit {snapshot.device_id}: {exc}") from None
+    check_admissible(translated, snapshot)
+    return Fitted(translated, "basis-translation")
+
+
+def check_admissible(circuit: QuantumCircuit, snapshot: Snapshot) -> None:
+    """Every operation native, on ONLINE qubits, and 2-qubit ones on an AVAILABLE coupling."""
+    allowed = set(snapshot.native_gates) | set(snapshot.directives)
+    couplings = snapshot.couplings()
+    problems: list[dict[str, object]] = []
+    for position, inst in enumerate(circuit.data):
+        name = inst.operation.name
+        qubits = [circuit.find_bit(q).index for q in inst.qubits]
+        if name not in allowed:
+            problems.append({"code": "UNKNOWN_GATE", "op": position, "gate": name, "qubits": qubits})
+            continue
+        offline = [q for q in qubits if not snapshot.qubits[q].online]
+        if offline:
+            problems.append({"code": "QUBIT_OFFLINE", "op": position, "gate": name, "qubits": offline})
+        if len(qubits) == 2 and name not in snapshot.directives:
+            edge = couplings.get((qubits[0], qubits[1]))
+            if edge is None or not edge.available or edge.gate != name:
+                problems.append({"code": "NO_COUPLING", "op": position, "gate": name, "qubits": qubits})
+        if len(problems) >= 20:
+            break
+    if problems:
+        first = problems[0]
+        raise InvalidPayload(
+            "NOT_ADMISSIBLE",
+            f"{first['code']}: {first['gate']} on qubits {first['qubits']} is not executable on "
+            f"{snapshot.device_id}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
+            problems,
+        )
+
+
+def active_qubits(circuit: QuantumCircuit) -> frozenset[int]:
+    """Qubits some operation touches (barriers do not make a qubit active)."""
+    return frozenset(
+        circuit.find_bit(q).index for inst in circuit.data if inst.operation.name != "barrier" for q in inst.qubits
+    )

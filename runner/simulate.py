@@ -1,0 +1,95 @@
+"""Choosing the Aer method and device for a run, and running it. Every choice is reported."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from qiskit import QuantumCircuit
+from qiskit_aer import AerSimulator
+from qiskit_aer.noise import NoiseModel
+
+from runner.errors import SimulationFailed
+from runner.task import DeviceChoice, Method, RunOptions
+
+DENSITY_MATRIX_MAX_QUBITS = 10
+"""A density matrix of n qubits costs 4^n amplitudes: exact and shot-free up to here, too big beyond."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    method: str
+    device: str
+    reason: str
+    options: dict[str, Any]
+
+
+@cache
+def gpu_available() -> bool:
+    """True when this qiskit_aer is the GPU build and it can see a GPU."""
+    try:
+        return "GPU" in AerSimulator().available_devices()
+    except Exception:  # an Aer build without CUDA support answers by raising on some versions
+        return False
+
+
+def plan(options: RunOptions, num_active: int, noisy: bool) -> Plan:
+    device = _device(options.device)
+    reasons: list[str] = [
+        f"device {device}: "
+        + (
+            "requested"
+            if options.device is not DeviceChoice.AUTO
+            else ("GPU present" if device == "GPU" else "no GPU build/device present")
+        )
+    ]
+    if options.method is not Method.AUTO:
+        method = options.method.value
+        reasons.append("method requested")
+    elif not noisy:
+        method = "statevector"
+        reasons.append("ideal: one statevector, measurement sampled")
+    elif num_active <= DENSITY_MATRIX_MAX_QUBITS:
+        method = "density_matrix"
+        reasons.append(f"noisy, {num_active} <= {DENSITY_MATRIX_MAX_QUBITS} active qubits: exact channels")
+    else:
+        method = "statevector"
+        reasons.append(f"noisy, {num_active} active qubits: trajectories")
+    extra: dict[str, Any] = {}
+    if method == "statevector" and noisy:
+        if device == "CPU":
+            extra["shot_branching_enable"] = True
+            reasons.append("shot branching on CPU")
+        else:
+            extra["batched_shots_gpu"] = True
+            reasons.append("batched shots on GPU")
+    return Plan(method=method, device=device, reason="; ".join(reasons), options=extra)
+
+
+def _device(choice: DeviceChoice) -> str:
+    if choice is DeviceChoice.GPU:
+        if not gpu_available():
+            raise SimulationFailed(
+                "GPU_UNAVAILABLE", "the task asks for a GPU but this node's qiskit_aer has no usable GPU"
+            )
+        return "GPU"
+    if choice is DeviceChoice.CPU:
+        return "CPU"
+    return "GPU" if gpu_available() else "CPU"
+
+
+def run(circuit: QuantumCircuit, noise: NoiseModel | None, chosen: Plan, shots: int, seed: int) -> dict[str, int]:
+    simulator = AerSimulator(
+        method=chosen.method, device=chosen.device, noise_model=noise, seed_simulator=seed, **chosen.options
+    )
+    try:
+        result = simulator.run(circuit, shots=shots).result()
+    except Exception as exc:
+        raise SimulationFailed("SIMULATION_ERROR", f"Aer could not run the circuit: {exc}") from None
+    if not result.success:
+        status = getattr(result, "status", "") or ""
+        code = "OUT_OF_MEMORY" if "memory" in status.lower() else "SIMULATION_ERROR"
+        raise SimulationFailed(code, f"Aer reported failure: {status}")
+    counts = result.get_counts(0)
+    return {str(k): int(v) for k, v in counts.items()}
