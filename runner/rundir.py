@@ -44,6 +44,15 @@ def read_inputs(run_dir: Path) -> RunInputs:
     return RunInputs(task=task, snapshot=snapshot)
 
 
+def write_inputs(run_dir: Path, task: TaskSpec, snapshot: Snapshot) -> None:
+    """Materialise a run directory; snapshot.json holds the snapshot's canonical bytes."""
+    if task.snapshot_sha256 != snapshot.sha256():
+        raise ValueError("task.snapshot_sha256 does not identify this snapshot")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(run_dir / SNAPSHOT_FILE, snapshot.canonical_json())
+    _atomic_write(run_dir / TASK_FILE, task.model_dump(mode="json", by_alias=True))
+
+
 def write_result(run_dir: Path, result: dict[str, Any]) -> None:
     _atomic_write(run_dir / RESULT_FILE, result)
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
@@ -70,11 +79,13 @@ def _read_json(path: Path) -> Any:
         raise InvalidPayload("INVALID_JSON", f"{path.name} is not valid JSON: {exc}") from None
 
 
-def _atomic_write(path: Path, obj: dict[str, Any]) -> None:
+def _atomic_write(path: Path, content: dict[str, Any] | bytes) -> None:
+    """Write then rename, so a reader sees the old file or the whole new one, never a torn one."""
+    if isinstance(content, dict):
+        content = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True)
-        fh.write("\n")
+    with open(tmp, "wb") as fh:
+        fh.write(content)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
