@@ -73,14 +73,24 @@ GateTable = dict[tuple[str, tuple[int, ...]], dict[str, float | None]]
 
 def _gate_table(props: dict[str, Any]) -> GateTable:
     table: GateTable = {}
-    for g in props.get("gates") or []:
-        params = {p["name"]: _si(p) for p in g.get("parameters") or [] if "name" in p}
-        table[(str(g["gate"]), tuple(int(q) for q in g["qubits"]))] = params
+    for position, g in enumerate(props.get("gates") or []):
+        try:
+            params = {p["name"]: _si(p) for p in g.get("parameters") or [] if "name" in p}
+            table[(str(g["gate"]), tuple(int(q) for q in g["qubits"]))] = params
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, ImportFailed):
+                raise
+            raise ImportFailed(f"props gates[{position}] is malformed: {exc!r}") from None
     return table
 
 
 def _qubit(index: int, rows: list[dict[str, Any]], gates: GateTable, basis: list[str]) -> Qubit:
-    values = {r["name"]: _si(r) for r in rows if "name" in r}
+    try:
+        values = {r["name"]: _si(r) for r in rows if "name" in r}
+    except (TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ImportFailed):
+            raise
+        raise ImportFailed(f"props qubits[{index}] is malformed: {exc!r}") from None
     error_1q = next(
         (gates[(g, (index,))].get("gate_error") for g in _ONE_QUBIT_ERROR_ORDER if (g, (index,)) in gates),
         None,
@@ -152,6 +162,9 @@ def _utc(stamp: Any) -> str | None:
     if not isinstance(stamp, str):
         return None
     try:
-        return datetime.fromisoformat(stamp).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        moment = datetime.fromisoformat(stamp)
     except ValueError:
         return None
+    if moment.tzinfo is None:  # IBM stamps carry an offset; a bare one is taken as UTC, not local time
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -121,10 +121,11 @@ class Snapshot(_Frozen):
         return {e.gate for e in self.edges}
 
     def with_epoch(self, epoch: int, captured_at: str | None = None) -> Snapshot:
-        update: dict[str, Any] = {"epoch": epoch}
+        data = self.to_json_dict()
+        data["epoch"] = epoch
         if captured_at is not None:
-            update["captured_at"] = captured_at
-        return self.model_copy(update=update)
+            data["captured_at"] = captured_at
+        return parse_snapshot(data)
 
 
 def _graph_problems(s: Snapshot) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from device_registry.snapshot import Edge, Qubit, Snapshot, Source
+from device_registry.snapshot import Snapshot, parse_snapshot
 
 DEFAULT_NATIVE_GATES = ("cz", "id", "rz", "sx", "x")
 Pair = tuple[int, int]
@@ -25,22 +25,23 @@ def from_edges(
 ) -> Snapshot:
     """A device from an edge list; an undirected device keeps each coupling once."""
     seen: set[Pair] = set()
-    listed: list[Edge] = []
+    listed: list[dict[str, object]] = []
     for raw in edges:
         a, b = int(raw[0]), int(raw[1])
         key = (a, b) if directed else (min(a, b), max(a, b))
-        if key in seen:
-            continue
-        seen.add(key)
-        listed.append(Edge(source=key[0], target=key[1], gate=two_qubit_gate))
-    return Snapshot(
-        device_id=device_id,
-        source=Source(kind="synthetic", name=device_id),
-        num_qubits=num_qubits,
-        native_gates=sorted(set(native_gates) | {two_qubit_gate}),
-        directed=directed,
-        qubits=[Qubit(index=i) for i in range(num_qubits)],
-        edges=listed,
+        if key not in seen:
+            seen.add(key)
+            listed.append({"source": key[0], "target": key[1], "gate": two_qubit_gate})
+    return parse_snapshot(
+        {
+            "device_id": device_id,
+            "source": {"kind": "synthetic", "name": device_id},
+            "num_qubits": num_qubits,
+            "native_gates": sorted(set(native_gates) | {two_qubit_gate}),
+            "directed": directed,
+            "qubits": [{"index": i} for i in range(num_qubits)],
+            "edges": listed,
+        }
     )
 
 
