@@ -67,16 +67,19 @@ def _build(snapshot: Snapshot) -> Target:
         qubit_properties=[QubitProperties(t1=q.t1, t2=q.t2) for q in snapshot.qubits],
     )
     two_qubit = snapshot.two_qubit_gates()
+    wrong = sorted(name for name in two_qubit if gates[name].num_qubits != 2)
+    if wrong:
+        raise SnapshotError(f"edges carry {wrong}, which are not two-qubit gates")
     for name in snapshot.native_gates:
-        if name in two_qubit:
-            continue
-        target.add_instruction(gates[name], {(q.index,): _one_qubit(name, q) for q in online}, name=name)
+        if gates[name].num_qubits == 1:
+            target.add_instruction(gates[name], {(q.index,): _one_qubit(name, q) for q in online}, name=name)
     usable = {
         pair: edge
         for pair, edge in snapshot.couplings().items()
         if edge.available and snapshot.qubits[pair[0]].online and snapshot.qubits[pair[1]].online
     }
-    for name in sorted(two_qubit):
+    for name in sorted(n for n in snapshot.native_gates if gates[n].num_qubits > 1):
+        # A multi-qubit native gate runs only where an AVAILABLE edge carries it (possibly nowhere).
         props = {
             pair: InstructionProperties(error=e.error, duration=e.duration)
             for pair, e in usable.items()

@@ -8,10 +8,15 @@ layout, routing or optimisation, so an amplified identity stays amplified.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from qiskit import QuantumCircuit, qasm2, qasm3, transpile
+import openqasm3
+from openqasm3 import ast
+from qiskit import QuantumCircuit, qasm2, transpile
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.transpiler import Target, TranspilerError
+from qiskit_qasm3_import.converter import ConvertVisitor
+from qiskit_qasm3_import.state import State
 
 from device_registry import Snapshot
 from runner.errors import InvalidPayload
@@ -24,7 +29,7 @@ def parse(source: str, dialect: str, snapshot: Snapshot) -> QuantumCircuit:
         if dialect == "qasm2":
             circuit = qasm2.loads(source, custom_instructions=_builtin_natives(snapshot))
         else:
-            circuit = qasm3.loads(source)
+            circuit = _load_qasm3(source, snapshot)
     except Exception as exc:  # each parser raises its own family; all mean the same to a user
         raise InvalidPayload("PARSE_ERROR", f"cannot parse the {dialect} circuit: {exc}") from None
     return _on_physical_qubits(circuit)
@@ -38,6 +43,41 @@ def _builtin_natives(snapshot: Snapshot) -> list[qasm2.CustomInstruction]:
         if gate is not None:
             out.append(qasm2.CustomInstruction(name, len(gate.params), gate.num_qubits, type(gate), builtin=True))
     return out
+
+
+def _load_qasm3(source: str, snapshot: Snapshot) -> QuantumCircuit:
+    visitor = _NativeGatesVisitor([_STANDARD[name] for name in snapshot.native_gates if name in _STANDARD])
+    circuit: QuantumCircuit = visitor.convert(openqasm3.parse(source), source=source).circuit
+    return circuit
+
+
+class _NativeGatesVisitor(ConvertVisitor):
+    """OpenQASM 3 with the device's native gates predeclared, as a QPU's hardware gates are: no
+    `include "stdgates.inc"` needed, and gates stdgates.inc lacks (`ecr`, `rzz`, ...) usable at all.
+
+    An include of stdgates.inc keeps the predeclared native gates; a program's own `gate` definition
+    of a native name is an error, as any redefinition is.
+    """
+
+    def __init__(self, natives: list[Any]) -> None:
+        super().__init__()
+        self._natives = natives
+        self._predeclared: set[str] = set()
+
+    def visit_Program(self, node: ast.Program, context: State) -> State:
+        for gate in self._natives:
+            context = self._define_gate(gate.name, type(gate), len(gate.params), gate.num_qubits, node, context)
+            self._predeclared.add(gate.name)
+        state: State = super().visit_Program(node, context)
+        return state
+
+    def _define_gate(
+        self, name: str, definition: Any, n_parameters: int, n_qubits: int, definer: Any, context: State
+    ) -> State:
+        if name in self._predeclared and isinstance(definer, ast.Include):
+            return context
+        state: State = super()._define_gate(name, definition, n_parameters, n_qubits, definer, context)
+        return state
 
 
 def _on_physical_qubits(circuit: QuantumCircuit) -> QuantumCircuit:
@@ -102,7 +142,7 @@ def check_admissible(circuit: QuantumCircuit, snapshot: Snapshot) -> None:
             problems.append({"code": "UNKNOWN_GATE", "op": position, "gate": name, "qubits": qubits})
             continue
         offline = [q for q in qubits if not snapshot.qubits[q].online]
-        if offline:
+        if offline and name != "barrier":  # a barrier fences scheduling; no pulse reaches its qubits
             problems.append({"code": "QUBIT_OFFLINE", "op": position, "gate": name, "qubits": offline})
         if len(qubits) == 2 and name not in snapshot.directives:
             edge = couplings.get((qubits[0], qubits[1]))

@@ -12,6 +12,7 @@ from device_registry import Snapshot, catalog
 from runner.rundir import write_inputs
 from runner.task import TaskSpec
 
+
 @pytest.fixture(scope="session")
 def fez() -> Snapshot:
     return catalog.load("ibm-fez")

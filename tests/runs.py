@@ -9,7 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_runner_process(run_dir: Path, *prefix: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_runner_process(
+    run_dir: Path, *prefix: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`python -m runner RUN_DIR` in a fresh interpreter, as a scheduler job would start it."""
     return subprocess.run(
         [*prefix, sys.executable, "-m", "runner", str(run_dir)],

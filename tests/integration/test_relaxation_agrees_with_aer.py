@@ -19,8 +19,8 @@ from qiskit_aer.noise import NoiseModel
 
 from device_registry import Snapshot
 from device_registry.qiskit_target import target_from_snapshot
-from runner.cli import main
 from runner.circuit import parse
+from runner.cli import main
 from tests.circuits import qasm2
 from tests.conftest import MakeRunDir
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from device_registry import Snapshot, calibration, topologies
+from device_registry import Snapshot, topologies
 from runner.cli import main
 from runner.simulate import gpu_available
 from runner.task import MAX_SHOTS
@@ -106,6 +106,26 @@ def test_openqasm3_physical_qubits_address_device_qubits(make_run_dir: MakeRunDi
     result = _result(run_dir)
     assert result["provenance"]["active_qubits"] == [3, 4]
     assert max(result["counts"], key=result["counts"].get) == "01"
+
+
+def test_openqasm3_native_gates_need_no_include_even_outside_stdgates(make_run_dir: MakeRunDir, tmp_path: Path) -> None:
+    """A device's native gates are its vocabulary in OpenQASM 3 too, `ecr` (not in stdgates.inc) included."""
+    ecr_device = topologies.from_edges(3, [(1, 0)], directed=True, two_qubit_gate="ecr", device_id="ecr-3")
+    source = "OPENQASM 3.0;\nbit[2] c;\nx $1;\necr $1, $0;\nc[0] = measure $0;\nc[1] = measure $1;\n"
+    run_dir = make_run_dir(source, ecr_device, dialect="qasm3", shots=500)
+    assert main([str(run_dir)]) == 0
+    result = _result(run_dir)
+    assert result["provenance"]["transpile"] == "native"
+    assert sum(result["counts"].values()) == 500
+    with_include = source.replace("bit[2] c;", 'include "stdgates.inc";\nbit[2] c;')
+    assert main([str(make_run_dir(with_include, ecr_device, dialect="qasm3", shots=500))]) == 0
+
+
+def test_openqasm3_redefining_a_native_gate_is_a_parse_error(make_run_dir: MakeRunDir, fez: Snapshot) -> None:
+    source = "OPENQASM 3.0;\nbit[1] c;\ngate sx a { x a; }\nsx $0;\nc[0] = measure $0;\n"
+    run_dir = make_run_dir(source, fez, dialect="qasm3")
+    assert main([str(run_dir)]) == 2
+    assert _error(run_dir)["code"] == "PARSE_ERROR"
 
 
 def test_the_relaxation_option_is_applied_and_recorded(make_run_dir: MakeRunDir, fez: Snapshot) -> None:

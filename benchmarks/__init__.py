@@ -1,0 +1,1 @@
+"""Benchmarks of HPC-vQPU components; each subpackage is runnable with `python -m`."""
