@@ -1,0 +1,1 @@
+"""The control plane: devices, the task lifecycle, claim-time snapshot binding, the event stream."""

@@ -1,0 +1,1 @@
+"""The SQLModel task store, one implementation for SQLite (embedded default) and PostgreSQL."""

@@ -1,0 +1,61 @@
+"""Engines for the two supported databases, each configured for how the store uses it.
+
+SQLite: WAL, a busy timeout, and transactions the store opens explicitly, so that a write
+transaction can start with `BEGIN IMMEDIATE` (it takes the write lock up front: two claimers never
+both read the same QUEUED row and then race to update it). PostgreSQL: psycopg 3 with a pool.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from vqpu_service.domain.errors import InvalidRequest
+
+IMMEDIATE = "vqpu_sqlite_immediate"
+"""Execution option: begin this connection's transaction with BEGIN IMMEDIATE (SQLite only)."""
+
+
+def make_engine(url: str, *, pool_size: int = 20) -> Engine:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite(url, parsed.database)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    raise InvalidRequest(
+        f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
+        "use sqlite:///PATH or postgresql://..."
+    )
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _sqlite(url: str, database: str | None) -> Engine:
+    if not database or database == ":memory:":
+        raise InvalidRequest("an in-memory SQLite database cannot be shared between connections; give a file path")
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=20)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "foreign_keys=ON"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        immediate = connection.get_execution_options().get(IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

@@ -1,0 +1,39 @@
+"""Rows <-> domain records."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from vqpu_service.adapters.sql.schema import AgentRow, EventRow, TaskRow
+from vqpu_service.domain.events import Event, EventType
+from vqpu_service.domain.lifecycle import TaskState
+from vqpu_service.domain.model import Agent, Task
+
+_TASK_FIELDS = [f.name for f in fields(Task)]
+_MUTABLE = [name for name in _TASK_FIELDS if name not in ("id", "seq")]
+
+
+def to_task(row: TaskRow) -> Task:
+    values = {name: getattr(row, name) for name in _TASK_FIELDS}
+    values["state"] = TaskState(row.state)
+    values["options"] = dict(row.options or {})
+    values["tags"] = list(row.tags or [])
+    return Task(**values)
+
+
+def apply(row: TaskRow, task: Task) -> None:
+    for name in _MUTABLE:
+        value = getattr(task, name)
+        if getattr(row, name) != value:
+            setattr(row, name, str(value) if name == "state" else value)
+
+
+def to_event(row: EventRow) -> Event:
+    assert row.id is not None
+    return Event(
+        row.id, row.time, EventType(row.type), row.subject, row.data or {}, row.task_id, row.device_id, row.owner
+    )
+
+
+def to_agent(row: AgentRow) -> Agent:
+    return Agent(row.agent_id, row.first_seen, row.last_seen, row.lost)

@@ -1,0 +1,306 @@
+"""SqlStore: the Store port over SQLModel, for SQLite and PostgreSQL alike.
+
+CLAIM is one transaction: SQLite holds the write lock from BEGIN IMMEDIATE; PostgreSQL locks the
+selected rows with FOR UPDATE SKIP LOCKED, so concurrent claimers take disjoint tasks without waiting.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, func, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, col, select
+
+from device_registry import Snapshot
+from vqpu_service.adapters.sql import devices
+from vqpu_service.adapters.sql.rows import apply, to_agent, to_event, to_task
+from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, EventRow, TaskRow
+from vqpu_service.adapters.sql.tx import Transactions
+from vqpu_service.domain import decisions
+from vqpu_service.domain.decisions import Outcome, Report
+from vqpu_service.domain.errors import Fenced, IdempotencyConflict, IllegalTransition, NotFound
+from vqpu_service.domain.events import DEVICE_EVENTS, Event, EventType, NewEvent, task_event
+from vqpu_service.domain.lifecycle import TaskState
+from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, Task
+from vqpu_service.ports import DeviceEpoch, EventFilter, Store
+
+Recheck = Callable[[Task, DeviceEpoch], list[dict[str, object]]]
+"""Admissibility of a queued task on the epoch a claim would bind; [] when it still fits."""
+
+
+class SqlStore(Store):
+    def __init__(self, engine: Engine, *, recheck: Recheck | None = None) -> None:
+        self.tx = Transactions(engine)
+        self._recheck = recheck
+        self._epochs = devices.EpochCache()
+
+    def create_schema(self) -> None:
+        SQLModel.metadata.create_all(self.tx.engine)
+
+    def close(self) -> None:
+        self.tx.engine.dispose()
+
+    # --- tasks -----------------------------------------------------------------------
+
+    def submit(self, new: NewTask, now: datetime) -> tuple[Task, bool]:
+        try:
+            with self.tx.session(write=True) as s:
+                existing = self._idempotent(s, new)
+                if existing is not None:
+                    return existing, False
+                row = TaskRow(
+                    id=f"t-{secrets.token_hex(10)}",
+                    state=str(TaskState.QUEUED),
+                    attempt=0,
+                    created_at=now,
+                    updated_at=now,
+                    **vars(new),
+                )
+                s.add(row)
+                s.flush()
+                task = to_task(row)
+                event = task_event(
+                    EventType.TASK_SUBMITTED,
+                    task.id,
+                    task.device_id,
+                    task.owner,
+                    state=str(task.state),
+                    shots=task.shots,
+                    epoch=task.pinned_epoch,
+                )
+                self.tx.write_events(s, [event], now)
+                return task, True
+        except IntegrityError:  # a concurrent submit with the same key won the race
+            with self.tx.session(write=False) as s:
+                existing = self._idempotent(s, new)
+            if existing is None:
+                raise
+            return existing, False
+
+    def _idempotent(self, s: Session, new: NewTask) -> Task | None:
+        if new.idempotency_key is None:
+            return None
+        q = select(TaskRow).where(TaskRow.owner == new.owner, TaskRow.idempotency_key == new.idempotency_key)
+        row = s.exec(q).first()
+        if row is None:
+            return None
+        if row.body_sha256 != new.body_sha256:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was used with a different request body", {"task_id": row.id}
+            )
+        return to_task(row)
+
+    def get_task(self, task_id: str) -> Task:
+        with self.tx.session(write=False) as s:
+            return to_task(self._row(s, task_id))
+
+    def list_tasks(
+        self, *, owner: str | None, state: TaskState | None, device_id: str | None, limit: int, after_seq: int | None
+    ) -> list[Task]:
+        q = select(TaskRow)
+        if owner is not None:
+            q = q.where(TaskRow.owner == owner)
+        if state is not None:
+            q = q.where(TaskRow.state == str(state))
+        if device_id is not None:
+            q = q.where(TaskRow.device_id == device_id)
+        if after_seq is not None:
+            q = q.where(col(TaskRow.seq) > after_seq)
+        with self.tx.session(write=False) as s:
+            return [to_task(r) for r in s.exec(q.order_by(col(TaskRow.seq)).limit(limit))]
+
+    def claim(self, agent_id: str, max_tasks: int, devices_: Sequence[str] | None, now: datetime) -> list[Claimed]:
+        q = select(TaskRow).where(TaskRow.state == str(TaskState.QUEUED))
+        if devices_ is not None:
+            q = q.where(col(TaskRow.device_id).in_(list(devices_)))
+        q = q.order_by(col(TaskRow.seq)).limit(max_tasks)
+        if not self.tx.sqlite:
+            q = q.with_for_update(skip_locked=True)
+        claimed: list[Claimed] = []
+        with self.tx.session(write=True) as s:
+            events = self._touch_agent(s, agent_id, now)
+            for row in s.exec(q).all():
+                task = to_task(row)
+                bound = self._binding(s, task)
+                problems = self._recheck(task, bound) if self._recheck and bound.sha256 != task.admitted_sha256 else []
+                if problems:
+                    events += decisions.fail_unbindable(task, problems, bound.epoch, now)
+                else:
+                    token = secrets.token_urlsafe(24)
+                    events += decisions.claim(task, agent_id, token, bound.epoch, bound.sha256, now)
+                    claimed.append(Claimed(task, bound.snapshot_json, token, task.attempt))
+                apply(row, task)
+            self.tx.write_events(s, events, now)
+        return claimed
+
+    def _binding(self, s: Session, task: Task) -> DeviceEpoch:
+        """The pinned epoch, else the device's current epoch as committed now (never a cached read)."""
+        epoch = (
+            task.pinned_epoch if task.pinned_epoch is not None else devices.device_row(s, task.device_id).current_epoch
+        )
+        return self._epochs.get(s, task.device_id, epoch)
+
+    def report(self, task_id: str, rep: Report, now: datetime) -> tuple[Task, Outcome]:
+        try:
+            with self.tx.session(write=True) as s:
+                row = self._row(s, task_id, lock=True)
+                task = to_task(row)
+                outcome, events = decisions.report(task, rep, now)
+                apply(row, task)
+                self.tx.write_events(s, events, now)
+                return task, outcome
+        except (IllegalTransition, Fenced) as err:
+            with self.tx.session(write=True) as s:
+                self.tx.write_events(s, [decisions.rejected(to_task(self._row(s, task_id)), rep, err)], now)
+            raise
+
+    def heartbeat(self, agent_id: str, tasks: Sequence[tuple[str, str]], now: datetime) -> HeartbeatReply:
+        tokens = dict(tasks)
+        cancel, fenced = [], []
+        with self.tx.session(write=True) as s:
+            events = self._touch_agent(s, agent_id, now)
+            q = select(TaskRow).where(col(TaskRow.id).in_(list(tokens)))
+            rows = {r.id: r for r in s.exec(q if self.tx.sqlite else q.with_for_update())}
+            for task_id, token in tokens.items():
+                row = rows.get(task_id)
+                if row is None or row.state != TaskState.RUNNING or row.claim_token != token:
+                    fenced.append(task_id)
+                    continue
+                row.heartbeat_at, row.stale_reported = now, False  # a recovered owner can go stale again later
+                if row.cancel_requested:
+                    cancel.append(task_id)
+            self.tx.write_events(s, events, now)
+        return HeartbeatReply(cancel=cancel, fenced=fenced)
+
+    def cancel(self, task_id: str, by: str, now: datetime) -> Task:
+        return self._command(task_id, lambda t: decisions.cancel(t, by, now), now)
+
+    def requeue(self, task_id: str, by: str, reason: str, now: datetime) -> Task:
+        return self._command(task_id, lambda t: decisions.requeue(t, by, reason, now), now)
+
+    def force_fail(self, task_id: str, by: str, reason: str, now: datetime) -> Task:
+        return self._command(task_id, lambda t: decisions.force_fail(t, by, reason, now), now)
+
+    def _command(self, task_id: str, decide: Callable[[Task], list[NewEvent]], now: datetime) -> Task:
+        with self.tx.session(write=True) as s:
+            row = self._row(s, task_id, lock=True)
+            task = to_task(row)
+            events = decide(task)
+            apply(row, task)
+            self.tx.write_events(s, events, now)
+            return task
+
+    def sweep_liveness(self, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:
+        cutoff = now - timedelta(seconds=window_s)
+        last_beat = func.coalesce(TaskRow.heartbeat_at, TaskRow.claimed_at)
+        due = select(TaskRow).where(
+            TaskRow.state == str(TaskState.RUNNING), last_beat < cutoff, col(TaskRow.stale_reported).is_(False)
+        )
+        silent = select(AgentRow).where(col(AgentRow.lost).is_(False), AgentRow.last_seen < cutoff)
+        with self.tx.session(write=False) as s:  # most sweeps find nothing: do not take the write lock
+            if s.exec(due.limit(1)).first() is None and s.exec(silent.limit(1)).first() is None:
+                return []
+        stale: list[str] = []
+        with self.tx.session(write=True) as s:
+            events: list[NewEvent] = []
+            for row in s.exec(due if self.tx.sqlite else due.with_for_update(skip_locked=True)).all():
+                task = to_task(row)
+                found = decisions.mark_stale(task, now)
+                stale += [task.id] if found else []
+                events += found
+                if auto_requeue and task.attempt < max_attempts:
+                    events += decisions.requeue(task, "auto-requeue", f"no heartbeat for {window_s:g} s", now)
+                apply(row, task)
+            for agent in s.exec(silent).all():
+                agent.lost = True
+                events.append(
+                    NewEvent(
+                        EventType.AGENT_LOST,
+                        f"agent:{agent.agent_id}",
+                        {"agent_id": agent.agent_id, "last_seen": agent.last_seen.isoformat()},
+                    )
+                )
+            self.tx.write_events(s, events, now)
+        return stale
+
+    def _touch_agent(self, s: Session, agent_id: str, now: datetime) -> list[NewEvent]:
+        agent = s.get(AgentRow, agent_id)
+        if agent is None:
+            s.add(AgentRow(agent_id=agent_id, first_seen=now, last_seen=now, lost=False))
+        else:
+            agent.last_seen = now
+            if not agent.lost:
+                return []
+            agent.lost = False
+        return [NewEvent(EventType.AGENT_SEEN, f"agent:{agent_id}", {"agent_id": agent_id})]
+
+    def _row(self, s: Session, task_id: str, *, lock: bool = False) -> TaskRow:
+        q = select(TaskRow).where(TaskRow.id == task_id)
+        row = s.exec(q.with_for_update() if lock and not self.tx.sqlite else q).first()
+        if row is None:
+            raise NotFound(f"unknown task {task_id!r}", {"task_id": task_id})
+        return row
+
+    # --- devices ---------------------------------------------------------------------
+
+    def register_device(self, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
+        with self.tx.session(write=True) as s:
+            row, events = devices.register(s, snapshot, now)
+            self.tx.write_events(s, events, now)
+            return devices.to_record(row)
+
+    def new_epoch(self, device_id: str, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
+        with self.tx.session(write=True) as s:
+            row, events = devices.add_epoch(s, device_id, snapshot, now)
+            self.tx.write_events(s, events, now)
+            return devices.to_record(row)
+
+    def current_epoch(self, device_id: str) -> DeviceEpoch:
+        with self.tx.session(write=False) as s:
+            return self._epochs.get(s, device_id, devices.device_row(s, device_id).current_epoch)
+
+    def epoch(self, device_id: str, epoch: int) -> DeviceEpoch:
+        with self.tx.session(write=False) as s:
+            devices.device_row(s, device_id)
+            return self._epochs.get(s, device_id, epoch)
+
+    def epochs(self, device_id: str) -> list[tuple[int, str, datetime]]:
+        with self.tx.session(write=False) as s:
+            devices.device_row(s, device_id)
+            q = select(EpochRow.epoch, EpochRow.sha256, EpochRow.created_at).where(EpochRow.device_id == device_id)
+            return [(e, sha, t) for e, sha, t in s.exec(q.order_by(col(EpochRow.epoch)))]
+
+    def devices(self) -> list[DeviceEpoch]:
+        with self.tx.session(write=False) as s:
+            rows = s.exec(select(DeviceRow).order_by(col(DeviceRow.device_id))).all()
+            return [self._epochs.get(s, r.device_id, r.current_epoch) for r in rows]
+
+    # --- events and agents -----------------------------------------------------------
+
+    def events_after(self, last_id: int, flt: EventFilter, limit: int) -> list[Event]:
+        q = select(EventRow).where(col(EventRow.id) > last_id)
+        if flt.task_id is not None:
+            q = q.where(EventRow.task_id == flt.task_id)
+        if flt.device_id is not None:
+            q = q.where(EventRow.device_id == flt.device_id)
+        if flt.types is not None:
+            q = q.where(col(EventRow.type).in_([str(t) for t in flt.types]))
+        if flt.owner is not None:
+            q = q.where(or_(EventRow.owner == flt.owner, col(EventRow.type).in_([str(t) for t in DEVICE_EVENTS])))
+        with self.tx.session(write=False) as s:
+            return [to_event(r) for r in s.exec(q.order_by(col(EventRow.id)).limit(limit))]
+
+    def last_event_id(self) -> int:
+        with self.tx.session(write=False) as s:
+            return int(s.exec(select(func.max(EventRow.id))).one() or 0)
+
+    def append_events(self, events: Sequence[NewEvent], now: datetime) -> None:
+        with self.tx.session(write=True) as s:
+            self.tx.write_events(s, events, now)
+
+    def agents(self) -> list[Agent]:
+        with self.tx.session(write=False) as s:
+            return [to_agent(r) for r in s.exec(select(AgentRow).order_by(col(AgentRow.agent_id)))]

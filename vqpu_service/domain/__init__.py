@@ -1,0 +1,1 @@
+"""The control plane's domain: lifecycle, records, events and errors. Standard library only."""

@@ -1,0 +1,142 @@
+"""What each lifecycle command does to a task: pure functions over a loaded Task, returning events.
+
+The store loads the task inside its transaction, calls one of these, and writes back the task and
+the events together; nothing here touches storage or the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from vqpu_service.domain.errors import Fenced, IllegalTransition
+from vqpu_service.domain.events import EventType, NewEvent, task_event
+from vqpu_service.domain.lifecycle import TERMINAL_REPORTS, Action, TaskState, next_state
+from vqpu_service.domain.model import Task
+
+
+@dataclass(frozen=True)
+class Report:
+    action: Action
+    claim_token: str
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+
+    def digest(self) -> str:
+        body = {"action": str(self.action), "result": self.result, "error": self.error}
+        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class Outcome(Enum):
+    APPLIED = "applied"
+    REPEATED = "repeated"  # the same terminal report again: answer with the stored outcome
+
+
+def claim(task: Task, agent_id: str, token: str, epoch: int, sha256: str, now: datetime) -> list[NewEvent]:
+    task.state = next_state(task.state, Action.CLAIM)
+    task.attempt += 1
+    task.agent_id, task.claim_token = agent_id, token
+    task.bound_epoch, task.bound_sha256 = epoch, sha256
+    task.claimed_at = task.heartbeat_at = task.updated_at = now
+    task.stale_reported = False
+    return [_event(EventType.TASK_CLAIMED, task, agent_id=agent_id, attempt=task.attempt, epoch=epoch, sha256=sha256)]
+
+
+def report(task: Task, rep: Report, now: datetime) -> tuple[Outcome, list[NewEvent]]:
+    if task.state.terminal:
+        same_lineage = rep.action in TERMINAL_REPORTS and task.outcome_token == rep.claim_token
+        if same_lineage and task.outcome_digest == rep.digest():
+            return Outcome.REPEATED, []
+        next_state(task.state, rep.action)  # raises: terminal states absorb
+    if rep.claim_token != task.claim_token:
+        raise Fenced(
+            f"claim token is not current for task {task.id} (attempt {task.attempt}, {task.state})",
+            {"task_id": task.id, "state": str(task.state), "attempt": task.attempt},
+        )
+    task.state = next_state(task.state, rep.action)
+    task.updated_at = task.heartbeat_at = now
+    if rep.action is Action.REPORT_RUNNING:
+        changed = rep.scheduler is not None and rep.scheduler != task.scheduler
+        task.scheduler = rep.scheduler if rep.scheduler is not None else task.scheduler
+        return Outcome.APPLIED, [_event(EventType.TASK_SCHEDULED, task, scheduler=task.scheduler)] if changed else []
+    task.finished_at = now
+    task.outcome_token, task.outcome_digest = rep.claim_token, rep.digest()
+    task.result, task.error = rep.result, rep.error
+    if rep.action is Action.REPORT_COMPLETED:
+        return Outcome.APPLIED, [_event(EventType.TASK_COMPLETED, task, attempt=task.attempt)]
+    if rep.action is Action.REPORT_FAILED:
+        return Outcome.APPLIED, [_event(EventType.TASK_FAILED, task, attempt=task.attempt, error=rep.error)]
+    return Outcome.APPLIED, [_event(EventType.TASK_CANCELLED, task, attempt=task.attempt, by="owner")]
+
+
+def cancel(task: Task, by: str, now: datetime) -> list[NewEvent]:
+    before = task.state
+    task.state = next_state(task.state, Action.CANCEL)
+    task.updated_at = now
+    if before is TaskState.QUEUED:
+        task.finished_at = now
+        return [_event(EventType.TASK_CANCELLED, task, by=by)]
+    if task.cancel_requested:
+        return []
+    task.cancel_requested = True
+    return [_event(EventType.TASK_CANCEL_REQUESTED, task, by=by, agent_id=task.agent_id)]
+
+
+def requeue(task: Task, by: str, reason: str, now: datetime) -> list[NewEvent]:
+    """RUNNING -> QUEUED, fencing the claim token; a task whose cancel was requested ends CANCELLED instead."""
+    previous = task.agent_id
+    task.state = next_state(task.state, Action.REQUEUE)
+    _fence(task, now)
+    events = [_event(EventType.TASK_REQUEUED, task, by=by, reason=reason, previous_agent=previous)]
+    if task.cancel_requested:
+        events += cancel(task, by, now)
+    return events
+
+
+def force_fail(task: Task, by: str, reason: str, now: datetime) -> list[NewEvent]:
+    task.state = next_state(task.state, Action.FORCE_FAIL)
+    _fence(task, now)
+    task.finished_at = now
+    task.error = {"code": "FORCE_FAILED", "message": reason, "detail": {"by": by}}
+    return [_event(EventType.TASK_FAILED, task, by=by, error=task.error)]
+
+
+def fail_unbindable(task: Task, violations: list[dict[str, Any]], epoch: int, now: datetime) -> list[NewEvent]:
+    """At claim, the device's current epoch no longer admits the task: it fails instead of dispatching."""
+    task.state = next_state(task.state, Action.FORCE_FAIL)
+    task.updated_at = task.finished_at = now
+    task.error = {
+        "code": "NOT_ADMISSIBLE_AT_CLAIM",
+        "message": f"{task.device_id} epoch {epoch} no longer admits this circuit",
+        "detail": {"epoch": epoch, "violations": violations},
+    }
+    return [_event(EventType.TASK_FAILED, task, by="control-plane", error=task.error)]
+
+
+def mark_stale(task: Task, now: datetime) -> list[NewEvent]:
+    if task.stale_reported:
+        return []
+    task.stale_reported = True
+    last = task.heartbeat_at or task.claimed_at
+    return [
+        _event(EventType.TASK_STALE, task, agent_id=task.agent_id, last_heartbeat=last.isoformat() if last else None)
+    ]
+
+
+def rejected(task: Task, rep: Report, error: IllegalTransition | Fenced) -> NewEvent:
+    return _event(EventType.TASK_REPORT_REJECTED, task, action=str(rep.action), code=error.code, reason=error.message)
+
+
+def _fence(task: Task, now: datetime) -> None:
+    task.agent_id = task.claim_token = None
+    task.updated_at = now
+    task.stale_reported = False
+
+
+def _event(type_: EventType, task: Task, **data: Any) -> NewEvent:
+    return task_event(type_, task.id, task.device_id, task.owner, state=str(task.state), **data)

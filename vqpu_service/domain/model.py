@@ -1,0 +1,115 @@
+"""Records the control plane keeps: tasks, principals, agents. Plain dataclasses, no storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from vqpu_service.domain.lifecycle import TaskState
+
+
+class Role(StrEnum):
+    USER = "user"  # submits, reads and cancels its own tasks
+    AGENT = "agent"  # claims, reports, heartbeats; never submits
+    ADMIN = "admin"  # everything, plus devices and recovery
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """An admitted submission, ready to be stored as QUEUED."""
+
+    owner: str
+    device_id: str
+    circuit: str
+    dialect: str
+    shots: int
+    seed: int | None
+    pinned_epoch: int | None
+    admitted_epoch: int
+    admitted_sha256: str
+    tags: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    body_sha256: str | None = None
+
+
+@dataclass
+class Task:
+    id: str
+    seq: int
+    owner: str
+    device_id: str
+    circuit: str
+    dialect: str
+    shots: int
+    seed: int | None
+    options: dict[str, Any]
+    tags: list[str]
+    pinned_epoch: int | None
+    admitted_epoch: int
+    admitted_sha256: str
+    state: TaskState
+    attempt: int
+    created_at: datetime
+    updated_at: datetime
+    agent_id: str | None = None
+    claim_token: str | None = None
+    bound_epoch: int | None = None
+    bound_sha256: str | None = None
+    claimed_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    finished_at: datetime | None = None
+    cancel_requested: bool = False
+    stale_reported: bool = False
+    scheduler: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    outcome_token: str | None = None
+    outcome_digest: str | None = None
+    idempotency_key: str | None = None
+    body_sha256: str | None = None
+
+    def stale(self, now: datetime, window_s: float) -> bool:
+        """RUNNING without a heartbeat from its owner within the liveness window (a flag, never a state)."""
+        if self.state is not TaskState.RUNNING:
+            return False
+        last = self.heartbeat_at or self.claimed_at or self.updated_at
+        return (now - last).total_seconds() > window_s
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One task handed to an agent: the task, its bound snapshot (canonical JSON), token and attempt."""
+
+    task: Task
+    snapshot_json: str
+    claim_token: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class HeartbeatReply:
+    cancel: list[str]
+    """Tasks whose cancel was requested: the owner should stop them and report `cancelled`."""
+    fenced: list[str]
+    """Tasks the agent named whose claim token is no longer current: stop them, report nothing."""
+
+
+@dataclass(frozen=True)
+class Agent:
+    agent_id: str
+    first_seen: datetime
+    last_seen: datetime
+    lost: bool

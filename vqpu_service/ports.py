@@ -1,0 +1,127 @@
+"""The ports the application layer needs: storage of tasks, devices, agents and events.
+
+One abstract class; the SQL adapter implements it for SQLite and PostgreSQL and the contract suite
+runs over both. Methods are synchronous (SQLAlchemy sessions); the async API calls them in worker
+threads. Every mutating method is one transaction that writes its events with the change.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from device_registry import Snapshot
+from vqpu_service.domain.decisions import Outcome, Report
+from vqpu_service.domain.events import Event, EventType, NewEvent
+from vqpu_service.domain.lifecycle import TaskState
+from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, Task
+
+
+@dataclass(frozen=True)
+class DeviceEpoch:
+    device_id: str
+    epoch: int
+    sha256: str
+    snapshot_json: str
+    created_at: datetime
+
+    def snapshot(self) -> Snapshot:
+        from device_registry import parse_snapshot
+
+        return parse_snapshot(self.snapshot_json)
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    task_id: str | None = None
+    device_id: str | None = None
+    types: frozenset[EventType] | None = None
+    owner: str | None = None
+    """Only events this tenant may see (its own tasks, and device/agent-free events); None: all."""
+
+
+class Store(abc.ABC):
+    # --- tasks -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def submit(self, new: NewTask, now: datetime) -> tuple[Task, bool]:
+        """Store a QUEUED task and its TASK_SUBMITTED event; with an idempotency key already used by the
+        same owner, return that task and False (raise IdempotencyConflict if the body differs)."""
+
+    @abc.abstractmethod
+    def get_task(self, task_id: str) -> Task: ...
+
+    @abc.abstractmethod
+    def list_tasks(
+        self, *, owner: str | None, state: TaskState | None, device_id: str | None, limit: int, after_seq: int | None
+    ) -> list[Task]: ...
+
+    @abc.abstractmethod
+    def claim(self, agent_id: str, max_tasks: int, devices: Sequence[str] | None, now: datetime) -> list[Claimed]:
+        """Oldest eligible QUEUED tasks -> RUNNING under a fresh token, bound to the device's current
+        epoch (or the pinned one), in one transaction."""
+
+    @abc.abstractmethod
+    def report(self, task_id: str, rep: Report, now: datetime) -> tuple[Task, Outcome]:
+        """Apply an owner's report; a rejected one raises and is kept as TASK_REPORT_REJECTED."""
+
+    @abc.abstractmethod
+    def heartbeat(self, agent_id: str, tasks: Sequence[tuple[str, str]], now: datetime) -> HeartbeatReply: ...
+
+    @abc.abstractmethod
+    def cancel(self, task_id: str, by: str, now: datetime) -> Task: ...
+
+    @abc.abstractmethod
+    def requeue(self, task_id: str, by: str, reason: str, now: datetime) -> Task: ...
+
+    @abc.abstractmethod
+    def force_fail(self, task_id: str, by: str, reason: str, now: datetime) -> Task: ...
+
+    @abc.abstractmethod
+    def sweep_liveness(self, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:
+        """Flag newly stale tasks (TASK_STALE), mark silent agents lost (AGENT_LOST); with auto_requeue,
+        requeue stale tasks below max_attempts. Returns the ids of tasks newly found stale."""
+
+    # --- devices ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def register_device(self, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
+        """A new device at the snapshot's epoch; Conflict if the id exists."""
+
+    @abc.abstractmethod
+    def new_epoch(self, device_id: str, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
+        """Store `snapshot` as the device's next epoch (its epoch field is set here) and make it current."""
+
+    @abc.abstractmethod
+    def current_epoch(self, device_id: str) -> DeviceEpoch: ...
+
+    @abc.abstractmethod
+    def epoch(self, device_id: str, epoch: int) -> DeviceEpoch: ...
+
+    @abc.abstractmethod
+    def epochs(self, device_id: str) -> list[tuple[int, str, datetime]]:
+        """(epoch, sha256, created_at) of every epoch, oldest first."""
+
+    @abc.abstractmethod
+    def devices(self) -> list[DeviceEpoch]:
+        """Every device at its current epoch."""
+
+    # --- events and agents -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def events_after(self, last_id: int, flt: EventFilter, limit: int) -> list[Event]: ...
+
+    @abc.abstractmethod
+    def last_event_id(self) -> int: ...
+
+    @abc.abstractmethod
+    def append_events(self, events: Sequence[NewEvent], now: datetime) -> None:
+        """Events that record no task change (agent seen/lost)."""
+
+    @abc.abstractmethod
+    def agents(self) -> list[Agent]: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
