@@ -37,6 +37,9 @@ class SqlStore(Store):
         self._recheck = recheck
         self._epochs = devices.EpochCache()
 
+    def set_recheck(self, recheck: Recheck) -> None:
+        self._recheck = recheck
+
     def create_schema(self) -> None:
         SQLModel.metadata.create_all(self.tx.engine)
 
@@ -289,7 +292,7 @@ class SqlStore(Store):
         if flt.types is not None:
             q = q.where(col(EventRow.type).in_([str(t) for t in flt.types]))
         if flt.owner is not None:
-            q = q.where(or_(EventRow.owner == flt.owner, col(EventRow.type).in_([str(t) for t in DEVICE_EVENTS])))
+            q = q.where(or_(col(EventRow.owner) == flt.owner, col(EventRow.type).in_([str(t) for t in DEVICE_EVENTS])))
         with self.tx.session(write=False) as s:
             return [to_event(r) for r in s.exec(q.order_by(col(EventRow.id)).limit(limit))]
 

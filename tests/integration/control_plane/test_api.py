@@ -1,0 +1,241 @@
+"""The REST API over a real database (SQLite and PostgreSQL), through the real ASGI app and lifespan."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from tests.integration.control_plane.conftest import TABLES
+from vqpu_service.adapters.auth import create_key
+from vqpu_service.bootstrap import app_for, build_store
+from vqpu_service.config import Settings
+from vqpu_service.domain.model import Role
+
+BELL = "OPENQASM 3.0;\nbit[2] c;\nsx $0;\ncz $0, $1;\nc[0] = measure $0;\nc[1] = measure $1;\n"
+
+
+class Api:
+    def __init__(self, client: TestClient, keys: dict[str, str]) -> None:
+        self.client = client
+        self.keys = keys
+
+    def call(self, method: str, path: str, who: str | None = "alice", **kw: Any) -> Any:
+        headers = dict(kw.pop("headers", {}))
+        if who is not None:
+            headers["Authorization"] = f"Bearer {self.keys[who]}"
+        return self.client.request(method, path, headers=headers, **kw)
+
+    def submit(self, who: str = "alice", headers: dict[str, str] | None = None, **body: Any) -> Any:
+        payload = {"device": "line-16", "circuit": BELL, "dialect": "qasm3", "shots": 100, **body}
+        return self.call("POST", "/v1/tasks", who, json=payload, headers=headers or {})
+
+    def count(self) -> int:
+        return len(self.call("GET", "/v1/tasks?limit=1000", "root").json()["tasks"])
+
+
+@pytest.fixture
+def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
+    settings = Settings(
+        database_url=database_url,
+        keys_file=tmp_path / "keys.json",
+        max_body_bytes=256 * 1024,
+        max_circuit_bytes=64 * 1024,
+        sweep_interval_s=0.2,
+        event_poll_s=0.2,
+    )
+    if database_url.startswith("postgresql"):
+        store = build_store(settings)
+        with store.tx.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        store.close()
+    keys = {
+        name: create_key(settings.keys_file, name, role)
+        for name, role in [("alice", Role.USER), ("bob", Role.USER), ("agent", Role.AGENT), ("root", Role.ADMIN)]
+    }
+    with TestClient(app_for(settings), raise_server_exceptions=False) as client:
+        yield Api(client, keys)
+
+
+def error(response: Any) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    err: dict[str, Any] = body["error"]
+    assert {"code", "message", "detail", "correlation_id", "timestamp"} <= set(err)
+    assert response.headers["X-Correlation-ID"] == err["correlation_id"]
+    return err
+
+
+def test_health_needs_no_key_and_everything_else_does(api: Api) -> None:
+    assert api.call("GET", "/v1/health", None).json()["status"] == "ok"
+    r = api.call("GET", "/v1/tasks", None)
+    assert r.status_code == 401 and error(r)["code"] == "UNAUTHENTICATED"
+    r = api.call("GET", "/v1/tasks", None, headers={"Authorization": "Bearer vqpu_wrong"})
+    assert r.status_code == 401
+    assert api.call("GET", "/openapi.json", None).json()["info"]["title"] == "HPC-vQPU control plane"
+
+
+def test_a_fresh_database_serves_the_bundled_catalogue(api: Api) -> None:
+    devices = {d["device_id"]: d for d in api.call("GET", "/v1/devices").json()["devices"]}
+    assert {"ibm-fez", "ibm-fez-ideal", "line-16"} <= set(devices)
+    assert devices["ibm-fez"]["num_qubits"] == 156 and devices["ibm-fez"]["unavailable_edges"] == 7
+    r = api.call("GET", "/v1/devices/ibm-fez")
+    assert r.json()["num_qubits"] == 156 and r.headers["ETag"] == f'"{devices["ibm-fez"]["sha256"]}"'
+
+
+def test_tenancy_and_roles(api: Api) -> None:
+    task = api.submit().json()
+    assert task["state"] == "QUEUED" and task["owner"] == "alice"
+    assert api.call("GET", f"/v1/tasks/{task['id']}", "bob").status_code == 404
+    assert api.call("POST", f"/v1/tasks/{task['id']}/cancel", "bob").status_code == 404
+    assert [t["id"] for t in api.call("GET", "/v1/tasks", "bob").json()["tasks"]] == []
+    assert api.submit("agent").status_code == 403
+    claim = api.call("POST", "/v1/agent/claim", "alice", json={"agent_id": "a"})
+    assert claim.status_code == 403 and error(claim)["code"] == "FORBIDDEN"
+    assert api.call("PATCH", "/v1/devices/line-16", "alice", json={"qubits": []}).status_code == 403
+
+
+def test_an_inadmissible_circuit_is_422_with_violations_and_nothing_is_stored(api: Api) -> None:
+    r = api.submit(circuit="OPENQASM 3.0;\nbit[2] c;\nh $0;\ncz $0, $5;\n")
+    err = error(r)
+    assert r.status_code == 422 and err["code"] == "NOT_ADMISSIBLE"
+    assert [v["code"] for v in err["detail"]["violations"]] == ["UNKNOWN_GATE", "NO_COUPLING"]
+    assert [v["line"] for v in err["detail"]["violations"]] == [3, 4]
+    assert api.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("request_kw", "status", "code"),
+    [
+        ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "MALFORMED_JSON"),
+        ({"json": {"device": "line-16", "circuit": BELL, "dialect": "qasm3", "shots": "many"}}, 400, "INVALID_REQUEST"),
+        ({"json": {"device": "line-16", "circuit": BELL, "dialect": "quil", "shots": 1}}, 400, "INVALID_REQUEST"),
+        ({"json": {"device": "line-16", "circuit": BELL, "dialect": "qasm3", "shots": 0}}, 400, "INVALID_SHOTS"),
+        ({"json": {"device": "line-16", "circuit": BELL, "dialect": "qasm3", "shots": 10**9}}, 400, "INVALID_SHOTS"),
+        ({"json": {"device": "nowhere", "circuit": BELL, "dialect": "qasm3", "shots": 1}}, 404, "NOT_FOUND"),
+        (
+            {"json": {"device": "line-16", "circuit": BELL, "dialect": "qasm3", "shots": 1, "epoch": 9}},
+            404,
+            "NOT_FOUND",
+        ),
+        (
+            {"json": {"device": "line-16", "circuit": BELL + "//" + "x" * 70_000, "dialect": "qasm3", "shots": 1}},
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (
+            {"content": b"{" + b" " * 300_000 + b"}", "headers": {"Content-Type": "application/json"}},
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+    ],
+)
+def test_bad_submissions_get_typed_errors_and_store_nothing(
+    api: Api, request_kw: dict[str, Any], status: int, code: str
+) -> None:
+    r = api.call("POST", "/v1/tasks", **request_kw)
+    assert (r.status_code, error(r)["code"]) == (status, code)
+    assert api.count() == 0
+
+
+def test_unknown_tasks_bad_tokens_and_illegal_transitions_are_typed(api: Api) -> None:
+    assert error(api.call("GET", "/v1/tasks/t-nope"))["code"] == "NOT_FOUND"
+    assert error(api.call("GET", "/v1/tasks?cursor=%%%"))["code"] == "INVALID_REQUEST"
+    task = api.submit().json()
+    r = api.call(
+        "POST",
+        f"/v1/agent/tasks/{task['id']}/completed",
+        "agent",
+        json={"claim_token": "forged", "result": {"counts": {"00": 1}}},
+    )
+    assert (r.status_code, error(r)["code"]) == (409, "FENCED")
+    api.call("POST", f"/v1/tasks/{task['id']}/cancel")
+    r = api.call("POST", f"/v1/tasks/{task['id']}/cancel")
+    assert (r.status_code, error(r)["code"]) == (409, "ILLEGAL_TRANSITION")
+    r = api.call("POST", f"/v1/admin/tasks/{task['id']}/requeue", "root", json={"reason": "x"})
+    assert (r.status_code, error(r)["code"]) == (409, "ILLEGAL_TRANSITION")
+    assert api.call("GET", f"/v1/tasks/{task['id']}").json()["state"] == "CANCELLED"
+
+
+def test_idempotency_key(api: Api) -> None:
+    first = api.submit(headers={"Idempotency-Key": "run-1"})
+    again = api.submit(headers={"Idempotency-Key": "run-1"})
+    assert (first.status_code, again.status_code) == (201, 200) and first.json()["id"] == again.json()["id"]
+    other = api.submit(shots=200, headers={"Idempotency-Key": "run-1"})
+    assert (other.status_code, error(other)["code"]) == (409, "IDEMPOTENCY_CONFLICT")
+    assert api.count() == 1
+
+
+def test_a_waiting_claim_returns_the_moment_a_task_is_submitted(api: Api) -> None:
+    box: dict[str, Any] = {}
+
+    def wait() -> None:
+        start = time.monotonic()
+        box["response"] = api.call("POST", "/v1/agent/claim", "agent", json={"agent_id": "a1", "wait_s": 20})
+        box["elapsed"] = time.monotonic() - start
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.5)
+    task = api.submit().json()
+    waiter.join(timeout=25)
+    assert box["response"].status_code == 200
+    assert [t["task"]["id"] for t in box["response"].json()["tasks"]] == [task["id"]]
+    assert box["elapsed"] < 10, "woken by the submission, not by the long-poll timeout"
+    assert api.call("POST", "/v1/agent/claim", "agent", json={"agent_id": "a1", "wait_s": 0.2}).status_code == 204
+
+
+def test_full_lifecycle_over_the_agent_protocol(api: Api) -> None:
+    task = api.submit().json()
+    [claimed] = api.call("POST", "/v1/agent/claim", "agent", json={"agent_id": "a1", "wait_s": 1}).json()["tasks"]
+    assert claimed["attempt"] == 1 and claimed["task"]["epoch"] == 0
+    token = claimed["claim_token"]
+    path = f"/v1/agent/tasks/{task['id']}"
+    assert api.call("POST", f"{path}/running", "agent", json={"claim_token": token, "scheduler": {"job": "1"}}).json()[
+        "scheduler"
+    ] == {"job": "1"}
+    assert error(api.call("GET", f"/v1/tasks/{task['id']}/result"))["code"] == "RESULT_NOT_READY"
+    done = {"claim_token": token, "result": {"counts": {"00": 60, "11": 40}, "shots": 100}}
+    assert api.call("POST", f"{path}/completed", "agent", json=done).json()["repeated"] is False
+    again = api.call("POST", f"{path}/completed", "agent", json=done)
+    assert again.status_code == 200 and again.json()["repeated"] is True
+    assert api.call("GET", f"/v1/tasks/{task['id']}/result").json()["counts"] == {"00": 60, "11": 40}
+    types = [e["type"] for e in api.call("GET", f"/v1/tasks/{task['id']}/events").json()["events"]]
+    assert types == ["TASK_SUBMITTED", "TASK_CLAIMED", "TASK_SCHEDULED", "TASK_COMPLETED"]
+
+
+def test_cancel_of_a_running_task_reaches_the_owner_through_its_heartbeat(api: Api) -> None:
+    task = api.submit().json()
+    [c] = api.call("POST", "/v1/agent/claim", "agent", json={"agent_id": "a1"}).json()["tasks"]
+    assert api.call("POST", f"/v1/tasks/{task['id']}/cancel").json()["cancel_requested"] is True
+    beat = api.call(
+        "POST",
+        "/v1/agent/heartbeat",
+        "agent",
+        json={"agent_id": "a1", "tasks": [{"id": task["id"], "claim_token": c["claim_token"]}]},
+    ).json()
+    assert beat == {"cancel": [task["id"]], "fenced": []}
+    api.call("POST", f"/v1/agent/tasks/{task['id']}/cancelled", "agent", json={"claim_token": c["claim_token"]})
+    assert api.call("GET", f"/v1/tasks/{task['id']}").json()["state"] == "CANCELLED"
+
+
+def test_device_epochs_through_the_api(api: Api) -> None:
+    r = api.call("PATCH", "/v1/devices/line-16", "root", json={"qubits": [{"index": 1, "status": "OFFLINE"}]})
+    assert r.status_code == 200 and r.json()["epoch"] == 1
+    assert api.call("GET", "/v1/devices/line-16").json()["qubits"][1]["status"] == "OFFLINE"  # no stale cache
+    assert [e["epoch"] for e in api.call("GET", "/v1/devices/line-16/epochs").json()["epochs"]] == [0, 1]
+    assert api.call("GET", "/v1/devices/line-16/epochs/0").json()["qubits"][1]["status"] == "ONLINE"
+    v = api.call("POST", "/v1/devices/line-16/viability", json={"circuit": BELL, "dialect": "qasm3"}).json()
+    assert v["admissible"] is False and v["violations"][0]["code"] == "QUBIT_OFFLINE"
+    assert api.submit(epoch=0).status_code == 201  # replay against the epoch it was admissible on
+    bad = api.call("PATCH", "/v1/devices/line-16", "root", json={"qubits": [{"index": 99, "status": "OFFLINE"}]})
+    assert bad.status_code == 400
+    bad = api.call("PUT", "/v1/devices/line-16", "root", json={"device_id": "line-16"})
+    assert (bad.status_code, error(bad)["code"]) == (400, "INVALID_SNAPSHOT")
+    assert [e["epoch"] for e in api.call("GET", "/v1/devices/line-16/epochs").json()["epochs"]] == [0, 1]

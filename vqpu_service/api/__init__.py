@@ -1,0 +1,1 @@
+"""The REST API (FastAPI): translates requests into service calls and errors into one wire shape."""

@@ -1,0 +1,31 @@
+"""Request-scoped dependencies: the composition root's container and the caller's principal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from vqpu_service.container import Container
+from vqpu_service.domain.errors import Forbidden
+from vqpu_service.domain.model import Principal
+
+
+def container(request: Request) -> Container:
+    c: Container = request.app.state.container
+    return c
+
+
+def principal(request: Request) -> Principal:
+    return container(request).keys.authenticate(request.headers.get("authorization"))
+
+
+def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    if not who.is_admin:
+        raise Forbidden(f"this needs an admin key; {who.name} is a {who.role}")
+    return who
+
+
+Who = Annotated[Principal, Depends(principal)]
+Admin = Annotated[Principal, Depends(admin)]
+Box = Annotated[Container, Depends(container)]

@@ -1,0 +1,135 @@
+"""The one composition root: settings in, a wired Container and its background work out.
+
+Nothing is created at import time. `build` picks SQLite or PostgreSQL from the database URL;
+`lifespan` starts the event pump (and, on PostgreSQL, the LISTEN thread), the liveness sweep and
+the first-start catalogue registration, and stops them on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import anyio
+from fastapi import FastAPI
+
+from device_registry import catalog
+from device_registry.admissibility import check
+from vqpu_service.adapters.auth import KeyRing
+from vqpu_service.adapters.broker import Broker
+from vqpu_service.adapters.pg_listen import PostgresListener
+from vqpu_service.adapters.pump import EventPump
+from vqpu_service.adapters.sql.engine import make_engine
+from vqpu_service.adapters.sql.store import SqlStore
+from vqpu_service.api.app import create_app
+from vqpu_service.config import Settings
+from vqpu_service.container import Container
+from vqpu_service.domain.events import DEVICE_EVENTS, WORK_AVAILABLE, Event
+from vqpu_service.domain.model import Task
+from vqpu_service.ports import DeviceEpoch
+from vqpu_service.services.agents import AgentService, WorkSignal
+from vqpu_service.services.devices import DeviceService
+from vqpu_service.services.tasks import TaskService
+
+log = logging.getLogger("vqpu_service")
+
+
+def build_store(settings: Settings) -> SqlStore:
+    store = SqlStore(make_engine(settings.database_url))
+    store.create_schema()
+    return store
+
+
+def build(settings: Settings) -> Container:
+    work = WorkSignal()
+    store = build_store(settings)
+    devices = DeviceService(store, settings.device_cache_ttl_s)
+    _with_recheck(store, devices)
+    return Container(
+        settings=settings,
+        store=store,
+        keys=KeyRing(settings.keys_file),
+        devices=devices,
+        tasks=TaskService(store, devices, settings, on_submit=work.notify_threadsafe),
+        agents=AgentService(store, work, settings.max_claim_wait_s),
+        work=work,
+        broker=Broker(),
+    )
+
+
+def _with_recheck(store: SqlStore, devices: DeviceService) -> None:
+    """At claim, a task is re-checked against the epoch it binds when that is not the one it was admitted on."""
+
+    def recheck(task: Task, bound: DeviceEpoch) -> list[dict[str, object]]:
+        return [v.to_dict() for v in check(task.circuit, task.dialect, devices.snapshot(bound))]
+
+    store.set_recheck(recheck)
+
+
+def register_catalog(store: SqlStore) -> list[str]:
+    """On a fresh database, register every bundled device; returns the ids registered."""
+    if store.devices():
+        return []
+    now = datetime.now(UTC)
+    for name in catalog.names():
+        store.register_device(catalog.load(name), now)
+    return catalog.names()
+
+
+def app_for(settings: Settings) -> FastAPI:
+    container = build(settings)
+    return create_app(container, lifespan=lambda app: lifespan(container))
+
+
+@contextlib.asynccontextmanager
+async def lifespan(c: Container) -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    c.work.bind(loop)
+    store = c.store
+    assert isinstance(store, SqlStore)
+    if c.settings.register_catalog:
+        registered = await anyio.to_thread.run_sync(register_catalog, store)
+        if registered:
+            log.info("fresh database: registered %d catalogue devices", len(registered))
+
+    def on_event(event: Event) -> None:
+        if event.type in WORK_AVAILABLE:
+            c.work.notify()
+        elif event.type in DEVICE_EVENTS:
+            c.devices.invalidate(event.device_id)
+
+    pump = EventPump(store, c.broker, on_event, c.settings.event_poll_s)
+    store.tx.after_commit.append(pump.poke)
+    listener = None if store.tx.sqlite else PostgresListener(c.settings.database_url, pump.poke)
+    tasks = [asyncio.create_task(pump.run(), name="event-pump"), asyncio.create_task(_sweep(c), name="liveness")]
+    if listener is not None:
+        listener.start()
+    c.ready = True
+    try:
+        yield
+    finally:
+        c.ready = False
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if listener is not None:
+            listener.stop()
+        store.tx.after_commit.remove(pump.poke)
+        store.close()
+
+
+async def _sweep(c: Container) -> None:
+    s = c.settings
+    while True:
+        await asyncio.sleep(s.sweep_interval_s)
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: c.store.sweep_liveness(
+                    s.liveness_window_s, datetime.now(UTC), auto_requeue=s.auto_requeue, max_attempts=s.max_attempts
+                )
+            )
+        except Exception:  # the sweep must outlive a transient database error; it runs again shortly
+            log.exception("liveness sweep failed")

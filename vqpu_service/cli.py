@@ -1,0 +1,151 @@
+"""`vqpu-server`: serve the control plane, manage API keys, register devices, recover tasks.
+
+    vqpu-server serve [--host H] [--port P] [--db URL] [--keys-file F] [--pid-file F]
+    vqpu-server keys create --role user|agent|admin --name NAME     (the new key is the last line)
+    vqpu-server devices register-catalog | list
+    vqpu-server admin requeue TASK [--reason R] | force-fail TASK [--reason R] | agents
+
+The database comes from --db, else VQPU_DATABASE_URL, else a SQLite file under ~/.local/share/vqpu.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from vqpu_service.config import Settings
+from vqpu_service.domain.errors import InvalidRequest, ServiceError
+from vqpu_service.domain.model import Role
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        return int(args.command(args, settings))
+    except ServiceError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    values: dict[str, Any] = {}
+    db = getattr(args, "db", None) or os.environ.get("VQPU_DATABASE_URL")
+    keys = getattr(args, "keys_file", None) or os.environ.get("VQPU_KEYS_FILE")
+    if db:
+        values["database_url"] = db
+    if keys:
+        values["keys_file"] = Path(keys)
+    if os.environ.get("VQPU_AUTO_REQUEUE") == "1":
+        values["auto_requeue"] = True
+    if os.environ.get("VQPU_LIVENESS_WINDOW_S"):
+        values["liveness_window_s"] = float(os.environ["VQPU_LIVENESS_WINDOW_S"])
+    return Settings(**values)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from vqpu_service.bootstrap import app_for
+
+    app = app_for(settings)
+    if args.pid_file:
+        args.pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
+    finally:
+        if args.pid_file:
+            args.pid_file.unlink(missing_ok=True)
+    return 0
+
+
+def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from vqpu_service.adapters.auth import create_key
+
+    key = create_key(settings.keys_file, args.name, Role(args.role))
+    print(f"created {args.role} key {args.name!r} in {settings.keys_file}; it is shown once:", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def _register_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from vqpu_service.bootstrap import build_store, register_catalog
+
+    store = build_store(settings)
+    try:
+        done = register_catalog(store)
+        print(f"registered {len(done)} devices" if done else "the database has devices already; nothing registered")
+    finally:
+        store.close()
+    return 0
+
+
+def _devices_list(args: argparse.Namespace, settings: Settings) -> int:
+    from vqpu_service.bootstrap import build_store
+
+    store = build_store(settings)
+    try:
+        for record in store.devices():
+            print(f"{record.device_id:20} epoch {record.epoch:<4} {record.sha256[:16]}")
+    finally:
+        store.close()
+    return 0
+
+
+def _admin(args: argparse.Namespace, settings: Settings) -> int:
+    from vqpu_service.bootstrap import build_store
+
+    if args.action != "agents" and not args.task:
+        raise InvalidRequest(f"admin {args.action} needs a task id")
+    store = build_store(settings)
+    now = datetime.now(UTC)
+    try:
+        if args.action == "agents":
+            for a in store.agents():
+                print(json.dumps({"agent_id": a.agent_id, "last_seen": a.last_seen.isoformat(), "lost": a.lost}))
+            return 0
+        op = store.requeue if args.action == "requeue" else store.force_fail
+        task = op(args.task, "cli-admin", args.reason, now)
+        print(f"{task.id}: {task.state} (attempt {task.attempt})")
+    finally:
+        store.close()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vqpu-server", description="HPC-vQPU control plane")
+    sub = p.add_subparsers(dest="verb", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP API (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--pid-file", type=Path)
+    serve.set_defaults(command=_serve)
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_verb", required=True)
+    create = keys.add_parser("create", help="create a key; it is printed once, as the last line")
+    create.add_argument("--role", required=True, choices=[str(r) for r in Role])
+    create.add_argument("--name", required=True)
+    create.set_defaults(command=_keys_create)
+    devices = sub.add_parser("devices", help="devices").add_subparsers(dest="devices_verb", required=True)
+    devices.add_parser("register-catalog", help="register the bundled devices in an empty database").set_defaults(
+        command=_register_catalog
+    )
+    devices.add_parser("list", help="devices at their current epoch").set_defaults(command=_devices_list)
+    admin = sub.add_parser("admin", help="recovery actions, straight against the database")
+    admin.add_argument("action", choices=["requeue", "force-fail", "agents"])
+    admin.add_argument("task", nargs="?")
+    admin.add_argument("--reason", default="operator action")
+    admin.set_defaults(command=_admin)
+    for sp in (serve, create, admin, *devices.choices.values()):
+        sp.add_argument("--db", help="database URL (default: VQPU_DATABASE_URL, else the SQLite file)")
+        sp.add_argument("--keys-file", help="API keys file (default: VQPU_KEYS_FILE, else ~/.local/share/vqpu)")
+    return p
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""Submission (admission at the door), reads with tenancy, cancel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from device_registry.admissibility import DIALECTS
+from vqpu_service.config import Settings
+from vqpu_service.domain.errors import Conflict, Forbidden, InvalidRequest, NotAdmissible, NotFound, PayloadTooLarge
+from vqpu_service.domain.lifecycle import TaskState
+from vqpu_service.domain.model import NewTask, Principal, Role, Task
+from vqpu_service.ports import Store
+from vqpu_service.services.devices import DeviceService
+
+
+class TaskService:
+    def __init__(self, store: Store, devices: DeviceService, settings: Settings, on_submit: Callable[[], None]) -> None:
+        self._store = store
+        self._devices = devices
+        self._settings = settings
+        self._on_submit = on_submit
+
+    def submit(self, who: Principal, body: dict[str, Any], idempotency_key: str | None) -> tuple[Task, bool]:
+        if who.role is Role.AGENT:
+            raise Forbidden("agents cannot submit tasks")
+        new = self.admit(who, body, idempotency_key)
+        task, created = self._store.submit(new, datetime.now(UTC))
+        if created:
+            self._on_submit()
+        return task, created
+
+    def admit(self, who: Principal, body: dict[str, Any], idempotency_key: str | None) -> NewTask:
+        circuit, dialect, shots = body["circuit"], body["dialect"], body["shots"]
+        if len(circuit.encode()) > self._settings.max_circuit_bytes:
+            raise PayloadTooLarge(f"the circuit is over {self._settings.max_circuit_bytes} bytes")
+        if dialect not in DIALECTS:
+            raise InvalidRequest(f"unknown dialect {dialect!r}; expected one of {DIALECTS}", code="UNKNOWN_DIALECT")
+        if not 1 <= shots <= self._settings.max_shots:
+            raise InvalidRequest(f"shots must be between 1 and {self._settings.max_shots}", code="INVALID_SHOTS")
+        pinned = body.get("epoch")
+        record = (
+            self._devices.current(body["device"]) if pinned is None else self._devices.epoch(body["device"], pinned)
+        )
+        violations = self._devices.viability(record, circuit, dialect)
+        if violations:
+            raise NotAdmissible(
+                f"the circuit cannot run on {record.device_id} epoch {record.epoch}: {violations[0].message}"
+                + (f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""),
+                {"device_id": record.device_id, "epoch": record.epoch, "violations": [v.to_dict() for v in violations]},
+            )
+        return NewTask(
+            owner=who.name,
+            device_id=record.device_id,
+            circuit=circuit,
+            dialect=dialect,
+            shots=shots,
+            seed=body.get("seed"),
+            pinned_epoch=pinned,
+            admitted_epoch=record.epoch,
+            admitted_sha256=record.sha256,
+            tags=list(body.get("tags") or []),
+            options=dict(body.get("options") or {}),
+            idempotency_key=idempotency_key,
+            body_sha256=hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
+        )
+
+    def get(self, who: Principal, task_id: str) -> Task:
+        task = self._store.get_task(task_id)
+        if who.role is Role.USER and task.owner != who.name:
+            raise NotFound(f"unknown task {task_id!r}", {"task_id": task_id})  # do not reveal others' tasks
+        return task
+
+    def list_tasks(
+        self, who: Principal, state: TaskState | None, device: str | None, limit: int, after: int | None
+    ) -> list[Task]:
+        owner = who.name if who.role is Role.USER else None
+        return self._store.list_tasks(owner=owner, state=state, device_id=device, limit=limit, after_seq=after)
+
+    def result(self, who: Principal, task_id: str) -> dict[str, Any]:
+        task = self.get(who, task_id)
+        if task.state is not TaskState.COMPLETED or task.result is None:
+            raise Conflict(
+                f"task {task_id} is {task.state}; a result exists once it is COMPLETED",
+                {"state": str(task.state), "error": task.error},
+                code="RESULT_NOT_READY" if not task.state.terminal else "NO_RESULT",
+            )
+        return task.result
+
+    def cancel(self, who: Principal, task_id: str) -> Task:
+        if who.role is Role.AGENT:
+            raise Forbidden("agents report cancellation through /v1/agent/tasks/{id}/cancelled")
+        self.get(who, task_id)
+        return self._store.cancel(task_id, who.name, datetime.now(UTC))
