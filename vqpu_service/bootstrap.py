@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import anyio
 from fastapi import FastAPI
@@ -79,13 +80,13 @@ def register_catalog(store: SqlStore) -> list[str]:
     return catalog.names()
 
 
-def app_for(settings: Settings) -> FastAPI:
+def app_for(settings: Settings, pid_file: Path | None = None) -> FastAPI:
     container = build(settings)
-    return create_app(container, lifespan=lambda app: lifespan(container))
+    return create_app(container, lifespan=lambda app: lifespan(container, pid_file))
 
 
 @contextlib.asynccontextmanager
-async def lifespan(c: Container) -> AsyncIterator[None]:
+async def lifespan(c: Container, pid_file: Path | None = None) -> AsyncIterator[None]:
     loop = asyncio.get_running_loop()
     c.work.bind(loop)
     store = c.store
@@ -119,6 +120,8 @@ async def lifespan(c: Container) -> AsyncIterator[None]:
             listener.stop()
         store.tx.after_commit.remove(pump.poke)
         store.close()
+        if pid_file is not None:  # here, not after uvicorn.run: uvicorn re-raises SIGTERM once shut down
+            pid_file.unlink(missing_ok=True)
 
 
 async def _sweep(c: Container) -> None:

@@ -53,14 +53,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from vqpu_service.bootstrap import app_for
 
-    app = app_for(settings)
+    app = app_for(settings, pid_file=args.pid_file)
     if args.pid_file:
         args.pid_file.write_text(f"{os.getpid()}\n")
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
-    finally:
-        if args.pid_file:
-            args.pid_file.unlink(missing_ok=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
     return 0
 
 
