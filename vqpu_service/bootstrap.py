@@ -116,8 +116,9 @@ async def lifespan(c: Container, pid_file: Path | None = None) -> AsyncIterator[
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        c.broker.close()  # open SSE streams end now rather than at their next keep-alive
         if listener is not None:
-            listener.stop()
+            await anyio.to_thread.run_sync(listener.stop)
         store.tx.after_commit.remove(pump.poke)
         store.close()
         if pid_file is not None:  # here, not after uvicorn.run: uvicorn re-raises SIGTERM once shut down

@@ -54,6 +54,7 @@ class SqlStore(Store):
                 existing = self._idempotent(s, new)
                 if existing is not None:
                     return existing, False
+                self.tx.lock_order(s)  # task seqs commit in seq order: cursor paging never skips one
                 row = TaskRow(
                     id=f"t-{secrets.token_hex(10)}",
                     state=str(TaskState.QUEUED),

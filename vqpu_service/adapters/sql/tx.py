@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -15,6 +16,7 @@ from vqpu_service.adapters.sql.schema import EventRow
 from vqpu_service.domain.errors import Unavailable
 from vqpu_service.domain.events import NewEvent
 
+log = logging.getLogger(__name__)
 EVENT_LOCK = 0x76717075  # 'vqpu': serialises event inserts so ids commit in id order (PostgreSQL)
 NOTIFY_CHANNEL = "vqpu_events"
 
@@ -42,7 +44,16 @@ class Transactions:
             raise Unavailable(f"the database cannot serve this request: {exc.orig}") from exc
         if wrote:
             for callback in self.after_commit:
-                callback()
+                try:
+                    callback()
+                except Exception:  # the write is committed; a failing observer must not make it look failed
+                    log.exception("after-commit callback failed")
+
+    def lock_order(self, s: Session) -> None:
+        """PostgreSQL: take the event lock now, before rows whose sequence numbers must commit in order
+        (task seq, event id) are inserted. Re-entrant within the transaction."""
+        if not self.sqlite:
+            s.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=EVENT_LOCK))  # type: ignore[call-overload]
 
     def write_events(self, s: Session, events: Sequence[NewEvent], now: datetime) -> None:
         if not events:
