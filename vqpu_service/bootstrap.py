@@ -48,7 +48,7 @@ def build(settings: Settings) -> Container:
     work = WorkSignal()
     store = build_store(settings)
     devices = DeviceService(store, settings.device_cache_ttl_s)
-    _with_recheck(store, devices)
+    wire_recheck(store, devices)
     return Container(
         settings=settings,
         store=store,
@@ -61,7 +61,7 @@ def build(settings: Settings) -> Container:
     )
 
 
-def _with_recheck(store: SqlStore, devices: DeviceService) -> None:
+def wire_recheck(store: SqlStore, devices: DeviceService) -> None:
     """At claim, a task is re-checked against the epoch it binds when that is not the one it was admitted on."""
 
     def recheck(task: Task, bound: DeviceEpoch) -> list[dict[str, object]]:

@@ -9,18 +9,13 @@ import pytest
 from sqlalchemy import text
 
 from device_registry import catalog
-from device_registry.admissibility import check
 from tests.services import scratch_postgres_database
 from vqpu_service.adapters.sql.engine import make_engine
 from vqpu_service.adapters.sql.store import SqlStore
-from vqpu_service.domain.model import Task
-from vqpu_service.ports import DeviceEpoch
+from vqpu_service.bootstrap import wire_recheck
+from vqpu_service.services.devices import DeviceService
 
 TABLES = ("event", "task", "device_epoch", "device", "agent")
-
-
-def recheck(task: Task, bound: DeviceEpoch) -> list[dict[str, object]]:
-    return [v.to_dict() for v in check(task.circuit, task.dialect, bound.snapshot())]
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +34,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[SqlStore]:
-    s = SqlStore(make_engine(database_url), recheck=recheck)
+    s = SqlStore(make_engine(database_url))
+    wire_recheck(s, DeviceService(s, ttl_s=0))
     s.create_schema()
     if not s.tx.sqlite:
         with s.tx.engine.begin() as conn:

@@ -13,12 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from tests.integration.control_plane.conftest import TABLES
+from tests.integration.control_plane.tasks import BELL
 from vqpu_service.adapters.auth import create_key
 from vqpu_service.bootstrap import app_for, build_store
 from vqpu_service.config import Settings
 from vqpu_service.domain.model import Role
-
-BELL = "OPENQASM 3.0;\nbit[2] c;\nsx $0;\ncz $0, $1;\nc[0] = measure $0;\nc[1] = measure $1;\n"
 
 
 class Api:

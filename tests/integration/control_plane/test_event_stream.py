@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from device_registry import parse_snapshot
+from tests.integration.control_plane.tasks import LINE, new_task
 from vqpu_service.adapters.broker import Broker
 from vqpu_service.adapters.pg_listen import PostgresListener, libpq_conninfo
 from vqpu_service.adapters.pump import EventPump
@@ -27,11 +28,10 @@ from vqpu_service.adapters.sql.store import SqlStore
 from vqpu_service.adapters.sql.tx import NOTIFY_CHANNEL
 from vqpu_service.api.sse import EVICTED, KEEPALIVE, event_stream
 from vqpu_service.domain.events import Event, EventType
-from vqpu_service.domain.model import NewTask, Task
+from vqpu_service.domain.model import Task
 from vqpu_service.ports import EventFilter, Store
 
-LINE, FEZ = "line-16", "ibm-fez"
-BELL = "OPENQASM 3.0;\nbit[2] c;\nsx $0;\ncz $0, $1;\nc[0] = measure $0;\nc[1] = measure $1;\n"
+FEZ = "ibm-fez"
 WAIT_S = 20.0  # generous: only a hang reaches it
 
 
@@ -40,19 +40,7 @@ def now() -> datetime:
 
 
 def submit(store: SqlStore, owner: str = "alice", device: str = LINE) -> Task:
-    current = store.current_epoch(device)
-    new = NewTask(
-        owner=owner,
-        device_id=device,
-        circuit=BELL,
-        dialect="qasm3",
-        shots=100,
-        seed=1,
-        pinned_epoch=None,
-        admitted_epoch=current.epoch,
-        admitted_sha256=current.sha256,
-    )
-    return store.submit(new, now())[0]
+    return store.submit(new_task(store, owner, device=device), now())[0]
 
 
 ALL = EventFilter()

@@ -5,51 +5,27 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from device_registry import parse_snapshot
+from tests.integration.control_plane.tasks import LINE, new_task
 from vqpu_service.adapters.sql.store import SqlStore
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import Conflict, Fenced, IdempotencyConflict, IllegalTransition, NotFound
 from vqpu_service.domain.events import EventType
 from vqpu_service.domain.lifecycle import Action, TaskState
-from vqpu_service.domain.model import NewTask
+from vqpu_service.domain.model import Task
 from vqpu_service.ports import EventFilter
-
-LINE = "line-16"
-BELL = "OPENQASM 3.0;\nbit[2] c;\nsx $0;\ncz $0, $1;\nc[0] = measure $0;\nc[1] = measure $1;\n"
 
 
 def now(offset_s: float = 0) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=offset_s)
 
 
-def submit(
-    store: SqlStore,
-    owner: str = "alice",
-    *,
-    device: str = LINE,
-    circuit: str = BELL,
-    pinned: int | None = None,
-    key: str | None = None,
-    body: str | None = None,
-):  # type: ignore[no-untyped-def]
-    current = store.current_epoch(device)
-    new = NewTask(
-        owner=owner,
-        device_id=device,
-        circuit=circuit,
-        dialect="qasm3",
-        shots=100,
-        seed=1,
-        pinned_epoch=pinned,
-        admitted_epoch=current.epoch,
-        admitted_sha256=current.sha256,
-        idempotency_key=key,
-        body_sha256=body,
-    )
-    return store.submit(new, now())
+def submit(store: SqlStore, owner: str = "alice", **kw: Any) -> tuple[Task, bool]:
+    return store.submit(new_task(store, owner, **kw), now())
 
 
 def offline(store: SqlStore, device: str, *qubits: int):  # type: ignore[no-untyped-def]
