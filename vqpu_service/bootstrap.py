@@ -28,6 +28,7 @@ from vqpu_service.adapters.sql.store import SqlStore
 from vqpu_service.api.app import create_app
 from vqpu_service.config import Settings
 from vqpu_service.container import Container
+from vqpu_service.domain.errors import Conflict
 from vqpu_service.domain.events import DEVICE_EVENTS, WORK_AVAILABLE, Event
 from vqpu_service.domain.model import Task
 from vqpu_service.ports import DeviceEpoch
@@ -55,7 +56,7 @@ def build(settings: Settings) -> Container:
         keys=KeyRing(settings.keys_file),
         devices=devices,
         tasks=TaskService(store, devices, settings, on_submit=work.notify_threadsafe),
-        agents=AgentService(store, work, settings.max_claim_wait_s),
+        agents=AgentService(store, work, settings.max_claim_wait_s, settings.claim_recheck_s),
         work=work,
         broker=Broker(),
     )
@@ -71,13 +72,22 @@ def wire_recheck(store: SqlStore, devices: DeviceService) -> None:
 
 
 def register_catalog(store: SqlStore) -> list[str]:
-    """On a fresh database, register every bundled device; returns the ids registered."""
+    """On a fresh database, register every bundled device; returns the ids this call registered.
+
+    Server processes starting together on one fresh PostgreSQL database may race here: a device
+    another process registered first is skipped, so every process starts.
+    """
     if store.devices():
         return []
     now = datetime.now(UTC)
+    registered = []
     for name in catalog.names():
-        store.register_device(catalog.load(name), now)
-    return catalog.names()
+        try:
+            store.register_device(catalog.load(name), now)
+        except Conflict:
+            continue
+        registered.append(name)
+    return registered
 
 
 def app_for(settings: Settings, pid_file: Path | None = None) -> FastAPI:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import FrameType
 
-from vqpu_service.config import Settings
+from vqpu_service.config import Settings, load_settings
 from vqpu_service.domain.errors import InvalidRequest, ServiceError
 from vqpu_service.domain.model import Role
 
@@ -34,18 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    values: dict[str, Any] = {}
-    db = getattr(args, "db", None) or os.environ.get("VQPU_DATABASE_URL")
-    keys = getattr(args, "keys_file", None) or os.environ.get("VQPU_KEYS_FILE")
-    if db:
-        values["database_url"] = db
-    if keys:
-        values["keys_file"] = Path(keys)
-    if os.environ.get("VQPU_AUTO_REQUEUE") == "1":
-        values["auto_requeue"] = True
-    if os.environ.get("VQPU_LIVENESS_WINDOW_S"):
-        values["liveness_window_s"] = float(os.environ["VQPU_LIVENESS_WINDOW_S"])
-    return Settings(**values)
+    keys = getattr(args, "keys_file", None)
+    return load_settings(os.environ, database_url=getattr(args, "db", None), keys_file=Path(keys) if keys else None)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -56,8 +48,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     app = app_for(settings, pid_file=args.pid_file)
     if args.pid_file:
         args.pid_file.write_text(f"{os.getpid()}\n")
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler that was
+    # in place before it started: these make that moment an ordinary exit (0, or 130 after Ctrl-C).
+    signal.signal(signal.SIGTERM, _exit_with(0))
+    signal.signal(signal.SIGINT, _exit_with(130))
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
     return 0
+
+
+def _exit_with(status: int) -> Callable[[int, FrameType | None], None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(status)
+
+    return handler
 
 
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,10 +1,18 @@
-"""Server settings: one validated model, from the CLI and `VQPU_*` environment variables."""
+"""Server settings: one validated model, from the CLI and `VQPU_*` environment variables.
+
+Every field can be set by the environment variable `VQPU_` + its name in capitals
+(`sse_queue_size` is `VQPU_SSE_QUEUE_SIZE`); command-line options win over the environment.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+
+from vqpu_service.domain.errors import InvalidRequest
 
 DEFAULT_HOME = Path.home() / ".local" / "share" / "vqpu"
 
@@ -25,8 +33,37 @@ class Settings(BaseModel):
     device_cache_ttl_s: float = Field(default=5.0, ge=0, description="TTL of cached device reads (D7)")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="largest request body (413 above)")
     max_circuit_bytes: int = Field(default=1024 * 1024, gt=0, description="largest circuit source (413 above)")
-    max_shots: int = Field(default=10_000_000, gt=0)
+    max_shots: int = Field(default=10_000_000, gt=0, description="most shots one task may ask for")
     max_claim_wait_s: float = Field(default=30.0, gt=0, le=300, description="longest CLAIM long-poll")
+    claim_recheck_s: float = Field(
+        default=5.0, gt=0, description="a waiting CLAIM re-reads the database this often even if nothing woke it"
+    )
     sse_queue_size: int = Field(default=1024, gt=0, description="events buffered per SSE subscriber before eviction")
-    sse_keepalive_s: float = Field(default=15.0, gt=0)
+    sse_keepalive_s: float = Field(default=15.0, gt=0, description="an idle SSE stream sends a comment this often")
     event_poll_s: float = Field(default=1.0, gt=0, description="event table poll, for commits by other processes")
+
+
+ENV_PREFIX = "VQPU_"
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
+    """Settings from `VQPU_*` variables, then `overrides` (None means "not given"); a bad value is a typed error."""
+    from_env = {f: environ[env_name(f)] for f in Settings.model_fields if env_name(f) in environ}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**(from_env | given))
+    except ValidationError as exc:
+        problems = [f"{_source(e['loc'], given)}: {e['msg']}" for e in exc.errors()]
+        raise InvalidRequest(
+            f"invalid settings: {'; '.join(problems)}", {"errors": problems}, code="INVALID_SETTINGS"
+        ) from None
+
+
+def _source(loc: tuple[int | str, ...], given: Mapping[str, Any]) -> str:
+    """Name a bad value where the user set it: the option, or the environment variable."""
+    field = str(loc[0]) if loc else "?"
+    return f"{field} (command line)" if field in given else env_name(field)

@@ -15,9 +15,6 @@ from vqpu_service.domain.errors import Forbidden
 from vqpu_service.domain.model import Claimed, HeartbeatReply, Principal, Role, Task
 from vqpu_service.ports import Store
 
-SAFETY_RECHECK_S = 5.0
-"""A waiting CLAIM re-reads the database at least this often, even if no wake-up arrived."""
-
 
 class WorkSignal:
     """Wakes waiting CLAIMs when work may have appeared. Used on the event loop thread only."""
@@ -48,10 +45,12 @@ class WorkSignal:
 
 
 class AgentService:
-    def __init__(self, store: Store, work: WorkSignal, max_wait_s: float) -> None:
+    def __init__(self, store: Store, work: WorkSignal, max_wait_s: float, recheck_s: float) -> None:
         self._store = store
         self._work = work
         self._max_wait = max_wait_s
+        self._recheck = recheck_s
+        """A waiting CLAIM re-reads the database at least this often, even if no wake-up arrived."""
 
     async def claim(
         self, who: Principal, agent_id: str, max_tasks: int, devices: Sequence[str] | None, wait_s: float
@@ -65,7 +64,7 @@ class AgentService:
             remaining = deadline - loop.time()
             if claimed or remaining <= 0:
                 return claimed
-            await self._work.wait(since, min(remaining, SAFETY_RECHECK_S))
+            await self._work.wait(since, min(remaining, self._recheck))
 
     def _claim_now(self, agent_id: str, max_tasks: int, devices: Sequence[str] | None) -> list[Claimed]:
         return self._store.claim(agent_id, max_tasks, devices, datetime.now(UTC))

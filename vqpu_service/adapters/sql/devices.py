@@ -47,17 +47,21 @@ def device_row(s: Session, device_id: str, *, lock: bool = False) -> DeviceRow:
 
 def register(s: Session, snapshot: Snapshot, now: datetime) -> tuple[EpochRow, list[NewEvent]]:
     if s.get(DeviceRow, snapshot.device_id) is not None:
-        raise Conflict(
-            f"device {snapshot.device_id} is already registered; PUT a new epoch instead",
-            {"device_id": snapshot.device_id},
-            code="DEVICE_EXISTS",
-        )
+        raise already_registered(snapshot.device_id)
     s.add(DeviceRow(device_id=snapshot.device_id, current_epoch=snapshot.epoch, created_at=now, updated_at=now))
     s.flush()
     row = _epoch_row(snapshot, now)
     s.add(row)
     event = _event(EventType.DEVICE_REGISTERED, row, num_qubits=snapshot.num_qubits)
     return row, [event]
+
+
+def already_registered(device_id: str) -> Conflict:
+    return Conflict(
+        f"device {device_id} is already registered; PUT a new epoch instead",
+        {"device_id": device_id},
+        code="DEVICE_EXISTS",
+    )
 
 
 def add_epoch(s: Session, device_id: str, snapshot: Snapshot, now: datetime) -> tuple[EpochRow, list[NewEvent]]:

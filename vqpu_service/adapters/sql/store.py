@@ -251,10 +251,14 @@ class SqlStore(Store):
     # --- devices ---------------------------------------------------------------------
 
     def register_device(self, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
-        with self.tx.session(write=True) as s:
-            row, events = devices.register(s, snapshot, now)
-            self.tx.write_events(s, events, now)
-            return devices.to_record(row)
+        try:
+            with self.tx.session(write=True) as s:
+                self.tx.lock_order(s)  # PostgreSQL: a concurrent registration of the same id waits, then sees it
+                row, events = devices.register(s, snapshot, now)
+                self.tx.write_events(s, events, now)
+                return devices.to_record(row)
+        except IntegrityError:  # belt and braces: the primary key decides a race the lock did not cover
+            raise devices.already_registered(snapshot.device_id) from None
 
     def new_epoch(self, device_id: str, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
         with self.tx.session(write=True) as s:
