@@ -52,14 +52,14 @@ class Transactions:
     def lock_order(self, s: Session) -> None:
         """PostgreSQL: take the event lock now, before rows whose sequence numbers must commit in order
         (task seq, event id) are inserted. Re-entrant within the transaction."""
-        if not self.sqlite:
+        if not self.sqlite and not s.info.get("event_lock"):
             s.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=EVENT_LOCK))  # type: ignore[call-overload]
+            s.info["event_lock"] = True  # held to the end of the transaction: one round trip is enough
 
     def write_events(self, s: Session, events: Sequence[NewEvent], now: datetime) -> None:
         if not events:
             return
-        if not self.sqlite:
-            s.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=EVENT_LOCK))  # type: ignore[call-overload]
+        self.lock_order(s)
         for e in events:
             s.add(
                 EventRow(
