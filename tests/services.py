@@ -12,8 +12,8 @@ import pytest
 POSTGRES_ADMIN_URL = os.environ.get("VQPU_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-def require_postgres() -> None:
-    """Skip when no PostgreSQL answers, unless VQPU_REQUIRE_POSTGRES=1 makes its absence a failure."""
+def postgres_unreachable() -> str | None:
+    """Why no PostgreSQL answers at POSTGRES_ADMIN_URL, or None when one does."""
     from sqlalchemy import create_engine, text
 
     try:
@@ -21,8 +21,15 @@ def require_postgres() -> None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         engine.dispose()
-    except Exception as exc:  # any driver or network error means the same: no server to test against
-        message = f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({type(exc).__name__}: {exc})"
+    except Exception as exc:  # any driver or network error means the same: no server to talk to
+        return f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({type(exc).__name__}: {exc})"
+    return None
+
+
+def require_postgres() -> None:
+    """Skip when no PostgreSQL answers, unless VQPU_REQUIRE_POSTGRES=1 makes its absence a failure."""
+    message = postgres_unreachable()
+    if message is not None:
         if os.environ.get("VQPU_REQUIRE_POSTGRES") == "1":
             pytest.fail(message + "; VQPU_REQUIRE_POSTGRES=1 requires it")
         pytest.skip(message + "; set VQPU_TEST_POSTGRES to a server URL to run these tests")
