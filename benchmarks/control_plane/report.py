@@ -1,0 +1,108 @@
+"""REPORT.md from results.json: each measured series beside its baseline, in milliseconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLUMNS = ("p50", "p90", "p99", "max")
+
+
+def _ms(seconds: float) -> str:
+    ms = seconds * 1000
+    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 100 else f"{ms:.0f}"
+
+
+def _row(label: str, s: dict[str, float], extra: str = "") -> str:
+    return f"| {label} | {int(s['n'])} | " + " | ".join(_ms(s[c]) for c in COLUMNS) + f" | {extra} |"
+
+
+def _header(first: str, extra: str) -> list[str]:
+    return [
+        f"| {first} | n | p50 ms | p90 ms | p99 ms | max ms | {extra} |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+
+
+def render(r: dict[str, Any]) -> str:
+    ref, cfg, m = r["reference"], r["config"], r["machine"]
+    adm, dis = ref["admission"], ref["dispatch"]
+    lines = [
+        "# Control plane: admission, dispatch and lifecycle throughput",
+        "",
+        f"Measured {r['created']} on {m['cpus_usable']} usable CPUs ({m['cpu_model']}), {m['python']}, "
+        f"commit {str(m['git_commit'])[:10]}{' (dirty)' if m['git_dirty'] else ''}. "
+        "A real `vqpu-server serve` (uvicorn, log level warning, default settings) on loopback, on a "
+        "fresh database each; the benchmark's clients share the CPUs with it. Each series drops its "
+        f"first {cfg['warmup']} samples (dispatch: {cfg['dispatch_warmup']}). "
+        "Regenerate: `.venv/bin/python -m benchmarks.control_plane.run` (about 5 minutes).",
+        "",
+        f"Workload: a {cfg['circuit']['gates']}-gate native circuit on {cfg['circuit']['device']} "
+        f"({cfg['circuit']['bytes']} bytes of OpenQASM 3 over 154 qubits); dispatch and lifecycle use a "
+        f"Bell pair on {cfg['small_device']}.",
+        "",
+        "## Admission (`POST /v1/tasks`, 1,000-gate circuit on Fez)",
+        "",
+        f"Paper: ≈{adm['paper_s']} s. Aim: p50 ≤ {_ms(adm['aim_p50_s'])} ms, p99 ≤ {_ms(adm['aim_p99_s'])} ms.",
+        "",
+        *_header("series", "what it is"),
+        _row("check in-process", r["in_process_check_s"], "`admissibility.check`, no HTTP (all databases)"),
+    ]
+    for db, d in r["databases"].items():
+        lines += [
+            _row(f"{db}: HTTP floor", d["http_floor_s"], "`GET /v1/health`: loopback + uvicorn + middleware"),
+            _row(f"{db}: viability", d["viability_s"], "the check over HTTP, auth, nothing stored"),
+            _row(f"{db}: **admission**", d["admission_s"], "check + insert task and event, 201"),
+            _row(
+                f"{db}: admission, {cfg['stalled_subscribers']} stalled SSE",
+                d["admission_with_stalled_sse_s"],
+                f"subscribers never read; {d['stalled_subscribers_evicted']} evicted by the end",
+            ),
+        ]
+    lines += [
+        "",
+        "## Dispatch (submit leaves the client → the agent holds the claim reply)",
+        "",
+        f"Paper: {dis['paper_s'][0]:g}-{dis['paper_s'][1]:g} s with {dis['paper_poll_s']:g} s polling. "
+        f"Aim: p99 ≤ {_ms(dis['aim_p99_s'])} ms with an agent already waiting.",
+        "",
+        *_header("agent", "claim requests per task"),
+    ]
+    for db, d in r["databases"].items():
+        for s in d["dispatch"].values():
+            name = "**long-poll** (woken on submit)" if s["poll_s"] is None else f"short-poll every {s['poll_s']:g} s"
+            lines.append(_row(f"{db}: {name}", s["latency_s"], f"{s['claim_requests_per_task']:.2f}"))
+    lines += [
+        "",
+        "## Lifecycle throughput (submit → claim → complete, no simulation)",
+        "",
+        "| database | path | tasks | agents | tasks/s | submit→complete p50 ms | p99 ms | claims per task |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for db, d in r["databases"].items():
+        for path, key in (
+            ("HTTP, long-poll agents", "lifecycle_http"),
+            ("Store in-process (baseline)", "lifecycle_store"),
+        ):
+            t = d[key]
+            s = t["submit_to_complete_s"]
+            lines.append(
+                f"| {db} | {path} | {t['tasks']} | {t['agents']} | {t['tasks_per_s']:.0f} | "
+                f"{_ms(s['p50'])} | {_ms(s['p99'])} | {t['claim_requests_per_task']:.2f} |"
+            )
+    lines += ["", *_verdict(r), ""]
+    return "\n".join(lines)
+
+
+def _verdict(r: dict[str, Any]) -> list[str]:
+    adm, dis = r["reference"]["admission"], r["reference"]["dispatch"]
+    out = ["## Against the aims", ""]
+    for db, d in r["databases"].items():
+        a, lp = d["admission_s"], d["dispatch"]["long_poll"]["latency_s"]
+        ok_a = a["p50"] <= adm["aim_p50_s"] and a["p99"] <= adm["aim_p99_s"]
+        ok_d = lp["p99"] <= dis["aim_p99_s"]
+        out.append(
+            f"- {db}: admission p50 {_ms(a['p50'])} ms / p99 {_ms(a['p99'])} ms — "
+            f"{'meets' if ok_a else 'misses'} the aim; dispatch p99 {_ms(lp['p99'])} ms — "
+            f"{'meets' if ok_d else 'misses'} the aim."
+        )
+    return out

@@ -1,0 +1,50 @@
+"""What the control-plane benchmark submits: a 1,000-gate native circuit on Fez, and a Bell pair."""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+from device_registry import catalog
+from device_registry.snapshot import Snapshot
+
+FEZ = "ibm-fez"
+GATES = 1000
+SMALL_DEVICE = "line-16"
+"""Where the dispatch and throughput tasks go; nothing else in the run queues work for it."""
+BELL = "OPENQASM 3.0;\nbit[2] c;\nsx $0;\ncz $0, $1;\nc[0] = measure $0;\nc[1] = measure $1;\n"
+
+
+@cache
+def fez() -> Snapshot:
+    return catalog.load(FEZ)
+
+
+@cache
+def fez_circuit(gates: int = GATES) -> str:
+    """`gates` native gate applications spread over Fez's usable couplers, then measure what was touched.
+
+    Rounds of sx, rz, cz, x walk the AVAILABLE cz edges whose qubits are both online, so the
+    admission check has to resolve every operand, every coupling and every qubit's status.
+    """
+    snap = fez()
+    edges = sorted(
+        (a, b)
+        for (a, b), edge in snap.couplings().items()
+        if a < b and edge.available and snap.qubit(a).online and snap.qubit(b).online
+    )
+    ops: list[str] = []
+    touched: set[int] = set()
+    i = 0
+    while len(ops) < gates:
+        a, b = edges[i % len(edges)]
+        theta = math.pi / (i % 7 + 2)
+        for op in (f"sx ${a};", f"rz({theta:.12f}) ${b};", f"cz ${a}, ${b};", f"x ${b};"):
+            if len(ops) < gates:
+                ops.append(op)
+        touched |= {a, b}
+        i += 1
+    measured = sorted(touched)
+    lines = ["OPENQASM 3.0;", f"bit[{len(measured)}] c;", *ops]
+    lines += [f"c[{k}] = measure ${q};" for k, q in enumerate(measured)]
+    return "\n".join(lines) + "\n"
