@@ -1,4 +1,8 @@
-"""Request-scoped dependencies: the composition root's container and the caller's principal."""
+"""Request-scoped dependencies: the composition root's container and the caller's principal.
+
+They are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread
+hop per dependency per request, while these only read memory (and stat the keys file).
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,17 @@ from vqpu_service.domain.errors import Forbidden
 from vqpu_service.domain.model import Principal
 
 
-def container(request: Request) -> Container:
+async def container(request: Request) -> Container:
     c: Container = request.app.state.container
     return c
 
 
-def principal(request: Request) -> Principal:
-    return container(request).keys.authenticate(request.headers.get("authorization"))
+async def principal(request: Request) -> Principal:
+    c: Container = request.app.state.container
+    return c.keys.authenticate(request.headers.get("authorization"))
 
 
-def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
+async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
     if not who.is_admin:
         raise Forbidden(f"this needs an admin key; {who.name} is a {who.role}")
     return who
