@@ -245,3 +245,31 @@ def test_users_see_their_own_task_events_and_device_events_only(store: SqlStore)
     assert theirs.id in {e.task_id for e in store.events_after(0, EventFilter(), 1000)}
     ids = [e.id for e in store.events_after(0, EventFilter(), 1000)]
     assert ids == sorted(ids) and store.last_event_id() == ids[-1]
+
+
+def test_concurrent_registrations_of_one_device_register_it_once_and_the_rest_conflict(store: SqlStore) -> None:
+    """Server processes starting together on a fresh database all register the catalogue."""
+    from device_registry import catalog
+
+    snapshot = catalog.load("ring-12")
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def register() -> None:
+        barrier.wait()
+        try:
+            store.register_device(snapshot, now())
+            outcomes.append("registered")
+        except Conflict as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=register) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert Counter(outcomes) == {"registered": 1, "DEVICE_EXISTS": 7}
+    registered = store.events_after(
+        0, EventFilter(device_id="ring-12", types=frozenset({EventType.DEVICE_REGISTERED})), 10
+    )
+    assert len(registered) == 1 and [e for e, _, _ in store.epochs("ring-12")] == [0]
