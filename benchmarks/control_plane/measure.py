@@ -272,14 +272,13 @@ def lifecycle_http(
     base: str, user_key: str, agent_key: str, tasks: int, agents: int, submitters: int
 ) -> dict[str, Any]:
     """Submitters POST Bell tasks while `agents` threads long-poll CLAIM and report COMPLETED."""
-    local = threading.local()
     body = {"device": SMALL_DEVICE, "circuit": BELL, "dialect": "qasm3", "shots": 100}
+    headers = {"Authorization": f"Bearer {user_key}"}
+    submitter_clients = [httpx.Client(base_url=base, headers=headers, timeout=60) for _ in range(submitters)]
 
-    def submit(_: int) -> tuple[str, float]:
-        if not hasattr(local, "c"):
-            local.c = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {user_key}"}, timeout=60)
+    def submit(k: int) -> tuple[str, float]:
         t0 = time.perf_counter()
-        return _expect(local.c.post("/v1/tasks", json=body), 201)["id"], t0
+        return _expect(submitter_clients[k].post("/v1/tasks", json=body), 201)["id"], t0
 
     def agent(a: int, tally: _Tally) -> None:
         claim = {"agent_id": f"bench-agent-{a}", "devices": [SMALL_DEVICE], "wait_s": 1.0}
@@ -300,7 +299,11 @@ def lifecycle_http(
                         raise RuntimeError(f"{task_id} did not complete")
                     tally.complete(task_id)
 
-    return _run_lifecycle(tasks, agents, submitters, submit, agent)
+    try:
+        return _run_lifecycle(tasks, agents, submitters, submit, agent)
+    finally:
+        for c in submitter_clients:
+            c.close()
 
 
 def lifecycle_store(store: Store, tasks: int, agents: int, submitters: int) -> dict[str, Any]:
