@@ -123,6 +123,15 @@ def drain_evicted(sock: socket.socket, timeout_s: float) -> bool:
     return b": evicted: slow consumer" in seen
 
 
+def _complete(c: httpx.Client, item: dict[str, Any]) -> str:
+    """Report one claimed task COMPLETED with its claim token, as an agent would; returns its id."""
+    task_id: str = item["task"]["id"]
+    report = {"claim_token": item["claim_token"], "result": COUNTS}
+    if _expect(c.post(f"/v1/agent/tasks/{task_id}/completed", json=report), 200)["state"] != "COMPLETED":
+        raise RuntimeError(f"{task_id} did not complete")
+    return task_id
+
+
 # --- dispatch: submit -> claim --------------------------------------------------------------------
 
 
@@ -154,10 +163,7 @@ def dispatch(base: str, user_key: str, agent_key: str, n: int, warmup: int, *, p
                             time.sleep(poll_s)
                         continue
                     for item in _expect(r, 200)["tasks"]:
-                        task_id = item["task"]["id"]
-                        report = {"claim_token": item["claim_token"], "result": COUNTS}
-                        _expect(c.post(f"/v1/agent/tasks/{task_id}/completed", json=report), 200)
-                        claimed.put((task_id, t))
+                        claimed.put((_complete(c, item), t))
         except BaseException as exc:  # surfaced to the submitter below
             errors.append(exc)
             claimed.put(("", 0.0))
@@ -290,14 +296,7 @@ def lifecycle_http(
                 if r.status_code == 204:
                     continue
                 for item in _expect(r, 200)["tasks"]:
-                    task_id = item["task"]["id"]
-                    report = {"claim_token": item["claim_token"], "result": COUNTS}
-                    if (
-                        _expect(c.post(f"/v1/agent/tasks/{task_id}/completed", json=report), 200)["state"]
-                        != "COMPLETED"
-                    ):
-                        raise RuntimeError(f"{task_id} did not complete")
-                    tally.complete(task_id)
+                    tally.complete(_complete(c, item))
 
     try:
         return _run_lifecycle(tasks, agents, submitters, submit, agent)

@@ -21,8 +21,7 @@ async def container(request: Request) -> Container:
 
 
 async def principal(request: Request) -> Principal:
-    c: Container = request.app.state.container
-    return c.keys.authenticate(request.headers.get("authorization"))
+    return (await container(request)).keys.authenticate(request.headers.get("authorization"))
 
 
 async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:

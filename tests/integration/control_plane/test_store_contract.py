@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from device_registry import parse_snapshot
+from device_registry import catalog, parse_snapshot
 from tests.integration.control_plane.tasks import LINE, new_task
 from vqpu_service.adapters.sql.store import SqlStore
 from vqpu_service.domain.decisions import Outcome, Report
@@ -249,8 +249,6 @@ def test_users_see_their_own_task_events_and_device_events_only(store: SqlStore)
 
 def test_concurrent_registrations_of_one_device_register_it_once_and_the_rest_conflict(store: SqlStore) -> None:
     """Server processes starting together on a fresh database all register the catalogue."""
-    from device_registry import catalog
-
     snapshot = catalog.load("ring-12")
     barrier = threading.Barrier(8)
     outcomes: list[str] = []
