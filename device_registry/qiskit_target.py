@@ -1,6 +1,6 @@
 """Snapshot -> Qiskit `Target`: one pure function shared by the runner and the Qiskit backend.
 
-Optional: this is the only device_registry module that imports Qiskit. OFFLINE qubits and
+Optional, like `qiskit_backend`: the `device_registry` package never imports it. OFFLINE qubits and
 UNAVAILABLE edges carry no instructions, so the transpiler can never place work on them. Measure
 properties carry `prob_meas1_prep0` / `prob_meas0_prep1` when the snapshot has both, which is how
 Qiskit-Aer's `NoiseModel.from_backend` reads asymmetric readout from a Target.
@@ -41,21 +41,7 @@ class ReadoutProperties(InstructionProperties):  # type: ignore[misc]
 
 
 def target_from_snapshot(snapshot: Snapshot) -> Target:
-    """A Target for `snapshot`, built once per snapshot identity (the result is shared: do not mutate)."""
-    key = snapshot.sha256()
-    target = _CACHE.get(key)
-    if target is None:
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        target = _CACHE[key] = _build(snapshot)
-    return target
-
-
-_CACHE_SIZE = 16
-_CACHE: dict[str, Target] = {}
-
-
-def _build(snapshot: Snapshot) -> Target:
+    """A new Target for `snapshot` on every call; callers that want one per snapshot cache it themselves."""
     gates = get_standard_gate_name_mapping()
     unknown = sorted(set(snapshot.native_gates) - set(gates))
     if unknown:

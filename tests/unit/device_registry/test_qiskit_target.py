@@ -1,6 +1,10 @@
-"""Snapshot -> Qiskit Target: faulty qubits and couplers carry no instructions; readout keeps its asymmetry."""
+"""Snapshot -> Qiskit Target: a new one per call; faulty qubits and couplers carry no instructions; readout
+keeps its asymmetry."""
 
 from __future__ import annotations
+
+from qiskit.circuit.library import CXGate
+from qiskit.transpiler import InstructionProperties, Target
 
 from device_registry import Snapshot, parse_snapshot, topologies
 from device_registry.calibration import attach_uniform
@@ -52,3 +56,23 @@ def test_an_ideal_device_target_carries_no_error_anywhere(fez_ideal: Snapshot) -
     errors = [p.error for name in target.operation_names for p in target[name].values() if p is not None]
     assert errors and all(e is None for e in errors)
     assert all(qp.t1 is None and qp.t2 is None for qp in target.qubit_properties)
+
+
+def _contents(target: Target) -> dict[str, dict[object, tuple[object, object] | None]]:
+    """Each instruction's error and duration per qubit tuple, and each qubit's T1 and T2, as comparable data."""
+    out: dict[str, dict[object, tuple[object, object] | None]] = {
+        name: {qargs: None if p is None else (p.error, p.duration) for qargs, p in target[name].items()}
+        for name in target.operation_names
+    }
+    out["qubit_properties"] = {i: (qp.t1, qp.t2) for i, qp in enumerate(target.qubit_properties)}
+    return out
+
+
+def test_each_call_builds_a_new_target_so_mutating_one_cannot_leak_into_the_next() -> None:
+    snap = _line_with_faults()
+    first, second = target_from_snapshot(snap), target_from_snapshot(snap)
+    assert first is not second
+    assert _contents(first) == _contents(second)
+    first.add_instruction(CXGate(), {(1, 2): None})
+    first.update_instruction_properties("cz", (1, 2), InstructionProperties(error=0.5))
+    assert _contents(target_from_snapshot(snap)) == _contents(second) != _contents(first)
