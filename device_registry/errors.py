@@ -14,12 +14,10 @@ from pydantic import ValidationError
 
 
 class RegistryError(Exception):
-    code = "REGISTRY_ERROR"
+    """Translated at each boundary: the API answers INVALID_SNAPSHOT / NOT_FOUND, the runner exits 2."""
 
 
 class SnapshotError(RegistryError, ValueError):
-    code = "INVALID_SNAPSHOT"
-
     def __init__(self, message: str, problems: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.problems = problems or []
@@ -36,12 +34,10 @@ class SnapshotError(RegistryError, ValueError):
 
 
 class ImportFailed(RegistryError, ValueError):
-    code = "IMPORT_FAILED"
+    pass
 
 
 class UnknownDevice(RegistryError, KeyError):
-    code = "UNKNOWN_DEVICE"
-
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown device"
 

@@ -8,7 +8,7 @@ layout, routing or optimisation, so an amplified identity stays amplified.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import openqasm3
 from openqasm3 import ast
@@ -19,7 +19,9 @@ from qiskit_qasm3_import.converter import ConvertVisitor
 from qiskit_qasm3_import.state import State
 
 from device_registry import Snapshot
+from device_registry.admissibility import ViolationCode
 from runner.errors import InvalidPayload
+from vqpu_protocol.codes import ErrorCode
 
 _STANDARD = get_standard_gate_name_mapping()
 
@@ -27,11 +29,12 @@ _STANDARD = get_standard_gate_name_mapping()
 def parse(source: str, dialect: str, snapshot: Snapshot) -> QuantumCircuit:
     try:
         if dialect == "qasm2":
-            circuit = qasm2.loads(source, custom_instructions=_builtin_natives(snapshot))
+            # No include search path: qelib1.inc is built into the parser, and nothing else is ever opened.
+            circuit = qasm2.loads(source, include_path=(), custom_instructions=_builtin_natives(snapshot))
         else:
             circuit = _load_qasm3(source, snapshot)
     except Exception as exc:  # each parser raises its own family; all mean the same to a user
-        raise InvalidPayload("PARSE_ERROR", f"cannot parse the {dialect} circuit: {exc}") from None
+        raise InvalidPayload(ErrorCode.PARSE_ERROR, f"cannot parse the {dialect} circuit: {exc}") from None
     return _on_physical_qubits(circuit)
 
 
@@ -100,14 +103,14 @@ def _on_physical_qubits(circuit: QuantumCircuit) -> QuantumCircuit:
 @dataclass(frozen=True)
 class Fitted:
     circuit: QuantumCircuit
-    transpile: str
-    """'native' (untouched) or 'basis-translation'."""
+    transpile: Literal["native", "basis-translation"]
+    """Untouched, or basis-translated on the same qubits."""
 
 
 def fit_to_device(circuit: QuantumCircuit, snapshot: Snapshot, target: Target, seed: int) -> Fitted:
     if circuit.num_qubits > snapshot.num_qubits:
         raise InvalidPayload(
-            "NOT_ADMISSIBLE",
+            ErrorCode.NOT_ADMISSIBLE,
             f"the circuit uses {circuit.num_qubits} qubits; {snapshot.device_id} has {snapshot.num_qubits}",
         )
     allowed = set(snapshot.native_gates) | set(snapshot.directives)
@@ -125,7 +128,9 @@ def fit_to_device(circuit: QuantumCircuit, snapshot: Snapshot, target: Target, s
             seed_transpiler=seed,
         )
     except TranspilerError as exc:
-        raise InvalidPayload("NOT_ADMISSIBLE", f"the circuit does not fit {snapshot.device_id}: {exc}") from None
+        raise InvalidPayload(
+            ErrorCode.NOT_ADMISSIBLE, f"the circuit does not fit {snapshot.device_id}: {exc}"
+        ) from None
     check_admissible(translated, snapshot)
     return Fitted(translated, "basis-translation")
 
@@ -139,21 +144,21 @@ def check_admissible(circuit: QuantumCircuit, snapshot: Snapshot) -> None:
         name = inst.operation.name
         qubits = [circuit.find_bit(q).index for q in inst.qubits]
         if name not in allowed:
-            problems.append({"code": "UNKNOWN_GATE", "op": position, "gate": name, "qubits": qubits})
+            problems.append({"code": ViolationCode.UNKNOWN_GATE, "op": position, "gate": name, "qubits": qubits})
             continue
         offline = [q for q in qubits if not snapshot.qubits[q].online]
         if offline and name != "barrier":  # a barrier fences scheduling; no pulse reaches its qubits
-            problems.append({"code": "QUBIT_OFFLINE", "op": position, "gate": name, "qubits": offline})
+            problems.append({"code": ViolationCode.QUBIT_OFFLINE, "op": position, "gate": name, "qubits": offline})
         if len(qubits) == 2 and name not in snapshot.directives:
             edge = couplings.get((qubits[0], qubits[1]))
             if edge is None or not edge.available or edge.gate != name:
-                problems.append({"code": "NO_COUPLING", "op": position, "gate": name, "qubits": qubits})
+                problems.append({"code": ViolationCode.NO_COUPLING, "op": position, "gate": name, "qubits": qubits})
         if len(problems) >= 20:
             break
     if problems:
         first = problems[0]
         raise InvalidPayload(
-            "NOT_ADMISSIBLE",
+            ErrorCode.NOT_ADMISSIBLE,
             f"{first['code']}: {first['gate']} on qubits {first['qubits']} is not executable on "
             f"{snapshot.device_id}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
             problems,

@@ -8,10 +8,13 @@ import time
 import traceback
 from pathlib import Path
 
+from device_registry import RegistryError
 from runner import pipeline
-from runner.errors import RunnerError
-from runner.noise import NoiseCache
-from runner.rundir import LOG_FILE, read_inputs, write_error, write_result
+from runner.errors import InvalidPayload, RunnerError
+from runner.rundir import read_inputs
+from vqpu_protocol.codes import ErrorCode, ExitCode
+from vqpu_protocol.errors import ErrorDocument
+from vqpu_protocol.rundir import LOG_FILE, write_error, write_result
 
 log = logging.getLogger("runner")
 
@@ -41,32 +44,38 @@ def _run(run_dir: Path, started: float) -> int:
             inputs.snapshot.device_id,
             inputs.snapshot.epoch,
         )
-        result = pipeline.execute(inputs, NoiseCache(), started)
+        result = pipeline.execute(inputs, pipeline.Caches(), started)
+    except RegistryError as exc:  # the registry's own errors end here, as the typed error they are
+        return _failed(run_dir, InvalidPayload(ErrorCode.INVALID_SNAPSHOT, f"unusable snapshot: {exc}"))
     except RunnerError as exc:
-        log.error("%s: %s", exc.code, exc.message)
-        _report(run_dir, exc.to_dict())
-        return exc.exit_code
+        return _failed(run_dir, exc)
     except Exception as exc:
         log.error("runner crashed:\n%s", traceback.format_exc())
-        _report(run_dir, {"code": "RUNNER_CRASH", "message": f"{type(exc).__name__}: {exc}", "detail": None})
-        return 1
+        crash = ErrorDocument(code=ErrorCode.RUNNER_CRASH, message=f"{type(exc).__name__}: {exc}"[:4096])
+        _report(run_dir, crash)
+        return ExitCode.CRASH
     write_result(run_dir, result)
-    prov = result["provenance"]
     log.info(
         "done: %s shots, method %s on %s, %.3f s",
-        result["shots"],
-        prov["method"],
-        prov["device"],
-        result["timings"]["total_s"],
+        result.shots,
+        result.provenance.method,
+        result.provenance.device,
+        result.timings.total_s,
     )
-    return 0
+    return ExitCode.DONE
 
 
-def _report(run_dir: Path, error: dict[str, object]) -> None:
+def _failed(run_dir: Path, exc: RunnerError) -> int:
+    log.error("%s: %s", exc.code, exc.message)
+    _report(run_dir, exc.to_document())
+    return exc.exit_code
+
+
+def _report(run_dir: Path, error: ErrorDocument) -> None:
     if run_dir.is_dir():
         write_error(run_dir, error)
     else:
-        print(f"error: {error['code']}: {error['message']}", flush=True)
+        print(f"error: {error.code}: {error.message}", flush=True)
 
 
 def _log_to(run_dir: Path) -> logging.Handler | None:

@@ -24,7 +24,7 @@ from qiskit_aer.noise import (
 )
 
 from device_registry import Qubit, Snapshot
-from runner.task import NoiseModelName
+from vqpu_protocol.rundir import NoiseModelName
 
 UNTIMED_1Q = frozenset({"rz", "id"})
 """Gates the paper model leaves noiseless: virtual frame changes and explicit idles."""

@@ -1,4 +1,4 @@
-"""One run: inputs -> parse -> fit to device -> noise -> simulate -> `vqpu.result/1` document."""
+"""One run: inputs -> parse -> fit to device -> noise -> simulate -> a `vqpu.result/1` document."""
 
 from __future__ import annotations
 
@@ -6,20 +6,29 @@ import os
 import platform
 import secrets
 import time
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
-from device_registry.qiskit_target import target_from_snapshot
 from runner import __version__, circuit, simulate
 from runner.errors import InvalidPayload
 from runner.noise import NoiseCache
 from runner.rundir import RunInputs
+from runner.targets import TargetCache
+from vqpu_protocol.codes import ErrorCode
+from vqpu_protocol.rundir import Provenance, ResultDocument, Timings
 
-RESULT_SCHEMA = "vqpu.result/1"
 _SCHEDULER_JOB_VARS = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID")
 
 
-def execute(inputs: RunInputs, noise_cache: NoiseCache, started: float | None = None) -> dict[str, Any]:
+@dataclass
+class Caches:
+    """What a runner process keeps between runs: built Targets and noise models, by snapshot identity."""
+
+    targets: TargetCache = field(default_factory=TargetCache)
+    noise: NoiseCache = field(default_factory=NoiseCache)
+
+
+def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> ResultDocument:
     started = time.perf_counter() if started is None else started
     task, snapshot = inputs.task, inputs.snapshot
     seed = task.seed if task.seed is not None else secrets.randbits(63)
@@ -27,54 +36,49 @@ def execute(inputs: RunInputs, noise_cache: NoiseCache, started: float | None = 
     t0 = time.perf_counter()
     parsed = circuit.parse(task.circuit, task.dialect, snapshot)
     t1 = time.perf_counter()
-    fitted = circuit.fit_to_device(parsed, snapshot, target_from_snapshot(snapshot), seed)
+    fitted = circuit.fit_to_device(parsed, snapshot, caches.targets.get(snapshot), seed)
     if not any(inst.operation.name == "measure" for inst in fitted.circuit.data):
-        raise InvalidPayload("NO_MEASUREMENTS", "the circuit measures no qubit, so it has no counts to return")
+        raise InvalidPayload(ErrorCode.NO_MEASUREMENTS, "the circuit measures no qubit, so it has no counts to return")
     active = circuit.active_qubits(fitted.circuit)
     t2 = time.perf_counter()
-    noise = noise_cache.get(snapshot, active, task.options.noise_model)
+    noise = caches.noise.get(snapshot, active, task.options.noise_model)
     t3 = time.perf_counter()
     chosen = simulate.plan(task.options, len(active), noisy=noise.model is not None)
     counts = simulate.run(fitted.circuit, noise.model, chosen, task.shots, seed)
     t4 = time.perf_counter()
 
-    return {
-        "schema": RESULT_SCHEMA,
-        "counts": counts,
-        "shots": task.shots,
-        "timings": {
-            "parse_s": t1 - t0,
-            "transpile_s": t2 - t1,
-            "noise_s": t3 - t2,
-            "simulate_s": t4 - t3,
-            "total_s": t4 - started,
-        },
-        "provenance": {
-            "task_id": task.task_id,
-            "attempt": task.attempt,
-            "device_id": snapshot.device_id,
-            "epoch": snapshot.epoch,
-            "snapshot_sha256": task.snapshot_sha256,
-            "seed": seed,
-            "seed_source": "task" if task.seed is not None else "runner",
-            "noise_model": task.options.noise_model.value,
-            "noise_empty": noise.model is None,
-            "noise_cache": "hit" if noise.cache_hit else "miss",
-            "method": chosen.method,
-            "device": chosen.device,
-            "method_reason": chosen.reason,
-            "simulator_options": chosen.options,
-            "transpile": fitted.transpile,
-            "active_qubits": sorted(active),
-            "dialect": task.dialect,
-            "runner": __version__,
-            "qiskit": _version("qiskit"),
-            "qiskit_aer": _aer_version(),
-            "python": platform.python_version(),
-            "hostname": platform.node(),
-            "scheduler_job_id": next((os.environ[v] for v in _SCHEDULER_JOB_VARS if os.environ.get(v)), None),
-        },
-    }
+    return ResultDocument(
+        counts=counts,
+        shots=task.shots,
+        timings=Timings(
+            parse_s=t1 - t0, transpile_s=t2 - t1, noise_s=t3 - t2, simulate_s=t4 - t3, total_s=t4 - started
+        ),
+        provenance=Provenance(
+            task_id=task.task_id,
+            attempt=task.attempt,
+            device_id=snapshot.device_id,
+            epoch=snapshot.epoch,
+            snapshot_sha256=task.snapshot_sha256,
+            seed=seed,
+            seed_source="task" if task.seed is not None else "runner",
+            noise_model=task.options.noise_model,
+            noise_empty=noise.model is None,
+            noise_cache="hit" if noise.cache_hit else "miss",
+            method=chosen.method,
+            device=chosen.device,
+            method_reason=chosen.reason,
+            simulator_options=chosen.options,
+            transpile=fitted.transpile,
+            active_qubits=sorted(active),
+            dialect=task.dialect,
+            runner=__version__,
+            qiskit=_version("qiskit"),
+            qiskit_aer=_aer_version(),
+            python=platform.python_version(),
+            hostname=platform.node(),
+            scheduler_job_id=next((os.environ[v] for v in _SCHEDULER_JOB_VARS if os.environ.get(v)), None),
+        ),
+    )
 
 
 def _aer_version() -> str | None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from qiskit import QuantumCircuit
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 
 from runner.errors import SimulationFailed
-from runner.task import DeviceChoice, Method, RunOptions
+from vqpu_protocol.codes import ErrorCode
+from vqpu_protocol.rundir import DeviceChoice, Method, RunOptions
 
 DENSITY_MATRIX_MAX_QUBITS = 10
 """A density matrix of n qubits costs 4^n amplitudes: exact and shot-free up to here, too big beyond."""
@@ -20,7 +21,7 @@ DENSITY_MATRIX_MAX_QUBITS = 10
 @dataclass(frozen=True)
 class Plan:
     method: str
-    device: str
+    device: Literal["CPU", "GPU"]
     reason: str
     options: dict[str, Any]
 
@@ -67,11 +68,11 @@ def plan(options: RunOptions, num_active: int, noisy: bool) -> Plan:
     return Plan(method=method, device=device, reason="; ".join(reasons), options=extra)
 
 
-def _device(choice: DeviceChoice) -> str:
+def _device(choice: DeviceChoice) -> Literal["CPU", "GPU"]:
     if choice is DeviceChoice.GPU:
         if not gpu_available():
             raise SimulationFailed(
-                "GPU_UNAVAILABLE", "the task asks for a GPU but this node's qiskit_aer has no usable GPU"
+                ErrorCode.GPU_UNAVAILABLE, "the task asks for a GPU but this node's qiskit_aer has no usable GPU"
             )
         return "GPU"
     if choice is DeviceChoice.CPU:
@@ -86,10 +87,10 @@ def run(circuit: QuantumCircuit, noise: NoiseModel | None, chosen: Plan, shots: 
     try:
         result = simulator.run(circuit, shots=shots).result()
     except Exception as exc:
-        raise SimulationFailed("SIMULATION_ERROR", f"Aer could not run the circuit: {exc}") from None
+        raise SimulationFailed(ErrorCode.SIMULATION_ERROR, f"Aer could not run the circuit: {exc}") from None
     if not result.success:
         status = getattr(result, "status", "") or ""
-        code = "OUT_OF_MEMORY" if "memory" in status.lower() else "SIMULATION_ERROR"
+        code = ErrorCode.OUT_OF_MEMORY if "memory" in status.lower() else ErrorCode.SIMULATION_ERROR
         raise SimulationFailed(code, f"Aer reported failure: {status}")
     counts = result.get_counts(0)
     return {str(k): int(v) for k, v in counts.items()}

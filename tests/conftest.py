@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from device_registry import Snapshot, catalog
-from runner.rundir import write_inputs
-from runner.task import TaskSpec
+from vqpu_protocol.rundir import TaskDocument, write_inputs
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +31,7 @@ def make_run_dir(tmp_path: Path) -> MakeRunDir:
 
     def make(circuit: str, snapshot: Snapshot, **fields: Any) -> Path:
         run_dir = tmp_path / f"run-{next(counter)}"
-        task = TaskSpec.model_validate(
+        task = TaskDocument.model_validate(
             {
                 "schema": "vqpu.task/1",
                 "task_id": fields.pop("task_id", "task-1"),
@@ -44,7 +43,7 @@ def make_run_dir(tmp_path: Path) -> MakeRunDir:
                 **fields,
             }
         )
-        write_inputs(run_dir, task, snapshot)
+        write_inputs(run_dir, task, snapshot.canonical_json())
         return run_dir
 
     return make

@@ -10,8 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from vqpu_protocol.codes import ErrorCode
+from vqpu_protocol.limits import MAX_CIRCUIT_BYTES, MAX_CLAIM_WAIT_S, MAX_SHOTS
 from vqpu_service.domain.errors import InvalidRequest
 
 DEFAULT_HOME = Path.home() / ".local" / "share" / "vqpu"
@@ -32,15 +34,37 @@ class Settings(BaseModel):
     max_attempts: int = Field(default=3, ge=1, description="auto-requeue stops after this many attempts")
     device_cache_ttl_s: float = Field(default=5.0, ge=0, description="TTL of cached device reads (D7)")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="largest request body (413 above)")
-    max_circuit_bytes: int = Field(default=1024 * 1024, gt=0, description="largest circuit source (413 above)")
-    max_shots: int = Field(default=10_000_000, gt=0, description="most shots one task may ask for")
-    max_claim_wait_s: float = Field(default=30.0, gt=0, le=300, description="longest CLAIM long-poll")
+    max_circuit_bytes: int = Field(
+        default=1024 * 1024, gt=0, le=MAX_CIRCUIT_BYTES, description="largest circuit source (413 above)"
+    )
+    max_shots: int = Field(default=MAX_SHOTS, gt=0, le=MAX_SHOTS, description="most shots one task may ask for")
+    max_claim_wait_s: float = Field(default=30.0, gt=0, le=MAX_CLAIM_WAIT_S, description="longest CLAIM long-poll")
     claim_recheck_s: float = Field(
         default=5.0, gt=0, description="a waiting CLAIM re-reads the database this often even if nothing woke it"
     )
     sse_queue_size: int = Field(default=1024, gt=0, description="events buffered per SSE subscriber before eviction")
     sse_keepalive_s: float = Field(default=15.0, gt=0, description="an idle SSE stream sends a comment this often")
     event_poll_s: float = Field(default=1.0, gt=0, description="event table poll, for commits by other processes")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        """Combinations that would make a setting meaningless, each naming both variables."""
+        if self.claim_recheck_s > self.max_claim_wait_s:
+            raise ValueError(
+                f"{env_name('claim_recheck_s')} ({self.claim_recheck_s}) must not exceed "
+                f"{env_name('max_claim_wait_s')} ({self.max_claim_wait_s}): no waiting CLAIM would ever re-check"
+            )
+        if self.sweep_interval_s > self.liveness_window_s:
+            raise ValueError(
+                f"{env_name('sweep_interval_s')} ({self.sweep_interval_s}) must not exceed "
+                f"{env_name('liveness_window_s')} ({self.liveness_window_s}): stale tasks would be noticed late"
+            )
+        if self.max_circuit_bytes > self.max_body_bytes:
+            raise ValueError(
+                f"{env_name('max_circuit_bytes')} ({self.max_circuit_bytes}) must not exceed "
+                f"{env_name('max_body_bytes')} ({self.max_body_bytes}): the body carries the circuit"
+            )
+        return self
 
 
 ENV_PREFIX = "VQPU_"
@@ -57,13 +81,15 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
     try:
         return Settings(**(from_env | given))
     except ValidationError as exc:
-        problems = [f"{_source(e['loc'], given)}: {e['msg']}" for e in exc.errors()]
+        problems = [f"{_source(e['loc'], given)}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
         raise InvalidRequest(
-            f"invalid settings: {'; '.join(problems)}", {"errors": problems}, code="INVALID_SETTINGS"
+            f"invalid settings: {'; '.join(problems)}", {"errors": problems}, code=ErrorCode.INVALID_SETTINGS
         ) from None
 
 
 def _source(loc: tuple[int | str, ...], given: Mapping[str, Any]) -> str:
     """Name a bad value where the user set it: the option, or the environment variable."""
-    field = str(loc[0]) if loc else "?"
+    if not loc:
+        return "settings"  # a combination: the message names its variables
+    field = str(loc[0])
     return f"{field} (command line)" if field in given else env_name(field)

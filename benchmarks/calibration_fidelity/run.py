@@ -21,17 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from device_registry import Snapshot, catalog
-from runner.rundir import write_inputs
-from runner.task import TaskSpec
+from harness.circuits import amplified_identity
+from vqpu_protocol.rundir import TaskDocument, write_inputs
 
 OUTCOMES = ("00", "01", "10", "11")
 CONFIGS = (("ibm-fez-ideal", "paper"), ("ibm-fez", "paper"), ("ibm-fez", "relaxation"))
-
-
-def amplified_identity(repetitions: int) -> str:
-    """Each layer is the identity: CZ·CZ on (0, 1), X·X on q0, SX⁴ on q1."""
-    layer = "cz q[0],q[1];\ncz q[0],q[1];\nx q[0];\nx q[0];\n" + "sx q[1];\n" * 4
-    return "OPENQASM 2.0;\nqreg q[2];\ncreg c[2];\n" + layer * repetitions + "measure q -> c;\n"
 
 
 @dataclass(frozen=True)
@@ -51,7 +45,7 @@ class Trial:
 
 def run_trial(work: Path, snapshot: Snapshot, model: str, circuit: str, shots: int, seed: int) -> Trial:
     run_dir = work / f"{snapshot.device_id}-{model}-seed{seed}"
-    task = TaskSpec.model_validate(
+    task = TaskDocument.model_validate(
         {
             "schema": "vqpu.task/1",
             "task_id": run_dir.name,
@@ -63,7 +57,7 @@ def run_trial(work: Path, snapshot: Snapshot, model: str, circuit: str, shots: i
             "options": {"noise_model": model},
         }
     )
-    write_inputs(run_dir, task, snapshot)
+    write_inputs(run_dir, task, snapshot.canonical_json())
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "runner", str(run_dir)], capture_output=True, text=True)
     wall = time.perf_counter() - started

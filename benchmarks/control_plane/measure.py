@@ -20,15 +20,17 @@ from typing import Any
 
 import httpx
 
-from benchmarks.control_plane.workload import BELL, FEZ, SMALL_DEVICE, fez, fez_circuit
+from benchmarks.control_plane.workload import FEZ, SMALL_DEVICE, fez, fez_circuit
 from device_registry.admissibility import check
+from harness.circuits import BELL
+from harness.documents import result_document
+from vqpu_service.api.views import claimed_view
 from vqpu_service.domain.decisions import Report
 from vqpu_service.domain.lifecycle import Action
 from vqpu_service.domain.model import NewTask
 from vqpu_service.ports import Store
 
 Summary = dict[str, float]
-COUNTS = {"counts": {"00": 51, "11": 49}}
 
 
 def summarize(values: list[float]) -> Summary:
@@ -126,7 +128,7 @@ def drain_evicted(sock: socket.socket, timeout_s: float) -> bool:
 def _complete(c: httpx.Client, item: dict[str, Any]) -> str:
     """Report one claimed task COMPLETED with its claim token, as an agent would; returns its id."""
     task_id: str = item["task"]["id"]
-    report = {"claim_token": item["claim_token"], "result": COUNTS}
+    report = {"claim_token": item["claim_token"], "result": result_document(item)}
     if _expect(c.post(f"/v1/agent/tasks/{task_id}/completed", json=report), 200)["state"] != "COMPLETED":
         raise RuntimeError(f"{task_id} did not complete")
     return task_id
@@ -339,8 +341,9 @@ def lifecycle_store(store: Store, tasks: int, agents: int, submitters: int) -> d
                 time.sleep(0.001)
                 continue
             for c in claimed:
+                result = result_document(claimed_view(c).model_dump(mode="json"))
                 task, _ = store.report(
-                    c.task.id, Report(Action.REPORT_COMPLETED, c.claim_token, result=COUNTS), datetime.now(UTC)
+                    c.task.id, Report(Action.REPORT_COMPLETED, c.claim_token, result=result), datetime.now(UTC)
                 )
                 tally.complete(task.id)
 

@@ -31,8 +31,8 @@ from typing import Any
 
 from benchmarks.control_plane import measure, report, workload
 from benchmarks.runner_overhead import machine
-from tests.servers import ServerProcess, make_keys, stalled_sse_subscriber
-from tests.services import postgres_unreachable, scratch_postgres_database
+from harness.postgres import postgres_unreachable, scratch_postgres_database
+from harness.servers import ServerProcess, make_keys, stalled_sse_subscriber
 from vqpu_service.bootstrap import build_store, register_catalog
 from vqpu_service.config import Settings
 from vqpu_service.domain.model import Role

@@ -1,4 +1,4 @@
-"""What the control-plane benchmark submits: a 1,000-gate native circuit on Fez, and a Bell pair."""
+"""What the control-plane benchmark submits: a 1,000-gate native circuit on Fez, and `harness.circuits.BELL`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ FEZ = "ibm-fez"
 GATES = 1000
 SMALL_DEVICE = "line-16"
 """Where the dispatch and throughput tasks go; nothing else in the run queues work for it."""
-BELL = "OPENQASM 3.0;\nbit[2] c;\nsx $0;\ncz $0, $1;\nc[0] = measure $0;\nc[1] = measure $1;\n"
 
 
 @cache

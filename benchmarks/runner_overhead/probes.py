@@ -2,7 +2,7 @@
 
 `python -m benchmarks.runner_overhead.probes bare-aer --optimization-level L`: what a user does
 without HPC-vQPU — load IBM's Fez backend, `NoiseModel.from_backend`, `transpile`, run on Aer
-(`--backend snapshot`: the same over a BackendV2 whose Target is our Fez snapshot).
+(`--backend snapshot`: the same over `SnapshotBackend`, whose Target is our Fez snapshot).
 `python -m benchmarks.runner_overhead.probes warm --noise-model M --calls K`: the runner pipeline
 called K times in one process with one NoiseCache (a long-lived worker rather than a Slurm job).
 
@@ -57,51 +57,28 @@ def bare_aer(optimization_level: int, backend_kind: str = "fakefez") -> dict[str
 
 
 def _fez_backend(kind: str) -> tuple[Any, str]:
-    """IBM's FakeFez when asked for and installed, else a BackendV2 over our Fez Target."""
+    """IBM's FakeFez when asked for and installed, else our SnapshotBackend over the Fez snapshot."""
     try:
         if kind != "fakefez":
             raise ImportError(kind)
         from qiskit_ibm_runtime.fake_provider import FakeFez
     except ImportError:
-        return _snapshot_backend(), "BackendV2(target_from_snapshot(ibm-fez))"
+        return _snapshot_backend(), "device_registry.qiskit_backend.SnapshotBackend(ibm-fez)"
     return FakeFez(), "qiskit_ibm_runtime.fake_provider.FakeFez"
 
 
 def _snapshot_backend() -> Any:
-    from qiskit.providers import BackendV2, Options
-
     from device_registry import catalog
-    from device_registry.qiskit_target import target_from_snapshot
+    from device_registry.qiskit_backend import SnapshotBackend
 
-    class SnapshotBackend(BackendV2):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__(name=DEVICE)
-            self._fez_target = target_from_snapshot(catalog.load(DEVICE))
-
-        @property
-        def target(self) -> Any:
-            return self._fez_target
-
-        @property
-        def max_circuits(self) -> None:
-            return None
-
-        @classmethod
-        def _default_options(cls) -> Options:
-            return Options()
-
-        def run(self, run_input: Any, **options: Any) -> Any:
-            raise NotImplementedError("simulate with AerSimulator")
-
-    return SnapshotBackend()
+    return SnapshotBackend(catalog.load(DEVICE))
 
 
 def warm(noise_model: str, calls: int) -> dict[str, Any]:
     from runner import pipeline
-    from runner.noise import NoiseCache
     from runner.rundir import read_inputs
 
-    cache = NoiseCache()
+    caches = pipeline.Caches()
     samples: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="vqpu-bench-warm-") as tmp:
         run_dir = Path(tmp)
@@ -110,7 +87,7 @@ def warm(noise_model: str, calls: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             inputs = read_inputs(run_dir)
             t1 = time.perf_counter()
-            result = pipeline.execute(inputs, cache)
+            result = pipeline.execute(inputs, caches).model_dump(mode="json")
             t2 = time.perf_counter()
             inputs.snapshot.sha256()  # the key of both the Target cache and the noise cache, timed on its own
             hash_s = time.perf_counter() - t2

@@ -28,13 +28,12 @@ def qasm() -> str:
 
 
 def write_run_dir(run_dir: Path, noise_model: str) -> None:
-    """A run directory exactly as the agent materialises one (DESIGN §6)."""
+    """A run directory exactly as the agent materialises one."""
     from device_registry import catalog
-    from runner.rundir import write_inputs
-    from runner.task import TaskSpec
+    from vqpu_protocol.rundir import TaskDocument, write_inputs
 
     snapshot = catalog.load(DEVICE)
-    task = TaskSpec.model_validate(
+    task = TaskDocument.model_validate(
         {
             "schema": "vqpu.task/1",
             "task_id": f"bench-{noise_model}",
@@ -46,4 +45,4 @@ def write_run_dir(run_dir: Path, noise_model: str) -> None:
             "options": {"noise_model": noise_model},
         }
     )
-    write_inputs(run_dir, task, snapshot)
+    write_inputs(run_dir, task, snapshot.canonical_json())

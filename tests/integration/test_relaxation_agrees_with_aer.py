@@ -1,7 +1,7 @@
 """External reference for our noise derivation: the `relaxation` option against Qiskit-Aer's own
 `NoiseModel.from_backend` on the same Fez calibration (TV <= 0.01 at high shot counts).
 
-The reference backend's Target is `target_from_snapshot(fez)`, which test_ibm_importer checks
+The reference backend is `SnapshotBackend(fez)`, whose Target test_ibm_importer checks
 against IBM's own loader (FakeFez); so the chain IBM JSON -> snapshot -> noise is checked end to end.
 """
 
@@ -12,41 +12,18 @@ import random
 from pathlib import Path
 
 import pytest
-from qiskit.providers import BackendV2, Options
-from qiskit.transpiler import Target
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 
 from device_registry import Snapshot
-from device_registry.qiskit_target import target_from_snapshot
+from device_registry.qiskit_backend import DeviceDefectsWarning, SnapshotBackend
+from harness.circuits import qasm2
 from runner.circuit import parse
 from runner.cli import main
-from tests.circuits import qasm2
 from tests.conftest import MakeRunDir
 
 SHOTS = 200_000
 TOLERANCE = 0.01
-
-
-class _SnapshotBackend(BackendV2):
-    def __init__(self, target: Target) -> None:
-        super().__init__(name="snapshot-reference")
-        self._target = target
-
-    @property
-    def target(self) -> Target:
-        return self._target
-
-    @property
-    def max_circuits(self) -> None:
-        return None
-
-    @classmethod
-    def _default_options(cls) -> Options:
-        return Options()
-
-    def run(self, run_input, **options):  # pragma: no cover - the reference is run through AerSimulator
-        raise NotImplementedError
 
 
 def _random_chain(n: int, depth: int, seed: int) -> str:
@@ -73,7 +50,9 @@ CIRCUITS = {
 
 @pytest.fixture(scope="module")
 def reference_noise(fez: Snapshot) -> NoiseModel:
-    return NoiseModel.from_backend(_SnapshotBackend(target_from_snapshot(fez)))
+    with pytest.warns(DeviceDefectsWarning, match="7 UNAVAILABLE"):
+        backend = SnapshotBackend(fez)
+    return NoiseModel.from_backend(backend)
 
 
 def _tv(a: dict[str, int], b: dict[str, int]) -> float:

@@ -15,6 +15,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from vqpu_protocol.codes import ErrorCode
 from vqpu_service.domain.errors import Conflict, InvalidRequest, Unauthenticated
 from vqpu_service.domain.model import Principal, Role
 
@@ -31,7 +32,7 @@ def create_key(path: Path, name: str, role: Role) -> str:
         raise InvalidRequest("a key name is 1-64 characters of letters, digits, - _ . @", {"name": name})
     entries = _read(path)
     if any(e["name"] == name for e in entries):
-        raise Conflict(f"a key named {name!r} exists already", {"name": name}, code="KEY_EXISTS")
+        raise Conflict(f"a key named {name!r} exists already", {"name": name}, code=ErrorCode.KEY_EXISTS)
     key = PREFIX + secrets.token_urlsafe(32)
     entries.append(
         {"name": name, "role": str(role), "sha256": digest(key), "created_at": datetime.now(UTC).isoformat()}

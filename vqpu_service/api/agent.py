@@ -7,54 +7,79 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
 
+from vqpu_protocol.api.agent import (
+    CancelledReport,
+    ClaimRequest,
+    ClaimResponse,
+    CompletedReport,
+    FailedReport,
+    HeartbeatReply,
+    HeartbeatRequest,
+    ReportAck,
+    RunningReport,
+)
 from vqpu_service.api.deps import Box, Who
-from vqpu_service.api.schemas import ClaimRequest, HeartbeatRequest, ReportBody, claimed_view, task_view
+from vqpu_service.api.routing import JsonRoute, with_body
+from vqpu_service.api.tasks import TaskId
+from vqpu_service.api.views import claimed_view, task_view
 from vqpu_service.domain.decisions import Outcome, Report
-from vqpu_service.domain.errors import InvalidRequest
 from vqpu_service.domain.lifecycle import Action
 
-router = APIRouter(prefix="/v1/agent", tags=["agent"])
-KINDS = {
-    "running": Action.REPORT_RUNNING,
-    "completed": Action.REPORT_COMPLETED,
-    "failed": Action.REPORT_FAILED,
-    "cancelled": Action.REPORT_CANCELLED,
-}
+router = APIRouter(prefix="/v1/agent", tags=["agent"], route_class=JsonRoute)
+_REPORTS = with_body(403, 404, 409)
 
 
-@router.post("/claim", responses={204: {"description": "no work within wait_s"}})
-async def claim(body: ClaimRequest, who: Who, box: Box) -> Response:
+@router.post(
+    "/claim",
+    responses={**with_body(403), 204: {"description": "no work arrived within wait_s"}},
+    response_model=ClaimResponse,
+)
+async def claim(body: ClaimRequest, who: Who, box: Box) -> ClaimResponse | Response:
     claimed = await box.agents.claim(who, body.agent_id, body.max_tasks, body.devices, body.wait_s)
     if not claimed:
         return Response(status_code=204)
-    return JSONResponse({"tasks": [claimed_view(c) for c in claimed]})
+    return ClaimResponse(tasks=[claimed_view(c) for c in claimed])
 
 
-@router.post("/tasks/{task_id}/{kind}")
-async def report(task_id: str, kind: str, body: ReportBody, who: Who, box: Box) -> JSONResponse:
-    action = KINDS.get(kind)
-    if action is None:
-        raise InvalidRequest(f"unknown report {kind!r}; one of {sorted(KINDS)}", code="UNKNOWN_REPORT")
-    if action is Action.REPORT_COMPLETED and not isinstance((body.result or {}).get("counts"), dict):
-        raise InvalidRequest("a completed report carries result.counts")
-    if action is Action.REPORT_FAILED and not (body.error and isinstance(body.error.get("code"), str)):
-        raise InvalidRequest("a failed report carries error.code")
-    rep = Report(
-        action,
-        body.claim_token,
-        result=body.result if action is Action.REPORT_COMPLETED else None,
-        error=body.error if action is Action.REPORT_FAILED else None,
-        scheduler=body.scheduler,
+@router.post("/tasks/{task_id}/running", responses=_REPORTS)
+async def running(task_id: TaskId, body: RunningReport, who: Who, box: Box) -> ReportAck:
+    return await _report(box, who, task_id, Report(Action.REPORT_RUNNING, body.claim_token, scheduler=_dump(body)))
+
+
+@router.post("/tasks/{task_id}/completed", responses={**_REPORTS, 422: with_body(422)[422]})
+async def completed(task_id: TaskId, body: CompletedReport, who: Who, box: Box) -> ReportAck:
+    result = body.result.model_dump(mode="json", by_alias=True)
+    return await _report(
+        box, who, task_id, Report(Action.REPORT_COMPLETED, body.claim_token, result=result, scheduler=_dump(body))
     )
-    task, outcome = await anyio.to_thread.run_sync(box.agents.report, who, task_id, rep)
-    view: dict[str, Any] = task_view(task, box.settings.liveness_window_s, datetime.now(UTC))
-    return JSONResponse({**view, "repeated": outcome is Outcome.REPEATED})
 
 
-@router.post("/heartbeat")
-async def heartbeat(body: HeartbeatRequest, who: Who, box: Box) -> dict[str, Any]:
+@router.post("/tasks/{task_id}/failed", responses=_REPORTS)
+async def failed(task_id: TaskId, body: FailedReport, who: Who, box: Box) -> ReportAck:
+    error = body.error.model_dump(mode="json")
+    return await _report(
+        box, who, task_id, Report(Action.REPORT_FAILED, body.claim_token, error=error, scheduler=_dump(body))
+    )
+
+
+@router.post("/tasks/{task_id}/cancelled", responses=_REPORTS)
+async def cancelled(task_id: TaskId, body: CancelledReport, who: Who, box: Box) -> ReportAck:
+    return await _report(box, who, task_id, Report(Action.REPORT_CANCELLED, body.claim_token, scheduler=_dump(body)))
+
+
+@router.post("/heartbeat", responses=with_body(403))
+async def heartbeat(body: HeartbeatRequest, who: Who, box: Box) -> HeartbeatReply:
     pairs = [(t.id, t.claim_token) for t in body.tasks]
     reply = await anyio.to_thread.run_sync(box.agents.heartbeat, who, body.agent_id, pairs)
-    return {"cancel": reply.cancel, "fenced": reply.fenced}
+    return HeartbeatReply(cancel=reply.cancel, fenced=reply.fenced)
+
+
+async def _report(box: Box, who: Who, task_id: str, rep: Report) -> ReportAck:
+    task, outcome = await anyio.to_thread.run_sync(box.agents.report, who, task_id, rep)
+    view = task_view(task, box.settings.liveness_window_s, datetime.now(UTC))
+    return ReportAck(**view.model_dump(), repeated=outcome is Outcome.REPEATED)
+
+
+def _dump(body: RunningReport | CompletedReport | FailedReport | CancelledReport) -> dict[str, Any] | None:
+    return None if body.scheduler is None else body.scheduler.model_dump(mode="json", exclude_none=True)

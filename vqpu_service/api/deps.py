@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from vqpu_service.container import Container
 from vqpu_service.domain.errors import Forbidden
@@ -20,7 +21,14 @@ async def container(request: Request) -> Container:
     return c
 
 
-async def principal(request: Request) -> Principal:
+bearer = HTTPBearer(auto_error=False, description="an API key from `vqpu-server keys create`")
+
+
+async def principal(
+    request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+) -> Principal:
+    # The HTTPBearer dependency declares the scheme in OpenAPI; the key ring reads the header itself,
+    # so that every way of getting it wrong has the same typed 401.
     return (await container(request)).keys.authenticate(request.headers.get("authorization"))
 
 

@@ -2,73 +2,90 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Path, Response
 
+from device_registry import Snapshot
+from vqpu_protocol.api.devices import DeviceList, DevicePatch, EpochList, EpochView, Viability, ViabilityView
+from vqpu_protocol.codes import ErrorCode
+from vqpu_protocol.limits import MAX_ID_CHARS, MAX_SERIAL
 from vqpu_service.api.deps import Admin, Box, Who
-from vqpu_service.api.schemas import Viability
+from vqpu_service.api.errors import INVALID_CODE
+from vqpu_service.api.routing import JsonRoute, with_body, with_key
+from vqpu_service.api.views import device_summary, epoch_view, violation_view
 from vqpu_service.ports import DeviceEpoch
 
-router = APIRouter(prefix="/v1/devices", tags=["devices"])
-SnapshotBody = Body(..., description="a vqpu.snapshot/1 document")
+router = APIRouter(prefix="/v1/devices", tags=["devices"], route_class=JsonRoute)
+DeviceId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
+Epoch = Annotated[int, Path(ge=0, le=MAX_SERIAL)]
+_SNAPSHOT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": Snapshot,
+        "description": "the vqpu.snapshot/1 document, byte for byte as stored (canonical JSON)",
+        "headers": {
+            "X-VQPU-Epoch": {"description": "the epoch", "schema": {"type": "integer"}},
+            "ETag": {"description": "the snapshot's sha256, quoted", "schema": {"type": "string"}},
+        },
+    }
+}
+_SNAPSHOT_BODY: dict[str, Any] = {INVALID_CODE: ErrorCode.INVALID_SNAPSHOT.value}
 
 
-@router.get("")
-async def list_devices(who: Who, box: Box) -> dict[str, Any]:
+@router.get("", responses=with_key())
+async def list_devices(who: Who, box: Box) -> DeviceList:
     records = await anyio.to_thread.run_sync(box.devices.all_current)
-    return {"devices": [_summary(box, r) for r in records]}
+    return DeviceList(devices=[device_summary(r, box.devices.snapshot(r)) for r in records])
 
 
-@router.get("/{device_id}")
-async def current(device_id: str, who: Who, box: Box) -> Response:
+@router.get("/{device_id}", response_class=Response, responses={**with_key(404), **_SNAPSHOT})
+async def current(device_id: DeviceId, who: Who, box: Box) -> Response:
     return _snapshot(await anyio.to_thread.run_sync(box.devices.current, device_id))
 
 
-@router.get("/{device_id}/epochs")
-async def epochs(device_id: str, who: Who, box: Box) -> dict[str, Any]:
+@router.get("/{device_id}/epochs", responses=with_key(404))
+async def epochs(device_id: DeviceId, who: Who, box: Box) -> EpochList:
     rows = await anyio.to_thread.run_sync(box.store.epochs, device_id)
-    return {
-        "device_id": device_id,
-        "epochs": [{"epoch": e, "sha256": s, "created_at": t.isoformat()} for e, s, t in rows],
-    }
+    return EpochList.model_validate(
+        {"device_id": device_id, "epochs": [{"epoch": e, "sha256": s, "created_at": t.isoformat()} for e, s, t in rows]}
+    )
 
 
-@router.get("/{device_id}/epochs/{epoch}")
-async def epoch(device_id: str, epoch: int, who: Who, box: Box) -> Response:
+@router.get("/{device_id}/epochs/{epoch}", response_class=Response, responses={**with_key(404), **_SNAPSHOT})
+async def epoch(device_id: DeviceId, epoch: Epoch, who: Who, box: Box) -> Response:
     return _snapshot(await anyio.to_thread.run_sync(box.devices.epoch, device_id, epoch))
 
 
-@router.post("/{device_id}/viability")
-async def viability(device_id: str, body: Viability, who: Who, box: Box) -> dict[str, Any]:
-    def run() -> dict[str, Any]:
+@router.post("/{device_id}/viability", responses=with_body(404))
+async def viability(device_id: DeviceId, body: Viability, who: Who, box: Box) -> ViabilityView:
+    def run() -> ViabilityView:
         record = box.devices.current(device_id) if body.epoch is None else box.devices.epoch(device_id, body.epoch)
         found = box.devices.viability(record, body.circuit, body.dialect)
-        return {
-            "device_id": device_id,
-            "epoch": record.epoch,
-            "sha256": record.sha256,
-            "admissible": not found,
-            "violations": [v.to_dict() for v in found],
-        }
+        return ViabilityView(
+            device_id=device_id,
+            epoch=record.epoch,
+            sha256=record.sha256,
+            admissible=not found,
+            violations=[violation_view(v) for v in found],
+        )
 
     return await anyio.to_thread.run_sync(run)
 
 
-@router.post("", status_code=201)
-async def register(who: Admin, box: Box, snapshot: dict[str, Any] = SnapshotBody) -> dict[str, Any]:
-    return _epoch_view(await anyio.to_thread.run_sync(box.devices.register, snapshot))
+@router.post("", status_code=201, responses=with_body(403, 409), openapi_extra=_SNAPSHOT_BODY)
+async def register(snapshot: Snapshot, who: Admin, box: Box) -> EpochView:
+    return epoch_view(await anyio.to_thread.run_sync(box.devices.register, snapshot))
 
 
-@router.put("/{device_id}")
-async def put(device_id: str, who: Admin, box: Box, snapshot: dict[str, Any] = SnapshotBody) -> dict[str, Any]:
-    return _epoch_view(await anyio.to_thread.run_sync(box.devices.put, device_id, snapshot))
+@router.put("/{device_id}", responses=with_body(403, 404), openapi_extra=_SNAPSHOT_BODY)
+async def put(device_id: DeviceId, snapshot: Snapshot, who: Admin, box: Box) -> EpochView:
+    return epoch_view(await anyio.to_thread.run_sync(box.devices.put, device_id, snapshot))
 
 
-@router.patch("/{device_id}")
-async def patch(device_id: str, who: Admin, box: Box, change: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
-    return _epoch_view(await anyio.to_thread.run_sync(box.devices.patch, device_id, change))
+@router.patch("/{device_id}", responses=with_body(403, 404))
+async def patch(device_id: DeviceId, change: DevicePatch, who: Admin, box: Box) -> EpochView:
+    return epoch_view(await anyio.to_thread.run_sync(box.devices.patch, device_id, change))
 
 
 def _snapshot(record: DeviceEpoch) -> Response:
@@ -77,23 +94,3 @@ def _snapshot(record: DeviceEpoch) -> Response:
         media_type="application/json",
         headers={"X-VQPU-Epoch": str(record.epoch), "ETag": f'"{record.sha256}"'},
     )
-
-
-def _epoch_view(record: DeviceEpoch) -> dict[str, Any]:
-    return {
-        "device_id": record.device_id,
-        "epoch": record.epoch,
-        "sha256": record.sha256,
-        "created_at": record.created_at.isoformat(),
-    }
-
-
-def _summary(box: Box, record: DeviceEpoch) -> dict[str, Any]:
-    s = box.devices.snapshot(record)
-    return {
-        **_epoch_view(record),
-        "num_qubits": s.num_qubits,
-        "native_gates": s.native_gates,
-        "offline_qubits": sum(not q.online for q in s.qubits),
-        "unavailable_edges": sum(not e.available for e in s.edges),
-    }

@@ -6,6 +6,7 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,13 +14,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vqpu_protocol.codes import ErrorCode, code_for_fields
 from vqpu_service.domain.errors import ServiceError
 
 log = logging.getLogger("vqpu_service.api")
 HEADER = "X-Correlation-ID"
 
 
-def error_response(status: int, code: str, message: str, detail: Any, correlation_id: str) -> JSONResponse:
+def error_response(status: int, code: ErrorCode, message: str, detail: Any, correlation_id: str) -> JSONResponse:
     body = {
         "error": {
             "code": code,
@@ -44,27 +46,42 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
-        malformed = any(p["type"] == "json_invalid" for p in problems)
-        return error_response(
-            400,
-            "MALFORMED_JSON" if malformed else "INVALID_REQUEST",
-            "the request body is not valid JSON" if malformed else "the request does not match the API schema",
-            problems,
-            correlation_id(request),
-        )
+        code = _validation_code(request, problems)
+        status = 422 if code is ErrorCode.INVALID_RESULT else 400
+        fields = sorted({".".join(map(str, p["loc"][1:])) or "body" for p in problems if p["loc"][:1] == ["body"]})
+        message = "the request does not match the API schema" + (f": {', '.join(fields[:5])}" if fields else "")
+        return error_response(status, code, message, problems, correlation_id(request))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}.get(
-            exc.status_code, "HTTP_ERROR"
-        )
+        code = _HTTP_CODES.get(exc.status_code, ErrorCode.INVALID_REQUEST)
         return error_response(exc.status_code, code, str(exc.detail), None, correlation_id(request))
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         cid = correlation_id(request)
         log.exception("unhandled error (correlation id %s)", cid)
-        return error_response(500, "INTERNAL", "internal error; quote the correlation id", None, cid)
+        return error_response(500, ErrorCode.INTERNAL, "internal error; quote the correlation id", None, cid)
+
+
+_HTTP_CODES = {
+    400: ErrorCode.INVALID_REQUEST,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+}
+INVALID_CODE = "x-vqpu-invalid-code"
+"""A route's `openapi_extra` key: the code of a body that fails validation (e.g. INVALID_SNAPSHOT)."""
+
+
+def _validation_code(request: Request, problems: list[dict[str, Any]]) -> ErrorCode:
+    route = request.scope.get("route")
+    body_problems = [p["loc"] for p in problems if p["loc"][:1] == ["body"]]
+    declared = (getattr(route, "openapi_extra", None) or {}).get(INVALID_CODE)
+    if declared is not None and body_problems and len(body_problems) == len(problems):
+        return ErrorCode(declared)
+    fields = (str(loc[1]) if len(loc) > 1 else "" for loc in body_problems)
+    return code_for_fields(fields, ErrorCode.INVALID_REQUEST) if body_problems else ErrorCode.INVALID_REQUEST
 
 
 class Guard:
@@ -82,8 +99,16 @@ class Guard:
         headers = dict(scope.get("headers") or [])
         cid = headers.get(HEADER.lower().encode(), b"").decode("latin-1")[:128] or uuid.uuid4().hex
         scope.setdefault("state", {})["correlation_id"] = cid
+        bad_target = _unsafe_target(scope)
+        if bad_target is not None:
+            await error_response(400, ErrorCode.UNSAFE_TEXT, bad_target, None, cid)(scope, receive, send)
+            return
         too_large = error_response(
-            413, "PAYLOAD_TOO_LARGE", f"request bodies are limited to {self.limit} bytes", {"limit": self.limit}, cid
+            413,
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"request bodies are limited to {self.limit} bytes",
+            {"limit": self.limit},
+            cid,
         )
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
@@ -108,3 +133,12 @@ class Guard:
             await send(message)
 
         await self.app(scope, limited_receive, tagged_send)
+
+
+def _unsafe_target(scope: Scope) -> str | None:
+    """Why the request's path or query cannot be used (NUL reaches no database), or None."""
+    if "\x00" in scope.get("path", ""):
+        return "the request path contains a NUL character"
+    if b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
+        return "the query string contains a NUL character"
+    return None

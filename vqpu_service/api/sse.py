@@ -1,4 +1,4 @@
-"""Server-sent events: replay from the store after Last-Event-ID, then follow the broker (DESIGN §5).
+"""Server-sent events: replay from the store after Last-Event-ID, then follow the broker.
 
 The order is what makes a reconnect lossless: subscribe first, so nothing committed from then on can
 be missed; replay from the store, which may overlap what the subscription has already queued; then
@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 
+from vqpu_protocol.limits import MAX_SERIAL
 from vqpu_service.adapters.broker import Broker
 from vqpu_service.domain.errors import InvalidRequest
 from vqpu_service.domain.events import Event
@@ -23,8 +24,7 @@ from vqpu_service.ports import EventFilter, Store
 PAGE = 500
 KEEPALIVE = ": keep-alive\n\n"
 EVICTED = ": evicted: slow consumer, reconnect with Last-Event-ID\n\n"
-_MAX_ID = 2**63 - 1  # the event id column is a 64-bit integer at most
-_DIGITS = re.compile(r"[0-9]+")
+_DIGITS = re.compile(r"[0-9]{1,19}")  # bounded before int(): a huge number is refused, never converted
 
 
 def frame(event: Event) -> str:
@@ -36,12 +36,12 @@ def parse_last_event_id(header: str | None, query: int | None) -> int:
     """The Last-Event-ID header (sent by a reconnecting EventSource) wins over the query parameter."""
     if header is not None and header.strip():
         text = header.strip()
-        if not _DIGITS.fullmatch(text) or int(text) > _MAX_ID:
+        if not _DIGITS.fullmatch(text) or int(text) > MAX_SERIAL:
             raise InvalidRequest(f"Last-Event-ID must be a non-negative event id, not {header!r}")
         return int(text)
     if query is None:
         return 0
-    if query < 0 or query > _MAX_ID:
+    if query < 0 or query > MAX_SERIAL:
         raise InvalidRequest(f"last_event_id must be a non-negative event id, not {query}")
     return query
 

@@ -3,68 +3,88 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Path, Query, Response
 
+from vqpu_protocol.api.tasks import EventList, SubmitTask, TaskPage, TaskView
+from vqpu_protocol.limits import MAX_ID_CHARS, MAX_IDEMPOTENCY_KEY_CHARS, MAX_LIST_LIMIT, MAX_SERIAL
+from vqpu_protocol.rundir import ResultDocument
 from vqpu_service.api.deps import Box, Who
-from vqpu_service.api.schemas import SubmitTask, task_view
+from vqpu_service.api.routing import JsonRoute, with_body, with_key
+from vqpu_service.api.views import event_view, task_view
 from vqpu_service.domain.errors import InvalidRequest
 from vqpu_service.domain.lifecycle import TaskState
+from vqpu_service.domain.model import Task
 from vqpu_service.ports import EventFilter
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=JsonRoute)
+TaskId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
+_CURSOR_CHARS = 64
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        **with_body(403, 404, 409, 422),
+        200: {"model": TaskView, "description": "an idempotent replay: the task this Idempotency-Key created"},
+    },
+)
 async def submit(
-    body: SubmitTask, who: Who, box: Box, idempotency_key: Annotated[str | None, Header(max_length=200)] = None
-) -> JSONResponse:
-    task, created = await anyio.to_thread.run_sync(box.tasks.submit, who, body.model_dump(), idempotency_key)
-    return JSONResponse(_view(box, task), status_code=201 if created else 200)
+    body: SubmitTask,
+    response: Response,
+    who: Who,
+    box: Box,
+    idempotency_key: Annotated[str | None, Header(max_length=MAX_IDEMPOTENCY_KEY_CHARS)] = None,
+) -> TaskView:
+    task, created = await anyio.to_thread.run_sync(box.tasks.submit, who, body, idempotency_key)
+    if not created:
+        response.status_code = 200
+    return _view(box, task)
 
 
-@router.get("")
+@router.get("", responses=with_key())
 async def list_tasks(
     who: Who,
     box: Box,
     state: TaskState | None = None,
-    device: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
-) -> dict[str, Any]:
+    device: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
+    cursor: Annotated[str | None, Query(max_length=_CURSOR_CHARS)] = None,
+) -> TaskPage:
     after = _decode(cursor)
     tasks = await anyio.to_thread.run_sync(box.tasks.list_tasks, who, state, device, limit, after)
     next_cursor = _encode(tasks[-1].seq) if len(tasks) == limit else None
-    return {"tasks": [_view(box, t) for t in tasks], "next_cursor": next_cursor}
+    return TaskPage(tasks=[_view(box, t) for t in tasks], next_cursor=next_cursor)
 
 
-@router.get("/{task_id}")
-async def get(task_id: str, who: Who, box: Box) -> dict[str, Any]:
+@router.get("/{task_id}", responses=with_key(404))
+async def get(task_id: TaskId, who: Who, box: Box) -> TaskView:
     return _view(box, await anyio.to_thread.run_sync(box.tasks.get, who, task_id))
 
 
-@router.get("/{task_id}/result")
-async def result(task_id: str, who: Who, box: Box) -> dict[str, Any]:
+@router.get("/{task_id}/result", responses=with_key(404, 409))
+async def result(task_id: TaskId, who: Who, box: Box) -> ResultDocument:
     return await anyio.to_thread.run_sync(box.tasks.result, who, task_id)
 
 
-@router.post("/{task_id}/cancel")
-async def cancel(task_id: str, who: Who, box: Box) -> dict[str, Any]:
+@router.post("/{task_id}/cancel", responses=with_key(403, 404, 409))
+async def cancel(task_id: TaskId, who: Who, box: Box) -> TaskView:
     return _view(box, await anyio.to_thread.run_sync(box.tasks.cancel, who, task_id))
 
 
-@router.get("/{task_id}/events")
-async def events(task_id: str, who: Who, box: Box) -> dict[str, Any]:
+@router.get("/{task_id}/events", responses=with_key(404))
+async def events(task_id: TaskId, who: Who, box: Box) -> EventList:
     await anyio.to_thread.run_sync(box.tasks.get, who, task_id)  # tenancy
     found = await anyio.to_thread.run_sync(box.store.events_after, 0, EventFilter(task_id=task_id), 10_000)
-    return {"events": [e.to_wire() for e in found]}
+    return EventList(events=[event_view(e) for e in found])
 
 
-def _view(box: Box, task: Any) -> dict[str, Any]:
+def _view(box: Box, task: Task) -> TaskView:
     return task_view(task, box.settings.liveness_window_s, datetime.now(UTC))
 
 
@@ -77,8 +97,8 @@ def _decode(cursor: str | None) -> int | None:
         return None
     try:
         kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind != "seq":
+        if kind != "seq" or not value.isdigit() or int(value) > MAX_SERIAL:
             raise ValueError(kind)
         return int(value)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeError, binascii.Error) as exc:
         raise InvalidRequest("malformed cursor; pass back the next_cursor of a previous page") from exc

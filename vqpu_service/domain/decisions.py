@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from vqpu_protocol.codes import ErrorCode
 from vqpu_service.domain.errors import Fenced, IllegalTransition
 from vqpu_service.domain.events import EventType, NewEvent, task_event
 from vqpu_service.domain.lifecycle import TERMINAL_REPORTS, Action, TaskState, next_state
@@ -102,7 +103,7 @@ def force_fail(task: Task, by: str, reason: str, now: datetime) -> list[NewEvent
     task.state = next_state(task.state, Action.FORCE_FAIL)
     _fence(task, now)
     task.finished_at = now
-    task.error = {"code": "FORCE_FAILED", "message": reason, "detail": {"by": by}}
+    task.error = {"code": ErrorCode.FORCE_FAILED.value, "message": reason, "detail": {"by": by}}
     return [_event(EventType.TASK_FAILED, task, by=by, error=task.error)]
 
 
@@ -111,7 +112,7 @@ def fail_unbindable(task: Task, violations: list[dict[str, Any]], epoch: int, no
     task.state = next_state(task.state, Action.FORCE_FAIL)
     task.updated_at = task.finished_at = now
     task.error = {
-        "code": "NOT_ADMISSIBLE_AT_CLAIM",
+        "code": ErrorCode.NOT_ADMISSIBLE_AT_CLAIM.value,
         "message": f"{task.device_id} epoch {epoch} no longer admits this circuit",
         "detail": {"epoch": epoch, "violations": violations},
     }

@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import anyio
 
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import Forbidden
-from vqpu_service.domain.model import Claimed, HeartbeatReply, Principal, Role, Task
+from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, Principal, Role, Task
 from vqpu_service.ports import Store
 
 
@@ -77,19 +76,10 @@ class AgentService:
         _agent_only(who)
         return self._store.heartbeat(agent_id, tasks, datetime.now(UTC))
 
-    def agents(self, who: Principal, window_s: float) -> list[dict[str, Any]]:
+    def agents(self, who: Principal) -> list[Agent]:
         if not who.is_admin:
             raise Forbidden("only admins list agents")
-        now = datetime.now(UTC)
-        return [
-            {
-                "agent_id": a.agent_id,
-                "first_seen": a.first_seen.isoformat(),
-                "last_seen": a.last_seen.isoformat(),
-                "lost": a.lost or (now - a.last_seen).total_seconds() > window_s,
-            }
-            for a in self._store.agents()
-        ]
+        return self._store.agents()
 
 
 def _agent_only(who: Principal) -> None:

@@ -9,21 +9,11 @@ from typing import Any
 
 from device_registry import Snapshot, SnapshotError, parse_snapshot
 from device_registry.admissibility import Violation, check
+from vqpu_protocol.api.devices import DevicePatch
+from vqpu_protocol.codes import ErrorCode
 from vqpu_service.adapters.cache import TTLCache
 from vqpu_service.domain.errors import InvalidRequest
 from vqpu_service.ports import DeviceEpoch, Store
-
-QUBIT_FIELDS = {
-    "status",
-    "t1",
-    "t2",
-    "error_1q",
-    "readout_error",
-    "prob_meas0_prep1",
-    "prob_meas1_prep0",
-    "gate_durations",
-}
-EDGE_FIELDS = {"status", "error", "duration"}
 
 
 class DeviceService:
@@ -61,13 +51,12 @@ class DeviceService:
         self._current.invalidate(device_id)
         self._listing.invalidate()
 
-    def register(self, data: dict[str, Any]) -> DeviceEpoch:
-        record = self._store.register_device(_parse(data), _now())
+    def register(self, snapshot: Snapshot) -> DeviceEpoch:
+        record = self._store.register_device(snapshot, _now())
         self.invalidate(record.device_id)
         return record
 
-    def put(self, device_id: str, data: dict[str, Any]) -> DeviceEpoch:
-        snapshot = _parse(data)
+    def put(self, device_id: str, snapshot: Snapshot) -> DeviceEpoch:
         if snapshot.device_id != device_id:
             raise InvalidRequest(f"the snapshot is for {snapshot.device_id!r}, not {device_id!r}")
         try:
@@ -75,10 +64,10 @@ class DeviceService:
         finally:
             self.invalidate(device_id)
 
-    def patch(self, device_id: str, patch: dict[str, Any]) -> DeviceEpoch:
+    def patch(self, device_id: str, change: DevicePatch) -> DeviceEpoch:
         current = self._store.current_epoch(device_id)  # never patch a cached copy
         data = current.snapshot().to_json_dict()
-        _merge(data, patch)
+        _merge(data, change)
         try:
             return self._store.new_epoch(device_id, _parse(data), _now())
         finally:
@@ -92,41 +81,26 @@ def _parse(data: dict[str, Any]) -> Snapshot:
     try:
         return parse_snapshot(data)
     except SnapshotError as exc:
-        raise InvalidRequest(f"invalid snapshot: {exc}", {"problems": exc.problems}, code="INVALID_SNAPSHOT") from exc
+        raise InvalidRequest(
+            f"invalid snapshot: {exc}", {"problems": exc.problems}, code=ErrorCode.INVALID_SNAPSHOT
+        ) from exc
 
 
-def _merge(data: dict[str, Any], patch: dict[str, Any]) -> None:
-    unknown = set(patch) - {"qubits", "edges"}
-    if unknown:
-        raise InvalidRequest(f"PATCH may change qubits and edges only, not {sorted(unknown)}")
+def _merge(data: dict[str, Any], change: DevicePatch) -> None:
+    """Apply the fields a PATCH gave (explicit nulls included: null calibration means ideal)."""
     qubits = {q["index"]: q for q in data["qubits"]}
-    for change in _entries(patch, "qubits"):
-        target = qubits.get(change.get("index"))
-        if target is None:
-            raise InvalidRequest(f"no qubit {change.get('index')!r} on {data['device_id']}")
-        target.update(_fields(change, QUBIT_FIELDS, "index"))
+    for q in change.qubits:
+        if q.index not in qubits:
+            raise InvalidRequest(f"no qubit {q.index} on {data['device_id']}")
+        qubits[q.index].update(q.model_dump(mode="json", exclude_unset=True, exclude={"index"}))
     edges = {(e["source"], e["target"]): e for e in data["edges"]}
-    for change in _entries(patch, "edges"):
-        key = (change.get("source"), change.get("target"))
-        target = edges.get(key) or (None if data.get("directed") else edges.get((key[1], key[0])))
+    for e in change.edges:
+        target = edges.get((e.source, e.target))
+        if target is None and not data.get("directed"):
+            target = edges.get((e.target, e.source))
         if target is None:
-            raise InvalidRequest(f"no edge {key} on {data['device_id']}")
-        target.update(_fields(change, EDGE_FIELDS, "source", "target"))
-
-
-def _entries(patch: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    entries = patch.get(key, [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise InvalidRequest(f"{key} must be a list of objects")
-    return entries
-
-
-def _fields(change: dict[str, Any], allowed: set[str], *keys: str) -> dict[str, Any]:
-    fields = {k: v for k, v in change.items() if k not in keys}
-    extra = set(fields) - allowed
-    if extra:
-        raise InvalidRequest(f"cannot patch {sorted(extra)}; allowed: {sorted(allowed)}")
-    return fields
+            raise InvalidRequest(f"no edge ({e.source}, {e.target}) on {data['device_id']}")
+        target.update(e.model_dump(mode="json", exclude_unset=True, exclude={"source", "target"}))
 
 
 def _now() -> datetime:

@@ -6,9 +6,10 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
-from device_registry.admissibility import DIALECTS
+from vqpu_protocol.api.tasks import SubmitTask
+from vqpu_protocol.codes import ErrorCode
+from vqpu_protocol.rundir import ResultDocument
 from vqpu_service.config import Settings
 from vqpu_service.domain.errors import Conflict, Forbidden, InvalidRequest, NotAdmissible, NotFound, PayloadTooLarge
 from vqpu_service.domain.lifecycle import TaskState
@@ -24,7 +25,7 @@ class TaskService:
         self._settings = settings
         self._on_submit = on_submit
 
-    def submit(self, who: Principal, body: dict[str, Any], idempotency_key: str | None) -> tuple[Task, bool]:
+    def submit(self, who: Principal, body: SubmitTask, idempotency_key: str | None) -> tuple[Task, bool]:
         if who.role is Role.AGENT:
             raise Forbidden("agents cannot submit tasks")
         new = self.admit(who, body, idempotency_key)
@@ -33,39 +34,39 @@ class TaskService:
             self._on_submit()
         return task, created
 
-    def admit(self, who: Principal, body: dict[str, Any], idempotency_key: str | None) -> NewTask:
-        circuit, dialect, shots = body["circuit"], body["dialect"], body["shots"]
-        if len(circuit.encode()) > self._settings.max_circuit_bytes:
+    def admit(self, who: Principal, body: SubmitTask, idempotency_key: str | None) -> NewTask:
+        """Everything about a submission that can be refused is refused here, before anything is stored."""
+        if len(body.circuit.encode()) > self._settings.max_circuit_bytes:
             raise PayloadTooLarge(f"the circuit is over {self._settings.max_circuit_bytes} bytes")
-        if dialect not in DIALECTS:
-            raise InvalidRequest(f"unknown dialect {dialect!r}; expected one of {DIALECTS}", code="UNKNOWN_DIALECT")
-        if not 1 <= shots <= self._settings.max_shots:
-            raise InvalidRequest(f"shots must be between 1 and {self._settings.max_shots}", code="INVALID_SHOTS")
-        pinned = body.get("epoch")
+        if body.shots > self._settings.max_shots:
+            raise InvalidRequest(
+                f"shots must be between 1 and {self._settings.max_shots}", code=ErrorCode.INVALID_SHOTS
+            )
         record = (
-            self._devices.current(body["device"]) if pinned is None else self._devices.epoch(body["device"], pinned)
+            self._devices.current(body.device) if body.epoch is None else self._devices.epoch(body.device, body.epoch)
         )
-        violations = self._devices.viability(record, circuit, dialect)
+        violations = self._devices.viability(record, body.circuit, body.dialect)
         if violations:
             raise NotAdmissible(
                 f"the circuit cannot run on {record.device_id} epoch {record.epoch}: {violations[0].message}"
                 + (f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""),
                 {"device_id": record.device_id, "epoch": record.epoch, "violations": [v.to_dict() for v in violations]},
             )
+        wire = body.model_dump(mode="json")
         return NewTask(
             owner=who.name,
             device_id=record.device_id,
-            circuit=circuit,
-            dialect=dialect,
-            shots=shots,
-            seed=body.get("seed"),
-            pinned_epoch=pinned,
+            circuit=body.circuit,
+            dialect=body.dialect,
+            shots=body.shots,
+            seed=body.seed,
+            pinned_epoch=body.epoch,
             admitted_epoch=record.epoch,
             admitted_sha256=record.sha256,
-            tags=list(body.get("tags") or []),
-            options=dict(body.get("options") or {}),
+            tags=list(body.tags),
+            options=wire["options"],
             idempotency_key=idempotency_key,
-            body_sha256=hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
+            body_sha256=hashlib.sha256(json.dumps(wire, sort_keys=True).encode()).hexdigest(),
         )
 
     def get(self, who: Principal, task_id: str) -> Task:
@@ -80,15 +81,15 @@ class TaskService:
         owner = who.name if who.role is Role.USER else None
         return self._store.list_tasks(owner=owner, state=state, device_id=device, limit=limit, after_seq=after)
 
-    def result(self, who: Principal, task_id: str) -> dict[str, Any]:
+    def result(self, who: Principal, task_id: str) -> ResultDocument:
         task = self.get(who, task_id)
         if task.state is not TaskState.COMPLETED or task.result is None:
             raise Conflict(
                 f"task {task_id} is {task.state}; a result exists once it is COMPLETED",
                 {"state": str(task.state), "error": task.error},
-                code="RESULT_NOT_READY" if not task.state.terminal else "NO_RESULT",
+                code=ErrorCode.RESULT_NOT_READY if not task.state.terminal else ErrorCode.NO_RESULT,
             )
-        return task.result
+        return ResultDocument.model_validate(task.result)
 
     def cancel(self, who: Principal, task_id: str) -> Task:
         if who.role is Role.AGENT:

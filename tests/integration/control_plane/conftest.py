@@ -6,13 +6,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from device_registry import catalog
-from tests.services import scratch_postgres_database
+from harness.postgres import scratch_postgres_database
+from tests.integration.control_plane.api_client import Api
+from tests.requirements import require_postgres
+from vqpu_service.adapters.auth import create_key
 from vqpu_service.adapters.sql.engine import make_engine
 from vqpu_service.adapters.sql.store import SqlStore
-from vqpu_service.bootstrap import wire_recheck
+from vqpu_service.bootstrap import app_for, build_store, wire_recheck
+from vqpu_service.config import Settings
+from vqpu_service.domain.model import Role
 from vqpu_service.services.devices import DeviceService
 
 TABLES = ("event", "task", "device_epoch", "device", "agent")
@@ -20,6 +26,7 @@ TABLES = ("event", "task", "device_epoch", "device", "agent")
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
+    require_postgres()
     with scratch_postgres_database() as url:
         yield url
 
@@ -50,3 +57,26 @@ def _now():  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+@pytest.fixture
+def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
+    settings = Settings(
+        database_url=database_url,
+        keys_file=tmp_path / "keys.json",
+        max_body_bytes=256 * 1024,
+        max_circuit_bytes=64 * 1024,
+        sweep_interval_s=0.2,
+        event_poll_s=0.2,
+    )
+    if database_url.startswith("postgresql"):
+        store = build_store(settings)
+        with store.tx.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        store.close()
+    keys = {
+        name: create_key(settings.keys_file, name, role)
+        for name, role in [("alice", Role.USER), ("bob", Role.USER), ("agent", Role.AGENT), ("root", Role.ADMIN)]
+    }
+    with TestClient(app_for(settings), raise_server_exceptions=False) as client:
+        yield Api(client, keys)

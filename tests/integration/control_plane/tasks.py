@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from harness.circuits import BELL
 from vqpu_service.domain.model import NewTask
 from vqpu_service.ports import Store
 
 LINE = "line-16"
-BELL = "OPENQASM 3.0;\nbit[2] c;\nsx $0;\ncz $0, $1;\nc[0] = measure $0;\nc[1] = measure $1;\n"
 
 
 def new_task(

@@ -4,71 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import text
 
-from tests.integration.control_plane.conftest import TABLES
+from harness.documents import result_document
+from tests.integration.control_plane.api_client import Api, error
 from tests.integration.control_plane.tasks import BELL
-from vqpu_service.adapters.auth import create_key
-from vqpu_service.bootstrap import app_for, build_store
-from vqpu_service.config import Settings
-from vqpu_service.domain.model import Role
-
-
-class Api:
-    def __init__(self, client: TestClient, keys: dict[str, str]) -> None:
-        self.client = client
-        self.keys = keys
-
-    def call(self, method: str, path: str, who: str | None = "alice", **kw: Any) -> Any:
-        headers = dict(kw.pop("headers", {}))
-        if who is not None:
-            headers["Authorization"] = f"Bearer {self.keys[who]}"
-        return self.client.request(method, path, headers=headers, **kw)
-
-    def submit(self, who: str = "alice", headers: dict[str, str] | None = None, **body: Any) -> Any:
-        payload = {"device": "line-16", "circuit": BELL, "dialect": "qasm3", "shots": 100, **body}
-        return self.call("POST", "/v1/tasks", who, json=payload, headers=headers or {})
-
-    def count(self) -> int:
-        return len(self.call("GET", "/v1/tasks?limit=1000", "root").json()["tasks"])
-
-
-@pytest.fixture
-def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
-    settings = Settings(
-        database_url=database_url,
-        keys_file=tmp_path / "keys.json",
-        max_body_bytes=256 * 1024,
-        max_circuit_bytes=64 * 1024,
-        sweep_interval_s=0.2,
-        event_poll_s=0.2,
-    )
-    if database_url.startswith("postgresql"):
-        store = build_store(settings)
-        with store.tx.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        store.close()
-    keys = {
-        name: create_key(settings.keys_file, name, role)
-        for name, role in [("alice", Role.USER), ("bob", Role.USER), ("agent", Role.AGENT), ("root", Role.ADMIN)]
-    }
-    with TestClient(app_for(settings), raise_server_exceptions=False) as client:
-        yield Api(client, keys)
-
-
-def error(response: Any) -> dict[str, Any]:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    err: dict[str, Any] = body["error"]
-    assert {"code", "message", "detail", "correlation_id", "timestamp"} <= set(err)
-    assert response.headers["X-Correlation-ID"] == err["correlation_id"]
-    return err
 
 
 def test_health_needs_no_key_and_everything_else_does(api: Api) -> None:
@@ -113,8 +55,8 @@ def test_an_inadmissible_circuit_is_422_with_violations_and_nothing_is_stored(ap
     ("request_kw", "status", "code"),
     [
         ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "MALFORMED_JSON"),
-        ({"json": {"device": "line-16", "circuit": BELL, "dialect": "qasm3", "shots": "many"}}, 400, "INVALID_REQUEST"),
-        ({"json": {"device": "line-16", "circuit": BELL, "dialect": "quil", "shots": 1}}, 400, "INVALID_REQUEST"),
+        ({"json": {"device": "line-16", "circuit": BELL, "dialect": "qasm3", "shots": "many"}}, 400, "INVALID_SHOTS"),
+        ({"json": {"device": "line-16", "circuit": BELL, "dialect": "quil", "shots": 1}}, 400, "UNKNOWN_DIALECT"),
         ({"json": {"device": "line-16", "circuit": BELL, "dialect": "qasm3", "shots": 0}}, 400, "INVALID_SHOTS"),
         ({"json": {"device": "line-16", "circuit": BELL, "dialect": "qasm3", "shots": 10**9}}, 400, "INVALID_SHOTS"),
         ({"json": {"device": "nowhere", "circuit": BELL, "dialect": "qasm3", "shots": 1}}, 404, "NOT_FOUND"),
@@ -147,11 +89,12 @@ def test_unknown_tasks_bad_tokens_and_illegal_transitions_are_typed(api: Api) ->
     assert error(api.call("GET", "/v1/tasks/t-nope"))["code"] == "NOT_FOUND"
     assert error(api.call("GET", "/v1/tasks?cursor=%%%"))["code"] == "INVALID_REQUEST"
     task = api.submit().json()
+    forged = {"task": {**task, "epoch": 0, "snapshot_sha256": "0" * 64}, "attempt": 1}
     r = api.call(
         "POST",
         f"/v1/agent/tasks/{task['id']}/completed",
         "agent",
-        json={"claim_token": "forged", "result": {"counts": {"00": 1}}},
+        json={"claim_token": "forged", "result": result_document(forged)},
     )
     assert (r.status_code, error(r)["code"]) == (409, "FENCED")
     api.call("POST", f"/v1/tasks/{task['id']}/cancel")
@@ -196,11 +139,10 @@ def test_full_lifecycle_over_the_agent_protocol(api: Api) -> None:
     assert claimed["attempt"] == 1 and claimed["task"]["epoch"] == 0
     token = claimed["claim_token"]
     path = f"/v1/agent/tasks/{task['id']}"
-    assert api.call("POST", f"{path}/running", "agent", json={"claim_token": token, "scheduler": {"job": "1"}}).json()[
-        "scheduler"
-    ] == {"job": "1"}
+    running = api.call("POST", f"{path}/running", "agent", json={"claim_token": token, "scheduler": {"job_id": "1"}})
+    assert running.json()["scheduler"]["job_id"] == "1"
     assert error(api.call("GET", f"/v1/tasks/{task['id']}/result"))["code"] == "RESULT_NOT_READY"
-    done = {"claim_token": token, "result": {"counts": {"00": 60, "11": 40}, "shots": 100}}
+    done = {"claim_token": token, "result": result_document(claimed, {"00": 60, "11": 40})}
     assert api.call("POST", f"{path}/completed", "agent", json=done).json()["repeated"] is False
     again = api.call("POST", f"{path}/completed", "agent", json=done)
     assert again.status_code == 200 and again.json()["repeated"] is True

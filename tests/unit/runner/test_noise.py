@@ -7,7 +7,7 @@ from qiskit_aer.noise import NoiseModel
 
 from device_registry import Edge, EdgeStatus, Qubit, Snapshot, calibration, topologies
 from runner.noise import NoiseCache, build_noise_model
-from runner.task import NoiseModelName
+from vqpu_protocol.rundir import NoiseModelName
 
 PAPER, RELAX = NoiseModelName.PAPER, NoiseModelName.RELAXATION
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from device_registry import Snapshot
+from vqpu_protocol.codes import ErrorCode
 from vqpu_service.adapters.sql.schema import DeviceRow, EpochRow
 from vqpu_service.domain.errors import Conflict, NotFound
 from vqpu_service.domain.events import EventType, NewEvent
@@ -60,7 +61,7 @@ def already_registered(device_id: str) -> Conflict:
     return Conflict(
         f"device {device_id} is already registered; PUT a new epoch instead",
         {"device_id": device_id},
-        code="DEVICE_EXISTS",
+        code=ErrorCode.DEVICE_EXISTS,
     )
 
 

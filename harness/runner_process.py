@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+"""The repository root: `python -m runner` started there imports this working tree's runner."""
 
 
 def run_runner_process(

@@ -19,13 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.control_plane.tasks import BELL
-from tests.servers import ServerProcess, make_keys, stalled_sse_subscriber
-from tests.services import scratch_postgres_database
+from harness.circuits import BELL
+from harness.documents import result_document
+from harness.postgres import scratch_postgres_database
+from harness.servers import ServerProcess, make_keys, stalled_sse_subscriber
+from tests.requirements import require_postgres
 from vqpu_service.domain.model import Role
 
 pytestmark = pytest.mark.slow
-NO_FALLBACKS = {"VQPU_EVENT_POLL_S": "300", "VQPU_CLAIM_RECHECK_S": "300"}
+NO_FALLBACKS = {"VQPU_EVENT_POLL_S": "300", "VQPU_CLAIM_RECHECK_S": "300", "VQPU_MAX_CLAIM_WAIT_S": "300"}
 
 
 def _auth(key: str) -> dict[str, str]:
@@ -72,6 +74,7 @@ def two_servers(
 ) -> Iterator[tuple[ServerProcess, ServerProcess, dict[str, str]]]:
     """Two server processes on one fresh PostgreSQL database, started together (both race to register
     the catalogue on first start; both must come up)."""
+    require_postgres()
     work = tmp_path_factory.mktemp("two-servers")
     keys = make_keys(work / "keys.json", alice=Role.USER, agent=Role.AGENT)
     with scratch_postgres_database() as url:
@@ -138,7 +141,7 @@ def test_a_claim_waiting_on_one_server_is_woken_by_a_submit_on_the_other(two_ser
     # Report on the other server: the lifecycle does not care which process an agent talks to.
     done = httpx.post(
         f"{a.url}/v1/agent/tasks/{task['id']}/completed",
-        json={"claim_token": claimed["claim_token"], "result": {"counts": {"00": 60, "11": 40}}},
+        json={"claim_token": claimed["claim_token"], "result": result_document(claimed, {"00": 60, "11": 40})},
         headers=_auth(keys["agent"]),
     )
     assert done.status_code == 200 and done.json()["state"] == "COMPLETED"
@@ -183,43 +186,44 @@ def test_a_stalled_sse_consumer_is_evicted_and_neither_submissions_nor_live_cons
     # than the kernel's socket buffers (tcp_wmem max 4 MiB) and uvicorn's can hold for a reader that
     # never reads, so the stalled stream really backs up to its queue of 8.
     n = 100
-    error = {"code": "RUNNER_CRASH", "message": "the runner died", "stderr_tail": "x" * 65536}
+    error = {"code": "RUNNER_CRASH", "message": "the runner died", "detail": {"stderr_tail": "x" * 65536}}
     keys = make_keys(tmp_path / "keys.json", alice=Role.USER, agent=Role.AGENT, ops=Role.ADMIN)
     env = {"VQPU_SSE_QUEUE_SIZE": "8"}
     with ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'vqpu.db'}", tmp_path / "keys.json", env=env) as server:
         start = httpx.get(f"{server.url}/v1/health").json()["last_event_id"]
-        stalled = stalled_sse_subscriber(server.url, keys["ops"])  # an admin sees every event: ids have no gaps
-        live: list[str] = []
+        # An admin sees every event, so ids have no gaps. The socket is closed even when an assertion
+        # fails, so that its ResourceWarning cannot fail a later test.
+        with stalled_sse_subscriber(server.url, keys["ops"]) as stalled:
+            live: list[str] = []
 
-        def follow() -> None:
-            headers = {**_auth(keys["alice"]), "Last-Event-ID": str(start)}
-            params = {"type": "TASK_FAILED"}
-            with httpx.stream("GET", f"{server.url}/v1/events", params=params, headers=headers, timeout=30) as r:
+            def follow() -> None:
+                headers = {**_auth(keys["alice"]), "Last-Event-ID": str(start)}
+                params = {"type": "TASK_FAILED"}
+                with httpx.stream("GET", f"{server.url}/v1/events", params=params, headers=headers, timeout=30) as r:
+                    for event in _sse_events(r):
+                        live.append(_task(event))
+                        if len(live) == n:
+                            return
+
+            follower = threading.Thread(target=follow)
+            follower.start()
+            # Every request has a 10 s timeout: a publisher that waited for the stalled reader would hang here.
+            failed = [_fail_one(server.url, keys["alice"], keys["agent"], error) for _ in range(n)]
+            follower.join(60)
+            assert live == failed  # the live consumer got every event, in order, while the other stalled
+            last = httpx.get(f"{server.url}/v1/health").json()["last_event_id"]
+
+            raw = _read_until_closed(stalled, timeout_s=60).decode()
+            assert ": evicted: slow consumer" in raw  # the server dropped it and said why, then closed
+            got = [int(line[4:]) for line in raw.splitlines() if line.startswith("id: ")]
+            assert got and got[0] == 1 and got == list(range(1, len(got) + 1))  # a gap-free prefix of the stream
+            assert got[-1] < last  # it really fell behind
+            # Reconnecting from the last id it saw replays the rest: nothing was lost by the eviction.
+            headers = {**_auth(keys["ops"]), "Last-Event-ID": str(got[-1])}
+            rest: list[int] = []
+            with httpx.stream("GET", f"{server.url}/v1/events", headers=headers, timeout=30) as r:
                 for event in _sse_events(r):
-                    live.append(_task(event))
-                    if len(live) == n:
-                        return
-
-        follower = threading.Thread(target=follow)
-        follower.start()
-        # Every request has a 10 s timeout: a publisher that waited for the stalled reader would hang here.
-        failed = [_fail_one(server.url, keys["alice"], keys["agent"], error) for _ in range(n)]
-        follower.join(60)
-        assert live == failed  # the live consumer got every event, in order, while the other stalled
-        last = httpx.get(f"{server.url}/v1/health").json()["last_event_id"]
-
-        raw = _read_until_closed(stalled, timeout_s=60).decode()
-        stalled.close()
-        assert ": evicted: slow consumer" in raw  # the server dropped it and said why, then closed
-        got = [int(line[4:]) for line in raw.splitlines() if line.startswith("id: ")]
-        assert got and got[0] == 1 and got == list(range(1, len(got) + 1))  # a gap-free prefix of the stream
-        assert got[-1] < last  # it really fell behind
-        # Reconnecting from the last id it saw replays the rest: nothing was lost by the eviction.
-        headers = {**_auth(keys["ops"]), "Last-Event-ID": str(got[-1])}
-        rest: list[int] = []
-        with httpx.stream("GET", f"{server.url}/v1/events", headers=headers, timeout=30) as r:
-            for event in _sse_events(r):
-                rest.append(event["id"])
-                if event["id"] >= last:
-                    break
-        assert got + rest == list(range(1, last + 1))
+                    rest.append(event["id"])
+                    if event["id"] >= last:
+                        break
+            assert got + rest == list(range(1, last + 1))

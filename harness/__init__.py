@@ -1,0 +1,1 @@
+"""Real processes and shared workloads for the tests and the benchmarks; imports neither, nor pytest."""

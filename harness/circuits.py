@@ -1,0 +1,18 @@
+"""OpenQASM sources the tests and the benchmarks share."""
+
+from __future__ import annotations
+
+BELL = "OPENQASM 3.0;\nbit[2] c;\nsx $0;\ncz $0, $1;\nc[0] = measure $0;\nc[1] = measure $1;\n"
+"""A native Bell pair on physical qubits 0 and 1 (OpenQASM 3): admissible on line-16 and on Fez."""
+
+
+def qasm2(body: str, qubits: int = 2, clbits: int | None = None) -> str:
+    """`body` under an OpenQASM 2 header with `qubits` qubits and `clbits` bits (as many as qubits by default)."""
+    clbits = qubits if clbits is None else clbits
+    return f"OPENQASM 2.0;\nqreg q[{qubits}];\ncreg c[{clbits}];\n{body}\n"
+
+
+def amplified_identity(repetitions: int) -> str:
+    """Each layer is the identity: CZ·CZ on (0, 1), X·X on q0, SX⁴ on q1."""
+    layer = "cz q[0],q[1];\ncz q[0],q[1];\nx q[0];\nx q[0];\n" + "sx q[1];\n" * 4
+    return "OPENQASM 2.0;\nqreg q[2];\ncreg c[2];\n" + layer * repetitions + "measure q -> c;\n"

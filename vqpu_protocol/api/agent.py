@@ -1,0 +1,111 @@
+"""/v1/agent: CLAIM, reports and heartbeats: the only requests an agent sends (outbound from the site)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from vqpu_protocol.api.tasks import SchedulerEvidence, TaskView
+from vqpu_protocol.errors import ErrorDocument
+from vqpu_protocol.limits import MAX_CLAIM_BATCH, MAX_CLAIM_WAIT_S, MAX_HEARTBEAT_TASKS, Dialect
+from vqpu_protocol.rundir import ResultDocument, RunOptions, TaskDocument
+from vqpu_protocol.wire import Id, Request, Response
+
+
+class ClaimRequest(Request):
+    agent_id: Id
+    max_tasks: Annotated[int, Field(ge=1, le=MAX_CLAIM_BATCH)] = 1
+    devices: Annotated[list[Id], Field(max_length=256)] | None = Field(None, description="claim only these devices")
+    wait_s: Annotated[float, Field(ge=0, le=MAX_CLAIM_WAIT_S)] = Field(
+        0, description="long-poll: wait this long for work (capped by the server's max_claim_wait_s)"
+    )
+
+
+class ClaimedTaskBody(Response):
+    id: str
+    device: str
+    circuit: str
+    dialect: Dialect
+    shots: int
+    seed: int | None
+    options: RunOptions
+    tags: list[str]
+    epoch: int = Field(description="the bound epoch")
+    snapshot_sha256: str
+
+
+class ClaimedTask(Response):
+    task: ClaimedTaskBody
+    snapshot: str = Field(description="the bound snapshot's canonical JSON: write it byte for byte as snapshot.json")
+    claim_token: str
+    attempt: int
+
+    def task_document(self) -> TaskDocument:
+        t = self.task
+        return TaskDocument(
+            task_id=t.id,
+            attempt=self.attempt,
+            circuit=t.circuit,
+            dialect=t.dialect,
+            shots=t.shots,
+            seed=t.seed,
+            snapshot_sha256=t.snapshot_sha256,
+            options=t.options,
+        )
+
+
+class ClaimResponse(Response):
+    tasks: list[ClaimedTask]
+
+
+class RunningReport(Request):
+    claim_token: Id
+    scheduler: SchedulerEvidence | None = None
+
+
+class CompletedReport(Request):
+    claim_token: Id
+    result: ResultDocument
+    scheduler: SchedulerEvidence | None = None
+
+
+class FailedReport(Request):
+    claim_token: Id
+    error: ErrorDocument
+    scheduler: SchedulerEvidence | None = None
+
+
+class CancelledReport(Request):
+    claim_token: Id
+    scheduler: SchedulerEvidence | None = None
+
+
+class ReportAck(TaskView):
+    repeated: bool = Field(description="true: the same terminal report was already applied; nothing changed")
+
+
+class HeartbeatTask(Request):
+    id: Id
+    claim_token: Id
+
+
+class HeartbeatRequest(Request):
+    agent_id: Id
+    tasks: Annotated[list[HeartbeatTask], Field(max_length=MAX_HEARTBEAT_TASKS)] = []
+
+
+class HeartbeatReply(Response):
+    cancel: list[str] = Field(description="stop these, then report them cancelled")
+    fenced: list[str] = Field(description="no longer yours: stop these and report nothing")
+
+
+class AgentView(Response):
+    agent_id: str
+    first_seen: str
+    last_seen: str
+    lost: bool
+
+
+class AgentList(Response):
+    agents: list[AgentView]
