@@ -1,3 +1,3 @@
-from runner.cli import main
+from runner.cli import process_main
 
-raise SystemExit(main())
+raise SystemExit(process_main())

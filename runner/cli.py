@@ -1,30 +1,46 @@
-"""`python -m runner RUN_DIR`: exit 0 done, 2 invalid payload, 3 simulation error, 1 crash."""
+"""`python -m runner RUN_DIR`: exit 0 done, 2 invalid payload, 3 simulation error, 1 crash.
+
+As a process (`process_main`, behind `python -m runner` and `vqpu-runner`) the runner first points
+the scratch space of the libraries it loads into its run directory: dill probes the temporary
+directory when Qiskit imports it, and stevedore caches Qiskit's plugin list under ~/.cache. So the
+process touches no file outside its run directory but the installed code it imports; that is why
+Qiskit is imported only after that (in `_run`), never when this module is.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 import traceback
 from pathlib import Path
 
 from device_registry import RegistryError
-from runner import pipeline
 from runner.errors import InvalidPayload, RunnerError
 from runner.rundir import read_inputs
 from vqpu_protocol.codes import ErrorCode, ExitCode
 from vqpu_protocol.errors import ErrorDocument
-from vqpu_protocol.rundir import LOG_FILE, write_error, write_result
+from vqpu_protocol.rundir import LOG_FILE, SCRATCH_DIR, write_error, write_result
 
 log = logging.getLogger("runner")
 
 
+def process_main(argv: list[str] | None = None) -> int:
+    """The entry point of a runner process: scratch space confined to the run directory, then `main`."""
+    run_dir = _parse(argv)
+    if run_dir.is_dir():
+        for name, variable in (("tmp", "TMPDIR"), ("cache", "XDG_CACHE_HOME")):
+            path = run_dir / SCRATCH_DIR / name
+            path.mkdir(parents=True, exist_ok=True)
+            os.environ[variable] = str(path)
+    return main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """One run, in this process (its environment untouched)."""
     started = time.perf_counter()
-    parser = argparse.ArgumentParser(prog="python -m runner", description="Execute one vQPU run directory.")
-    parser.add_argument("run_dir", type=Path, help="directory holding task.json and snapshot.json")
-    args = parser.parse_args(argv)
-    run_dir: Path = args.run_dir
+    run_dir = _parse(argv)
     handler = _log_to(run_dir)
     try:
         return _run(run_dir, started)
@@ -34,7 +50,16 @@ def main(argv: list[str] | None = None) -> int:
             handler.close()
 
 
+def _parse(argv: list[str] | None) -> Path:
+    parser = argparse.ArgumentParser(prog="python -m runner", description="Execute one vQPU run directory.")
+    parser.add_argument("run_dir", type=Path, help="directory holding task.json and snapshot.json")
+    run_dir: Path = parser.parse_args(argv).run_dir
+    return run_dir
+
+
 def _run(run_dir: Path, started: float) -> int:
+    from runner import pipeline  # Qiskit and Aer: loaded once the scratch space is confined
+
     try:
         inputs = read_inputs(run_dir)
         log.info(

@@ -5,6 +5,7 @@
     RUN_DIR/result.json    vqpu.result/1, written atomically by the runner on success
     RUN_DIR/error.json     the error document, written atomically by the runner on failure
     RUN_DIR/runner.log
+    RUN_DIR/scratch/       temporary files and caches of the libraries the runner loads
 
 `materialise` writes the inputs of a claimed task; `read_outcome` reads back what the runner left.
 """
@@ -33,6 +34,8 @@ SNAPSHOT_FILE = "snapshot.json"
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 LOG_FILE = "runner.log"
+SCRATCH_DIR = "scratch"
+"""Where the runner process points the scratch files of the libraries it loads (TMPDIR, caches)."""
 MAX_FILE_BYTES = 64 * 1024 * 1024
 """The runner refuses a task.json or snapshot.json larger than this without reading it."""
 

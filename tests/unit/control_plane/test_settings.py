@@ -62,3 +62,31 @@ def test_the_cli_refuses_a_bad_setting_with_status_2_and_the_variable_in_the_mes
     err = capsys.readouterr().err
     assert "INVALID_SETTINGS" in err and "VQPU_LIVENESS_WINDOW_S" in err
     assert not (tmp_path / "k.json").exists()  # refused before doing anything
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"VQPU_MAX_SHOTS": "10000001"}, ["VQPU_MAX_SHOTS"]),  # every runner refuses more than 10^7
+        ({"VQPU_MAX_CIRCUIT_BYTES": str(64 * 1024 * 1024)}, ["VQPU_MAX_CIRCUIT_BYTES"]),
+        ({"VQPU_CLAIM_RECHECK_S": "40"}, ["VQPU_CLAIM_RECHECK_S", "VQPU_MAX_CLAIM_WAIT_S"]),
+        ({"VQPU_SWEEP_INTERVAL_S": "61"}, ["VQPU_SWEEP_INTERVAL_S", "VQPU_LIVENESS_WINDOW_S"]),
+        (
+            {"VQPU_MAX_BODY_BYTES": "1000", "VQPU_MAX_CIRCUIT_BYTES": "2000"},
+            ["VQPU_MAX_CIRCUIT_BYTES", "VQPU_MAX_BODY_BYTES"],
+        ),
+    ],
+)
+def test_settings_that_contradict_each_other_or_the_protocol_are_refused_naming_the_variables(
+    environ: dict[str, str], named: list[str]
+) -> None:
+    with pytest.raises(InvalidRequest) as err:
+        load_settings(environ)
+    assert err.value.code == "INVALID_SETTINGS"
+    for variable in named:
+        assert variable in err.value.message
+
+
+def test_the_protocols_own_limits_are_valid_settings() -> None:
+    settings = load_settings({"VQPU_MAX_SHOTS": "10000000", "VQPU_CLAIM_RECHECK_S": "30"})
+    assert settings.max_shots == 10_000_000 and settings.claim_recheck_s == settings.max_claim_wait_s
