@@ -16,3 +16,18 @@ def amplified_identity(repetitions: int) -> str:
     """Each layer is the identity: CZ·CZ on (0, 1), X·X on q0, SX⁴ on q1."""
     layer = "cz q[0],q[1];\ncz q[0],q[1];\nx q[0];\nx q[0];\n" + "sx q[1];\n" * 4
     return "OPENQASM 2.0;\nqreg q[2];\ncreg c[2];\n" + layer * repetitions + "measure q -> c;\n"
+
+
+def hostile_circuits(size: int) -> dict[str, str]:
+    """OpenQASM 3 sources of about `size` bytes in the shapes that once made the admission check
+    quadratic, plus a valid native program of the same size on line-16 (a device every server has)."""
+    head = "OPENQASM 3.0;\nbit[2] c;\n"
+    gates = "sx $0;\ncz $0, $1;\n"
+    return {
+        "no statement end": head + "x" * (size - len(head)),
+        "unclosed comments": head + "/*" * ((size - len(head)) // 2),
+        "one long word": head + "sx" + "q" * (size - len(head) - 3) + ";",
+        "open parentheses": head + "rz(" + "(" * (size - len(head) - 4) + ";",
+        "open braces": head + "if (c[0]) " + "{" * (size - len(head) - 10),
+        "valid native program": head + gates * ((size - len(head) - 40) // len(gates)) + "c[0] = measure $0;\n",
+    }

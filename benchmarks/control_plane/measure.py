@@ -21,8 +21,9 @@ from typing import Any
 import httpx
 
 from benchmarks.control_plane.workload import FEZ, SMALL_DEVICE, fez, fez_circuit
+from device_registry import catalog
 from device_registry.admissibility import check
-from harness.circuits import BELL
+from harness.circuits import BELL, hostile_circuits
 from harness.documents import result_document
 from vqpu_service.api.views import claimed_view
 from vqpu_service.domain.decisions import Report
@@ -88,6 +89,23 @@ def in_process_check(n: int, warmup: int) -> list[float]:
             raise RuntimeError("the benchmark circuit is not admissible on Fez")
 
     return _timed_series(one, n, warmup)
+
+
+CHECK_SIZES = (16 * 1024, 128 * 1024, 1024 * 1024)
+
+
+def check_scaling(reps: int) -> dict[str, dict[str, Any]]:
+    """The admission check on each hostile shape (and a valid program) at 16 KB, 128 KB and 1 MiB:
+    median seconds per size and microseconds per KB, which stay flat when the check is linear."""
+    line = catalog.load(SMALL_DEVICE)
+    out: dict[str, dict[str, Any]] = {}
+    for size in CHECK_SIZES:
+        for shape, circuit in hostile_circuits(size).items():
+            median = statistics.median(_timed_series(lambda c=circuit: check(c, "qasm3", line), reps, 1))
+            row = out.setdefault(shape, {"seconds": {}, "us_per_kb": {}})
+            row["seconds"][str(size)] = median
+            row["us_per_kb"][str(size)] = median * 1e6 / (size / 1024)
+    return out
 
 
 def viability(base: str, key: str, n: int, warmup: int) -> list[float]:

@@ -3,6 +3,8 @@
 For each database, a real `vqpu-server serve` (uvicorn, log level warning) on loopback on a fresh
 database, measured over HTTP in one run, each series beside its baseline:
 
+- the admission check's cost on hostile circuits (no `;`, unclosed comments, one long word, ...)
+  and a valid program at 16 KB, 128 KB and 1 MiB, in-process: it must grow linearly;
 - admission of a 1,000-gate native circuit on ibm-fez (`POST /v1/tasks`), beside the HTTP floor
   (`GET /v1/health`), the same check over `POST .../viability` (nothing stored) and in-process;
   once more with stalled SSE subscribers connected;
@@ -60,10 +62,11 @@ class Sizes:
     lifecycle_tasks: int = 1000
     agents: int = 8
     submitters: int = 2
+    scaling_reps: int = 5
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(100, 50, 100, 10, 30, 20, 8, 2, 200, 8, 2)
+        return cls(100, 50, 100, 10, 30, 20, 8, 2, 200, 8, 2, 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 def collect(databases: list[str], sizes: Sizes) -> dict[str, Any]:
     _progress("in-process admission check")
     in_process = measure.in_process_check(sizes.check, sizes.warmup)
+    _progress("admission check on hostile circuits, 16 KB to 1 MiB")
+    scaling = measure.check_scaling(sizes.scaling_reps)
     per_db = {}
     with tempfile.TemporaryDirectory(prefix="vqpu-bench-cp-") as tmp:
         for db in databases:
@@ -111,6 +116,7 @@ def collect(databases: list[str], sizes: Sizes) -> dict[str, Any]:
         },
         "reference": REFERENCE,
         "in_process_check_s": measure.summarize(in_process),
+        "check_scaling": scaling,
         "databases": per_db,
     }
 
