@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from device_registry import gates
 from device_registry.errors import SnapshotError
 
 SCHEMA: Literal["vqpu.snapshot/1"] = "vqpu.snapshot/1"
@@ -34,12 +35,15 @@ class EdgeStatus(StrEnum):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    """Strict: a snapshot arrives from other processes (registration, claims, run directories), and
+    `"num_qubits": "5"` or `"t1": true` is a mistake to report, not a value to guess."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=True)
 
 
 class Qubit(_Frozen):
     index: Annotated[int, Field(ge=0)]
-    status: QubitStatus = QubitStatus.ONLINE
+    status: QubitStatus = Field(QubitStatus.ONLINE, strict=False)  # the enum from its JSON string
     t1: Seconds | None = None
     t2: Seconds | None = None
     error_1q: Probability | None = None
@@ -57,7 +61,7 @@ class Edge(_Frozen):
     source: Annotated[int, Field(ge=0)]
     target: Annotated[int, Field(ge=0)]
     gate: Name
-    status: EdgeStatus = EdgeStatus.AVAILABLE
+    status: EdgeStatus = Field(EdgeStatus.AVAILABLE, strict=False)
     error: Probability | None = None
     duration: Duration | None = None
 
@@ -141,6 +145,7 @@ def _graph_problems(s: Snapshot) -> list[str]:
         problems.append(f"names listed both as native gates and directives: {sorted(overlap)}")
     if len(set(s.native_gates)) != len(s.native_gates):
         problems.append("native_gates lists a gate twice")
+    problems += _gate_problems(s)
     seen: set[tuple[int, int]] = set()
     for i, e in enumerate(s.edges):
         where = f"edges[{i}] ({e.source}, {e.target})"
@@ -156,6 +161,29 @@ def _graph_problems(s: Snapshot) -> list[str]:
             kind = "directed" if s.directed else "undirected"
             problems.append(f"{where} duplicates an earlier {kind} edge")
         seen.add(key)
+    return problems
+
+
+def _gate_problems(s: Snapshot) -> list[str]:
+    """Every native gate is a standard gate the runner can execute; every edge carries a two-qubit one."""
+    problems: list[str] = []
+    for name in s.native_gates:
+        gate = gates.GATES.get(name)
+        if gate is None:
+            problems.append(f"native gate {name!r} is not a standard gate, so its number of qubits is unknown")
+        elif gates.Library.QISKIT not in gate.libraries:
+            problems.append(f"native gate {name!r} has no Qiskit standard gate, so the runner cannot execute it")
+    reported: set[str] = set()
+    for i, e in enumerate(s.edges):
+        qubits = gates.arity(e.gate)
+        if qubits is not None and qubits != 2 and e.gate not in reported:
+            reported.add(e.gate)
+            count = sum(1 for other in s.edges if other.gate == e.gate)
+            more = f" (and {count - 1} more edge{'s' if count > 2 else ''})" if count > 1 else ""
+            problems.append(
+                f"edges[{i}] ({e.source}, {e.target}) carries {e.gate!r}, a {qubits}-qubit gate{more}; "
+                "an edge carries a two-qubit gate"
+            )
     return problems
 
 

@@ -19,7 +19,7 @@ from qiskit_qasm3_import.converter import ConvertVisitor
 from qiskit_qasm3_import.state import State
 
 from device_registry import Snapshot
-from device_registry.admissibility import ViolationCode
+from device_registry.admissibility import ViolationCode, disallowed_includes
 from runner.errors import InvalidPayload
 from vqpu_protocol.codes import ErrorCode
 
@@ -27,6 +27,13 @@ _STANDARD = get_standard_gate_name_mapping()
 
 
 def parse(source: str, dialect: str, snapshot: Snapshot) -> QuantumCircuit:
+    refused = disallowed_includes(source, dialect)
+    if refused:  # refused before any parser sees them: no file is opened, none is quoted back
+        raise InvalidPayload(
+            ErrorCode.NOT_ADMISSIBLE,
+            f"line {refused[0].line}: {refused[0].message}",
+            {"violations": [v.to_dict() for v in refused]},
+        )
     try:
         if dialect == "qasm2":
             # No include search path: qelib1.inc is built into the parser, and nothing else is ever opened.

@@ -1,14 +1,19 @@
-"""Admissibility: the lexical check of DESIGN §3 on every topology family, directed devices and real Fez."""
+"""Admissibility: the lexical check on every topology family, directed devices and real Fez; includes; linear time."""
 
 from __future__ import annotations
 
+import builtins
+import io
+import os
+import time
 from collections.abc import Callable
 from itertools import combinations
+from pathlib import Path
 
 import pytest
 
-from device_registry import Snapshot, catalog, parse_snapshot, topologies
-from device_registry.admissibility import MAX_VIOLATIONS, Violation, ViolationCode, check, is_admissible
+from device_registry import Snapshot, admissibility, catalog, parse_snapshot, topologies
+from device_registry.admissibility import INCLUDES, MAX_VIOLATIONS, Violation, ViolationCode, check, is_admissible
 
 Code = ViolationCode
 
@@ -303,3 +308,223 @@ def test_violation_to_dict_is_json_ready(fez: Snapshot) -> None:
         "operands": [0, 2],
         "message": "qubits 0 and 2 are not coupled on ibm-fez",
     }
+
+
+# --- includes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dialect", "header"), [("qasm2", "OPENQASM 2.0;\nqreg q[2];\n"), ("qasm3", "OPENQASM 3.0;\nqubit[2] q;\n")]
+)
+def test_the_standard_library_of_each_dialect_is_the_one_admissible_include(dialect: str, header: str) -> None:
+    allowed = INCLUDES[dialect]
+    program = f'{header}include /* spacing */ "{allowed}"  ;\nx q[0];\n'
+    assert check(program, dialect, topologies.line(2)) == []
+    [twice] = check(f'{program}include "{allowed}";\n', dialect, topologies.line(2))
+    assert (twice.code, twice.line) == (Code.PARSE_ERROR, 5) and "included twice" in twice.message
+
+
+@pytest.mark.parametrize("dialect", ["qasm2", "qasm3"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        '"/etc/passwd"',
+        '"../x.qasm"',
+        '"qelib1.inc "',
+        '"./stdgates.inc"',
+        "'stdgates.inc'",
+        '"/*x*/qelib1.inc"',
+        '"a;b//c{}"',
+        '"other.inc"',
+    ],
+)
+def test_any_other_include_is_not_allowed_and_the_message_names_it_and_the_allowed_one(
+    dialect: str, target: str
+) -> None:
+    program = f"OPENQASM {dialect[-1]}.0;\ninclude {target};\n"
+    [v] = check(program, dialect, topologies.line(2))
+    assert (v.code, v.line) == (Code.INCLUDE_NOT_ALLOWED, 2)
+    assert target in v.message and f'"{INCLUDES[dialect]}"' in v.message
+
+
+def test_each_dialect_refuses_the_other_dialects_library() -> None:
+    [v2] = check('OPENQASM 2.0;\ninclude "stdgates.inc";\n', "qasm2", topologies.line(2))
+    [v3] = check('OPENQASM 3.0;\ninclude "qelib1.inc";\n', "qasm3", topologies.line(2))
+    assert v2.code is v3.code is Code.INCLUDE_NOT_ALLOWED
+    assert 'only include a qasm2 program may use is "qelib1.inc"' in v2.message
+    assert 'only include a qasm3 program may use is "stdgates.inc"' in v3.message
+
+
+def test_an_include_of_an_existing_file_is_refused_without_opening_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "secret.inc"
+    secret.write_text("gate h a { U(pi/2, 0, pi) a; }\n")
+
+    def no_reading(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"the check opened a file: {args}")
+
+    monkeypatch.setattr(builtins, "open", no_reading)
+    monkeypatch.setattr(io, "open", no_reading)
+    monkeypatch.setattr(os, "open", no_reading)
+    [v] = check(f'OPENQASM 2.0;\ninclude "{secret}";\nqreg q[1];\nx q[0];\n', "qasm2", topologies.line(2))
+    assert v.code is Code.INCLUDE_NOT_ALLOWED and f'include "{str(secret)[:100]}' in v.message
+
+
+def test_a_very_long_include_path_is_clipped_in_the_message() -> None:
+    [v] = check('OPENQASM 3.0;\ninclude "' + "a/" * 50_000 + '";\n', "qasm3", topologies.line(2))
+    assert v.code is Code.INCLUDE_NOT_ALLOWED and len(v.message) < 300
+
+
+def test_an_include_without_a_quoted_name_is_a_parse_error() -> None:
+    [v] = check("OPENQASM 2.0;\ninclude qelib1.inc;\n", "qasm2", topologies.line(2))
+    assert (v.code, v.line) == (Code.PARSE_ERROR, 2) and "malformed include" in v.message
+
+
+# --- lexing -----------------------------------------------------------------------------------
+
+
+def test_a_gate_name_run_into_its_operand_is_not_read_as_that_gate() -> None:
+    dev = topologies.line(4)
+    for statement in ("xq[0];", "sxq[1];", "czq[0],q[1];"):
+        violations = check(qasm2(statement + "\n", 4), "qasm2", dev)
+        assert [(v.code, v.line) for v in violations] == [(Code.PARSE_ERROR, 5)], statement
+
+
+def test_a_comment_separates_words_like_a_space() -> None:
+    dev = topologies.line(4)
+    assert check("OPENQASM 3.0;\nx/* a comment */$0;\ncz $0,// another\n$1;\n", "qasm3", dev) == []
+
+
+def test_a_comment_marker_inside_a_line_comment_does_not_open_a_block_comment() -> None:
+    program = "OPENQASM 3.0;\nx $0; // not /* a block\nh $1;\n"
+    [v] = check(program, "qasm3", topologies.line(4))
+    assert (v.code, v.line, v.gate) == (Code.UNKNOWN_GATE, 3, "h")
+
+
+def test_a_block_comment_that_is_never_closed_is_a_parse_error_on_its_line() -> None:
+    [v] = check("OPENQASM 3.0;\nx $0;\n/* forgotten\nx $1;\n", "qasm3", topologies.line(4))
+    assert (v.code, v.line) == (Code.PARSE_ERROR, 3) and "never closed" in v.message
+
+
+def test_a_statement_after_comments_is_reported_on_its_own_line() -> None:
+    program = "OPENQASM 3.0;\n/* one */ // two\n/* three\n*/   h $0;\n"
+    [v] = check(program, "qasm3", topologies.line(4))
+    assert (v.code, v.line) == (Code.UNKNOWN_GATE, 4)
+
+
+def test_a_register_far_wider_than_the_device_is_reported_without_listing_every_qubit() -> None:
+    program = "OPENQASM 2.0;\nqreg q[99999999999];\nx q;\nx q[99999999998];\n"
+    violations = check(program, "qasm2", topologies.line(4))
+    assert [(v.code, v.line) for v in violations] == [(Code.QUBIT_OUT_OF_RANGE, line) for line in (2, 3, 4)]
+    assert "99999999999 qubits" in violations[0].message
+    assert violations[0].operands == tuple(range(4, 20)) and violations[2].operands == (99999999998,)
+
+
+def test_a_number_too_long_to_be_an_index_is_a_parse_error_not_a_crash() -> None:
+    [v] = check("OPENQASM 3.0;\nx $" + "9" * 10_000 + ";\n", "qasm3", topologies.line(4))
+    assert (v.code, v.line) == (Code.PARSE_ERROR, 2) and "too large" in v.message
+    assert check("OPENQASM 3.0;\nx $" + "0" * 10_000 + "1;\n", "qasm3", topologies.line(4)) == []
+
+
+# --- linear time on any input ------------------------------------------------------------------
+
+MiB = 1 << 20
+SECONDS = 3.0
+"""A generous bound: every shape below takes well under a second; a quadratic pass takes minutes."""
+
+
+def _fill(unit: str, size: int = MiB) -> str:
+    return unit * (size // len(unit))
+
+
+H2 = "OPENQASM 2.0;\nqreg q[4];\ncreg c[4];\n"
+H3 = "OPENQASM 3.0;\nbit c;\n"
+
+PATHOLOGICAL = {
+    "no-semicolon-at-all": ("qasm3", H3 + _fill("abc def "), "missing ';'"),
+    "comment-openers": ("qasm3", H3 + _fill("/*"), "missing ';'"),
+    "unclosed-comment-openers": ("qasm3", H3 + _fill("/* "), "never closed"),
+    "one-identifier": ("qasm3", H3 + _fill("a") + ";", "not a native gate"),
+    "identifier-into-operand": ("qasm2", H2 + _fill("a") + "q[0];", "cannot read qubit operand"),
+    "open-parentheses": ("qasm3", H3 + _fill("("), "missing ';'"),
+    "open-parentheses-in-a-statement": ("qasm3", H3 + "rz" + _fill("(") + " $0;", "unbalanced parentheses"),
+    "open-braces": ("qasm3", H3 + _fill("{"), "not supported"),
+    "nested-if-blocks": ("qasm3", H3 + _fill("if (c) { "), "never closed"),
+    "if-after-if": ("qasm3", H3 + _fill("if (c) ") + "x $0;", "cannot read qubit operand"),
+    "if-with-open-parentheses": ("qasm3", H3 + "if " + _fill("(") + "{", "not supported"),
+    "whitespace-after-a-gate": ("qasm3", H3 + "x" + _fill(" ") + ";", "needs 1 qubit operand"),
+    "whitespace-in-a-declaration": ("qasm3", H3 + "qubit" + _fill(" ") + "$;", "malformed declaration"),
+    "whitespace-before-an-assignment": ("qasm3", H3 + "c" + _fill(" ") + "x;", "not a declared quantum register"),
+    "whitespace-inside-an-operand": ("qasm2", H2 + "x q" + _fill(" ") + "z;", "cannot read qubit operand"),
+    "newlines": ("qasm3", H3 + _fill("\n") + "h $0;", "not a native gate"),
+    "commas": ("qasm3", H3 + "x " + _fill(",") + ";", "cannot read qubit operand"),
+    "at-signs": ("qasm3", H3 + _fill("@") + ";", "cannot read statement"),
+    "dollar-signs": ("qasm3", H3 + _fill("$") + ";", "cannot read statement"),
+    "digits": ("qasm3", H3 + "x $" + _fill("9") + ";", "too large"),
+    "divisions": ("qasm3", H3 + _fill("/ "), "missing ';'"),
+    "unclosed-quotes": ("qasm3", H3 + _fill('"\n'), "missing ';'"),
+    "one-operand-too-many-a-million-times": ("qasm2", H2 + "x " + _fill("q[1],") + "q[1];", "acts on 1 qubit"),
+}
+
+
+@pytest.mark.parametrize(("dialect", "source", "fragment"), PATHOLOGICAL.values(), ids=list(PATHOLOGICAL))
+def test_a_mebibyte_of_pathological_input_is_refused_in_well_under_a_second(
+    fez: Snapshot, dialect: str, source: str, fragment: str
+) -> None:
+    started = time.perf_counter()
+    violations = check(source, dialect, fez)
+    elapsed = time.perf_counter() - started
+    assert violations and fragment in violations[0].message, violations[:1]
+    assert all(len(v.message) < 300 for v in violations)
+    assert elapsed < SECONDS, f"{elapsed:.1f} s for {len(source)} bytes"
+
+
+def _native_program(snapshot: Snapshot, size: int) -> str:
+    """Native gates on every AVAILABLE coupling between ONLINE qubits, repeated to `size` bytes."""
+    pairs = [(a, b) for (a, b), e in snapshot.couplings().items() if e.available and a < b]
+    pairs = [(a, b) for a, b in pairs if snapshot.qubit(a).online and snapshot.qubit(b).online]
+    rounds = "".join(f"sx ${a};\nrz(pi/3) ${b};\ncz ${a}, ${b};\nx ${b};\nbarrier ${a}, ${b};\n" for a, b in pairs)
+    body = rounds * (size // len(rounds) + 1)
+    return "OPENQASM 3.0;\nbit c;\n" + body[: body.rfind("\n", 0, size) + 1] + f"c = measure ${pairs[0][0]};\n"
+
+
+UNUSUAL = {
+    "a-statement-of-a-million-operands": ("qasm3", "OPENQASM 3.0;\nbarrier " + _fill("$1, ") + "$1;\n"),
+    "an-operand-a-mebibyte-wide": ("qasm2", "OPENQASM 2.0;\nqreg q[2];\nx q" + _fill(" ") + "[1];\n"),
+    "a-declaration-a-mebibyte-wide": ("qasm3", "OPENQASM 3.0;\nqubit" + _fill(" ") + "q;\nx q;\n"),
+    "a-measurement-a-mebibyte-wide": ("qasm3", "OPENQASM 3.0;\nbit c;\nc" + _fill(" ") + "= measure $0;\n"),
+    "only-comments": ("qasm3", "OPENQASM 3.0;\n" + _fill("// x\n/* y */")),
+    "empty-blocks": ("qasm3", "OPENQASM 3.0;\nbit c;\n" + _fill("if (c) { }\n")),
+}
+
+
+@pytest.mark.parametrize(("dialect", "source"), UNUSUAL.values(), ids=list(UNUSUAL))
+def test_a_mebibyte_of_valid_but_unusual_input_is_admitted_in_well_under_a_second(
+    fez: Snapshot, dialect: str, source: str
+) -> None:
+    started = time.perf_counter()
+    assert check(source, dialect, fez) == []
+    assert time.perf_counter() - started < SECONDS
+
+
+def test_a_mebibyte_native_program_is_admitted_in_well_under_a_second(fez: Snapshot) -> None:
+    program = _native_program(fez, MiB)
+    started = time.perf_counter()
+    assert check(program, "qasm3", fez) == []
+    assert time.perf_counter() - started < SECONDS
+    broken = program.replace("sx $", "h $", 1)
+    [v] = check(broken, "qasm3", fez)
+    assert (v.code, v.line) == (Code.UNKNOWN_GATE, 3)
+
+
+def test_disallowed_includes_finds_every_foreign_include_whatever_else_is_wrong() -> None:
+    noise = "h q[0];\n" * 150  # far more than MAX_VIOLATIONS non-native gates before the include
+    source = f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\n{noise}include "/etc/passwd";\n// include "x";\n'
+    found = admissibility.disallowed_includes(source, "qasm2")
+    assert [(v.code, v.line) for v in found] == [(ViolationCode.INCLUDE_NOT_ALLOWED, 154)]
+    assert "/etc/passwd" in found[0].message
+    assert admissibility.disallowed_includes('OPENQASM 3.0;\ninclude "stdgates.inc";\n', "qasm3") == []
+    assert [v.code for v in admissibility.disallowed_includes('include "qelib1.inc";', "qasm3")] == [
+        ViolationCode.INCLUDE_NOT_ALLOWED
+    ]

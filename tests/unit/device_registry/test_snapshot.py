@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from device_registry import Snapshot, SnapshotError, parse_snapshot
+from device_registry import Snapshot, SnapshotError, calibration, catalog, parse_snapshot, topologies
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -65,6 +65,15 @@ def _set(path: tuple[str | int, ...], value: object) -> Mutation:
     return mutate
 
 
+def _every_edge_carries(gate: str) -> Mutation:
+    def mutate(d: dict[str, Any]) -> None:
+        d["native_gates"].append(gate)
+        for edge in d["edges"]:
+            edge["gate"] = gate
+
+    return mutate
+
+
 def _swap_first_two_qubits(d: dict[str, Any]) -> None:
     d["qubits"][0], d["qubits"][1] = d["qubits"][1], d["qubits"][0]
 
@@ -93,6 +102,30 @@ INVALID = [
         "snapshot",
         "uses gate 'ecr', which is not a native gate",
         id="non-native-gate",
+    ),
+    pytest.param(
+        _set(("native_gates",), ["cz", "frobnicate", "rz", "sx", "x"]),
+        "snapshot",
+        "native gate 'frobnicate' is not a standard gate, so its number of qubits is unknown",
+        id="native-gate-of-unknown-arity",
+    ),
+    pytest.param(
+        _set(("native_gates",), ["cz", "phase", "sx"]),
+        "snapshot",
+        "native gate 'phase' has no Qiskit standard gate, so the runner cannot execute it",
+        id="native-gate-the-runner-cannot-execute",
+    ),
+    pytest.param(
+        _set(("edges", 1, "gate"), "sx"),
+        "snapshot",
+        "edges[1] (1, 2) carries 'sx', a 1-qubit gate; an edge carries a two-qubit gate",
+        id="edge-carrying-a-one-qubit-gate",
+    ),
+    pytest.param(
+        _every_edge_carries("ccx"),
+        "snapshot",
+        "edges[0] (0, 1) carries 'ccx', a 3-qubit gate (and 1 more edge); an edge carries a two-qubit gate",
+        id="edges-carrying-a-three-qubit-gate",
     ),
     pytest.param(_set(("colour",), "blue"), "colour", "Extra inputs are not permitted", id="unknown-field"),
     pytest.param(_set(("qubits", 0, "t3"), 1e-4), "qubits.0.t3", "Extra inputs are not permitted", id="unknown-nested"),
@@ -123,6 +156,30 @@ def test_every_graph_problem_is_reported_at_once_not_only_the_first() -> None:
         parse_snapshot(data)
     assert "couples a qubit to itself" in str(caught.value)
     assert "references unknown qubit 9" in str(caught.value)
+
+
+def test_a_device_may_list_any_standard_gate_qiskit_executes_including_unused_two_qubit_ones() -> None:
+    data = _mutated(_set(("native_gates",), ["cz", "ecr", "r", "rzz", "sx", "u", "x"]))
+    assert parse_snapshot(data).native_gates == ["cz", "ecr", "r", "rzz", "sx", "u", "x"]
+
+
+def test_every_bundled_device_and_every_topology_and_calibration_helper_makes_a_valid_snapshot() -> None:
+    built = [catalog.load(name) for name in catalog.names()]
+    line = topologies.line(4)
+    built += [
+        line,
+        topologies.ring(5),
+        topologies.star(4),
+        topologies.all_to_all(4),
+        topologies.grid(2, 3),
+        topologies.heavy_hex(2, 8),
+        topologies.from_edges(3, [(0, 1), (2, 1)], directed=True, two_qubit_gate="ecr", native_gates=("rz", "sx")),
+        calibration.attach_uniform(line),
+        calibration.attach_sampled(line, seed=7),
+        calibration.strip(calibration.attach_uniform(line), device_id="line-4-ideal"),
+    ]
+    for snap in built:
+        assert parse_snapshot(snap.canonical_json()) == snap, snap.device_id
 
 
 def test_a_directed_device_may_list_both_directions_of_a_coupling() -> None:
@@ -251,3 +308,29 @@ def test_a_parsed_snapshot_is_immutable() -> None:
     with pytest.raises(ValueError):
         snap.epoch = 5  # type: ignore[misc]
     assert snap.epoch == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("num_qubits",), "3"),
+        (("epoch",), True),
+        (("qubits", 0, "t1"), "1e-4"),
+        (("qubits", 0, "index"), 0.0),
+        (("directed",), 0),
+        (("edges", 0, "source"), "0"),
+    ],
+)
+def test_a_snapshot_is_strict_a_number_or_flag_of_the_wrong_json_type_is_refused(
+    path: tuple[str | int, ...], value: object
+) -> None:
+    with pytest.raises(SnapshotError):
+        parse_snapshot(_mutated(_set(path, value)))
+    with pytest.raises(SnapshotError):
+        parse_snapshot(json.dumps(_mutated(_set(path, value))))
+
+
+def test_statuses_are_read_from_their_json_strings_in_both_parsing_modes() -> None:
+    data = _mutated(_set(("qubits", 1, "status"), "OFFLINE"))
+    assert not parse_snapshot(data).qubits[1].online
+    assert not parse_snapshot(json.dumps(data)).qubits[1].online

@@ -1,0 +1,249 @@
+"""One statement at a time: the version line, includes, declarations, measurements, gate applications.
+
+Each reader raises the `Rejection` that ends its statement; a statement with several independent
+faults (a bad classical target and an offline qubit, several pairs of a broadcast) reports the
+earlier ones as it goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from device_registry.admissibility import syntax
+from device_registry.admissibility.device import Device
+from device_registry.admissibility.dialects import INCLUDES
+from device_registry.admissibility.registers import Registers
+from device_registry.admissibility.syntax import clip, first_word
+from device_registry.admissibility.violations import Rejection, ViolationCode, parse_error
+
+_MODIFIERS = ("ctrl", "negctrl", "inv", "pow")
+_UNSUPPORTED = {
+    "for": "loops",
+    "while": "loops",
+    "def": "subroutines",
+    "defcal": "calibration blocks",
+    "cal": "calibration blocks",
+    "defcalgrammar": "calibration blocks",
+    "box": "boxes",
+    "let": "aliases",
+    "input": "input parameters (bind them before submitting)",
+    "output": "output declarations",
+    "extern": "extern functions",
+    "return": "subroutines",
+    "break": "loops",
+    "continue": "loops",
+    "end": "end statements",
+    "switch": "switch statements",
+}
+
+
+class Statements:
+    def __init__(self, dialect: str, device: Device, registers: Registers, report: Callable[[Rejection], None]) -> None:
+        self.dialect, self.device, self.registers, self.report = dialect, device, registers, report
+        self.included = False
+
+    def read(self, stmt: str, first: bool) -> None:
+        """Check one statement (stripped); raise the Rejection that ends it, report any before."""
+        version = syntax.VERSION.match(stmt)
+        if version:
+            self._version(version.group(1), first)
+            return
+        if stmt.startswith("else") and syntax.ELSE.match(stmt):
+            stmt = stmt[4:].lstrip()
+        if stmt.startswith("if") and syntax.IF.match(stmt):
+            body = syntax.strip_if(stmt)
+            if body is None:
+                raise parse_error(f"unbalanced parentheses in {clip(stmt)!r}")
+            stmt = body.strip()
+            if not stmt:
+                raise parse_error("an 'if' without a statement")
+        word = first_word(stmt)
+        if word is None:
+            raise parse_error(f"cannot read statement {clip(stmt)!r}")
+        if word.startswith("$"):
+            raise parse_error(f"a statement cannot start with the qubit {clip(word)}: {clip(stmt)!r}")
+        if word == "include":
+            self._include(stmt)
+        elif word in ("qreg", "creg"):
+            self._qasm2_declaration(stmt)
+        elif word in ("qubit", "bit") and self.dialect == "qasm3":
+            self._qasm3_declaration(stmt)
+        elif word in ("gate", "opaque"):
+            if word == "gate":
+                raise parse_error(f"gate definition without a body: {clip(stmt)!r}")
+        elif word in _UNSUPPORTED or word in ("qubit", "bit"):
+            raise unsupported(word, stmt)
+        elif word == "measure":
+            self._measure(stmt[len("measure") :], stmt)
+        elif word in _MODIFIERS or syntax.has_modifier(stmt):
+            self._modified_gate(stmt)
+        elif assign := syntax.ASSIGN_MEASURE.match(stmt):
+            self._classical_target(assign.group(1))
+            self._measure(assign.group(2)[len("measure") :], stmt, target_given=True)
+        else:
+            self._application(word, stmt)
+
+    def _version(self, major: str, first: bool) -> None:
+        if not first:
+            raise parse_error("the OPENQASM version statement must come first")
+        if major != self.dialect[-1]:
+            raise parse_error(f"the program declares OPENQASM {clip(major)}, but was submitted as {self.dialect}")
+
+    def _include(self, stmt: str) -> None:
+        """Only the dialect's standard library, spelt exactly, once; no file is ever read."""
+        rejection = include_rejection(stmt, self.dialect)
+        if rejection is not None:
+            raise rejection
+        if self.included:  # both parsers refuse to define the library's gates a second time
+            raise parse_error(f'"{INCLUDES[self.dialect]}" is included twice')
+        self.included = True
+
+    def _qasm2_declaration(self, stmt: str) -> None:
+        m = syntax.QASM2_DECLARATION.match(stmt)
+        if not m:
+            raise parse_error(f"malformed register declaration {clip(stmt)!r}")
+        kind, name, size = m.group(1), m.group(2), syntax.number(m.group(3))
+        _require_a_bit(name, size)
+        self._declare(kind == "qreg", name, size, indexed=True)
+
+    def _qasm3_declaration(self, stmt: str) -> None:
+        m = syntax.QASM3_DECLARATION.match(stmt)
+        if not m:
+            raise parse_error(f"malformed declaration {clip(stmt)!r}")
+        kind, size_text, name, init = m.groups()
+        size = syntax.number(size_text) if size_text is not None else 1
+        _require_a_bit(name, size)
+        if kind == "qubit" and init is not None:
+            raise parse_error(f"a qubit cannot be initialised: {clip(stmt)!r}")
+        self._declare(kind == "qubit", name, size, indexed=size_text is not None)
+        if init is not None:
+            self._measure(init[len("measure") :], stmt, target_given=True)
+
+    def _declare(self, quantum: bool, name: str, size: int, *, indexed: bool) -> None:
+        before = self.registers.width
+        self.registers.declare(quantum, name, size, indexed=indexed)
+        if quantum and self.registers.width > self.device.num_qubits:
+            self.report(self.device.register_too_wide(name, before, self.registers.width))
+
+    def _measure(self, rest: str, stmt: str, *, target_given: bool = False) -> None:
+        self.device.require_directive("measure")
+        source, arrow, target = rest.partition("->")
+        if arrow and target_given:
+            raise parse_error(f"malformed measurement {clip(stmt)!r}")
+        if arrow:
+            self._classical_target(target)
+        elif self.dialect == "qasm2":
+            raise parse_error(f"an OpenQASM 2 measurement needs '-> creg': {clip(stmt)!r}")
+        self._require_online(self._operand(source), "measure")
+
+    def _classical_target(self, text: str) -> None:
+        try:
+            self.registers.check_classical(text)
+        except Rejection as r:
+            self.report(r)
+
+    def _modified_gate(self, stmt: str) -> None:
+        head = stmt.rpartition("@")[2].strip()
+        name = first_word(head) or "?"
+        try:
+            operands = self._operands(syntax.after_gate_name(head, name) or "")
+        except Rejection as r:
+            self.report(r)
+            operands = []
+        modifiers = clip(stmt.partition("@")[0])
+        raise Rejection(
+            ViolationCode.UNKNOWN_GATE,
+            f"gate modifiers (ctrl/negctrl/inv/pow @ {clip(name)}) are not native to {self.device.id}",
+            tuple(q for group in operands for q in group),
+            gate=f"{modifiers} @ {clip(name)}",
+        )
+
+    def _application(self, name: str, stmt: str) -> None:
+        rest = syntax.after_gate_name(stmt, name)
+        if rest is None:
+            raise parse_error(f"unbalanced parentheses in {clip(stmt)!r}")
+        if name == "delay":
+            rest = syntax.strip_designator(rest)
+            if rest is None:
+                raise parse_error(f"delay needs a duration in brackets: {clip(stmt)!r}")
+        operands = self._operands(rest)
+        device = self.device
+        if name in device.directives:
+            if name != "barrier":  # a barrier is a scheduling fence: no pulse reaches the qubits it spans
+                for group in operands:
+                    self._require_online(group, name, raising=False)
+            return
+        if name not in device.native:
+            raise device.not_native(name, tuple(q for group in operands for q in group))
+        arity = device.arity.get(name, 1)
+        if not operands:
+            raise parse_error(f"{name} needs {arity} qubit operand(s)")
+        if arity == 1:
+            for group in operands:
+                self._require_online(group, name, raising=False)
+            if len(operands) != 1:
+                raise parse_error(f"{name} acts on 1 qubit; {len(operands)} operands given")
+            return
+        if len(operands) != arity:
+            raise parse_error(f"{name} acts on {arity} qubits; {len(operands)} operand(s) given")
+        pairs = _broadcast(operands)
+        if pairs is None:
+            raise parse_error(f"registers of different sizes in one broadcast: {clip(stmt)!r}")
+        for qubits in pairs:
+            problem = device.multi_qubit_problem(name, qubits)
+            if problem is not None:
+                self.report(problem)
+
+    # --- operands -----------------------------------------------------------------
+
+    def _operands(self, text: str) -> list[tuple[int, ...]]:
+        """Each comma-separated operand as the physical qubits it stands for."""
+        if not text or text.isspace():
+            return []
+        return [self._operand(part) for part in text.split(",")]
+
+    def _operand(self, text: str) -> tuple[int, ...]:
+        qubits = self.registers.qubits(text)
+        self.device.require_existing(qubits)
+        return tuple(qubits)
+
+    def _require_online(self, qubits: tuple[int, ...], name: str, *, raising: bool = True) -> None:
+        offline = self.device.offline(qubits)
+        if offline:
+            problem = self.device.offline_violation(name, offline)
+            if raising:
+                raise problem
+            self.report(problem)
+
+
+def _require_a_bit(name: str, size: int) -> None:
+    if size < 1:
+        raise parse_error(f"register {clip(name)} must have at least one bit")
+
+
+def unsupported(word: str, stmt: str) -> Rejection:
+    what = _UNSUPPORTED.get(word, f"'{clip(word)}' statements")
+    return parse_error(f"{what} are not supported by the admissibility check: {clip(stmt)!r}")
+
+
+def _broadcast(operands: list[tuple[int, ...]]) -> list[tuple[int, ...]] | None:
+    """OpenQASM broadcasting: registers of one size pair up element-wise; single qubits repeat."""
+    sizes = {len(group) for group in operands if len(group) > 1}
+    if len(sizes) > 1:
+        return None
+    n = sizes.pop() if sizes else 1
+    return [tuple(group[i] if len(group) > 1 else group[0] for group in operands) for i in range(n)]
+
+
+def include_rejection(stmt: str, dialect: str) -> Rejection | None:
+    """Why the include statement `stmt` may not be used, or None for the dialect's standard library."""
+    allowed = f'"{INCLUDES[dialect]}"'
+    name = stmt[len("include") :].strip()
+    if name == allowed:
+        return None
+    if not syntax.STRING.fullmatch(name):
+        return parse_error(f"malformed include {clip(stmt)!r}")
+    return Rejection(
+        ViolationCode.INCLUDE_NOT_ALLOWED,
+        f"include {clip(name, 120)} is not allowed: the only include a {dialect} program may use is {allowed}",
+    )

@@ -1,0 +1,103 @@
+"""Reading the parts of one statement: words, parameter lists, `if` conditions, numbers, quotations.
+
+Every pattern is possessive (`*+`, `++`) and every helper makes a bounded number of passes over the
+text it is given, so reading a statement is linear in its length.
+"""
+
+from __future__ import annotations
+
+import re
+
+from device_registry.admissibility.violations import parse_error
+
+NAME = r"[A-Za-z_][A-Za-z0-9_]*+"
+
+FIRST_WORD = re.compile(r"\s*+(\$\d++|" + NAME + ")")
+OPERAND = re.compile(r"\s*+(?:\$(\d++)|(" + NAME + r")(?:\s*+\[\s*+(\d++)\s*+\])?)\s*+\Z")
+VERSION = re.compile(r"OPENQASM\s++(\d++)(?:\.(\d++))?\Z")
+QASM2_DECLARATION = re.compile(r"(qreg|creg)\s++(" + NAME + r")\s*+\[\s*+(\d++)\s*+\]\Z")
+QASM3_DECLARATION = re.compile(
+    r"(qubit|bit)(?:\s*+\[\s*+(\d++)\s*+\])?\s++(" + NAME + r")\s*+(?:=\s*+(measure\b.*+))?\Z", re.DOTALL
+)
+ASSIGN_MEASURE = re.compile(r"(" + NAME + r"(?:\s*+\[\s*+\d++\s*+\])?)\s*+=\s*+(measure\b.*+)\Z", re.DOTALL)
+GATE_HEADER = re.compile(r"\s*+(gate|opaque)\s++(" + NAME + ")")
+STRING = re.compile(r""""[^"\n]*+"|'[^'\n]*+'""")
+ELSE = re.compile(r"else\b")
+IF = re.compile(r"if\s*+(?=\()")
+_BRACKETS = {"(": re.compile(r"(\()|\)"), "[": re.compile(r"(\[)|\]")}
+_NON_BLANK = re.compile(r"\S")
+
+LARGEST_DIGITS = 18
+"""A number with more significant digits than this is refused rather than converted."""
+
+
+def first_word(text: str) -> str | None:
+    m = FIRST_WORD.match(text)
+    return m.group(1) if m else None
+
+
+def has_modifier(stmt: str) -> bool:
+    """An `@` before any parenthesis: `ctrl @ x`, `inv @ pow(2) @ sx`."""
+    paren = stmt.find("(")
+    return stmt.find("@", 0, len(stmt) if paren < 0 else paren) >= 0
+
+
+def after_gate_name(stmt: str, name: str) -> str | None:
+    """The operand text after `name` and its optional `(parameters)`; None if the parentheses do not close."""
+    rest = stmt[len(name) :].lstrip()
+    if not rest.startswith("("):
+        return rest
+    close = matching(rest, 0)
+    return None if close is None else rest[close + 1 :]
+
+
+def strip_designator(rest: str) -> str | None:
+    """`[120ns] $0` -> ` $0`; None without a closed designator."""
+    rest = rest.lstrip()
+    if not rest.startswith("["):
+        return None
+    close = matching(rest, 0)
+    return None if close is None else rest[close + 1 :]
+
+
+def strip_if(stmt: str) -> str | None:
+    """`if (cond) rest` -> ` rest`; None if this is not a well-formed `if (...)`."""
+    m = IF.match(stmt)
+    if m is None:
+        return None
+    close = matching(stmt, m.end())
+    return None if close is None else stmt[close + 1 :]
+
+
+def matching(text: str, start: int) -> int | None:
+    """Offset of the bracket that closes the one at `start`."""
+    depth = 0
+    for m in _BRACKETS[text[start]].finditer(text, start):
+        if m.group(1) is not None:
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                return m.start()
+    return None
+
+
+def number(digits: str) -> int:
+    """The value of a decimal literal; one too long to be any index or size is a parse error."""
+    significant = digits.lstrip("0")
+    if len(significant) > LARGEST_DIGITS:
+        raise parse_error(f"the number {clip(digits, 24)} is too large")
+    return int(significant or "0")
+
+
+def clip(text: str, limit: int = 60) -> str:
+    """`text` on one line, whitespace collapsed, at most `limit` characters: for messages."""
+    first = _NON_BLANK.search(text)
+    if first is None:
+        return ""
+    end = first.start() + 4 * limit
+    one_line = " ".join(text[first.start() : end].split())
+    more = end < len(text) and _NON_BLANK.search(text, end) is not None
+    if more or len(one_line) > limit:
+        return one_line[: limit - 1] + "…"
+    return one_line
