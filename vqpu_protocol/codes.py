@@ -14,7 +14,6 @@ class ErrorCode(StrEnum):
     INVALID_OPTIONS = "INVALID_OPTIONS"  # (400) run options the runner would refuse
     INVALID_SHOTS = "INVALID_SHOTS"  # (400) shots outside 1..max_shots
     UNKNOWN_DIALECT = "UNKNOWN_DIALECT"  # (400)
-    UNKNOWN_REPORT = "UNKNOWN_REPORT"  # (400) /v1/agent/tasks/{id}/<kind> with an unknown kind
     INVALID_SNAPSHOT = "INVALID_SNAPSHOT"  # (400) a device snapshot fails validation
     INVALID_SETTINGS = "INVALID_SETTINGS"  # server start-up: a setting is bad (exit status 2)
     UNAUTHENTICATED = "UNAUTHENTICATED"  # (401)

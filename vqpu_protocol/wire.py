@@ -72,6 +72,8 @@ def decode_json(body: bytes | str) -> Any:
     """
     try:
         value = json.loads(body)
+    except UnicodeDecodeError as exc:  # bytes that are not UTF-8 are not JSON text either
+        raise json.JSONDecodeError(f"not UTF-8 ({exc.reason})", "", exc.start) from None
     except RecursionError:
         raise UnsafeText(f"JSON nests deeper than {MAX_JSON_DEPTH} levels") from None
     check_json(value)

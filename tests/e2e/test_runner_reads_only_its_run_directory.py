@@ -99,7 +99,7 @@ def test_a_run_opens_no_file_outside_its_run_directory_but_the_installed_code(
         'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncz q[0],q[1];\nmeasure q -> c;\n'
         if dialect == "qasm2"
         else 'OPENQASM 3.0;\ninclude "stdgates.inc";\nbit[2] c;\nh $0;\ncz $0, $1;\n'
-        'c[0] = measure $0;\nc[1] = measure $1;\n'
+        "c[0] = measure $0;\nc[1] = measure $1;\n"
     )
     run_dir = make_run_dir(source, fez, dialect=dialect)
     status, opened = _run_audited(run_dir, cwd=tmp_path, log=tmp_path / "opened.log")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -21,7 +22,14 @@ log = logging.getLogger("vqpu_service.api")
 HEADER = "X-Correlation-ID"
 
 
-def error_response(status: int, code: ErrorCode, message: str, detail: Any, correlation_id: str) -> JSONResponse:
+def error_response(
+    status: int,
+    code: ErrorCode,
+    message: str,
+    detail: Any,
+    correlation_id: str,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     body = {
         "error": {
             "code": code,
@@ -31,7 +39,7 @@ def error_response(status: int, code: ErrorCode, message: str, detail: Any, corr
             "timestamp": datetime.now(UTC).isoformat(),
         }
     }
-    return JSONResponse(body, status_code=status, headers={HEADER: correlation_id})
+    return JSONResponse(body, status_code=status, headers={**(headers or {}), HEADER: correlation_id})
 
 
 def correlation_id(request: Request) -> str:
@@ -55,7 +63,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, ErrorCode.INVALID_REQUEST)
-        return error_response(exc.status_code, code, str(exc.detail), None, correlation_id(request))
+        # Starlette's own headers stay (a 405 says which methods are allowed in `Allow`).
+        return error_response(exc.status_code, code, str(exc.detail), None, correlation_id(request), exc.headers)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

@@ -252,3 +252,23 @@ def test_a_snapshot_with_a_native_gate_of_unknown_arity_is_refused(api: Api) -> 
     snapshot["native_gates"] = [*snapshot["native_gates"], "frobnicate"]
     r = api.call("POST", "/v1/devices", "root", json=snapshot)
     assert (r.status_code, error(r)["code"]) == (400, "INVALID_SNAPSHOT")
+
+
+def test_a_snapshot_with_numbers_as_strings_is_refused_not_coerced(api: Api) -> None:
+    snapshot = {**api.call("GET", "/v1/devices/line-16").json(), "device_id": "line-16-text"}
+    snapshot["num_qubits"] = str(snapshot["num_qubits"])
+    r = api.call("POST", "/v1/devices", "root", json=snapshot)
+    assert (r.status_code, error(r)["code"]) == (400, "INVALID_SNAPSHOT")
+    assert api.call("GET", "/v1/devices/line-16-text").status_code == 404
+
+
+@pytest.mark.parametrize("body", [b"\xff", b'{"device": "\xc3\x28"}'])
+def test_a_body_that_is_not_utf8_is_malformed_json(api: Api, body: bytes) -> None:
+    r = api.call("POST", "/v1/tasks", content=body, headers={"Content-Type": "application/json"})
+    assert (r.status_code, error(r)["code"]) == (400, "MALFORMED_JSON")
+
+
+def test_a_method_a_route_does_not_have_is_405_with_an_allow_header(api: Api) -> None:
+    r = api.call("DELETE", "/v1/tasks/t-1")
+    assert (r.status_code, error(r)["code"]) == (405, "METHOD_NOT_ALLOWED")
+    assert r.headers["Allow"] == "GET"

@@ -41,9 +41,10 @@ def test_decode_json_bounds_nesting_even_past_pythons_recursion_limit() -> None:
         decode_json(("[" * 200_000 + "]" * 200_000).encode())
 
 
-def test_decode_json_lets_malformed_json_raise_its_own_error() -> None:
+@pytest.mark.parametrize("body", [b"{not json", b"\xff", b'{"a": "\xc3\x28"}'])
+def test_decode_json_raises_a_decode_error_for_malformed_json_and_for_bytes_that_are_not_utf8(body: bytes) -> None:
     with pytest.raises(json.JSONDecodeError):
-        decode_json(b"{not json")
+        decode_json(body)
 
 
 def test_unsafe_reason_names_the_problem() -> None:
