@@ -115,7 +115,8 @@ async def lifespan(c: Container, pid_file: Path | None = None) -> AsyncIterator[
     pump = EventPump(store, c.broker, on_event, c.settings.event_poll_s)
     store.tx.after_commit.append(pump.poke)
     listener = None if store.tx.sqlite else PostgresListener(c.settings.database_url, pump.poke)
-    tasks = [asyncio.create_task(pump.run(), name="event-pump"), asyncio.create_task(_sweep(c), name="liveness")]
+    pumping = asyncio.create_task(pump.run(), name="event-pump")
+    sweeping = asyncio.create_task(_sweep(c), name="liveness")
     if listener is not None:
         listener.start()
     c.ready = True
@@ -123,9 +124,12 @@ async def lifespan(c: Container, pid_file: Path | None = None) -> AsyncIterator[
         yield
     finally:
         c.ready = False
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # The pump is asked to stop, not cancelled: on Python 3.11 asyncio.wait_for can swallow a
+        # cancel that races its wake-up (a commit's poke), and the pump then ran on forever, so
+        # shutdown hung (seen as a test whose TestClient never closed).
+        await pump.stop()
+        sweeping.cancel()
+        await asyncio.gather(pumping, sweeping, return_exceptions=True)
         c.broker.close()  # open SSE streams end now rather than at their next keep-alive
         if listener is not None:
             await anyio.to_thread.run_sync(listener.stop)

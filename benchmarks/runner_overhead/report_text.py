@@ -9,7 +9,7 @@ INCLUDES = """## What each number includes
     `fit_to_device` (the circuit is native, so an admissibility check, no Qiskit `transpile`) +
     the active-qubit set.
   - *noise*: the noise-cache key (a SHA-256 of the canonical snapshot) + building the model for the
-    5 active qubits only (DESIGN §7).
+    5 active qubits only (docs/devices.md).
   - *simulate*: method choice, `AerSimulator`, 8192 shots (density matrix for ≤ 10 noisy qubits).
   - *read run dir*: `total_s` minus the four steps: reading and validating `task.json` and the
     156-qubit `snapshot.json`, re-hashing it against the task, argument parsing, log setup.
@@ -32,7 +32,7 @@ NOTES = """## Notes
 - One discarded warm-up round runs first, so the OS page cache and `.pyc` files are warm: the very
   first job on a cold node also pays disk reads, which none of these numbers show.
 - The aim (< 0.15 s) is for the fixed cost above. A fresh process can never meet it on this stack:
-  importing Qiskit alone takes longer. A long-lived worker (the Dask path of DESIGN §8) pays the
+  importing Qiskit alone takes longer. A long-lived worker (the agent's planned Dask workers) pays the
   imports once, which is what the in-process rows show.
 - The same fixed `seed` is used by every row; the counts comparison in *Sanity* checks the rows ran
   the same circuit with comparable noise (our `relaxation` model is meant to agree with

@@ -1,4 +1,4 @@
-"""In-process fan-out of committed events to SSE subscribers (DESIGN §5, D9).
+"""In-process fan-out of committed events to SSE subscribers (D9; docs/api.md, events).
 
 Publication happens on the event loop and must never wait for a subscriber: each one has a bounded
 queue, and one whose queue is full is evicted (it reconnects with Last-Event-ID and replays from the

@@ -1,4 +1,4 @@
-"""The event pump: the single path by which committed events reach the broker (DESIGN D9).
+"""The event pump: the single path by which committed events reach the broker (D9).
 
 It reads the event table after the last id it has seen, so what subscribers observe is exactly what
 was committed, in id order (ids commit in id order on both databases). A poke after a local commit,

@@ -1,4 +1,4 @@
-"""The five-state task lifecycle (D2) as one static transition table (DESIGN §4)."""
+"""The five-state task lifecycle (D2) as one static transition table (docs/lifecycle.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Store contract, run over SQLite and PostgreSQL alike (DESIGN §4, D2-D5)."""
+"""The Store contract, run over SQLite and PostgreSQL alike (docs/lifecycle.md; invariants D2-D5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The noise model derived from a snapshot (DESIGN §7)."""
+"""The noise model derived from a snapshot (docs/devices.md, noise from calibration)."""
 
 from __future__ import annotations
 
