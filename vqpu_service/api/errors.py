@@ -94,8 +94,9 @@ def _validation_code(request: Request, problems: list[dict[str, Any]]) -> ErrorC
 
 
 class Guard:
-    """ASGI middleware: a correlation id on every request, and 413 for bodies over the limit (counted as
-    they stream, so a missing or lying Content-Length does not get past it)."""
+    """ASGI middleware: a correlation id on every request, 400 for a path or query holding NUL, and 413
+    for bodies over the limit (counted as they stream, so a missing or lying Content-Length does not
+    get past it)."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
