@@ -10,7 +10,7 @@ from vqpu_protocol.rundir import ResultDocument
 def result_document(claimed: dict[str, Any], counts: dict[str, int] | None = None) -> dict[str, Any]:
     """A `vqpu.result/1` document for one task of a CLAIM response, as a runner would have written it."""
     task = claimed["task"]
-    counts = counts if counts is not None else {"0" * 2: task["shots"]}
+    counts = counts if counts is not None else {"00": task["shots"]}
     doc = ResultDocument.model_validate(
         {
             "counts": counts,

@@ -27,20 +27,24 @@ log = logging.getLogger("runner")
 
 
 def process_main(argv: list[str] | None = None) -> int:
-    """The entry point of a runner process: scratch space confined to the run directory, then `main`."""
+    """The entry point of a runner process: scratch space confined to the run directory, then the run."""
+    started = time.perf_counter()
     run_dir = _parse(argv)
     if run_dir.is_dir():
         for name, variable in (("tmp", "TMPDIR"), ("cache", "XDG_CACHE_HOME")):
             path = run_dir / SCRATCH_DIR / name
             path.mkdir(parents=True, exist_ok=True)
             os.environ[variable] = str(path)
-    return main(argv)
+    return _logged_run(run_dir, started)
 
 
 def main(argv: list[str] | None = None) -> int:
     """One run, in this process (its environment untouched)."""
     started = time.perf_counter()
-    run_dir = _parse(argv)
+    return _logged_run(_parse(argv), started)
+
+
+def _logged_run(run_dir: Path, started: float) -> int:
     handler = _log_to(run_dir)
     try:
         return _run(run_dir, started)

@@ -1,4 +1,4 @@
-"""Noise derived from a snapshot's calibration (docs/devices.md, noise from calibration), for the circuit's active qubits only.
+"""Noise derived from a snapshot's calibration, for the circuit's active qubits only (docs/devices.md).
 
 `paper`: depolarizing on each physical 1-qubit gate (not rz, id) and each 2-qubit edge gate, with
 λ = d·ε/(d-1) capped as Qiskit-Aer caps it, and symmetric readout clamped to [0, 0.5].

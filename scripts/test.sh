@@ -4,7 +4,11 @@ set -euo pipefail
 source "$(dirname "$0")/venv.sh"
 vqpu_venv dev
 export DO_NOT_TRACK=1
-echo "==> ruff" && ruff check . && ruff format --check .
+# One command per line: under `set -e` a failure anywhere but at the end of an `a && b && c` list
+# does not stop the script (a lint error once went unnoticed that way).
+echo "==> ruff"
+ruff check .
+ruff format --check .
 echo "==> mypy --strict (device_registry, vqpu_protocol, runner, vqpu_service, harness)" && mypy
 echo "==> import contracts" && lint-imports
 echo "==> pytest" && python -m pytest "$@"
