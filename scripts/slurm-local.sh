@@ -101,7 +101,7 @@ install_packages() {
   say "installed in $(elapsed "$t0") s"
 }
 
-# Make the host name resolve to a local address; DESIGN §9: the node name must resolve to the address given.
+# Make the host name resolve to a local address: slurmd registers under the node name, which must resolve to its NodeAddr.
 ensure_host_resolves() {
   local host="$1" addrs addr local_addr
   addrs="$(getent hosts "$host" | awk '{ print $1 }' || true)"
@@ -138,7 +138,7 @@ node_hardware() {
 render_conf() {
   local host="$1" hardware="$2"
   cat <<EOF
-# Written by scripts/slurm-local.sh (HPC-vQPU, DESIGN §9): a single-node Slurm for tests and CI.
+# Written by scripts/slurm-local.sh (HPC-vQPU): a single-node Slurm for tests and CI.
 ClusterName=vqpu
 SlurmctldHost=${host}(127.0.0.1)
 SlurmUser=root

@@ -1,6 +1,6 @@
 """A real Slurm (`scripts/slurm-local.sh start`): a job completes and writes its output, `scancel` ends
 one, and two small jobs share the node. Jobs are watched with `scontrol show job -o` every 20 ms, not
-`sbatch --wait` (which sleeps 2 s before its first look, DESIGN §9)."""
+`sbatch --wait` (which sleeps 2 s before its first look)."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def test_a_trivial_job_completes_and_writes_its_output(jobs: Jobs) -> None:
     text = jobs.output(job_id).read_text()
     assert token in text
     assert f"as job {job_id}" in text
-    # Jobs mostly start on the 1 s backfill tick (bf_interval=1): 0-1 s, 0.47 s median in DESIGN §9.
+    # Jobs mostly start on the 1 s backfill tick (bf_interval=1): 0-1 s after submission.
     assert latency < 10, f"submit -> COMPLETED took {latency:.2f} s"
 
 
