@@ -201,10 +201,9 @@ def read_task(run_dir: Path) -> TaskDocument:
     try:
         return TaskDocument.model_validate(data)
     except ValidationError as exc:
-        problems = [{"loc": ".".join(map(str, e["loc"])), "msg": e["msg"]} for e in exc.errors(include_url=False)]
-        summary = "; ".join(f"{p['loc']}: {p['msg']}" for p in problems[:5])
-        code = code_for_fields((str(e["loc"][0]) for e in exc.errors() if e["loc"]), ErrorCode.INVALID_TASK)
-        raise RunDirError(code, f"invalid {TASK_FILE}: {summary}", problems) from None
+        problems = _problems(exc)
+        code = code_for_fields((p["loc"].split(".")[0] for p in problems if p["loc"]), ErrorCode.INVALID_TASK)
+        raise RunDirError(code, f"invalid {TASK_FILE}: {_summary(problems)}", problems) from None
 
 
 def read_json(path: Path) -> Any:
@@ -237,10 +236,17 @@ def read_outcome(run_dir: Path) -> ResultDocument | ErrorDocument | None:
         except RunDirError as exc:
             return ErrorDocument(code=ErrorCode.RESULT_MALFORMED, message=exc.message, detail={"file": name})
         except ValidationError as exc:
-            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)[:5]]
             return ErrorDocument(
                 code=ErrorCode.RESULT_MALFORMED,
-                message=f"{name} is not a valid document: {'; '.join(problems)}",
+                message=f"{name} is not a valid document: {_summary(_problems(exc))}",
                 detail={"file": name},
             )
     return None
+
+
+def _problems(exc: ValidationError) -> list[dict[str, str]]:
+    return [{"loc": ".".join(map(str, e["loc"])), "msg": e["msg"]} for e in exc.errors(include_url=False)]
+
+
+def _summary(problems: list[dict[str, str]]) -> str:
+    return "; ".join(f"{p['loc']}: {p['msg']}" for p in problems[:5])
