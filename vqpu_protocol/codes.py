@@ -38,6 +38,7 @@ class ErrorCode(StrEnum):
     # --- a task's failure (the `error` of a FAILED task) ---------------------------------------
     NOT_ADMISSIBLE_AT_CLAIM = "NOT_ADMISSIBLE_AT_CLAIM"  # the epoch bound at claim no longer admits it
     FORCE_FAILED = "FORCE_FAILED"  # an admin force-failed the task
+    EXECUTION_ERROR = "EXECUTION_ERROR"  # the agent could not execute it (its Prefect or scheduler failed)
 
     # --- the runner's error.json (exit 2: the run directory can never succeed as it is) --------
     MISSING_FILE = "MISSING_FILE"

@@ -1,11 +1,14 @@
-"""The paper's calibration-fidelity experiment, through the real runner.
+"""The paper's calibration-fidelity experiment, submitted over REST to the embedded local stack.
 
 An amplified two-qubit identity on edge (0, 1) of Fez (native gates only, ideal output |00>),
-8192 shots, 5 trials, on `ibm-fez-ideal` and `ibm-fez`. Each trial is one run directory executed
-by `python -m runner` in a fresh process, exactly as a scheduler job runs it. The ideal twin must
-give total-variation distance 0; Fez a non-zero, reproducible TV whose leakage has structure.
+8192 shots, 5 trials, on `ibm-fez-ideal` and `ibm-fez`. By default each trial is a task submitted to
+a real control plane (SQLite), claimed by a real agent and run as a Prefect flow run on a Dask
+LocalCluster (harness.stack starts all of it and stops it afterwards). `--direct` runs each trial
+as a run directory given to `python -m runner` instead (the runner alone, no service). The ideal
+twin must give total-variation distance 0; Fez a non-zero, reproducible TV whose leakage has
+structure.
 
-    python -m benchmarks.calibration_fidelity.run [--repetitions 10] [--trials 5] [--out DIR]
+    python -m benchmarks.calibration_fidelity.run [--repetitions 10] [--trials 5] [--out DIR] [--direct]
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from device_registry import Snapshot, catalog
 from harness.circuits import amplified_identity
+from harness.stack import LocalStack
 from vqpu_protocol.rundir import TaskDocument, write_inputs
 
 OUTCOMES = ("00", "01", "10", "11")
@@ -68,6 +74,53 @@ def run_trial(work: Path, snapshot: Snapshot, model: str, circuit: str, shots: i
     return Trial(snapshot.device_id, model, seed, result["counts"], wall, result)
 
 
+class ServiceTrials:
+    """Trials as tasks of a running control plane: all submitted at once, then awaited."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+    def submit(self, device: str, model: str, circuit: str, shots: int, seed: int, epoch: int | None = None) -> str:
+        body: dict[str, Any] = {"device": device, "circuit": circuit, "dialect": "qasm2", "shots": shots, "seed": seed}
+        body["options"] = {"noise_model": model}
+        if epoch is not None:
+            body["epoch"] = epoch
+        r = self.http.post("/v1/tasks", json=body)
+        if r.status_code != 201:
+            raise SystemExit(f"submit refused: {r.status_code} {r.text}")
+        task_id: str = r.json()["id"]
+        return task_id
+
+    def result(self, task_id: str, submitted: float, timeout_s: float = 900) -> Trial:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            task = self.http.get(f"/v1/tasks/{task_id}").json()
+            if task["state"] in ("COMPLETED", "FAILED", "CANCELLED"):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"task {task_id} still {task['state']} after {timeout_s} s")
+            time.sleep(0.1)
+        if task["state"] != "COMPLETED":
+            raise SystemExit(f"task {task_id} ended {task['state']}: {task['error']}")
+        wall = time.perf_counter() - submitted
+        result = self.http.get(f"/v1/tasks/{task_id}/result").json()
+        p = result["provenance"]
+        return Trial(p["device_id"], p["noise_model"], p["seed"], result["counts"], wall, result)
+
+
+def run_via_service(url: str, key: str, circuit: str, shots: int, trials: int) -> tuple[list[list[Trial]], Trial]:
+    service = ServiceTrials(url, key)
+    started = time.perf_counter()
+    ids = [
+        [service.submit(device, model, circuit, shots, seed) for seed in range(1, trials + 1)]
+        for device, model in CONFIGS
+    ]
+    groups = [[service.result(i, started) for i in group] for group in ids]
+    bound = service.http.get(f"/v1/tasks/{ids[1][0]}").json()["bound_epoch"]
+    replay_id = service.submit("ibm-fez", "paper", circuit, shots, seed=1, epoch=bound)
+    return groups, service.result(replay_id, time.perf_counter())
+
+
 def summarise(trials: list[Trial]) -> dict[str, Any]:
     tvs = [t.tv for t in trials]
     shots = sum(trials[0].counts.values())
@@ -82,7 +135,7 @@ def summarise(trials: list[Trial]) -> dict[str, Any]:
         "p": probs,
         "leakage_share": {o: (probs[o] / leaked if leaked else 0.0) for o in OUTCOMES[1:]},
         "seeds": [t.seed for t in trials],
-        "runner_wall_s_median": statistics.median(t.wall_s for t in trials),
+        "wall_s_median": statistics.median(t.wall_s for t in trials),
         "snapshot_sha256": trials[0].result["provenance"]["snapshot_sha256"],
         "method": trials[0].result["provenance"]["method"],
     }
@@ -106,29 +159,47 @@ def table(rows: list[dict[str, Any]], trials: int, shots: int, repetitions: int)
     return head + "\n".join(lines) + "\n"
 
 
+def run_direct(work: Path, circuit: str, shots: int, trials: int) -> tuple[list[list[Trial]], Trial]:
+    groups = [
+        [run_trial(work, catalog.load(device), model, circuit, shots, seed) for seed in range(1, trials + 1)]
+        for device, model in CONFIGS
+    ]
+    return groups, run_trial(work / "replay", catalog.load("ibm-fez"), "paper", circuit, shots, seed=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repetitions", type=int, default=10, help="identity layers (default 10)")
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--shots", type=int, default=8192)
     parser.add_argument("--out", type=Path, default=Path("runs/calibration-fidelity"))
+    parser.add_argument("--direct", action="store_true", help="run each trial with `python -m runner`, no service")
     args = parser.parse_args(argv)
     if args.trials < 1 or args.repetitions < 1:
         parser.error("--trials and --repetitions must be at least 1")
 
     circuit = amplified_identity(args.repetitions)
-    work = args.out / "run-dirs"
+    started = time.perf_counter()
+    if args.direct:
+        path = "the runner alone (python -m runner per trial)"
+        groups, replay = run_direct(args.out / "run-dirs", circuit, args.shots, args.trials)
+    else:
+        path = "the local stack (REST submit -> agent -> Prefect flow run -> Dask LocalCluster)"
+        print("starting the local stack (control plane, Prefect server, agent) ...", flush=True)
+        with LocalStack(args.out / "stack") as stack:
+            print(f"  up in {time.perf_counter() - started:.1f} s; submitting the trials over REST", flush=True)
+            submitted = time.perf_counter()
+            groups, replay = run_via_service(stack.url, stack.keys["user"], circuit, args.shots, args.trials)
+            batch_s = time.perf_counter() - submitted
+        print(f"  {sum(map(len, groups)) + 1} tasks completed in {batch_s:.1f} s; the stack stopped", flush=True)
     rows, all_trials = [], []
-    for device, model in CONFIGS:
-        snapshot = catalog.load(device)
-        trials = [run_trial(work, snapshot, model, circuit, args.shots, seed) for seed in range(1, args.trials + 1)]
+    for trials in groups:
         all_trials += trials
         rows.append(summarise(trials))
-        print(f"  {device:14s} {model:10s} TV per trial: " + ", ".join(f"{t.tv:.4f}" for t in trials), flush=True)
-
-    replay = run_trial(work / "replay", catalog.load("ibm-fez"), "paper", circuit, args.shots, seed=1)
+        t0 = trials[0]
+        print(f"  {t0.device:14s} {t0.noise_model:10s} TV per trial: " + ", ".join(f"{t.tv:.4f}" for t in trials))
     original = next(t for t in all_trials if t.device == "ibm-fez" and t.noise_model == "paper" and t.seed == 1)
-    report = table(rows, args.trials, args.shots, args.repetitions)
+    report = f"Run through {path}.\n\n" + table(rows, args.trials, args.shots, args.repetitions)
     report += (
         f"\nReplay of ibm-fez seed 1 in a new run directory: counts identical = {replay.counts == original.counts}\n"
     )
@@ -145,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "circuit": circuit,
         "rows": rows,
         "replay_identical": replay.counts == original.counts,
+        "path": "direct" if args.direct else "service",
     }
     (args.out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     (args.out / "REPORT.md").write_text("# Calibration-fidelity experiment\n\n" + report)

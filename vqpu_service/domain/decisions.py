@@ -66,6 +66,7 @@ def report(task: Task, rep: Report, now: datetime) -> tuple[Outcome, list[NewEve
         task.scheduler = rep.scheduler if rep.scheduler is not None else task.scheduler
         return Outcome.APPLIED, [_event(EventType.TASK_SCHEDULED, task, scheduler=task.scheduler)] if changed else []
     task.finished_at = now
+    task.scheduler = rep.scheduler if rep.scheduler is not None else task.scheduler  # the terminal evidence
     task.outcome_token, task.outcome_digest = rep.claim_token, rep.digest()
     task.result, task.error = rep.result, rep.error
     if rep.action is Action.REPORT_COMPLETED:

@@ -1,0 +1,126 @@
+"""The agent's composition root: its configuration from flags and the environment, the scheduler
+adapter its site names, and a running engine with everything it holds."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from prefect.client.orchestration import PrefectClient
+
+from agent.control_plane import ControlPlane
+from agent.engine import Engine, EngineSettings
+from agent.prefect_bridge import PrefectBridge, keep_sigterm_for_the_agent
+from agent.scheduler.base import Resources, Scheduler
+from agent.site import SiteConfig, load_site
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class AgentConfigError(Exception):
+    """The agent cannot start with this configuration; the message says what to set."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    site: SiteConfig
+    url: str
+    key: str
+    agent_id: str
+    work_pool: str
+    prefect_api_url: str
+
+
+def agent_config(
+    site_path: str | Path | None,
+    *,
+    url: str | None = None,
+    key: str | None = None,
+    agent_id: str | None = None,
+    work_pool: str | None = None,
+    env: Mapping[str, str] = os.environ,
+) -> AgentConfig:
+    """Flags win over the environment: --site/VQPU_SITE, --url/VQPU_URL, --key/VQPU_AGENT_KEY,
+    --agent-id/VQPU_AGENT_ID; Prefect's API from PREFECT_API_URL."""
+    site_file = site_path or env.get("VQPU_SITE")
+    if not site_file:
+        raise AgentConfigError("no site file: pass --site FILE or set VQPU_SITE (see deployments/sites/)")
+    site = load_site(Path(site_file))
+    url = url or env.get("VQPU_URL")
+    key = key or env.get("VQPU_AGENT_KEY")
+    prefect_api_url = env.get("PREFECT_API_URL")
+    missing = [
+        name
+        for name, value in (
+            ("VQPU_URL (or --url)", url),
+            ("VQPU_AGENT_KEY (or --key)", key),
+            ("PREFECT_API_URL", prefect_api_url),
+        )
+        if not value
+    ]
+    if missing:
+        raise AgentConfigError(f"set {', '.join(missing)}")
+    assert url and key and prefect_api_url
+    return AgentConfig(
+        site=site,
+        url=url,
+        key=key,
+        agent_id=agent_id or env.get("VQPU_AGENT_ID") or site.agent_name(),
+        work_pool=work_pool or site.prefect.work_pool,
+        prefect_api_url=prefect_api_url,
+    )
+
+
+def build_scheduler(config: AgentConfig) -> Scheduler:
+    site = config.site
+    kind = site.scheduler.kind
+    python = site.runner.python
+    if kind in ("local", "slurm", "pbs"):
+        from agent.scheduler.dask import DaskAdapter
+
+        return DaskAdapter(site, prefect_api_url=config.prefect_api_url, cwd=REPO_ROOT)
+    if kind == "sbatch":
+        from agent.scheduler.sbatch import SbatchAdapter
+
+        assert site.scheduler.kind == "sbatch"
+        return SbatchAdapter(site.scheduler, agent_id=config.agent_id, python=python, cwd=REPO_ROOT)
+    from agent.scheduler.memory import MemoryScheduler
+
+    return MemoryScheduler(python=python, cwd=REPO_ROOT)
+
+
+def engine_settings(site: SiteConfig) -> EngineSettings:
+    r = site.resources
+    return EngineSettings(
+        slots=site.slots,
+        run_root=site.run_root,
+        claim_wait_s=site.claim_wait_s,
+        heartbeat_s=site.heartbeat_s,
+        grace_s=site.grace_s,
+        resources=Resources(cpus=r.cpus, gpus=r.gpus, memory_mb=r.memory_mb),
+        devices=site.devices,
+    )
+
+
+@asynccontextmanager
+async def running_engine(
+    config: AgentConfig, prefect: PrefectClient, base_job_template: dict[str, Any]
+) -> AsyncIterator[Engine]:
+    """Everything the engine needs, started; released in reverse order when the block ends."""
+    config.site.run_root.mkdir(parents=True, exist_ok=True)
+    keep_sigterm_for_the_agent()
+    async with ControlPlane(config.url, config.key, config.agent_id) as control_plane:
+        scheduler = build_scheduler(config)
+        await scheduler.start()
+        try:
+            bridge = PrefectBridge(prefect, config.work_pool, config.site.prefect.deployment)
+            await bridge.ensure_deployment(base_job_template)
+            yield Engine(engine_settings(config.site), control_plane, scheduler, bridge)
+        finally:
+            with anyio.CancelScope(shield=True):  # a cancelled agent must still release its cluster's jobs
+                await scheduler.close()

@@ -1,0 +1,103 @@
+"""`vqpu-agent`: run the login-node agent, or show the batch script a site would run.
+
+    vqpu-agent start --site SITE.yaml [--url URL] [--key KEY] [--agent-id ID] [--pid-file F]
+    vqpu-agent render-job --site SITE.yaml [--scheduler-address tcp://HOST:PORT]
+
+`start` needs the control plane's URL and an agent key (--url/--key, else VQPU_URL/VQPU_AGENT_KEY)
+and Prefect's API (PREFECT_API_URL). It exits 0 after SIGTERM once in-flight work is drained, 2 on a
+configuration error. `render-job` starts nothing and opens no port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from agent.site import SiteError, load_site
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.command(args))
+    except SiteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _start(args: argparse.Namespace) -> int:
+    import anyio
+
+    from agent.bootstrap import AgentConfigError, agent_config
+    from agent.worker import VQPUWorker
+
+    _log_to_stderr(args.log_level)
+    try:
+        config = agent_config(args.site, url=args.url, key=args.key, agent_id=args.agent_id)
+    except AgentConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    worker = VQPUWorker(
+        work_pool_name=config.work_pool,
+        name=config.agent_id,
+        agent_config=config,
+        create_pool_if_not_found=True,
+    )
+    if args.pid_file:
+        args.pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        anyio.run(worker.start)
+    finally:
+        if args.pid_file:
+            args.pid_file.unlink(missing_ok=True)
+    return 0
+
+
+def _log_to_stderr(level: str) -> None:
+    # Prefect configures logging when it is imported; the agent's own loggers get their own handler.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    for name in ("agent", "flows"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+
+
+def _render_job(args: argparse.Namespace) -> int:
+    from agent.cluster import render_job
+
+    site = load_site(args.site)
+    print(render_job(site, prefect_api_url=os.environ.get("PREFECT_API_URL"), scheduler_address=args.scheduler_address))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vqpu-agent", description="The HPC-vQPU login-node agent.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    start = commands.add_parser("start", help="claim and run tasks until SIGTERM")
+    start.add_argument("--site", type=Path, default=None, help="site file (default: $VQPU_SITE)")
+    start.add_argument("--url", default=None, help="control plane URL (default: $VQPU_URL)")
+    start.add_argument("--key", default=None, help="agent API key (default: $VQPU_AGENT_KEY)")
+    start.add_argument("--agent-id", default=None, help="default: $VQPU_AGENT_ID, else the site's, else SITE-HOST")
+    start.add_argument("--pid-file", type=Path, default=None, help="write the agent's PID here while it runs")
+    start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    start.set_defaults(command=_start)
+
+    render = commands.add_parser("render-job", help="print the batch script a site would submit; starts nothing")
+    render.add_argument("--site", type=Path, required=True, help="site file")
+    render.add_argument(
+        "--scheduler-address",
+        default="tcp://LOGIN-NODE:8786",
+        help="the Dask scheduler address the workers would connect to (a placeholder by default)",
+    )
+    render.set_defaults(command=_render_job)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

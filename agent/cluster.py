@@ -1,0 +1,224 @@
+"""The Dask cluster an agent owns, built from its site file.
+
+`cluster_spec` says which cluster class a site needs and with what arguments, without starting
+anything; `start_cluster` starts it; `render_job` shows the batch script a site's jobs would run, so a
+site file can be checked on a login node without submitting a job or opening a port.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import dask.config
+from distributed import LocalCluster
+from distributed.deploy.spec import SpecCluster
+
+from agent.site import (
+    DaskBatchScheduler,
+    LocalScheduler,
+    PbsScheduler,
+    SbatchScheduler,
+    SiteConfig,
+    SiteError,
+    SlurmScheduler,
+    lifetime_seconds,
+    walltime_seconds,
+)
+
+# Placeholders in a rendered script: the real values exist only once a cluster or a task does.
+PLACEHOLDER_SCHEDULER = "tcp://LOGIN-NODE:8786"
+PLACEHOLDER_TASK = "TASK-ID"
+
+WORKER_NAME = "vqpu-worker"
+
+# A nanny's worker process is daemonic, and a daemonic process may not start children through
+# multiprocessing: the warm runner (a fork server on each worker) needs this off.
+_DAEMON_OFF = "DASK_DISTRIBUTED__WORKER__DAEMON=False"
+
+
+def cluster_spec(
+    site: SiteConfig, *, prefect_api_url: str | None, scheduler_host: str | None = None
+) -> tuple[type, dict[str, Any]]:
+    """The Dask cluster class for `site` and its constructor's keyword arguments; starts nothing.
+
+    `scheduler_host` overrides the site's `scheduler.scheduler_host` (the address compute nodes reach
+    the Dask scheduler at). Batch clusters get no `log_directory`: dask-jobqueue would create it when a
+    job object is built, so the `--output`/`--error` directives are added here and `start_cluster`
+    makes the directory.
+    """
+    s = site.scheduler
+    if isinstance(s, LocalScheduler):
+        kwargs: dict[str, Any] = {
+            "n_workers": s.workers or site.slots,
+            # One task per worker: a runner step holds its worker for its whole run.
+            "threads_per_worker": 1,
+            "processes": True,
+            "host": "127.0.0.1",
+            # A free port: the default 8787 may be taken (a second agent, a notebook), and then
+            # distributed warns and moves anyway. No bokeh here, so it serves health and metrics only.
+            "dashboard_address": "127.0.0.1:0",
+        }
+        if site.resources.gpus > 0:
+            kwargs["resources"] = {"GPU": site.resources.gpus}
+        if prefect_api_url is not None:
+            kwargs["env"] = {"PREFECT_API_URL": prefect_api_url}
+        return LocalCluster, kwargs
+    if isinstance(s, SlurmScheduler | PbsScheduler):
+        kwargs = _job_kwargs(site, s, prefect_api_url=prefect_api_url)
+        host = scheduler_host or s.scheduler_host
+        options: dict[str, Any] = {"dashboard_address": f"{host}:0" if host else ":0"}
+        if host is not None:
+            options["host"] = host
+        kwargs["scheduler_options"] = options
+        return _cluster_class(s), kwargs
+    raise SiteError(f"site {site.site!r} runs no Dask cluster: its scheduler is {s.kind}")
+
+
+def start_cluster(site: SiteConfig, *, prefect_api_url: str | None) -> SpecCluster:
+    """Start the site's cluster: a LocalCluster with a fixed number of workers, or a batch cluster that
+    adapts between the site's `adapt.minimum_jobs` and `adapt.maximum_jobs`."""
+    cls, kwargs = cluster_spec(site, prefect_api_url=prefect_api_url)
+    s = site.scheduler
+    if isinstance(s, LocalScheduler):
+        # The nannies of a LocalCluster live in this process and read the setting each time they
+        # (re)start a worker, so it is set here for the process, not for the construction only.
+        dask.config.set({"distributed.worker.daemon": False})
+        cluster: SpecCluster = cls(**kwargs)
+        return cluster
+    assert isinstance(s, SlurmScheduler | PbsScheduler)
+    if s.log_directory is not None:
+        # Slurm and PBS do not create the directory of a job's output file; the job would fail at start.
+        Path(s.log_directory).expanduser().mkdir(parents=True, exist_ok=True)
+    cluster = cls(**kwargs)
+    try:
+        cluster.adapt(minimum_jobs=s.adapt.minimum_jobs, maximum_jobs=s.adapt.maximum_jobs)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+def render_job(site: SiteConfig, *, prefect_api_url: str | None, scheduler_address: str = PLACEHOLDER_SCHEDULER) -> str:
+    """The batch script the site's jobs would run, rendered without starting a cluster or opening a port.
+
+    For a Dask batch site it is one worker job that connects to `scheduler_address`; for an `sbatch`
+    site it is one task's job, with `<run_root>/TASK-ID` standing for the task's run directory.
+    """
+    s = site.scheduler
+    if isinstance(s, SlurmScheduler | PbsScheduler):
+        from dask_jobqueue.pbs import PBSJob
+        from dask_jobqueue.slurm import SLURMJob
+
+        job_cls = SLURMJob if isinstance(s, SlurmScheduler) else PBSJob
+        job: Any = job_cls(scheduler=scheduler_address, name=WORKER_NAME, **_job_kwargs(site, s, prefect_api_url))
+        script: str = job.job_script()
+        return script
+    if isinstance(s, SbatchScheduler):
+        # Written beside this module by the one-job-per-task adapter; imported late so that a Dask
+        # site never needs it.
+        from agent.scheduler.sbatch import render_script
+
+        python = site.runner.python or s.python or sys.executable
+        rendered: str = render_script(
+            s, site.resources, site.run_root / PLACEHOLDER_TASK, f"vqpu-{site.site}-{PLACEHOLDER_TASK}", python
+        )
+        return rendered
+    raise SiteError(f"site {site.site!r} runs no batch jobs: its scheduler is {s.kind}")
+
+
+def _cluster_class(s: SlurmScheduler | PbsScheduler) -> type:
+    # Imported here: dask-jobqueue is only needed at sites with a batch scheduler.
+    if isinstance(s, SlurmScheduler):
+        from dask_jobqueue.slurm import SLURMCluster
+
+        cls: type = SLURMCluster
+        return cls
+    from dask_jobqueue.pbs import PBSCluster
+
+    cls = PBSCluster
+    return cls
+
+
+def _job_kwargs(site: SiteConfig, s: SlurmScheduler | PbsScheduler, prefect_api_url: str | None) -> dict[str, Any]:
+    """What both a batch cluster and a single rendered job take (dask-jobqueue's Job keywords)."""
+    gpus = site.resources.gpus
+    directives = list(s.job_extra_directives)
+    if isinstance(s, SlurmScheduler):
+        if s.account is not None:
+            # The long form, as the sbatch adapter writes it (dask-jobqueue's `account` would write -A).
+            directives.append(f"--account={s.account}")
+        if gpus > 0:
+            # --gres counts per job, and a job runs `processes` workers of `gpus` GPUs each.
+            directives.append(f"--gres=gpu:{gpus * s.processes}")
+        if s.qos is not None:
+            directives.append(f"--qos={s.qos}")
+        if s.log_directory is not None:
+            log_dir = Path(s.log_directory).expanduser()
+            directives += [f"--output={log_dir}/%x-%j.out", f"--error={log_dir}/%x-%j.err"]
+    elif s.log_directory is not None:
+        # PBS names the files itself when given a directory (with the trailing slash).
+        log_dir = Path(s.log_directory).expanduser()
+        directives += [f"-o {log_dir}/", f"-e {log_dir}/"]
+
+    worker_args = ["--lifetime", s.lifetime()]
+    stagger = _lifetime_stagger_s(s)
+    if stagger > 0:
+        # Workers started together (one adapt step) would otherwise all retire at the same moment.
+        worker_args += ["--lifetime-stagger", f"{stagger}s"]
+    if gpus > 0:
+        worker_args += ["--resources", f"GPU={gpus}"]
+
+    prologue = [f"module load {module}" for module in s.modules]
+    prologue += s.prologue
+    # Telemetry off: compute nodes often have no route out, and a Prefect task engine there would try.
+    prologue += [f"export {_DAEMON_OFF}", "export DO_NOT_TRACK=1"]
+    if prefect_api_url is not None:
+        # prefect-dask's DaskTaskRunner runs Prefect's task engine on the worker, which reports here.
+        prologue.append(f"export PREFECT_API_URL={shlex.quote(prefect_api_url)}")
+
+    kwargs: dict[str, Any] = {
+        "job_name": f"vqpu-{site.site}",
+        "walltime": s.walltime,
+        # dask-jobqueue gives each worker cores/processes threads, i.e. that many tasks at once. A
+        # runner step holds its worker for the whole run and its cores belong to the runner child, so
+        # each worker gets one thread, and the job still asks the scheduler for all `s.cores` below.
+        "cores": s.processes,
+        "processes": s.processes,
+        "memory": s.memory,
+        "job_extra_directives": directives,
+        "worker_extra_args": worker_args,
+        "job_script_prologue": prologue,
+        "python": s.python or sys.executable,
+        "interface": s.interface,
+    }
+    if isinstance(s, SlurmScheduler):
+        kwargs["queue"] = s.partition
+        kwargs["job_cpu"] = s.cores
+    else:
+        kwargs["queue"] = s.queue
+        kwargs["account"] = s.account
+        kwargs["resource_spec"] = s.resource_spec or _pbs_resource_spec(s, gpus)
+    return kwargs
+
+
+def _pbs_resource_spec(s: PbsScheduler, gpus: int) -> str:
+    """dask-jobqueue's default `select` line, but for the job's real core count and with its GPUs."""
+    from dask.utils import parse_bytes
+    from dask_jobqueue.pbs import pbs_format_bytes_ceil
+
+    memory: str = cast(Callable[[int], str], pbs_format_bytes_ceil)(parse_bytes(s.memory))
+    spec = f"select=1:ncpus={s.cores}:mem={memory}"
+    if gpus > 0:
+        spec += f":ngpus={gpus * s.processes}"
+    return spec
+
+
+def _lifetime_stagger_s(s: DaskBatchScheduler) -> int:
+    """A tenth of the lifetime, but never so much that a late worker outlives its job's walltime."""
+    lifetime = lifetime_seconds(s.lifetime())
+    margin = walltime_seconds(s.walltime) - lifetime
+    return max(0, min(lifetime // 10, margin // 2))

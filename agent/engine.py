@@ -1,0 +1,189 @@
+"""The agent's loops: claim (bounded by free slots), heartbeat (acts on cancel and fenced), and the
+watch for flow runs cancelled in Prefect; each claimed task runs as one flow run in this process.
+
+Stopping (SIGTERM): claiming stops at once; in-flight tasks get `grace_s` to finish and report; any
+still running then have their runner stopped and report nothing, so the control plane sees them go
+stale and an operator (or the auto-requeue policy) hands them to another attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from agent.control_plane import ControlPlane, ControlPlaneError
+from agent.execution import Execution
+from agent.prefect_bridge import PrefectBridge
+from agent.scheduler.base import Resources, Scheduler
+from vqpu_protocol.api.agent import ClaimedTask, FailedReport
+from vqpu_protocol.codes import ErrorCode
+from vqpu_protocol.errors import ErrorDocument
+from vqpu_protocol.rundir import materialise
+
+log = logging.getLogger("agent")
+
+PREFECT_CANCEL_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    slots: int
+    run_root: Path
+    claim_wait_s: float
+    heartbeat_s: float
+    grace_s: float
+    resources: Resources
+    devices: list[str] | None = None
+
+
+class Engine:
+    def __init__(
+        self, settings: EngineSettings, control_plane: ControlPlane, scheduler: Scheduler, prefect: PrefectBridge
+    ) -> None:
+        self.settings = settings
+        self.control_plane = control_plane
+        self.scheduler = scheduler
+        self.prefect = prefect
+        self.inflight: dict[str, Execution] = {}
+        self._slot_freed = anyio.Event()
+        self._stop = anyio.Event()
+        self.stopped = anyio.Event()
+
+    def stop(self) -> None:
+        """Stop claiming and drain (see the module docstring). Safe to call more than once."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Claim and execute until stop(); returns once in-flight work is finished or handed back."""
+        try:
+            async with anyio.create_task_group() as loops, anyio.create_task_group() as runs:
+                loops.start_soon(self._heartbeat_loop)
+                loops.start_soon(self._prefect_cancel_loop)
+                loops.start_soon(self._claim_loop, runs)
+                await self._stop.wait()
+                log.info("stopping: no more claims; %d task(s) in flight", len(self.inflight))
+                await self._drain(loops)
+        finally:
+            self.stopped.set()
+
+    async def _drain(self, loops: anyio.abc.TaskGroup) -> None:
+        with anyio.move_on_after(self.settings.grace_s):
+            while self.inflight:
+                await self._wait_slot()
+        for execution in list(self.inflight.values()):
+            log.warning(
+                "task %s: still running after the %.0f s grace period: stopping its runner and handing it back "
+                "(it goes stale on the control plane; requeue it there)",
+                execution.task_id,
+                self.settings.grace_s,
+            )
+            execution.fence()
+        with anyio.move_on_after(10):
+            while self.inflight:
+                await self._wait_slot()
+        loops.cancel_scope.cancel()
+
+    async def _wait_slot(self) -> None:
+        await self._slot_freed.wait()
+        self._slot_freed = anyio.Event()
+
+    # --- claiming ------------------------------------------------------------------------------
+
+    async def _claim_loop(self, runs: anyio.abc.TaskGroup) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            free = self.settings.slots - len(self.inflight)
+            if free <= 0:
+                await self._wait_slot()
+                continue
+            try:
+                claimed = await self.control_plane.claim(free, self.settings.claim_wait_s, self.settings.devices)
+            except ControlPlaneError as exc:
+                log.warning("claim failed: %s; retrying in %.1f s", exc, backoff)
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = 0.5
+            for task in claimed:
+                self._start(task, runs)
+
+    def _start(self, claimed: ClaimedTask, runs: anyio.abc.TaskGroup) -> None:
+        task = claimed.task
+        run_dir = self.settings.run_root / f"{task.id}.{claimed.attempt}"
+        materialise(run_dir, claimed)
+        execution = Execution(
+            claimed=claimed,
+            run_dir=run_dir,
+            control_plane=self.control_plane,
+            scheduler=self.scheduler,
+            resources=self.settings.resources,
+        )
+        self.inflight[task.id] = execution
+        log.info("task %s attempt %s claimed (%s, %d shots)", task.id, claimed.attempt, task.device, task.shots)
+        runs.start_soon(self._execute, execution)
+
+    async def _execute(self, execution: Execution) -> None:
+        task = execution.claimed.task
+        try:
+            flow_run = await self.prefect.create_run(task.id, execution.attempt, task.device, str(execution.run_dir))
+            execution.flow_run_id = str(flow_run.id)
+            state = await self.prefect.execute(flow_run, execution)
+            log.info("task %s attempt %s: flow run %s %s", task.id, execution.attempt, flow_run.name, state.type.value)
+            if not execution.finished and not execution.fenced:
+                await self._fail(
+                    execution, f"the flow run ended {state.type.value} without an outcome: {state.message}"
+                )
+        except Exception as exc:
+            log.exception("task %s: execution failed", task.id)
+            if not execution.finished and not execution.fenced:
+                await self._fail(execution, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.inflight.pop(task.id, None)
+            self._slot_freed.set()
+
+    async def _fail(self, execution: Execution, message: str) -> None:
+        """The agent could not execute the task (Prefect or the scheduler failed): say so, once."""
+        error = ErrorDocument(code=ErrorCode.EXECUTION_ERROR, message=message[:4000])
+        try:
+            await self.control_plane.report(execution.task_id, FailedReport(claim_token=execution.token, error=error))
+        except ControlPlaneError as exc:
+            log.error("task %s: could not report the failure: %s", execution.task_id, exc)
+        execution.finished = True
+
+    # --- watching ------------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            owned = {t: e.token for t, e in self.inflight.items() if not (e.fenced or e.finished)}
+            try:
+                reply = await self.control_plane.heartbeat(owned)
+            except ControlPlaneError as exc:
+                log.warning("heartbeat failed: %s", exc)
+            else:
+                for task_id in reply.cancel:
+                    if (execution := self.inflight.get(task_id)) is not None:
+                        log.info("task %s: cancel requested on the control plane", task_id)
+                        execution.cancel("control plane")
+                for task_id in reply.fenced:
+                    if (execution := self.inflight.get(task_id)) is not None and not execution.finished:
+                        log.warning("task %s: fenced (requeued or force-failed): stopping it", task_id)
+                        execution.fence()
+            await anyio.sleep(self.settings.heartbeat_s)
+
+    async def _prefect_cancel_loop(self) -> None:
+        while True:
+            await anyio.sleep(PREFECT_CANCEL_POLL_S)
+            by_run = {e.flow_run_id: e for e in self.inflight.values() if e.flow_run_id and not e.fenced}
+            if not by_run:
+                continue
+            try:
+                cancelling = await self.prefect.cancelling(list(by_run))
+            except Exception as exc:  # Prefect being away must not stop the agent; the control plane still rules
+                log.warning("reading cancelling flow runs failed: %s", exc)
+                continue
+            for run_id in cancelling:
+                log.info("task %s: flow run cancelled in Prefect", by_run[run_id].task_id)
+                by_run[run_id].cancel("prefect")

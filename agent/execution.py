@@ -1,0 +1,219 @@
+"""One claimed task's execution: submit the runner step, report RUNNING with where it runs, wait for
+the end or a cancel, then report exactly one outcome and mirror it as the flow run's final state."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from prefect.client.schemas.objects import State
+from prefect.states import Cancelled, Completed, Failed
+
+from agent.artifacts import publish_artifacts
+from agent.control_plane import ControlPlane, ControlPlaneError, Fenced, Rejected, Report
+from agent.scheduler.base import JobHandle, Resources, Scheduler, TerminalEvidence
+from vqpu_protocol.api.agent import CancelledReport, ClaimedTask, CompletedReport, FailedReport, RunningReport
+from vqpu_protocol.api.tasks import SchedulerEvidence
+from vqpu_protocol.codes import ErrorCode
+from vqpu_protocol.errors import ErrorDocument
+from vqpu_protocol.rundir import LOG_FILE, ResultDocument, read_outcome
+
+log = logging.getLogger("agent.execution")
+
+LOG_TAIL_LINES = 20
+PLACEMENT_WAIT_S = 30.0
+
+
+@dataclass
+class Execution:
+    claimed: ClaimedTask
+    run_dir: Path
+    control_plane: ControlPlane
+    scheduler: Scheduler
+    resources: Resources
+    flow_run_id: str | None = None
+    handle: JobHandle | None = None
+    cancel_source: str | None = None
+    fenced: bool = False
+    refusal: str | None = None
+    finished: bool = False  # a terminal report was taken or refused: nothing more will be sent
+    _stop: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+    @property
+    def task_id(self) -> str:
+        return self.claimed.task.id
+
+    @property
+    def attempt(self) -> int:
+        return self.claimed.attempt
+
+    @property
+    def token(self) -> str:
+        return self.claimed.claim_token
+
+    def cancel(self, source: str) -> None:
+        """Stop the runner and report the task cancelled (from the heartbeat reply or the Prefect UI)."""
+        if self.cancel_source is None:
+            self.cancel_source = source
+        self._stop.set()
+
+    def fence(self) -> None:
+        """The task is no longer ours: stop the runner and report nothing."""
+        self.fenced = True
+        self._stop.set()
+
+    async def drive(self) -> State[Any]:
+        try:
+            return await self._drive()
+        finally:
+            self.done.set()
+
+    async def _drive(self) -> State[Any]:
+        if self._stop.is_set():
+            return await self._finish_unstarted()
+        self.handle = await self.scheduler.submit(self.run_dir, self.resources)
+        log.info("task %s attempt %s: submitted as %s job %s", self.task_id, self.attempt, *self._job())
+        evidence = await self._run(self.handle)
+        if self.fenced:
+            return Cancelled(message=f"task {self.task_id} was handed to another attempt: nothing reported")
+        outcome = read_outcome(self.run_dir)
+        if self.cancel_source is not None and not isinstance(outcome, ResultDocument):
+            return await self._report_cancelled(evidence)
+        return await self._report_outcome(outcome, evidence)
+
+    async def _run(self, handle: JobHandle) -> TerminalEvidence:
+        ended: TerminalEvidence | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._report_running, handle)
+
+            async def stop_on_request() -> None:
+                await self._stop.wait()
+                await self.scheduler.cancel(handle)
+
+            tg.start_soon(stop_on_request)
+            ended = await self.scheduler.wait(handle)
+            tg.cancel_scope.cancel()
+        assert ended is not None
+        return ended
+
+    async def _report_running(self, handle: JobHandle) -> None:
+        placement = None
+        with anyio.move_on_after(PLACEMENT_WAIT_S):
+            while placement is None:
+                placement = await self.scheduler.placement(handle)
+                if placement is None:
+                    await anyio.sleep(0.02)
+        evidence = SchedulerEvidence(
+            adapter=self.scheduler.name,
+            job_id=(placement.job_id if placement else None) or handle.job_id,
+            node=placement.node if placement else None,
+            worker=placement.worker if placement else None,
+            state="RUNNING" if placement else "PENDING",
+        )
+        await self._send(RunningReport(claim_token=self.token, scheduler=evidence))
+
+    async def _finish_unstarted(self) -> State[Any]:
+        if self.fenced:
+            return Cancelled(message="fenced before the runner started: nothing reported")
+        return await self._report_cancelled(None)
+
+    async def _report_cancelled(self, evidence: TerminalEvidence | None) -> State[Any]:
+        report = CancelledReport(claim_token=self.token, scheduler=self._evidence(evidence))
+        if not await self._send(report):
+            return self._state_after_refusal()
+        return Cancelled(message=f"cancelled ({self.cancel_source}); the runner was stopped")
+
+    async def _report_outcome(
+        self, outcome: ResultDocument | ErrorDocument | None, evidence: TerminalEvidence
+    ) -> State[Any]:
+        scheduler = self._evidence(evidence)
+        report: Report
+        if isinstance(outcome, ResultDocument):
+            report = CompletedReport(claim_token=self.token, result=outcome, scheduler=scheduler)
+        else:
+            error = outcome if outcome is not None else self._no_outcome(evidence)
+            report = FailedReport(claim_token=self.token, error=error, scheduler=scheduler)
+        if not await self._send(report):
+            return self._state_after_refusal()
+        if isinstance(outcome, ResultDocument):
+            await publish_artifacts(self, outcome)
+            return Completed(message=f"{outcome.shots} shots in {outcome.timings.total_s:.3f} s")
+        assert isinstance(report, FailedReport)
+        return Failed(message=f"{report.error.code}: {report.error.message}"[:2000])
+
+    def _no_outcome(self, evidence: TerminalEvidence) -> ErrorDocument:
+        """The runner left neither result.json nor error.json: say what the scheduler saw."""
+        detail = {
+            "exit_code": evidence.exit_code,
+            "scheduler_state": evidence.scheduler_state or str(evidence.state),
+            "reason": evidence.reason,
+            "runner_log_tail": _log_tail(self.run_dir / LOG_FILE),
+        }
+        code = evidence.exit_code if evidence.exit_code is not None else "none"
+        return ErrorDocument(
+            code=ErrorCode.RUNNER_CRASH,
+            message=f"the runner left no result (exit code {code}, scheduler state {detail['scheduler_state']})",
+            detail=detail,
+        )
+
+    async def _send(self, report: Report) -> bool:
+        """True when the control plane took the report; False when it refused it (fenced or rejected)."""
+        terminal = not isinstance(report, RunningReport)
+        try:
+            await self.control_plane.report(self.task_id, report)
+            self.finished = self.finished or terminal
+        except Fenced as exc:
+            log.warning("task %s: fenced, reporting nothing more (%s)", self.task_id, exc)
+            self.fenced = True
+            self._stop.set()
+            return False
+        except Rejected as exc:
+            if isinstance(report, RunningReport):
+                log.info("task %s: running report refused (%s)", self.task_id, exc)
+                return True
+            log.warning("task %s: report refused: %s", self.task_id, exc)
+            self.refusal = str(exc)
+            self.finished = True
+            return False
+        except ControlPlaneError as exc:
+            if isinstance(report, RunningReport):
+                log.warning("task %s: running report not delivered: %s", self.task_id, exc)
+                return True
+            raise
+        return True
+
+    def _state_after_refusal(self) -> State[Any]:
+        if self.fenced:
+            return Cancelled(message=f"task {self.task_id} was handed to another attempt: nothing reported")
+        return Failed(message=f"the control plane refused the outcome: {self.refusal}"[:2000])
+
+    def _evidence(self, evidence: TerminalEvidence | None) -> SchedulerEvidence:
+        handle = self.handle
+        if evidence is None:
+            return SchedulerEvidence(adapter=self.scheduler.name, job_id=handle.job_id if handle else None)
+        return SchedulerEvidence(
+            adapter=self.scheduler.name,
+            job_id=evidence.job_id or (handle.job_id if handle else None),
+            node=evidence.node,
+            worker=evidence.worker,
+            state=evidence.scheduler_state or str(evidence.state),
+            exit_code=evidence.exit_code,
+        )
+
+    def _job(self) -> tuple[str, str]:
+        return (self.scheduler.name, self.handle.job_id if self.handle else "-")
+
+
+def _log_tail(path: Path) -> list[str]:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 16384))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+    return [line[:500] for line in lines[-LOG_TAIL_LINES:]]

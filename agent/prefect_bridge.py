@@ -1,0 +1,108 @@
+"""What the agent asks of Prefect: its work pool and the `vqpu-execute` deployment, one Pending flow
+run per claimed attempt (found again by its idempotency key), running it in this process, and the
+runs an operator set Cancelling in the UI."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+from uuid import UUID
+
+import prefect.flow_engine
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.exceptions import ObjectNotFound
+from prefect.flow_engine import run_flow
+from prefect.states import Pending
+
+from flows.execute import EXECUTION, FLOW_NAME, vqpu_execute
+
+log = logging.getLogger("agent.prefect")
+
+WORKER_TYPE = "vqpu"
+ENTRYPOINT = "flows/execute.py:vqpu_execute"
+
+
+# Prefect's flow engine swaps in a process-wide SIGTERM handler for the length of every flow run (it
+# raises inside whatever the event loop is doing) so that its runner can cancel a run in a child
+# process. The agent runs many flow runs in its own process and owns SIGTERM itself: it stops
+# claiming and drains. prefect is pinned (==3.8.8); tests/e2e/test_agent_process.py fails if this
+# stops holding (a SIGTERM during a run must drain, not crash the run).
+def keep_sigterm_for_the_agent() -> None:
+    prefect.flow_engine.capture_sigterm = contextlib.nullcontext  # type: ignore[attr-defined,assignment]
+
+
+def idempotency_key(task_id: str, attempt: int) -> str:
+    return f"vqpu-task:{task_id}:{attempt}"
+
+
+def flow_run_name(task_id: str) -> str:
+    return f"vqpu-{task_id}"
+
+
+class PrefectBridge:
+    def __init__(self, client: PrefectClient, work_pool: str, deployment: str) -> None:
+        self.client = client
+        self.work_pool = work_pool
+        self.deployment_name = deployment
+        self.deployment_id: UUID | None = None
+
+    async def ensure_deployment(self, base_job_template: dict[str, Any]) -> UUID:
+        """The work pool (type `vqpu`) and the `vqpu-execute` deployment in it, created if missing."""
+        try:
+            pool = await self.client.read_work_pool(self.work_pool)
+        except ObjectNotFound:
+            pool = await self.client.create_work_pool(
+                WorkPoolCreate(name=self.work_pool, type=WORKER_TYPE, base_job_template=base_job_template)
+            )
+        if pool.type != WORKER_TYPE:
+            raise RuntimeError(f"Prefect work pool {self.work_pool!r} has type {pool.type!r}, not {WORKER_TYPE!r}")
+        flow_id = await self.client.create_flow_from_name(FLOW_NAME)
+        self.deployment_id = await self.client.create_deployment(
+            flow_id=flow_id,
+            name=self.deployment_name,
+            work_pool_name=self.work_pool,
+            entrypoint=ENTRYPOINT,
+            tags=["vqpu"],
+            description="One claimed vQPU task. Runs are created and executed by the vqpu agent that claimed "
+            "the task; starting one by hand does nothing.",
+            enforce_parameter_schema=False,
+            paused=False,
+        )
+        return self.deployment_id
+
+    async def create_run(self, task_id: str, attempt: int, device: str, run_dir: str) -> FlowRun:
+        """The attempt's flow run: Pending, so no pool poll picks it up; the same key gives the same run."""
+        assert self.deployment_id is not None, "ensure_deployment() first"
+        return await self.client.create_flow_run_from_deployment(
+            self.deployment_id,
+            parameters={"task_id": task_id, "attempt": attempt, "device": device, "run_dir": run_dir},
+            name=flow_run_name(task_id),
+            tags=["vqpu", f"device:{device}"],
+            idempotency_key=idempotency_key(task_id, attempt),
+            state=Pending(),
+        )
+
+    async def execute(self, flow_run: FlowRun, execution: Any) -> State[Any]:
+        """Run the flow run here and now, with the execution it drives in reach of the flow."""
+        token = EXECUTION.set(execution)
+        try:
+            state: State[Any] = await run_flow(vqpu_execute, flow_run=flow_run, return_type="state")  # type: ignore[arg-type,misc]
+        finally:
+            EXECUTION.reset(token)
+        return state
+
+    async def cancelling(self, flow_run_ids: list[str]) -> set[str]:
+        """Which of these flow runs an operator set Cancelling (in the UI or with `prefect flow-run cancel`)."""
+        if not flow_run_ids:
+            return set()
+        runs = await self.client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[UUID(i) for i in flow_run_ids]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLING])),
+            )
+        )
+        return {str(r.id) for r in runs}

@@ -1,0 +1,179 @@
+"""The `dask` adapter: the runner step as a Prefect task on the agent's own Dask cluster (prefect-dask).
+
+The agent starts one cluster for its lifetime (LocalCluster, or dask-jobqueue's SLURMCluster /
+PBSCluster whose batch jobs each run Dask workers) and one `DaskTaskRunner(address=...)` on it; each
+task's runner step is submitted through that task runner from inside its flow run, so it shows as a
+task run of the flow. On the worker the runner runs in a killable child of a warm, pre-imported
+process (agent.warm); cancel kills that child wherever it runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import distributed
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect_dask.task_runners import DaskTaskRunner
+
+from agent.cluster import start_cluster
+from agent.scheduler.base import (
+    JobHandle,
+    JobState,
+    Placement,
+    Resources,
+    Scheduler,
+    SchedulerError,
+    TerminalEvidence,
+)
+from agent.site import SiteConfig
+from agent.warm import WarmRunnerPlugin, kill_runner, run_on_worker
+
+log = logging.getLogger("agent.scheduler.dask")
+
+
+def run_runner(run_dir: str) -> dict[str, Any]:
+    """Run the hermetic runner on this Dask worker, in a killable child process."""
+    return run_on_worker(run_dir)
+
+
+# Made from a module-level function (not a decorated one) so that the function pickles by reference:
+# Dask ships the step to the workers, which import this module rather than receive code by value.
+runner_step = task(name="runner", persist_result=False, cache_policy=NO_CACHE, log_prints=False)(run_runner)
+
+
+class DaskAdapter(Scheduler):
+    name = "dask"
+
+    def __init__(self, site: SiteConfig, *, prefect_api_url: str | None, cwd: Path | None = None) -> None:
+        self.site = site
+        self.prefect_api_url = prefect_api_url
+        self.cwd = cwd or Path.cwd()
+        self._cluster: Any = None
+        self._runner: DaskTaskRunner | None = None
+        self._futures: dict[JobHandle, distributed.Future[Any]] = {}
+        self._ids = itertools.count(1)
+
+    @property
+    def address(self) -> str:
+        if self._cluster is None:
+            raise SchedulerError("the Dask cluster is not started")
+        address: str = self._cluster.scheduler_address
+        return address
+
+    async def start(self) -> None:
+        self._cluster = await anyio.to_thread.run_sync(
+            lambda: start_cluster(self.site, prefect_api_url=self.prefect_api_url)
+        )
+        runner = DaskTaskRunner(address=self.address)
+        runner.__enter__()
+        self._runner = runner
+        plugin = WarmRunnerPlugin(self.site.runner.mode, python=self.site.runner.python, cwd=str(self.cwd))
+        await anyio.to_thread.run_sync(lambda: runner.client.register_plugin(plugin))
+        log.info("Dask cluster %s at %s (runner mode %s)", type(self._cluster).__name__, self.address, plugin)
+
+    async def close(self) -> None:
+        for handle in [h for h, f in self._futures.items() if not f.done()]:
+            await self.cancel(handle)
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await anyio.to_thread.run_sync(lambda: runner.__exit__(None, None, None))
+        if self._cluster is not None:
+            cluster, self._cluster = self._cluster, None
+            await anyio.to_thread.run_sync(cluster.close)
+
+    async def submit(self, run_dir: Path, resources: Resources) -> JobHandle:
+        if self._runner is None:
+            raise SchedulerError("the dask adapter is not started")
+        client = self._runner.client
+        extra: dict[str, Any] = {"resources": {"GPU": resources.gpus}} if resources.gpus else {}
+        future = client.submit(
+            runner_step,
+            parameters={"run_dir": str(run_dir)},
+            return_type="state",
+            key=f"vqpu-runner-{run_dir.name}-{next(self._ids)}",
+            pure=False,
+            **extra,
+        )
+        handle = JobHandle(adapter=self.name, job_id=str(future.key), run_dir=run_dir)
+        self._futures[handle] = future
+        return handle
+
+    async def observe_active(self) -> set[JobHandle]:
+        return {h for h, f in self._futures.items() if not f.done()}
+
+    async def query_terminal(self, handle: JobHandle) -> TerminalEvidence | None:
+        future = self._futures.get(handle)
+        if future is None:
+            return TerminalEvidence(state=JobState.LOST, job_id=handle.job_id, reason="not a job of this agent")
+        if not future.done():
+            return None
+        if future.cancelled():
+            return TerminalEvidence(state=JobState.CANCELLED, job_id=handle.job_id, scheduler_state="cancelled")
+        try:
+            state: State[Any] = await anyio.to_thread.run_sync(future.result)
+        except Exception as exc:  # the step never ran: the worker died, or the task could not be shipped
+            return TerminalEvidence(
+                state=JobState.FAILED, job_id=handle.job_id, scheduler_state="erred", reason=f"{exc!r}"[:1000]
+            )
+        if not state.is_completed():
+            return TerminalEvidence(
+                state=JobState.FAILED, job_id=handle.job_id, scheduler_state=state.type.value, reason=state.message
+            )
+        ran: dict[str, Any] = await state.aresult()
+        killed = bool(ran.get("killed"))
+        return TerminalEvidence(
+            state=JobState.CANCELLED if killed else JobState.COMPLETED,
+            exit_code=ran.get("exit_code"),
+            scheduler_state="killed" if killed else "finished",
+            node=ran.get("node"),
+            worker=ran.get("worker"),
+            job_id=ran.get("job_id") or handle.job_id,
+            reason=f"signal {ran['signal']}" if ran.get("signal") else None,
+        )
+
+    async def cancel(self, handle: JobHandle) -> None:
+        future = self._futures.get(handle)
+        if future is None or future.done() or self._runner is None:
+            return
+        client = self._runner.client
+        run_dir = str(handle.run_dir)
+        # Kill the runner child wherever it runs; a step still waiting for a worker is cancelled outright.
+        killed = await anyio.to_thread.run_sync(lambda: client.run(kill_runner, run_dir))
+        if not any(killed.values()):
+            await anyio.to_thread.run_sync(lambda: client.cancel(future, force=True))
+
+    async def placement(self, handle: JobHandle) -> Placement | None:
+        future = self._futures.get(handle)
+        if future is None or self._runner is None:
+            return None
+        if future.done():
+            return Placement(job_id=handle.job_id)
+        key = future.key
+        client = self._runner.client
+
+        def where(dask_scheduler: Any) -> str | None:
+            ts = dask_scheduler.tasks.get(key)
+            return ts.processing_on.address if ts is not None and ts.processing_on is not None else None
+
+        worker = await anyio.to_thread.run_sync(lambda: client.run_on_scheduler(where))
+        if worker is None:
+            return None
+        workers = await anyio.to_thread.run_sync(lambda: client.scheduler_info(n_workers=-1).get("workers", {}))
+        info = workers.get(worker, {})
+        return Placement(job_id=self._batch_job_of(info.get("name")), node=info.get("host"), worker=worker)
+
+    def _batch_job_of(self, worker_name: Any) -> str | None:
+        """The batch job (Slurm/PBS id) a dask-jobqueue worker runs in; None on a LocalCluster."""
+        jobs = getattr(self._cluster, "workers", {})
+        for name, job in jobs.items():
+            if worker_name is not None and str(worker_name).startswith(str(name)):
+                job_id = getattr(job, "job_id", None)
+                return str(job_id) if job_id else None
+        return None

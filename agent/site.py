@@ -1,0 +1,255 @@
+"""A site's agent configuration (`deployments/sites/*.yaml`): a strict pydantic model with field
+descriptions, loaded from YAML; unknown or conflicting options are refused naming the field."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vqpu_protocol.wire import Id
+
+_DURATION = re.compile(r"^(?:(\d+)-)?(\d{1,2}):(\d{2}):(\d{2})$")
+_LIFETIME = re.compile(r"^(\d+)([smh])$")
+
+
+class SiteError(Exception):
+    """A site file cannot be used: the message names the file and each offending field."""
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def walltime_seconds(text: str) -> int:
+    """Slurm's `[D-]HH:MM:SS` in seconds."""
+    m = _DURATION.match(text)
+    if m is None:
+        raise ValueError(f"{text!r} is not a walltime of the form [D-]HH:MM:SS")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def lifetime_seconds(text: str) -> int:
+    """Dask's worker `--lifetime` (`55m`, `3300s`, `2h`) in seconds."""
+    m = _LIFETIME.match(text)
+    if m is None:
+        raise ValueError(f"{text!r} is not a duration such as 55m, 3300s or 2h")
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+Walltime = Annotated[str, Field(pattern=_DURATION.pattern, examples=["01:00:00", "1-00:00:00"])]
+Lifetime = Annotated[str, Field(pattern=_LIFETIME.pattern, examples=["55m"])]
+
+
+class RunnerSettings(Model):
+    mode: Literal["fork", "process"] = Field(
+        "fork",
+        description="fork: each run is a killable child forked from a warm, pre-imported runner process on the "
+        "Dask worker (about 25 ms per run); process: a fresh `python -m runner` per run (about 0.8 s per run)",
+    )
+    python: str | None = Field(
+        None, description="the Python that runs `-m runner` on the compute node; default: the worker's own"
+    )
+
+
+class TaskResources(Model):
+    cpus: Annotated[int, Field(ge=1, le=1024)] = Field(1, description="CPU cores per runner process")
+    gpus: Annotated[int, Field(ge=0, le=16)] = Field(
+        0, description="GPUs per runner process (Dask resource `GPU`, Slurm `--gres=gpu:N`)"
+    )
+    memory_mb: Annotated[int, Field(ge=64)] | None = Field(None, description="memory per runner process")
+
+
+class Adapt(Model):
+    minimum_jobs: Annotated[int, Field(ge=0)] = Field(0, description="batch jobs kept even when idle")
+    maximum_jobs: Annotated[int, Field(ge=1)] = Field(1, description="batch jobs at most")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Adapt:
+        if self.minimum_jobs > self.maximum_jobs:
+            raise ValueError("minimum_jobs is larger than maximum_jobs")
+        return self
+
+
+class LocalScheduler(Model):
+    """A Dask LocalCluster on this machine (a laptop, the embedded stack)."""
+
+    kind: Literal["local"]
+    workers: Annotated[int, Field(ge=1, le=256)] | None = Field(
+        None, description="Dask worker processes (one runner each); default: the agent's slots"
+    )
+
+
+class BatchSettings(Model):
+    """What every batch job of a site carries."""
+
+    account: str | None = Field(None, description="the allocation charged (Slurm --account, PBS -A)")
+    walltime: Walltime = Field("01:00:00", description="each batch job's walltime")
+    modules: list[str] = Field([], description="`module load` lines run first in each job")
+    prologue: list[str] = Field([], description="shell lines run in each job before the worker starts")
+    job_extra_directives: list[str] = Field([], description="extra #SBATCH / #PBS lines, verbatim")
+    python: str | None = Field(None, description="the Python on the compute nodes; default: the agent's")
+    log_directory: str | None = Field(None, description="where batch jobs write stdout/stderr")
+
+
+class DaskBatchScheduler(BatchSettings):
+    processes: Annotated[int, Field(ge=1, le=256)] = Field(1, description="Dask workers per batch job")
+    cores: Annotated[int, Field(ge=1, le=4096)] = Field(1, description="cores per batch job")
+    memory: str = Field("4GB", description="memory per batch job (Dask notation)")
+    adapt: Adapt = Field(default_factory=Adapt, description="how many batch jobs the cluster keeps")
+    worker_lifetime: Lifetime | None = Field(
+        None,
+        description="retire each worker this long after it starts, so a job is replaced before its walltime "
+        "ends; default: 5 minutes short of the walltime",
+    )
+    interface: str | None = Field(None, description="network interface the workers listen on (e.g. ib0)")
+    scheduler_host: str | None = Field(
+        None, description="address the compute nodes reach the Dask scheduler at; default: this host"
+    )
+
+    @model_validator(mode="after")
+    def _lifetime_within_walltime(self) -> DaskBatchScheduler:
+        if self.worker_lifetime is not None and lifetime_seconds(self.worker_lifetime) >= walltime_seconds(
+            self.walltime
+        ):
+            raise ValueError(f"worker_lifetime {self.worker_lifetime} is not shorter than walltime {self.walltime}")
+        return self
+
+    def lifetime(self) -> str:
+        if self.worker_lifetime is not None:
+            return self.worker_lifetime
+        return f"{max(60, walltime_seconds(self.walltime) - 300)}s"
+
+
+class SlurmScheduler(DaskBatchScheduler):
+    """dask-jobqueue SLURMCluster: long-lived batch jobs that each run Dask workers."""
+
+    kind: Literal["slurm"]
+    partition: str | None = Field(None, description="Slurm partition (queue)")
+    qos: str | None = Field(None, description="Slurm QOS")
+
+
+class PbsScheduler(DaskBatchScheduler):
+    """dask-jobqueue PBSCluster."""
+
+    kind: Literal["pbs"]
+    queue: str | None = Field(None, description="PBS queue")
+    resource_spec: str | None = Field(None, description="PBS -l resource spec, e.g. select=1:ncpus=8:ngpus=1")
+
+
+class SbatchScheduler(BatchSettings):
+    """One `sbatch` job per task, for sites whose compute nodes may not connect back to the login node."""
+
+    kind: Literal["sbatch"]
+    partition: str | None = Field(None, description="Slurm partition (queue)")
+    qos: str | None = Field(None, description="Slurm QOS")
+    poll_s: Annotated[float, Field(gt=0, le=60)] = Field(0.1, description="how often job states are polled")
+
+
+class MemoryScheduler(Model):
+    """The in-memory scheduler: runs the runner as a local process; for tests."""
+
+    kind: Literal["memory"]
+
+
+SchedulerSettings = Annotated[
+    LocalScheduler | SlurmScheduler | PbsScheduler | SbatchScheduler | MemoryScheduler,
+    Field(discriminator="kind"),
+]
+
+
+class PrefectSettings(Model):
+    work_pool: Id = Field("vqpu", description="the Prefect work pool of type `vqpu` the agent serves")
+    deployment: Id = Field("vqpu-execute", description="the deployment every task's flow run is created from")
+
+
+class SiteConfig(Model):
+    """One agent at one site."""
+
+    site: Id = Field(description="the site's name, shown in agent ids and the Prefect UI")
+    agent_id: Id | None = Field(None, description="the id the control plane knows this agent by; default SITE-HOST")
+    slots: Annotated[int, Field(ge=1, le=1024)] = Field(
+        description="tasks run at once; the agent never claims more than it has free slots"
+    )
+    devices: list[Id] | None = Field(None, description="claim only tasks for these devices; default: any")
+    run_root: Path = Field(
+        description="where run directories are made: a filesystem the compute nodes see at the same path"
+    )
+    claim_wait_s: Annotated[float, Field(ge=0, le=30)] = Field(20.0, description="long-poll wait of one CLAIM")
+    heartbeat_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        5.0, description="heartbeat interval; keep it well inside the control plane's liveness window"
+    )
+    grace_s: Annotated[float, Field(ge=0, le=3600)] = Field(
+        30.0, description="on SIGTERM, how long in-flight tasks may finish before they are cancelled and handed back"
+    )
+    resources: TaskResources = Field(default_factory=TaskResources, description="what each task's runner gets")
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    prefect: PrefectSettings = Field(default_factory=PrefectSettings)
+    scheduler: SchedulerSettings = Field(description="where runner steps execute")
+
+    @field_validator("run_root", mode="after")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        path = path.expanduser()
+        if not path.is_absolute():
+            raise ValueError(f"{path} is relative; give an absolute path (~ is expanded)")
+        return path
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SiteConfig:
+        s = self.scheduler
+        if isinstance(s, SbatchScheduler | MemoryScheduler) and self.runner.mode == "fork":
+            raise ValueError(
+                f"runner.mode: 'fork' needs a warm Dask worker; the {s.kind!r} scheduler starts a fresh process "
+                "per task: set runner.mode: process"
+            )
+        if isinstance(s, SlurmScheduler | PbsScheduler):
+            capacity = s.adapt.maximum_jobs * s.processes
+            if self.slots > capacity:
+                raise ValueError(
+                    f"slots: {self.slots} tasks at once, but scheduler.adapt.maximum_jobs x scheduler.processes "
+                    f"gives {capacity} Dask workers"
+                )
+            if self.resources.cpus * (s.processes) > s.cores:
+                raise ValueError(
+                    f"resources.cpus: {s.processes} worker(s) x {self.resources.cpus} cpus exceed "
+                    f"scheduler.cores ({s.cores})"
+                )
+        return self
+
+    def agent_name(self) -> str:
+        return self.agent_id or f"{self.site}-{socket.gethostname()}"[:128]
+
+
+def load_site(path: Path) -> SiteConfig:
+    """Read and validate a site file; SiteError names the file and every offending field."""
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SiteError(f"site file {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise SiteError(f"site file {path}: not YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise SiteError(f"site file {path}: expected a mapping of settings, found {type(raw).__name__}")
+    return parse_site(raw, source=str(path))
+
+
+def parse_site(raw: dict[str, Any], source: str = "site") -> SiteConfig:
+    try:
+        site = SiteConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise SiteError(f"{source}:\n" + "\n".join(f"  {_where(e)}: {e['msg']}" for e in exc.errors())) from None
+    return site
+
+
+def _where(error: Any) -> str:
+    # pydantic puts the union member's tag into the path (scheduler.slurm.partition): drop it
+    parts = [str(p) for p in error["loc"]]
+    if len(parts) >= 2 and parts[0] == "scheduler" and parts[1] in {"local", "slurm", "pbs", "sbatch", "memory"}:
+        parts.pop(1)
+    return ".".join(parts) or "(top level)"

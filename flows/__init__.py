@@ -1,0 +1,1 @@
+"""Prefect flows: the agent-side per-task flow (`vqpu-execute`); user-side flows arrive with the client."""

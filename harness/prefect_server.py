@@ -1,0 +1,236 @@
+"""A real `prefect server start` on loopback, for the agent's integration tests, the benchmarks and the demo.
+
+The server runs in the foreground of its own process (and its own process group), with its own
+PREFECT_HOME under a work directory, offline (no telemetry, no promotional content), on SQLite in the
+work directory or on a given PostgreSQL database. It is waited for on `GET /api/health` and stopped by
+the PID in its pid file with SIGTERM; SIGKILL, and an error, if it does not go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from harness.servers import free_port
+
+# What `prefect server start` would otherwise read from the test process or the user's profile: a
+# server must not report to, or be configured by, anything outside its work directory.
+_INHERITED_PREFECT = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH")
+
+
+class PrefectServerProcess:
+    """One `prefect server start`. A context manager: started, then stopped.
+
+    `database_url` is an async SQLAlchemy URL (`postgresql+asyncpg://...`); without it the server uses
+    a SQLite file in `workdir`. `ui=True` serves the Prefect UI at `ui_url` too (the demo wants it;
+    tests leave it off, which saves building the UI's static files).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        database_url: str | None = None,
+        ui: bool = False,
+        name: str = "prefect-server",
+        env: Mapping[str, str] | None = None,
+        log_level: str = "WARNING",
+    ) -> None:
+        self.workdir = workdir
+        self.home = workdir / "prefect-home"
+        self.database_url = database_url or f"sqlite+aiosqlite:///{workdir / 'prefect.db'}"
+        self.ui = ui
+        self.name = name
+        self.env = dict(env or {})
+        self.log_level = log_level
+        self.pid_file = workdir / f"{name}.pid"
+        self.log_file = workdir / f"{name}.log"
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+        self.startup_s: float | None = None  # from spawn to the first healthy answer
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """What clients put in PREFECT_API_URL."""
+        return f"{self.url}/api"
+
+    @property
+    def ui_url(self) -> str:
+        if not self.ui:
+            raise RuntimeError(f"{self.name} was started without its UI (ui=False)")
+        return self.url
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self, timeout_s: float = 90.0) -> PrefectServerProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(exist_ok=True)
+        for _ in range(3):  # a free port can be taken between finding it and the server binding it
+            self.port = free_port()
+            began = time.monotonic()
+            self._spawn()
+            if self._wait_healthy(timeout_s):
+                self.startup_s = time.monotonic() - began
+                return self
+        raise RuntimeError(f"{self.name} did not start; its log:\n{self.log_tail()}")
+
+    def _command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ui" if self.ui else "--no-ui",
+            "--analytics-off",
+            "--log-level",
+            self.log_level,
+        ]
+
+    def _environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _INHERITED_PREFECT}
+        env.update(
+            {
+                "PREFECT_HOME": str(self.home),
+                "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url,
+                "DO_NOT_TRACK": "1",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+                # The CLI asks before overwriting things when it thinks a person is at the terminal.
+                "PREFECT_CLI_PROMPT": "false",
+            }
+        )
+        env.update(self.env)
+        return env
+
+    def _spawn(self) -> None:
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self._command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._environment(),
+                cwd=self.workdir,
+                # Its own process group: stop() signals the whole group, so nothing the server may
+                # start (uvicorn workers, service processes) outlives it, and a Ctrl-C at the test's
+                # terminal does not reach it before the fixture stops it in order.
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(self.proc.pid))
+
+    def _wait_healthy(self, timeout_s: float) -> bool:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=2.0).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self._kill_group()
+        raise RuntimeError(f"{self.name} was not healthy within {timeout_s} s; its log:\n{self.log_tail()}")
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM to the process group of the PID in the pid file; returns the server's exit status.
+
+        A clean stop returns -SIGTERM: uvicorn shuts the application down, then re-raises the signal.
+
+        If it is still running after `timeout_s`, or leaves a process of its group behind, those are
+        killed and a RuntimeError says so.
+        """
+        if self.proc is None:
+            raise RuntimeError(f"{self.name} was never started")
+        if self.proc.poll() is None:
+            pid = int(self.pid_file.read_text())
+            _signal_group(pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self._kill_group()
+                raise RuntimeError(
+                    f"{self.name} ignored SIGTERM for {timeout_s} s and was killed; its log:\n{self.log_tail()}"
+                ) from None
+        self.returncode = self.proc.returncode
+        if _group_alive(self.proc.pid):
+            self._kill_group()
+            raise RuntimeError(f"{self.name} exited but left processes of its group behind; they were killed")
+        self.pid_file.unlink(missing_ok=True)
+        return self.returncode
+
+    def _kill_group(self) -> None:
+        assert self.proc is not None
+        _signal_group(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_file.exists():
+            return "(no log)"
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> PrefectServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        if self.proc is not None:
+            self.stop()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group is already empty
+        os.killpg(pgid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is left (the leader, once reaped, no longer counts)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@contextmanager
+def prefect_api(api_url: str) -> Iterator[str]:
+    """Point this process's Prefect client, and the subprocesses it starts, at `api_url`; both are
+    restored afterwards.
+
+    The environment alone is not enough: `import prefect` reads its settings once, so the running
+    process needs Prefect's own settings context as well.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    before = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            yield api_url
+    finally:
+        if before is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = before

@@ -1,0 +1,145 @@
+"""The embedded local stack: the control plane on SQLite, a Prefect server, and one agent on a Dask
+LocalCluster, each a real process started as an operator would start it and stopped by PID.
+
+    python -m harness.stack [--dir DIR] [--no-ui] [--slots N]
+
+starts it in the foreground, prints the URLs and keys, and stops everything on Ctrl-C or SIGTERM
+(scripts/stack.sh). The main job (scripts/demo.sh) starts the same stack around its experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType, TracebackType
+
+from harness.agents import AgentProcess, site_file
+from harness.prefect_server import PrefectServerProcess
+from harness.servers import ServerProcess, make_keys
+from vqpu_service.domain.model import Role
+
+
+class LocalStack:
+    def __init__(self, workdir: Path, *, ui: bool = False, slots: int = 2, site: str = "local") -> None:
+        self.workdir = workdir
+        self.ui = ui
+        self.slots = slots
+        self.site = site
+        self.keys: dict[str, str] = {}
+        self.control_plane: ServerProcess | None = None
+        self.prefect: PrefectServerProcess | None = None
+        self.agent: AgentProcess | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.control_plane is not None
+        return self.control_plane.url
+
+    def start(self) -> LocalStack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        keys_file = self.workdir / "keys.json"
+        keys_file.unlink(missing_ok=True)
+        self.keys = make_keys(keys_file, user=Role.USER, agent=Role.AGENT, admin=Role.ADMIN)
+        try:
+            self.control_plane = ServerProcess(
+                self.workdir, f"sqlite:///{self.workdir / 'control-plane.db'}", keys_file, name="control-plane"
+            ).start()
+            self.prefect = PrefectServerProcess(self.workdir, ui=self.ui).start(timeout_s=120)
+            site = site_file(self.workdir, self.site, run_root=str(self.workdir / "runs"), slots=self.slots)
+            self.agent = AgentProcess(
+                self.workdir,
+                site,
+                url=self.control_plane.url,
+                key=self.keys["agent"],
+                prefect_api_url=self.prefect.api_url,
+                agent_id=f"{self.site}-agent",
+                admin_key=self.keys["admin"],
+            ).start()
+        except BaseException:
+            self.stop()
+            raise
+        (self.workdir / "stack.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
+        return self
+
+    def describe(self) -> dict[str, object]:
+        assert self.control_plane is not None and self.prefect is not None and self.agent is not None
+        return {
+            "control_plane": self.control_plane.url,
+            "api_docs": f"{self.control_plane.url}/docs",
+            "prefect_api": self.prefect.api_url,
+            "prefect_ui": self.prefect.url if self.ui else None,
+            "keys": self.keys,
+            "pids": {
+                "control_plane": self.control_plane.proc.pid if self.control_plane.proc else None,
+                "prefect": self.prefect.pid,
+                "agent": self.agent.pid,
+            },
+            "logs": str(self.workdir),
+        }
+
+    def stop(self) -> dict[str, int | None]:
+        """Stop the agent first (it drains), then Prefect, then the control plane; their exit statuses."""
+        statuses: dict[str, int | None] = {}
+        if self.agent is not None and self.agent.proc is not None:
+            statuses["agent"] = self.agent.stop()
+        if self.prefect is not None and self.prefect.proc is not None:
+            statuses["prefect"] = self.prefect.stop()
+        if self.control_plane is not None and self.control_plane.proc is not None:
+            statuses["control_plane"] = self.control_plane.stop()
+        return statuses
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.stack", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", type=Path, default=None, help="state and logs (default: a new temporary directory)")
+    parser.add_argument("--no-ui", action="store_true", help="serve the Prefect API without its UI")
+    parser.add_argument("--slots", type=int, default=2, help="tasks the local agent runs at once (default 2)")
+    args = parser.parse_args(argv)
+    workdir = args.dir or Path(tempfile.mkdtemp(prefix="vqpu-stack-"))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"starting the local stack in {workdir} ...", flush=True)
+    stack = LocalStack(workdir, ui=not args.no_ui, slots=args.slots).start()
+    info = stack.describe()
+    keys = stack.keys
+    print(
+        f"""
+  control plane   {info["control_plane"]}   (API docs: {info["api_docs"]})
+  Prefect UI      {info["prefect_ui"] or "(off)"}
+  Prefect API     {info["prefect_api"]}
+  keys            user  {keys["user"]}
+                  admin {keys["admin"]}
+                  agent {keys["agent"]}
+  logs and state  {workdir}   (stack.json holds all of this)
+
+  Try:  curl -s -H "Authorization: Bearer {keys["user"]}" {info["control_plane"]}/v1/devices
+  Ctrl-C (or SIGTERM to PID {os.getpid()}) stops everything.
+""",
+        flush=True,
+    )
+    while not stop.wait(0.5):
+        pass
+    print("stopping ...", flush=True)
+    statuses = stack.stop()
+    print("stopped: " + ", ".join(f"{k} exit {v}" for k, v in statuses.items()), flush=True)
+    return 0 if all(v == 0 for v in statuses.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
