@@ -79,7 +79,7 @@ def agent_config(
 def build_scheduler(config: AgentConfig) -> Scheduler:
     site = config.site
     kind = site.scheduler.kind
-    python = site.runner.python
+    python = getattr(site.scheduler, "python", None)
     if kind in ("local", "slurm", "pbs"):
         from agent.scheduler.dask import DaskAdapter
 

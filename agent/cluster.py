@@ -120,12 +120,10 @@ def render_job(site: SiteConfig, *, prefect_api_url: str | None, scheduler_addre
     if isinstance(s, SbatchScheduler):
         # Written beside this module by the one-job-per-task adapter; imported late so that a Dask
         # site never needs it.
-        from agent.scheduler.sbatch import render_script
+        from agent.scheduler.sbatch import job_name, render_script
 
-        python = site.runner.python or s.python or sys.executable
-        rendered: str = render_script(
-            s, site.resources, site.run_root / PLACEHOLDER_TASK, f"vqpu-{site.site}-{PLACEHOLDER_TASK}", python
-        )
+        run_dir = site.run_root / PLACEHOLDER_TASK
+        rendered: str = render_script(s, site.resources, run_dir, job_name(run_dir), s.python or sys.executable)
         return rendered
     raise SiteError(f"site {site.site!r} runs no batch jobs: its scheduler is {s.kind}")
 

@@ -17,6 +17,13 @@ _DURATION = re.compile(r"^(?:(\d+)-)?(\d{1,2}):(\d{2}):(\d{2})$")
 _LIFETIME = re.compile(r"^(\d+)([smh])$")
 
 
+def _absolute(path: Path) -> Path:
+    path = path.expanduser()
+    if not path.is_absolute():
+        raise ValueError(f"{path} is relative; give an absolute path (~ is expanded)")
+    return path
+
+
 class SiteError(Exception):
     """A site file cannot be used: the message names the file and each offending field."""
 
@@ -31,6 +38,8 @@ def walltime_seconds(text: str) -> int:
     if m is None:
         raise ValueError(f"{text!r} is not a walltime of the form [D-]HH:MM:SS")
     days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
+    if (hours > 23 and days) or minutes > 59 or seconds > 59:
+        raise ValueError(f"{text!r} is not a walltime of the form [D-]HH:MM:SS (minutes and seconds below 60)")
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
@@ -52,9 +61,6 @@ class RunnerSettings(Model):
         description="fork: each run is a killable child forked from a warm, pre-imported runner process on the "
         "Dask worker (about 25 ms per run); process: a fresh `python -m runner` per run (about 0.8 s per run)",
     )
-    python: str | None = Field(
-        None, description="the Python that runs `-m runner` on the compute node; default: the worker's own"
-    )
 
 
 class TaskResources(Model):
@@ -72,7 +78,7 @@ class Adapt(Model):
     @model_validator(mode="after")
     def _ordered(self) -> Adapt:
         if self.minimum_jobs > self.maximum_jobs:
-            raise ValueError("minimum_jobs is larger than maximum_jobs")
+            raise ValueError(f"minimum_jobs: {self.minimum_jobs} is larger than maximum_jobs ({self.maximum_jobs})")
         return self
 
 
@@ -93,8 +99,25 @@ class BatchSettings(Model):
     modules: list[str] = Field([], description="`module load` lines run first in each job")
     prologue: list[str] = Field([], description="shell lines run in each job before the worker starts")
     job_extra_directives: list[str] = Field([], description="extra #SBATCH / #PBS lines, verbatim")
-    python: str | None = Field(None, description="the Python on the compute nodes; default: the agent's")
-    log_directory: str | None = Field(None, description="where batch jobs write stdout/stderr")
+    python: str | None = Field(
+        None,
+        description="the Python on the compute nodes (it runs the Dask worker, or the runner for sbatch); "
+        "default: the agent's",
+    )
+    log_directory: Path | None = Field(None, description="where batch jobs write stdout/stderr (absolute; ~ expanded)")
+
+    @field_validator("log_directory", mode="after")
+    @classmethod
+    def _absolute_logs(cls, path: Path | None) -> Path | None:
+        return None if path is None else _absolute(path)
+
+    @field_validator("walltime", mode="after")
+    @classmethod
+    def _a_real_walltime(cls, text: str) -> str:
+        seconds = walltime_seconds(text)
+        if seconds < 60:
+            raise ValueError(f"{text} is shorter than a minute")
+        return text
 
 
 class DaskBatchScheduler(BatchSettings):
@@ -117,13 +140,15 @@ class DaskBatchScheduler(BatchSettings):
         if self.worker_lifetime is not None and lifetime_seconds(self.worker_lifetime) >= walltime_seconds(
             self.walltime
         ):
-            raise ValueError(f"worker_lifetime {self.worker_lifetime} is not shorter than walltime {self.walltime}")
+            raise ValueError(f"worker_lifetime: {self.worker_lifetime} is not shorter than walltime {self.walltime}")
         return self
 
     def lifetime(self) -> str:
+        """The worker lifetime: as set, or the walltime less a margin (5 minutes, a tenth of short walltimes)."""
         if self.worker_lifetime is not None:
             return self.worker_lifetime
-        return f"{max(60, walltime_seconds(self.walltime) - 300)}s"
+        walltime = walltime_seconds(self.walltime)
+        return f"{walltime - min(300, walltime // 10)}s"
 
 
 class SlurmScheduler(DaskBatchScheduler):
@@ -182,7 +207,9 @@ class SiteConfig(Model):
     )
     claim_wait_s: Annotated[float, Field(ge=0, le=30)] = Field(20.0, description="long-poll wait of one CLAIM")
     heartbeat_s: Annotated[float, Field(gt=0, le=300)] = Field(
-        5.0, description="heartbeat interval; keep it well inside the control plane's liveness window"
+        1.0,
+        description="heartbeat interval: a cancel on the control plane reaches the runner within about this long; "
+        "keep it well inside the control plane's liveness window",
     )
     grace_s: Annotated[float, Field(ge=0, le=3600)] = Field(
         30.0, description="on SIGTERM, how long in-flight tasks may finish before they are cancelled and handed back"
@@ -194,15 +221,14 @@ class SiteConfig(Model):
 
     @field_validator("run_root", mode="after")
     @classmethod
-    def _absolute(cls, path: Path) -> Path:
-        path = path.expanduser()
-        if not path.is_absolute():
-            raise ValueError(f"{path} is relative; give an absolute path (~ is expanded)")
-        return path
+    def _absolute_root(cls, path: Path) -> Path:
+        return _absolute(path)
 
     @model_validator(mode="after")
     def _consistent(self) -> SiteConfig:
         s = self.scheduler
+        if isinstance(s, LocalScheduler) and s.workers is not None and s.workers < self.slots:
+            raise ValueError(f"slots: {self.slots} tasks at once, but scheduler.workers is {s.workers}")
         if isinstance(s, SbatchScheduler | MemoryScheduler) and self.runner.mode == "fork":
             raise ValueError(
                 f"runner.mode: 'fork' needs a warm Dask worker; the {s.kind!r} scheduler starts a fresh process "
@@ -214,6 +240,11 @@ class SiteConfig(Model):
                 raise ValueError(
                     f"slots: {self.slots} tasks at once, but scheduler.adapt.maximum_jobs x scheduler.processes "
                     f"gives {capacity} Dask workers"
+                )
+            if self.resources.gpus and s.processes > 1:
+                raise ValueError(
+                    "resources.gpus: each Dask worker of a batch job would see all of the job's GPUs; "
+                    "with GPUs use scheduler.processes: 1 (one worker per job)"
                 )
             if self.resources.cpus * (s.processes) > s.cores:
                 raise ValueError(
@@ -243,13 +274,24 @@ def parse_site(raw: dict[str, Any], source: str = "site") -> SiteConfig:
     try:
         site = SiteConfig.model_validate(raw)
     except ValidationError as exc:
-        raise SiteError(f"{source}:\n" + "\n".join(f"  {_where(e)}: {e['msg']}" for e in exc.errors())) from None
+        raise SiteError(f"{source}:\n" + "\n".join(f"  {_explain(e)}" for e in exc.errors())) from None
     return site
 
 
-def _where(error: Any) -> str:
+_NAMED = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*): (.*)$", re.DOTALL)
+
+
+def _explain(error: Any) -> str:
+    """`field.path: message`. A cross-field check names its field first in its message
+    ("slots: ..."); that name joins the path pydantic gives (the model the check belongs to)."""
     # pydantic puts the union member's tag into the path (scheduler.slurm.partition): drop it
     parts = [str(p) for p in error["loc"]]
     if len(parts) >= 2 and parts[0] == "scheduler" and parts[1] in {"local", "slurm", "pbs", "sbatch", "memory"}:
         parts.pop(1)
-    return ".".join(parts) or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    named = _NAMED.match(message)
+    if named is not None and error["type"] == "value_error":
+        first = named.group(1)
+        parts = first.split(".") if parts == [] or first.startswith(f"{parts[0]}.") else [*parts, *first.split(".")]
+        message = named.group(2)
+    return f"{'.'.join(parts) or '(top level)'}: {message}"

@@ -63,6 +63,10 @@ class VQPUWorker(BaseWorker[BaseJobConfiguration, BaseVariables, VQPUWorkerResul
         await super().teardown(*exc_info)
 
     async def start(self, run_once: bool = False, with_healthcheck: bool = False, printer: Any = print) -> None:
+        # dask-jobqueue sets a SIGINT handler when it is first imported (and only the main thread may):
+        # import it now, before the agent installs its own handlers, so that it cannot replace them.
+        import dask_jobqueue  # noqa: F401
+
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._stop_on_signal, tg.cancel_scope)
             await super().start(run_once=run_once, with_healthcheck=with_healthcheck, printer=printer)

@@ -99,7 +99,7 @@ def render_script(
     if any(c in part for c in "\r\n" for part in (job_name, str(run_dir), python, comment or "", str(cwd or ""))):
         raise ValueError("a job name, path, python or comment with a line break would inject lines into the script")
     if settings.log_directory is not None:
-        output = f"{_pattern_literal(settings.log_directory)}/{_pattern_literal(job_name)}-%j.out"
+        output = f"{_pattern_literal(str(settings.log_directory))}/{_pattern_literal(job_name)}-%j.out"
     else:
         output = f"{_pattern_literal(str(run_dir))}/slurm-%j.out"
     directives = [

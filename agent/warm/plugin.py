@@ -204,10 +204,10 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
     def kill(self, run_dir: str) -> bool:
         with self._lock:
             run = self._runs.get(os.path.abspath(run_dir))
-            if run is None:
+            if run is None or run.done:  # a run that has already ended keeps its own outcome
                 return False
             run.killed = True
-            if run.pid is not None and not run.done:
+            if run.pid is not None:
                 _kill_group(run.pid)
             return True
 
@@ -224,11 +224,15 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
 
     def _started(self, run: _Run, pid: int) -> None:
         with self._lock:
-            if run.pid is not None:
-                return
-            run.pid = pid
-            if run.killed:  # kill_runner came before the pid did
-                _kill_group(pid)
+            if run.pid is None:
+                run.pid = pid
+                if run.killed and not run.done:  # kill_runner came before the pid did
+                    _kill_group(pid)
+
+    def _ended(self, run: _Run) -> None:
+        # From here on the pid may be reaped and reused: it must not be signalled any more.
+        with self._lock:
+            run.done = True
 
     def _run_process(self, run: _Run) -> _Outcome:
         log_path = os.path.join(run.run_dir, LOG_FILE)
@@ -243,6 +247,7 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
             )
         self._started(run, proc.pid)
         code = proc.wait()
+        self._ended(run)
         return _Outcome(proc.pid, code if code >= 0 else None, -code if code < 0 else None)
 
     def _run_forked(self, run: _Run) -> _Outcome:
@@ -279,9 +284,11 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
                     pid = int(words[1])
                     self._started(run, pid)
                 elif words[:1] == [b"exit"] and len(words) == 2:
+                    self._ended(run)  # it has written its outcome and is on its way out
                     child_exit = int(words[1])
                 elif words[:1] == [b"status"] and len(words) == 4:
-                    if pid is None:
+                    self._ended(run)
+                    if pid is None:  # it died before it could say who it was
                         pid = int(words[1])
                         self._started(run, pid)
                     status = (words[2].decode(), int(words[3]))
@@ -306,10 +313,15 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
             return self._zygote
 
     def _replace(self, failed: _Zygote) -> None:
+        """Drop a zygote that hung up without starting a run, once it is seen dead (a SIGKILLed process
+        closes its sockets a moment before it can be reaped); one still alive is kept, with the runs it serves."""
+        try:
+            failed.proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            return
         with self._zygote_lock:
             if self._zygote is failed:
                 self._zygote = None
-        failed.stop()
 
     def _scratch_dir(self) -> str:
         """A private (0700) directory for the zygote's socket, log and scratch, with a short path."""

@@ -22,6 +22,7 @@ deadlock or fail on its first parallel region.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import select
@@ -83,6 +84,9 @@ def serve(socket_path: str) -> int:
         signal.signal(signum, lambda _signum, _frame: None)
 
     warm()
+    # Everything imported so far is kept out of the collector: otherwise a child's first collection
+    # writes to (and so copies) every page of it that it shares with the zygote.
+    gc.freeze()
     children: dict[int, socket.socket] = {}
     stdin = sys.stdin.fileno()
     watched = [listener.fileno(), wake_r, stdin]
@@ -100,7 +104,10 @@ def serve(socket_path: str) -> int:
                 reason = "the worker is gone (stdin closed)"
                 break
             if listener.fileno() in ready:
-                _accept(listener, children, close_in_child=(wake_r, wake_w))
+                try:
+                    _accept(listener, children, close_in_child=(wake_r, wake_w))
+                except Exception:  # e.g. fork failing for lack of memory: that client hears EOF and retries
+                    _log(f"could not start a run:\n{traceback.format_exc()}")
     finally:
         for pid, conn in children.items():
             _kill_group(pid)
@@ -143,14 +150,13 @@ def _accept(listener: socket.socket, children: dict[int, socket.socket], close_i
         conn.settimeout(REQUEST_TIMEOUT_S)
         run_dir = _read_request(conn)
         conn.settimeout(None)
-    except (OSError, ValueError) as exc:
-        _log(f"dropped a request: {exc}")
+        # Anything buffered here would otherwise be written a second time by the child.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+    except BaseException:
         conn.close()
-        return
-    # Anything buffered here would otherwise be written a second time by the child.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
+        raise
     if pid == 0:
         _child(conn, run_dir, listener, [*children.values()], close_in_child)
     # Set on both sides of the fork, so the group exists whichever runs first.

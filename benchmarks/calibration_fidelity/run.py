@@ -186,12 +186,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         path = "the local stack (REST submit -> agent -> Prefect flow run -> Dask LocalCluster)"
         print("starting the local stack (control plane, Prefect server, agent) ...", flush=True)
-        with LocalStack(args.out / "stack") as stack:
+        stack = LocalStack(args.out / "stack").start()
+        try:
             print(f"  up in {time.perf_counter() - started:.1f} s; submitting the trials over REST", flush=True)
             submitted = time.perf_counter()
             groups, replay = run_via_service(stack.url, stack.keys["user"], circuit, args.shots, args.trials)
             batch_s = time.perf_counter() - submitted
-        print(f"  {sum(map(len, groups)) + 1} tasks completed in {batch_s:.1f} s; the stack stopped", flush=True)
+        finally:
+            statuses = stack.stop()
+        print(f"  {sum(map(len, groups)) + 1} tasks completed in {batch_s:.1f} s", flush=True)
+        print("  stopped: " + ", ".join(f"{name} exit {code}" for name, code in statuses.items()), flush=True)
+        if statuses.get("agent") != 0:
+            raise SystemExit(f"the agent did not stop cleanly; its log is in {args.out / 'stack'}")
     rows, all_trials = [], []
     for trials in groups:
         all_trials += trials
@@ -199,10 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = trials[0]
         print(f"  {t0.device:14s} {t0.noise_model:10s} TV per trial: " + ", ".join(f"{t.tv:.4f}" for t in trials))
     original = next(t for t in all_trials if t.device == "ibm-fez" and t.noise_model == "paper" and t.seed == 1)
+    replayed_as = "in a new run directory" if args.direct else "as a new task pinned to the epoch it ran under"
     report = f"Run through {path}.\n\n" + table(rows, args.trials, args.shots, args.repetitions)
-    report += (
-        f"\nReplay of ibm-fez seed 1 in a new run directory: counts identical = {replay.counts == original.counts}\n"
-    )
+    report += f"\nReplay of ibm-fez seed 1 {replayed_as}: counts identical = {replay.counts == original.counts}\n"
     ideal = rows[0]
     report += f"Ideal twin TV exactly 0 in every trial: {all(tv == 0 for tv in ideal['tv_per_trial'])}\n"
     print("\n" + report)

@@ -257,20 +257,45 @@ def test_a_pbs_site_gets_a_pbs_cluster_with_gpus_in_its_select() -> None:
 
     raw: dict[str, Any] = {
         "site": "pbs",
-        "slots": 2,
+        "slots": 1,
         "run_root": "/r",
         "resources": {"gpus": 1},
-        "scheduler": {"kind": "pbs", "queue": "gpuq", "account": "acct", "cores": 4, "processes": 2, "memory": "8GB"},
+        "scheduler": {"kind": "pbs", "queue": "gpuq", "account": "acct", "cores": 4, "processes": 1, "memory": "8GB"},
     }
     loaded = parse_site({**raw, "scheduler": {**raw["scheduler"], "adapt": {"maximum_jobs": 1}}})
     cls, kwargs = cluster_spec(loaded, prefect_api_url=None)
     assert cls is PBSCluster
     assert kwargs["queue"] == "gpuq"
-    assert kwargs["resource_spec"].startswith("select=1:ncpus=4:mem=") and kwargs["resource_spec"].endswith(":ngpus=2")
+    assert kwargs["resource_spec"].startswith("select=1:ncpus=4:mem=") and kwargs["resource_spec"].endswith(":ngpus=1")
     script = render_job(loaded, prefect_api_url=None)
     lines = script.splitlines()
     assert "#PBS -q gpuq" in lines and "#PBS -A acct" in lines
-    assert "--resources GPU=1" in script and "--nworkers 2" in script
+    assert "--resources GPU=1" in script
+
+
+def test_gpus_with_several_workers_per_job_are_refused_naming_the_field() -> None:
+    raw = site(resources={"gpus": 1}, scheduler={"cores": 2, "processes": 2})
+    with pytest.raises(SiteError, match=r"\n  resources\.gpus: each Dask worker of a batch job would see all"):
+        parse_site(raw)
+
+
+def test_a_local_cluster_smaller_than_the_slots_is_refused_naming_the_field() -> None:
+    with pytest.raises(SiteError, match=r"\n  slots: 3 tasks at once, but scheduler\.workers is 1"):
+        parse_site({**site(), "slots": 3, "scheduler": {"kind": "local", "workers": 1}})
+
+
+@pytest.mark.parametrize(
+    ("walltime", "why"), [("00:99:00", "minutes and seconds below 60"), ("00:00:30", "shorter than a minute")]
+)
+def test_an_impossible_walltime_is_refused_naming_the_field(walltime: str, why: str) -> None:
+    with pytest.raises(SiteError, match=rf"\n  scheduler\.walltime: .*{why}"):
+        parse_site(site(scheduler={"walltime": walltime, "worker_lifetime": None}))
+
+
+def test_the_default_worker_lifetime_ends_before_a_short_walltime() -> None:
+    loaded = parse_site(site(scheduler={"walltime": "00:02:00", "worker_lifetime": None}))
+    assert loaded.scheduler.kind == "slurm"
+    assert loaded.scheduler.lifetime() == "108s"
 
 
 @pytest.mark.parametrize("kind", ["sbatch", "memory"])
