@@ -14,10 +14,11 @@ from pathlib import Path
 
 import anyio
 
+from agent.claims import Claim, open_claims
 from agent.control_plane import ControlPlane, ControlPlaneError
 from agent.execution import Execution
 from agent.prefect_bridge import PrefectBridge
-from agent.scheduler.base import Resources, Scheduler
+from agent.scheduler.base import JobHandle, Resources, Scheduler
 from vqpu_protocol.api.agent import ClaimedTask, FailedReport
 from vqpu_protocol.codes import ErrorCode
 from vqpu_protocol.errors import ErrorDocument
@@ -60,6 +61,7 @@ class Engine:
         """Claim and execute until stop(); returns once in-flight work is finished or handed back."""
         try:
             async with anyio.create_task_group() as loops, anyio.create_task_group() as runs:
+                await self._reconcile(runs)
                 loops.start_soon(self._heartbeat_loop)
                 loops.start_soon(self._prefect_cancel_loop)
                 loops.start_soon(self._claim_loop, runs)
@@ -114,34 +116,67 @@ class Engine:
         task = claimed.task
         run_dir = self.settings.run_root / f"{task.id}.{claimed.attempt}"
         materialise(run_dir, claimed)
+        claim = Claim.of(claimed, self.control_plane.agent_id)
+        claim.save(run_dir)
+        log.info("task %s attempt %s claimed (%s, %d shots)", task.id, claimed.attempt, task.device, task.shots)
+        self._launch(claim, run_dir, runs)
+
+    def _launch(self, claim: Claim, run_dir: Path, runs: anyio.abc.TaskGroup, handle: JobHandle | None = None) -> None:
         execution = Execution(
-            claimed=claimed,
+            claim=claim,
             run_dir=run_dir,
             control_plane=self.control_plane,
             scheduler=self.scheduler,
             resources=self.settings.resources,
+            handle=handle,
         )
-        self.inflight[task.id] = execution
-        log.info("task %s attempt %s claimed (%s, %d shots)", task.id, claimed.attempt, task.device, task.shots)
+        self.inflight[claim.task_id] = execution
         runs.start_soon(self._execute, execution)
 
+    async def _reconcile(self, runs: anyio.abc.TaskGroup) -> None:
+        """After a restart: finish what this agent claimed and never reported, if it is still ours.
+
+        Run directories first (the claim notes, and any outcome the runner left), then the scheduler
+        (a job that outlived the agent is followed again, not started twice), then the control plane
+        (the heartbeat reply says which claims were handed to another attempt meanwhile)."""
+        found = open_claims(self.settings.run_root, self.control_plane.agent_id)
+        if not found:
+            return
+        log.info("restart: %d claim(s) of this agent were never reported; asking the control plane", len(found))
+        reply = await self.control_plane.heartbeat({c.task_id: c.claim_token for c, _ in found})
+        active = {h.run_dir: h for h in await self.scheduler.observe_active()}
+        for claim, run_dir in found:
+            if claim.task_id in reply.fenced:
+                log.info("restart: task %s attempt %s is no longer ours; leaving it", claim.task_id, claim.attempt)
+                claim.save(run_dir, ended="fenced")
+                await self.prefect.mirror_fenced(claim.task_id, claim.attempt)
+                continue
+            log.info("restart: task %s attempt %s is still ours; finishing it", claim.task_id, claim.attempt)
+            self._launch(claim, run_dir, runs, handle=active.get(run_dir))
+            if claim.task_id in reply.cancel:
+                self.inflight[claim.task_id].cancel("control plane")
+
     async def _execute(self, execution: Execution) -> None:
-        task = execution.claimed.task
+        claim = execution.claim
         try:
-            flow_run = await self.prefect.create_run(task.id, execution.attempt, task.device, str(execution.run_dir))
+            flow_run = await self.prefect.create_run(claim.task_id, claim.attempt, claim.device, str(execution.run_dir))
             execution.flow_run_id = str(flow_run.id)
             state = await self.prefect.execute(flow_run, execution)
-            log.info("task %s attempt %s: flow run %s %s", task.id, execution.attempt, flow_run.name, state.type.value)
+            log.info(
+                "task %s attempt %s: flow run %s %s", claim.task_id, claim.attempt, flow_run.name, state.type.value
+            )
             if not execution.finished and not execution.fenced:
                 await self._fail(
                     execution, f"the flow run ended {state.type.value} without an outcome: {state.message}"
                 )
         except Exception as exc:
-            log.exception("task %s: execution failed", task.id)
+            log.exception("task %s: execution failed", claim.task_id)
             if not execution.finished and not execution.fenced:
                 await self._fail(execution, f"{type(exc).__name__}: {exc}")
         finally:
-            self.inflight.pop(task.id, None)
+            if execution.finished or execution.fenced:
+                claim.save(execution.run_dir, ended="reported" if execution.finished else "fenced")
+            self.inflight.pop(claim.task_id, None)
             self._slot_freed.set()
 
     async def _fail(self, execution: Execution, message: str) -> None:

@@ -13,9 +13,10 @@ from prefect.client.schemas.objects import State
 from prefect.states import Cancelled, Completed, Failed
 
 from agent.artifacts import publish_artifacts
+from agent.claims import Claim
 from agent.control_plane import ControlPlane, ControlPlaneError, Fenced, Rejected, Report
-from agent.scheduler.base import JobHandle, Resources, Scheduler, TerminalEvidence
-from vqpu_protocol.api.agent import CancelledReport, ClaimedTask, CompletedReport, FailedReport, RunningReport
+from agent.scheduler.base import JobHandle, JobState, Resources, Scheduler, TerminalEvidence
+from vqpu_protocol.api.agent import CancelledReport, CompletedReport, FailedReport, RunningReport
 from vqpu_protocol.api.tasks import SchedulerEvidence
 from vqpu_protocol.codes import ErrorCode
 from vqpu_protocol.errors import ErrorDocument
@@ -29,7 +30,7 @@ PLACEMENT_WAIT_S = 30.0
 
 @dataclass
 class Execution:
-    claimed: ClaimedTask
+    claim: Claim
     run_dir: Path
     control_plane: ControlPlane
     scheduler: Scheduler
@@ -45,15 +46,15 @@ class Execution:
 
     @property
     def task_id(self) -> str:
-        return self.claimed.task.id
+        return self.claim.task_id
 
     @property
     def attempt(self) -> int:
-        return self.claimed.attempt
+        return self.claim.attempt
 
     @property
     def token(self) -> str:
-        return self.claimed.claim_token
+        return self.claim.claim_token
 
     def cancel(self, source: str) -> None:
         """Stop the runner and report the task cancelled (from the heartbeat reply or the Prefect UI)."""
@@ -75,8 +76,15 @@ class Execution:
     async def _drive(self) -> State[Any]:
         if self._stop.is_set():
             return await self._finish_unstarted()
-        self.handle = await self.scheduler.submit(self.run_dir, self.resources)
-        log.info("task %s attempt %s: submitted as %s job %s", self.task_id, self.attempt, *self._job())
+        outcome = read_outcome(self.run_dir)
+        if outcome is not None:  # a restarted agent finds the runner finished: report what it left, once
+            log.info("task %s attempt %s: the runner had finished; reporting its outcome", self.task_id, self.attempt)
+            return await self._report_outcome(outcome, TerminalEvidence(JobState.COMPLETED, scheduler_state="found"))
+        if self.handle is None:
+            self.handle = await self.scheduler.submit(self.run_dir, self.resources)
+            log.info("task %s attempt %s: submitted as %s job %s", self.task_id, self.attempt, *self._job())
+        else:
+            log.info("task %s attempt %s: following %s job %s again", self.task_id, self.attempt, *self._job())
         evidence = await self._run(self.handle)
         if self.fenced:
             return Cancelled(message=f"task {self.task_id} was handed to another attempt: nothing reported")

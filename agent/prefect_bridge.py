@@ -12,11 +12,17 @@ from uuid import UUID
 import prefect.flow_engine
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterIdempotencyKey,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
-from prefect.states import Pending
+from prefect.states import Cancelled, Pending
 
 from flows.execute import EXECUTION, FLOW_NAME, vqpu_execute
 
@@ -75,7 +81,30 @@ class PrefectBridge:
         return self.deployment_id
 
     async def create_run(self, task_id: str, attempt: int, device: str, run_dir: str) -> FlowRun:
-        """The attempt's flow run: Pending, so no pool poll picks it up; the same key gives the same run."""
+        """The attempt's flow run: Pending, so no pool poll picks it up. The same key gives the same run:
+        a restarted agent finds the run of an attempt it had started and runs it again from Pending."""
+        run = await self._create(task_id, attempt, device, run_dir)
+        if run.state is not None and run.state.type is not StateType.PENDING:
+            await self.client.set_flow_run_state(run.id, Pending(message="resumed by a restarted agent"), force=True)
+            run = await self.client.read_flow_run(run.id)
+        return run
+
+    async def mirror_fenced(self, task_id: str, attempt: int) -> None:
+        """An attempt handed to another agent: its flow run (if it got one) ends Cancelled, as on the control plane
+        the attempt did."""
+        runs = await self.client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                idempotency_key=FlowRunFilterIdempotencyKey(any_=[idempotency_key(task_id, attempt)])
+            )
+        )
+        for run in runs:
+            if run.state is not None and not run.state.is_final():
+                state: State[Any] = Cancelled(
+                    message="the task was handed to another attempt while this agent was away"
+                )
+                await self.client.set_flow_run_state(run.id, state, force=True)
+
+    async def _create(self, task_id: str, attempt: int, device: str, run_dir: str) -> FlowRun:
         assert self.deployment_id is not None, "ensure_deployment() first"
         return await self.client.create_flow_run_from_deployment(
             self.deployment_id,

@@ -18,6 +18,14 @@ def amplified_identity(repetitions: int) -> str:
     return "OPENQASM 2.0;\nqreg q[2];\ncreg c[2];\n" + layer * repetitions + "measure q -> c;\n"
 
 
+def busy(qubits: int, layers: int) -> str:
+    """Native layers of SX on every qubit and CZ along Fez's first row: noisy on Fez, so density-matrix
+    simulated and slow. 10 qubits x 40 layers took 10-20 s on two cores; 10 x 5 about 1 s."""
+    layer = "".join(f"sx q[{i}];\n" for i in range(qubits))
+    layer += "".join(f"cz q[{i}],q[{i + 1}];\n" for i in range(qubits - 1))
+    return qasm2(layer * layers + "measure q -> c;", qubits=qubits)
+
+
 def hostile_circuits(size: int) -> dict[str, str]:
     """OpenQASM 3 sources of about `size` bytes in the shapes that once made the admission check
     quadratic, plus a valid native program of the same size on line-16 (a device every server has)."""

@@ -226,7 +226,8 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
         with self._lock:
             if run.pid is None:
                 run.pid = pid
-                if run.killed and not run.done:  # kill_runner came before the pid did
+                # kill_runner, or teardown, came before the pid did.
+                if (run.killed or self._closed) and not run.done:
                     _kill_group(pid)
 
     def _ended(self, run: _Run) -> None:

@@ -75,6 +75,11 @@ def serve(socket_path: str) -> int:
         os.unlink(socket_path)
     listener.bind(socket_path)
     listener.listen(64)
+    warm()  # until it is done, SIGTERM simply ends the zygote: it has no children yet
+    # Everything imported so far is kept out of the collector: otherwise a child's first collection
+    # writes to (and so copies) every page of it that it shares with the zygote.
+    gc.freeze()
+
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -82,11 +87,6 @@ def serve(socket_path: str) -> int:
     for signum in (signal.SIGCHLD, *_STOP):
         # The handler does nothing: the wakeup fd carries the signal number into the select loop.
         signal.signal(signum, lambda _signum, _frame: None)
-
-    warm()
-    # Everything imported so far is kept out of the collector: otherwise a child's first collection
-    # writes to (and so copies) every page of it that it shares with the zygote.
-    gc.freeze()
     children: dict[int, socket.socket] = {}
     stdin = sys.stdin.fileno()
     watched = [listener.fileno(), wake_r, stdin]
