@@ -9,6 +9,7 @@ process (agent.warm); cancel kills that child wherever it runs.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import logging
 from pathlib import Path
@@ -36,6 +37,17 @@ from agent.site import SiteConfig
 from agent.warm import WarmRunnerPlugin, kill_runner, run_on_worker
 
 log = logging.getLogger("agent.scheduler.dask")
+
+
+class PrefectOnWorkers(distributed.WorkerPlugin):
+    """Imports Prefect's task engine when a worker starts: the first step on a new worker would otherwise
+    spend a second or more importing it, and a cancel arriving then waits for the worker to answer."""
+
+    name = "vqpu-prefect-engine"
+
+    def setup(self, worker: distributed.Worker) -> None:
+        importlib.import_module("prefect.task_engine")
+        importlib.import_module("prefect_dask.client")
 
 
 def run_runner(run_dir: str) -> dict[str, Any]:
@@ -75,6 +87,7 @@ class DaskAdapter(Scheduler):
         runner.__enter__()
         self._runner = runner
         plugin = WarmRunnerPlugin(self.site.runner.mode, cwd=str(self.cwd))
+        await anyio.to_thread.run_sync(lambda: runner.client.register_plugin(PrefectOnWorkers()))
         await anyio.to_thread.run_sync(lambda: runner.client.register_plugin(plugin))
         log.info("Dask cluster %s at %s (runner mode %s)", type(self._cluster).__name__, self.address, plugin)
 
@@ -144,9 +157,10 @@ class DaskAdapter(Scheduler):
             return
         client = self._runner.client
         run_dir = str(handle.run_dir)
-        # Kill the runner child wherever it runs; a step still waiting for a worker is cancelled outright.
+        # Dask cannot stop a step already on a worker (its thread runs on), so the runner child is killed
+        # wherever it runs; a worker whose step has not started yet remembers the kill and starts nothing.
         killed = await anyio.to_thread.run_sync(lambda: client.run(kill_runner, run_dir))
-        if not any(killed.values()):
+        if not any(killed.values()):  # still waiting for a worker, or on its way to one: drop it
             await anyio.to_thread.run_sync(lambda: client.cancel(future, force=True))
 
     async def placement(self, handle: JobHandle) -> Placement | None:

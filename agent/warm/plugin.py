@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -12,21 +11,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal, get_args
+from functools import partial
+from typing import Any, Literal, get_args
 
 import distributed
 
-from vqpu_protocol.rundir import LOG_FILE
+from agent.warm.children import Outcome, Zygote, kill_group, run_process
 
 Mode = Literal["fork", "process"]
 PLUGIN_NAME = "vqpu-runner"
-ZYGOTE_CONNECT_TIMEOUT_S = 30.0
-"""How long a zygote may take to bind its socket (it binds before importing anything heavy)."""
-ZYGOTE_WARM_TIMEOUT_S = 600.0
-"""How long a run waits for a new zygote's imports (a cold shared file system can be slow)."""
-ZYGOTE_STOP_TIMEOUT_S = 5.0
 MAX_SOCKET_PATH = 100
 """AF_UNIX paths are limited to 108 bytes on Linux; stay clear of it."""
 _SCHEDULER_JOB_VARS = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID")
@@ -38,76 +32,6 @@ class _Run:
     pid: int | None = None
     killed: bool = False
     done: bool = False
-
-
-@dataclass
-class _Outcome:
-    pid: int
-    exit_code: int | None
-    signal: int | None
-
-
-class _Zygote:
-    """One started zygote process and the socket it listens on."""
-
-    def __init__(self, python: str, cwd: str | None, scratch: str, generation: int) -> None:
-        self.socket_path = os.path.join(scratch, f"z{generation}.sock")
-        self.log_path = os.path.join(scratch, "zygote.log")
-        env = dict(os.environ)
-        for name, variable in (("tmp", "TMPDIR"), ("cache", "XDG_CACHE_HOME")):
-            path = os.path.join(scratch, name)
-            os.makedirs(path, exist_ok=True)
-            env[variable] = path
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [python, "-m", "agent.warm.zygote", self.socket_path],
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.PIPE,  # the worker holds the other end: EOF tells the zygote the worker is gone
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C meant for the worker's terminal must not reach it
-            )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def connect(self) -> socket.socket | None:
-        """A connection to the zygote, or None once it has died."""
-        deadline = time.monotonic() + ZYGOTE_CONNECT_TIMEOUT_S
-        while True:
-            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                conn.connect(self.socket_path)
-                return conn
-            except (FileNotFoundError, ConnectionRefusedError):
-                conn.close()
-            if not self.alive():
-                return None
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the runner zygote did not listen within {ZYGOTE_CONNECT_TIMEOUT_S} s{self.tail()}")
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.terminate()
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-        try:
-            self.proc.wait(ZYGOTE_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(ZYGOTE_STOP_TIMEOUT_S)
-
-    def tail(self) -> str:
-        try:
-            with open(self.log_path, "rb") as log:
-                log.seek(0, os.SEEK_END)
-                log.seek(max(0, log.tell() - 4000))
-                return "; its log ends:\n" + log.read().decode(errors="replace")
-        except OSError:
-            return ""
 
 
 class WarmRunnerPlugin(distributed.WorkerPlugin):
@@ -130,11 +54,13 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
         self._lock = threading.Lock()  # the run table: kill_runner takes it on the worker's event loop, keep it short
         self._zygote_lock = threading.Lock()  # starting and replacing the zygote, which may wait on a process
         self._runs: dict[str, _Run] = {}
-        self._zygote: _Zygote | None = None
+        self._zygote: Zygote | None = None
         self._generation = 0
         self._base: str | None = None
         self._scratch: str | None = None
         self._closed = False
+        # Run dirs killed before their step reached this worker: the step, if it comes, starts nothing.
+        self._doomed: dict[str, float] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {"mode": self.mode, "python": self.python, "cwd": self.cwd}
@@ -151,11 +77,12 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
             self._zygote_for_run()
 
     def teardown(self, worker: distributed.Worker) -> None:
+        # The worker is closing: its tasks will not be waited for, so their runners must not outlive it.
         with self._lock:
             self._closed = True
             for run in self._runs.values():
                 if run.pid is not None and not run.done:
-                    _kill_group(run.pid)
+                    kill_group(run.pid)
         with self._zygote_lock:
             zygote, self._zygote = self._zygote, None
         if zygote is not None:
@@ -176,11 +103,17 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
             return {key: run.pid for key, run in self._runs.items()}
 
     def run(self, run_dir: str, worker_address: str) -> dict[str, Any]:
+        """One run of the runner on `run_dir`, to its end; what `run_on_worker` returns."""
         start_s = time.time()
         started = time.perf_counter()
-        run = self._register(os.path.abspath(run_dir))
+        key = os.path.abspath(run_dir)
+        run = self._register(key)
         try:
-            outcome = self._run_forked(run) if self.mode == "fork" else self._run_process(run)
+            if self._was_doomed(key):
+                run.killed = True
+                outcome = Outcome(exit_code=None, signal=None, pid=None)
+            else:
+                outcome = self._run_forked(run) if self.mode == "fork" else self._run_process(run)
         finally:
             with self._lock:
                 run.done = True
@@ -203,15 +136,26 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
 
     def kill(self, run_dir: str) -> bool:
         with self._lock:
-            run = self._runs.get(os.path.abspath(run_dir))
-            if run is None or run.done:  # a run that has already ended keeps its own outcome
+            key = os.path.abspath(run_dir)
+            run = self._runs.get(key)
+            if run is None:  # not here (yet): should its step arrive, it will start nothing
+                self._doomed[key] = time.monotonic()
+                return False
+            if run.done:  # a run that has already ended keeps its own outcome
                 return False
             run.killed = True
             if run.pid is not None:
-                _kill_group(run.pid)
+                kill_group(run.pid)
             return True
 
     # --- internals ------------------------------------------------------------------------------
+
+    def _was_doomed(self, key: str) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            for stale in [k for k, at in self._doomed.items() if now - at > DOOM_FOR_S]:
+                del self._doomed[stale]
+            return self._doomed.pop(key, None) is not None
 
     def _register(self, key: str) -> _Run:
         with self._lock:
@@ -228,79 +172,28 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
                 run.pid = pid
                 # kill_runner, or teardown, came before the pid did.
                 if (run.killed or self._closed) and not run.done:
-                    _kill_group(pid)
+                    kill_group(pid)
 
     def _ended(self, run: _Run) -> None:
         # From here on the pid may be reaped and reused: it must not be signalled any more.
         with self._lock:
             run.done = True
 
-    def _run_process(self, run: _Run) -> _Outcome:
-        log_path = os.path.join(run.run_dir, LOG_FILE)
-        with open(log_path if os.path.isdir(run.run_dir) else os.devnull, "ab") as log:
-            proc = subprocess.Popen(
-                [self.python or sys.executable, "-m", "runner", run.run_dir],
-                cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                process_group=0,  # its own group, so a kill reaches anything it starts
-            )
-        self._started(run, proc.pid)
-        code = proc.wait()
-        self._ended(run)
-        return _Outcome(proc.pid, code if code >= 0 else None, -code if code < 0 else None)
+    def _run_process(self, run: _Run) -> Outcome:
+        return run_process(
+            self.python or sys.executable, self.cwd, run.run_dir, partial(self._started, run), partial(self._ended, run)
+        )
 
-    def _run_forked(self, run: _Run) -> _Outcome:
+    def _run_forked(self, run: _Run) -> Outcome:
         for _ in range(2):  # a second try through a fresh zygote when the first died under us
             zygote = self._zygote_for_run()
-            conn = zygote.connect()
-            if conn is None:
-                self._replace(zygote)
-                continue
-            with conn:
-                try:
-                    conn.sendall(os.fsencode(run.run_dir))
-                    conn.shutdown(socket.SHUT_WR)
-                except OSError:  # it died between accepting and reading
-                    outcome = None
-                else:
-                    outcome = self._follow(run, conn)
+            outcome = zygote.request(run.run_dir, partial(self._started, run), partial(self._ended, run))
             if outcome is not None:
                 return outcome
             self._replace(zygote)
         raise RuntimeError(f"the runner zygote failed twice to start a run for {run.run_dir}{zygote.tail()}")
 
-    def _follow(self, run: _Run, conn: socket.socket) -> _Outcome | None:
-        """Read the conversation of one run to its end; None when the zygote died before forking."""
-        conn.settimeout(ZYGOTE_WARM_TIMEOUT_S)  # only until the first line: after that a run takes what it takes
-        pid: int | None = None
-        child_exit: int | None = None
-        status: tuple[str, int] | None = None
-        with conn.makefile("rb") as lines:
-            for line in _lines(lines):
-                conn.settimeout(None)
-                words = line.split()
-                if words[:1] == [b"pid"] and len(words) == 2:
-                    pid = int(words[1])
-                    self._started(run, pid)
-                elif words[:1] == [b"exit"] and len(words) == 2:
-                    self._ended(run)  # it has written its outcome and is on its way out
-                    child_exit = int(words[1])
-                elif words[:1] == [b"status"] and len(words) == 4:
-                    self._ended(run)
-                    if pid is None:  # it died before it could say who it was
-                        pid = int(words[1])
-                        self._started(run, pid)
-                    status = (words[2].decode(), int(words[3]))
-        if pid is None:
-            return None
-        if status is None:  # the zygote died mid-run: the child's own word is all there is
-            return _Outcome(pid, child_exit, None)
-        how, value = status
-        return _Outcome(pid, value, None) if how == "exit" else _Outcome(pid, None, value)
-
-    def _zygote_for_run(self) -> _Zygote:
+    def _zygote_for_run(self) -> Zygote:
         """The live zygote, started anew when there is none or it died (killed, crashed, OOM)."""
         with self._zygote_lock:
             if self._closed:
@@ -310,10 +203,10 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
             if self._zygote is not None:
                 self._zygote.stop()  # dead already: this only reaps it
             self._generation += 1
-            self._zygote = _Zygote(self.python or sys.executable, self.cwd, self._scratch_dir(), self._generation)
+            self._zygote = Zygote(self.python or sys.executable, self.cwd, self._scratch_dir(), self._generation)
             return self._zygote
 
-    def _replace(self, failed: _Zygote) -> None:
+    def _replace(self, failed: Zygote) -> None:
         """Drop a zygote that hung up without starting a run, once it is seen dead (a SIGKILLed process
         closes its sockets a moment before it can be reaped); one still alive is kept, with the runs it serves."""
         try:
@@ -337,27 +230,6 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
         return self._scratch
 
 
-def _lines(stream: BinaryIO) -> Iterator[bytes]:
-    """The lines up to EOF; a reset connection (the zygote was killed) ends them the same way."""
-    try:
-        yield from stream
-    except ConnectionResetError:
-        return
-    except TimeoutError:
-        raise RuntimeError(f"the runner zygote started no run within {ZYGOTE_WARM_TIMEOUT_S} s") from None
-
-
-def _kill_group(pid: int) -> None:
-    # SIGKILL is safe: the runner writes result.json and error.json atomically, so a kill leaves none or a whole one.
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    except PermissionError:  # not (yet) a group leader we may signal: the process alone
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
 def _plugin(worker: distributed.Worker) -> WarmRunnerPlugin:
     plugin = worker.plugins.get(PLUGIN_NAME)
     if not isinstance(plugin, WarmRunnerPlugin):
@@ -366,6 +238,10 @@ def _plugin(worker: distributed.Worker) -> WarmRunnerPlugin:
             "client.register_plugin(WarmRunnerPlugin(mode=...))"
         )
     return plugin
+
+
+DOOM_FOR_S = 600.0
+"""How long a kill that found no runner keeps the run dir's step from starting on this worker."""
 
 
 def run_on_worker(run_dir: str) -> dict[str, Any]:

@@ -34,11 +34,12 @@ import time
 import traceback
 from typing import NoReturn
 
+from agent.warm.children import kill_group
+from vqpu_protocol.codes import ExitCode
+
 MAX_REQUEST_BYTES = 64 * 1024
 REQUEST_TIMEOUT_S = 5.0
 """How long the zygote waits for a connected client to send its run directory: it serves one at a time."""
-CRASH = 1
-"""The exit status of a child that failed outside the runner's own error handling (ExitCode.CRASH)."""
 _STOP = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 
 
@@ -110,7 +111,7 @@ def serve(socket_path: str) -> int:
                     _log(f"could not start a run:\n{traceback.format_exc()}")
     finally:
         for pid, conn in children.items():
-            _kill_group(pid)
+            kill_group(pid)
             conn.close()
         listener.close()
         with contextlib.suppress(OSError):
@@ -184,7 +185,7 @@ def _child(
     fds: tuple[int, int],
 ) -> NoReturn:
     """The forked run. It must never return into the zygote's loop, whatever happens: hence os._exit."""
-    code = CRASH
+    code: int = ExitCode.CRASH  # unless the runner says otherwise
     try:
         os.setpgid(0, 0)
         signal.set_wakeup_fd(-1)
@@ -203,7 +204,7 @@ def _child(
 
         code = process_main([run_dir])
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else CRASH
+        code = exc.code if isinstance(exc.code, int) else ExitCode.CRASH
     except BaseException:
         traceback.print_exc()
     finally:
@@ -242,11 +243,6 @@ def _confine_scratch(run_dir: str) -> None:
             os.environ[variable] = path
     # tempfile remembers the directory it chose in the zygote (dill probed it on import).
     tempfile.tempdir = None
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 def main(argv: list[str] | None = None) -> int:
