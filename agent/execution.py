@@ -173,11 +173,11 @@ class Execution:
         terminal = not isinstance(report, RunningReport)
         try:
             await self.control_plane.report(self.task_id, report)
-            self.finished = self.finished or terminal
         except Fenced as exc:
             log.warning("task %s: fenced, reporting nothing more (%s)", self.task_id, exc)
             self.fenced = True
             self._stop.set()
+            self.claim.save(self.run_dir, ended="fenced")
             return False
         except Rejected as exc:
             if isinstance(report, RunningReport):
@@ -185,14 +185,21 @@ class Execution:
                 return True
             log.warning("task %s: report refused: %s", self.task_id, exc)
             self.refusal = str(exc)
-            self.finished = True
+            self._ended()
             return False
         except ControlPlaneError as exc:
             if isinstance(report, RunningReport):
                 log.warning("task %s: running report not delivered: %s", self.task_id, exc)
                 return True
             raise
+        if terminal:
+            self._ended()
         return True
+
+    def _ended(self) -> None:
+        """Nothing more will be reported: note it at once, so that a restart never reports it again."""
+        self.finished = True
+        self.claim.save(self.run_dir, ended="reported")
 
     def _state_after_refusal(self) -> State[Any]:
         if self.fenced:
