@@ -88,7 +88,9 @@ class LocalStack:
         if self.agent is not None and self.agent.proc is not None:
             statuses["agent"] = self.agent.stop()
         if self.prefect is not None and self.prefect.proc is not None:
-            statuses["prefect"] = self.prefect.stop()
+            # uvicorn shuts Prefect's server down cleanly on SIGTERM, then re-raises the signal.
+            status = self.prefect.stop()
+            statuses["prefect"] = 0 if status == -signal.SIGTERM else status
         if self.control_plane is not None and self.control_plane.proc is not None:
             statuses["control_plane"] = self.control_plane.stop()
         return statuses

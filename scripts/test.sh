@@ -9,6 +9,6 @@ export DO_NOT_TRACK=1
 echo "==> ruff"
 ruff check .
 ruff format --check .
-echo "==> mypy --strict (device_registry, vqpu_protocol, runner, vqpu_service, harness)" && mypy
+echo "==> mypy --strict (device_registry, vqpu_protocol, runner, vqpu_service, agent, flows, harness)" && mypy
 echo "==> import contracts" && lint-imports
 echo "==> pytest" && python -m pytest "$@"
