@@ -79,7 +79,9 @@ class Execution:
         outcome = read_outcome(self.run_dir)
         if outcome is not None:  # a restarted agent finds the runner finished: report what it left, once
             log.info("task %s attempt %s: the runner had finished; reporting its outcome", self.task_id, self.attempt)
-            return await self._report_outcome(outcome, TerminalEvidence(JobState.COMPLETED, scheduler_state="found"))
+            job = outcome.provenance.scheduler_job_id if isinstance(outcome, ResultDocument) else None
+            found = TerminalEvidence(JobState.COMPLETED, scheduler_state="found", job_id=job)
+            return await self._report_outcome(outcome, found)
         if self.handle is None:
             self.handle = await self.scheduler.submit(self.run_dir, self.resources)
             log.info("task %s attempt %s: submitted as %s job %s", self.task_id, self.attempt, *self._job())
@@ -122,7 +124,8 @@ class Execution:
             worker=placement.worker if placement else None,
             state="RUNNING" if placement else "PENDING",
         )
-        await self._send(RunningReport(claim_token=self.token, scheduler=evidence))
+        with anyio.CancelScope(shield=True):  # a job that ends meanwhile must not cut the report off mid-request
+            await self._send(RunningReport(claim_token=self.token, scheduler=evidence))
 
     async def _finish_unstarted(self) -> State[Any]:
         if self.fenced:

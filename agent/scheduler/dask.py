@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 import itertools
 import logging
+import socket
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import distributed
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask.task_runners import DaskTaskRunner
 
 from agent.cluster import start_cluster
@@ -71,6 +74,7 @@ class DaskAdapter(Scheduler):
         self._runner: DaskTaskRunner | None = None
         self._futures: dict[JobHandle, distributed.Future[Any]] = {}
         self._ids = itertools.count(1)
+        self._hosts: dict[str, tuple[str | None, Any]] = {}  # worker address -> (hostname, Dask worker name)
 
     @property
     def address(self) -> str:
@@ -106,17 +110,24 @@ class DaskAdapter(Scheduler):
             raise SchedulerError("the dask adapter is not started")
         client = self._runner.client
         extra: dict[str, Any] = {"resources": {"GPU": resources.gpus}} if resources.gpus else {}
-        future = client.submit(
-            runner_step,
-            parameters={"run_dir": str(run_dir)},
-            return_type="state",
-            key=f"vqpu-runner-{run_dir.name}-{next(self._ids)}",
-            pure=False,
-            **extra,
-        )
+        # The step's Prefect context (settings included) travels with it: it reports to this agent's server.
+        with self._prefect_settings():
+            future = client.submit(
+                runner_step,
+                parameters={"run_dir": str(run_dir)},
+                return_type="state",
+                key=f"vqpu-runner-{run_dir.name}-{next(self._ids)}",
+                pure=False,
+                **extra,
+            )
         handle = JobHandle(adapter=self.name, job_id=str(future.key), run_dir=run_dir)
         self._futures[handle] = future
         return handle
+
+    def _prefect_settings(self) -> AbstractContextManager[object]:
+        if self.prefect_api_url is None:
+            return nullcontext()
+        return temporary_settings(updates={PREFECT_API_URL: self.prefect_api_url})
 
     async def observe_active(self) -> set[JobHandle]:
         return {h for h, f in self._futures.items() if not f.done()}
@@ -179,9 +190,12 @@ class DaskAdapter(Scheduler):
         worker = await anyio.to_thread.run_sync(lambda: client.run_on_scheduler(where))
         if worker is None:
             return None
-        workers = await anyio.to_thread.run_sync(lambda: client.scheduler_info(n_workers=-1).get("workers", {}))
-        info = workers.get(worker, {})
-        return Placement(job_id=self._batch_job_of(info.get("name")), node=info.get("host"), worker=worker)
+        if worker not in self._hosts:  # the node's own name, as the runner will record it
+            workers = await anyio.to_thread.run_sync(lambda: client.scheduler_info(n_workers=-1).get("workers", {}))
+            names = await anyio.to_thread.run_sync(lambda: client.run(socket.gethostname, workers=[worker]))
+            self._hosts[worker] = (names.get(worker), workers.get(worker, {}).get("name"))
+        node, name = self._hosts[worker]
+        return Placement(job_id=self._batch_job_of(name) or handle.job_id, node=node, worker=worker)
 
     def _batch_job_of(self, worker_name: Any) -> str | None:
         """The batch job (Slurm/PBS id) a dask-jobqueue worker runs in; None on a LocalCluster."""

@@ -21,11 +21,13 @@ import anyio
 import pytest
 
 from agent.scheduler.base import JobHandle, JobState, Placement, Resources, Scheduler, SchedulerError, TerminalEvidence
+from agent.scheduler.dask import DaskAdapter
 from agent.scheduler.memory import MemoryScheduler
 from agent.scheduler.sbatch import SbatchAdapter
-from agent.site import SbatchScheduler
+from agent.site import SbatchScheduler, parse_site
 from device_registry import Snapshot
 from harness.circuits import BELL
+from harness.prefect_server import PrefectServerProcess
 from harness.runner_process import ROOT
 from tests.conftest import MakeRunDir
 from tests.requirements import require_slurm
@@ -40,20 +42,30 @@ END_TIMEOUT_S = 60.0
 CANCEL_WITHIN_S = 2.0
 
 
-async def memory_scheduler() -> Scheduler:
+async def memory_scheduler(request: pytest.FixtureRequest) -> Scheduler:
     return MemoryScheduler(cwd=ROOT)
 
 
-async def sbatch_scheduler() -> Scheduler:
+async def sbatch_scheduler(request: pytest.FixtureRequest) -> Scheduler:
     require_slurm()
     settings = SbatchScheduler(kind="sbatch", walltime="00:10:00", poll_s=0.02)
     # A fresh agent id per test: observe_active must see this test's jobs and no one else's.
     return SbatchAdapter(settings, agent_id=f"contract-{uuid.uuid4().hex[:8]}", cwd=ROOT)
 
 
-ADAPTERS: dict[str, Callable[[], Awaitable[Scheduler]]] = {
+async def dask_scheduler(request: pytest.FixtureRequest) -> Scheduler:
+    # The runner step is a Prefect task run (prefect-dask), reported to the session's Prefect server.
+    prefect: PrefectServerProcess = request.getfixturevalue("prefect_server")
+    site = parse_site(
+        {"site": "contract", "slots": 2, "run_root": "/tmp/vqpu-contract", "scheduler": {"kind": "local"}}
+    )
+    return DaskAdapter(site, prefect_api_url=prefect.api_url, cwd=ROOT)
+
+
+ADAPTERS: dict[str, Callable[[pytest.FixtureRequest], Awaitable[Scheduler]]] = {
     "memory": memory_scheduler,
     "sbatch": sbatch_scheduler,
+    "dask": dask_scheduler,
 }
 
 
@@ -64,7 +76,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(params=sorted(ADAPTERS))
 async def scheduler(request: pytest.FixtureRequest) -> AsyncIterator[Scheduler]:
-    adapter = await ADAPTERS[request.param]()
+    adapter = await ADAPTERS[request.param](request)
     await adapter.start()
     try:
         yield adapter
