@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import SyncPrefectClient, get_client
@@ -10,6 +15,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.states import Cancelling, Scheduled
 
+from harness.agents import ROOT, site_file
 from harness.circuits import BELL, busy
 from tests.e2e.sites import Site
 from tests.requirements import require_slurm
@@ -130,3 +136,34 @@ def test_sigterm_lets_the_running_task_finish_then_the_agent_exits_0(site: Site,
     assert agent.stop(timeout_s=60) == 0, agent.log_tail()
     task = site.task(task_id)
     assert task["state"] == "COMPLETED", f"{task['state']}: {task['error']}"
+
+
+def test_prefect_worker_start_type_vqpu_runs_the_agent_and_stops_cleanly_on_sigterm(
+    site: Site, prefect_env: str, tmp_path: Path
+) -> None:
+    site_path = site_file(tmp_path, "local", run_root=str(tmp_path / "runs"))
+    env = {
+        **os.environ,
+        "VQPU_SITE": str(site_path),
+        "VQPU_URL": site.control_plane.url,
+        "VQPU_AGENT_KEY": site.keys["agent"],
+        "VQPU_AGENT_ID": "prefect-started",
+        "PREFECT_API_URL": prefect_env,
+        "DO_NOT_TRACK": "1",
+    }
+    cmd = [sys.executable, "-m", "prefect", "worker", "start", "--pool", "vqpu-e2e", "--type", "vqpu"]
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        task_id = site.submit(BELL, shots=300)
+        task = site.wait(task_id, timeout_s=120)
+        assert task["state"] == "COMPLETED" and task["agent_id"] == "prefect-started", task["error"]
+        with _prefect() as prefect:
+            run = _wait_flow_state(prefect, task_id, StateType.COMPLETED)
+            assert run.work_pool_name == "vqpu-e2e"
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0, (tmp_path / "worker.log").read_text()[-3000:]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
