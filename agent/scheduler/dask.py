@@ -90,7 +90,7 @@ class DaskAdapter(Scheduler):
         runner = DaskTaskRunner(address=self.address)
         runner.__enter__()
         self._runner = runner
-        plugin = WarmRunnerPlugin(self.site.runner.mode, cwd=str(self.cwd))
+        plugin = WarmRunnerPlugin(self.site.runner.mode, cwd=str(self.cwd), threads=self.site.resources.cpus)
         await anyio.to_thread.run_sync(lambda: runner.client.register_plugin(PrefectOnWorkers()))
         await anyio.to_thread.run_sync(lambda: runner.client.register_plugin(plugin))
         log.info("Dask cluster %s at %s (runner mode %s)", type(self._cluster).__name__, self.address, plugin)

@@ -37,10 +37,10 @@ class Outcome:
 class Zygote:
     """One started zygote process and the socket it listens on."""
 
-    def __init__(self, python: str, cwd: str | None, scratch: str, generation: int) -> None:
+    def __init__(self, python: str, cwd: str | None, scratch: str, generation: int, env_extra: dict[str, str]) -> None:
         self.socket_path = os.path.join(scratch, f"z{generation}.sock")
         self.log_path = os.path.join(scratch, "zygote.log")
-        env = dict(os.environ)
+        env = {**os.environ, **env_extra}
         for name, variable in (("tmp", "TMPDIR"), ("cache", "XDG_CACHE_HOME")):
             path = os.path.join(scratch, name)
             os.makedirs(path, exist_ok=True)
@@ -140,13 +140,16 @@ def _follow(conn: socket.socket, on_pid: OnPid, on_end: OnEnd) -> Outcome | None
     return Outcome(pid, value, None) if how == "exit" else Outcome(pid, None, value)
 
 
-def run_process(python: str, cwd: str | None, run_dir: str, on_pid: OnPid, on_end: OnEnd) -> Outcome:
+def run_process(
+    env_extra: dict[str, str], python: str, cwd: str | None, run_dir: str, on_pid: OnPid, on_end: OnEnd
+) -> Outcome:
     """`python -m runner RUN_DIR`, as a scheduler job would start it, to its end."""
     log_path = os.path.join(run_dir, LOG_FILE)
     with open(log_path if os.path.isdir(run_dir) else os.devnull, "ab") as log:
         proc = subprocess.Popen(
             [python, "-m", "runner", run_dir],
             cwd=cwd,
+            env={**os.environ, **env_extra},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -45,12 +45,17 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
 
     name = PLUGIN_NAME
 
-    def __init__(self, mode: Mode, python: str | None = None, cwd: str | None = None) -> None:
+    def __init__(
+        self, mode: Mode, python: str | None = None, cwd: str | None = None, threads: int | None = None
+    ) -> None:
         if mode not in get_args(Mode):
             raise ValueError(f"mode must be one of {get_args(Mode)}, not {mode!r}")
         self.mode: Mode = mode
         self.python = python  # None: the worker's own interpreter, resolved there (paths differ between nodes)
         self.cwd = cwd
+        # Dask's nanny starts every worker with OMP_NUM_THREADS=1 (and MKL/OpenBLAS likewise): the runner
+        # gets the cores the site gives each task instead.
+        self.threads = threads
         self._lock = threading.Lock()  # the run table: kill_runner takes it on the worker's event loop, keep it short
         self._zygote_lock = threading.Lock()  # starting and replacing the zygote, which may wait on a process
         self._runs: dict[str, _Run] = {}
@@ -63,7 +68,7 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
         self._doomed: dict[str, float] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"mode": self.mode, "python": self.python, "cwd": self.cwd}
+        return {"mode": self.mode, "python": self.python, "cwd": self.cwd, "threads": self.threads}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
@@ -179,9 +184,19 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
         with self._lock:
             run.done = True
 
+    def _thread_env(self) -> dict[str, str]:
+        if self.threads is None:
+            return {}
+        return {v: str(self.threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
     def _run_process(self, run: _Run) -> Outcome:
         return run_process(
-            self.python or sys.executable, self.cwd, run.run_dir, partial(self._started, run), partial(self._ended, run)
+            self._thread_env(),
+            self.python or sys.executable,
+            self.cwd,
+            run.run_dir,
+            partial(self._started, run),
+            partial(self._ended, run),
         )
 
     def _run_forked(self, run: _Run) -> Outcome:
@@ -203,7 +218,9 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
             if self._zygote is not None:
                 self._zygote.stop()  # dead already: this only reaps it
             self._generation += 1
-            self._zygote = Zygote(self.python or sys.executable, self.cwd, self._scratch_dir(), self._generation)
+            self._zygote = Zygote(
+                self.python or sys.executable, self.cwd, self._scratch_dir(), self._generation, self._thread_env()
+            )
             return self._zygote
 
     def _replace(self, failed: Zygote) -> None:

@@ -362,3 +362,24 @@ def test_bell_runs_in_a_row_all_succeed_in_both_modes_and_report_their_overhead(
         )
     with capsys.disabled():
         print("\nper-run overhead of the runner step:\n" + "\n".join(report))
+
+
+def test_the_warm_runner_gets_the_sites_cores_not_the_nannys_single_thread(
+    make_run_dir: MakeRunDir, fez: Snapshot
+) -> None:
+    # Dask's nanny starts workers with OMP_NUM_THREADS=1; Aer would then simulate on one core.
+    with _cluster(WarmRunnerPlugin("fork", threads=3)) as client:
+        assert (
+            client.submit(run_on_worker, str(make_run_dir(BELL, fez, dialect="qasm3")), pure=False).result()[
+                "exit_code"
+            ]
+            == 0
+        )
+
+        def zygote_environment(dask_worker: Any) -> dict[str, str]:
+            pid = dask_worker.plugins[PLUGIN_NAME].zygote_pid
+            raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+        (environment,) = client.run(zygote_environment).values()
+        assert environment["OMP_NUM_THREADS"] == "3" and environment["OPENBLAS_NUM_THREADS"] == "3"
