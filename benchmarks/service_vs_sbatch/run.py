@@ -1,0 +1,949 @@
+"""The paper's Table S4 on this machine: the service against a hand-written sbatch workflow.
+
+    python -m benchmarks.service_vs_sbatch.run [--circuits 10] [--repeats 2] [--out DIR] [--workdir DIR]
+    python -m benchmarks.service_vs_sbatch.run --report-only [--out DIR]
+
+The same circuits (5 qubits on Fez's chain 0-1-2-3-4, depth 5 in native sx/x/rz/cz, 1024 shots, one
+fixed seed per circuit, paper noise) go two ways, on the same single-node Slurm:
+
+- the service: `POST /v1/tasks` to a real control plane (SQLite), claimed by a real `vqpu-agent`
+  (site `slurm-local`: a dask-jobqueue SLURMCluster, warm fork-mode runner, 2 slots) that runs each
+  task as a deployment-backed Prefect flow run (a real Prefect server on a scratch PostgreSQL
+  database); the client polls `GET /v1/tasks/{id}` every 20 ms, then fetches the result;
+- direct: the user writes the run directory (task.json + snapshot.json) by hand, submits
+  `sbatch --wrap "python -m runner RUN_DIR"`, polls `scontrol show job -o ID` every 20 ms (not
+  `sbatch --wait`, which sleeps 2 s before its first look) and reads result.json.
+
+Each path first runs one warm-up circuit (reported apart: for the service it pays the Slurm worker
+job and its imports), then the circuits one after the other (per-circuit end to end), then all of
+them submitted at once (batch wall time). Both paths must give identical counts per circuit. The
+service's per-task time is split along the task's timestamps and events, the Prefect flow run's
+states and task run, and the run directory's result.json. Everything is started and stopped here;
+the stack's logs stay in the work directory. With `--repeats N` the whole comparison runs N times;
+the report leads with the last run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.runner_overhead import machine
+from benchmarks.service_vs_sbatch.cpu import cpu_account, cpu_sample, wait_quiet
+from benchmarks.service_vs_sbatch.report import AIMS, PAPER, USER_STEPS, render
+from benchmarks.service_vs_sbatch.workload import CHAIN, DEPTH, DEVICE, SHOTS, Circuit, make_circuits
+from device_registry import Snapshot, catalog
+from harness.agents import AgentProcess, site_file
+from harness.postgres import postgres_unreachable, scratch_postgres_database
+from harness.prefect_server import PrefectServerProcess, prefect_api
+from harness.servers import ServerProcess, make_keys
+from vqpu_protocol.rundir import RESULT_FILE, TaskDocument, write_inputs
+from vqpu_service.domain.model import Role
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SCHEMA = "vqpu.bench.service_vs_sbatch/1"
+
+POLL_S = 0.02
+SITE = "slurm-local"
+AGENT_ID = "svs-slurm-agent"
+TASK_TIMEOUT_S = 300.0
+
+SLURM_TERMINAL = {
+    "BOOT_FAIL",
+    "CANCELLED",
+    "COMPLETED",
+    "DEADLINE",
+    "FAILED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "TIMEOUT",
+}
+TASK_TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+
+
+# --- the direct path: run directories by hand, sbatch, scontrol ------------------------------------
+
+
+class Slurm:
+    """What a user does by hand: sbatch, scontrol show job, squeue."""
+
+    def __init__(self, python: str) -> None:
+        self.python = python
+        self.submitted: list[str] = []
+
+    def submit(self, run_dir: Path, name: str) -> str:
+        command = [
+            "sbatch",
+            "--parsable",
+            f"--job-name={name}",
+            f"--chdir={ROOT}",
+            f"--output={run_dir}/slurm-%j.out",
+            "--cpus-per-task=1",
+            "--mem=2G",
+            "--time=10",
+            "--wrap",
+            f"exec {shlex.quote(self.python)} -m runner {shlex.quote(str(run_dir))}",
+        ]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise SystemExit(f"sbatch failed: {proc.stderr.strip()}")
+        job_id = proc.stdout.strip().split(";")[0]
+        self.submitted.append(job_id)
+        return job_id
+
+    @staticmethod
+    def job(job_id: str) -> dict[str, str]:
+        proc = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            raise SystemExit(f"scontrol show job {job_id}: {proc.stderr.strip()}")
+        return dict(re.findall(r"(\w+)=(\S*)", proc.stdout))
+
+    @staticmethod
+    def states(job_ids: list[str]) -> dict[str, str]:
+        proc = subprocess.run(
+            ["squeue", "-h", "--states=all", "-j", ",".join(job_ids), "-o", "%i %T"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if proc.returncode != 0:
+            raise SystemExit(f"squeue: {proc.stderr.strip()}")
+        return dict(line.split() for line in proc.stdout.splitlines() if line.strip())
+
+    def cancel_leftovers(self) -> list[str]:
+        left = [j for j, s in self.states(self.submitted).items() if s not in SLURM_TERMINAL] if self.submitted else []
+        if left:
+            subprocess.run(["scancel", *left], capture_output=True, timeout=30)
+        return left
+
+
+def write_run_dir(work: Path, circuit: Circuit, snapshot: Snapshot, tag: str) -> Path:
+    run_dir = work / f"{tag}-{circuit.label}"
+    task = TaskDocument.model_validate(
+        {
+            "schema": "vqpu.task/1",
+            "task_id": run_dir.name,
+            "circuit": circuit.source,
+            "dialect": "qasm2",
+            "shots": SHOTS,
+            "seed": circuit.seed,
+            "snapshot_sha256": snapshot.sha256(),
+        }
+    )
+    write_inputs(run_dir, task, snapshot.canonical_json())
+    return run_dir
+
+
+def read_direct_result(run_dir: Path, job: dict[str, str]) -> dict[str, Any]:
+    if job.get("JobState") != "COMPLETED" or not (run_dir / RESULT_FILE).exists():
+        error = run_dir / "error.json"
+        detail = error.read_text() if error.exists() else "(no error.json)"
+        raise SystemExit(f"direct job {job.get('JobId')} ended {job.get('JobState')} {job.get('ExitCode')}: {detail}")
+    result: dict[str, Any] = json.loads((run_dir / RESULT_FILE).read_text())
+    return result
+
+
+def direct_record(
+    circuit: Circuit, run_dir: Path, job_id: str, result: dict[str, Any], **times: float
+) -> dict[str, Any]:
+    timings = result["timings"]
+    mtime = (run_dir / RESULT_FILE).stat().st_mtime
+    record: dict[str, Any] = {
+        "circuit": circuit.label,
+        "seed": circuit.seed,
+        "job_id": job_id,
+        **times,
+        "result_written_wall": mtime,
+        "runner_total_s": timings["total_s"],
+        "runner_work_s": sum(timings[k] for k in ("parse_s", "transpile_s", "noise_s", "simulate_s")),
+        "simulate_s": timings["simulate_s"],
+        "method": result["provenance"]["method"],
+        "snapshot_sha256": result["provenance"]["snapshot_sha256"],
+        "counts": result["counts"],
+    }
+    submitted = times["submit_wall"]
+    runner_started = mtime - timings["total_s"]
+    record["segments"] = {
+        "sbatch_call": times["sbatch_s"],
+        "submit_to_runner_start": runner_started - submitted,
+        "runner_total": timings["total_s"],
+        "result_to_seen_completed": times["seen_done_wall"] - mtime,
+        "read_result": times["fetched_wall"] - times["seen_done_wall"],
+    }
+    return record
+
+
+def run_direct_one(slurm: Slurm, work: Path, circuit: Circuit, snapshot: Snapshot, tag: str) -> dict[str, Any]:
+    started = time.perf_counter()
+    submit_wall = time.time()
+    run_dir = write_run_dir(work, circuit, snapshot, tag)
+    sbatch_began = time.perf_counter()
+    job_id = slurm.submit(run_dir, f"svs-{tag}-{circuit.label}")
+    sbatch_s = time.perf_counter() - sbatch_began
+    deadline = time.monotonic() + TASK_TIMEOUT_S
+    while (job := slurm.job(job_id)).get("JobState") not in SLURM_TERMINAL:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"direct job {job_id} still {job.get('JobState')} after {TASK_TIMEOUT_S} s")
+        time.sleep(POLL_S)
+    seen = time.time()
+    result = read_direct_result(run_dir, job)
+    e2e = time.perf_counter() - started
+    record = direct_record(
+        circuit,
+        run_dir,
+        job_id,
+        result,
+        submit_wall=submit_wall,
+        sbatch_s=sbatch_s,
+        seen_done_wall=seen,
+        fetched_wall=time.time(),
+    )
+    record["e2e_s"] = e2e
+    return record
+
+
+def run_direct_batch(slurm: Slurm, work: Path, circuits: list[Circuit], snapshot: Snapshot) -> dict[str, Any]:
+    started = time.perf_counter()
+    pending: dict[str, tuple[Circuit, Path, float, float, float]] = {}
+    for c in circuits:
+        p0, wall0 = time.perf_counter(), time.time()
+        run_dir = write_run_dir(work, c, snapshot, "batch")
+        s0 = time.perf_counter()
+        job_id = slurm.submit(run_dir, f"svs-batch-{c.label}")
+        pending[job_id] = (c, run_dir, p0, wall0, time.perf_counter() - s0)
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + TASK_TIMEOUT_S
+    polls = 0
+    while pending:
+        states = slurm.states(list(pending))
+        polls += 1
+        for job_id, state in states.items():
+            if state not in SLURM_TERMINAL or job_id not in pending:
+                continue
+            c, run_dir, p0, wall0, sbatch_s = pending.pop(job_id)
+            seen = time.time()
+            result = read_direct_result(run_dir, {"JobId": job_id, "JobState": state})
+            record = direct_record(
+                c, run_dir, job_id, result, submit_wall=wall0, sbatch_s=sbatch_s, seen_done_wall=seen,
+                fetched_wall=time.time(),
+            )  # fmt: skip
+            record["e2e_s"] = time.perf_counter() - p0
+            records.append(record)
+        if pending:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"direct batch: jobs {sorted(pending)} not done after {TASK_TIMEOUT_S} s")
+            time.sleep(POLL_S)
+    wall = time.perf_counter() - started
+    records.sort(key=lambda r: int(r["circuit"][1:]))
+    return {"wall_s": wall, "polls": polls, "tasks": records}
+
+
+def run_direct(work: Path, warmup: Circuit, circuits: list[Circuit], snapshot: Snapshot) -> dict[str, Any]:
+    slurm = Slurm(sys.executable)
+    try:
+        print("  direct: warm-up job", flush=True)
+        first = run_direct_one(slurm, work, warmup, snapshot, "warmup")
+        print(f"    {first['e2e_s']:.2f} s", flush=True)
+        sequential = []
+        samples = [cpu_sample()]
+        for c in circuits:
+            sequential.append(run_direct_one(slurm, work, c, snapshot, "seq"))
+            print(f"  direct {c.label}: {sequential[-1]['e2e_s']:.2f} s", flush=True)
+        samples.append(cpu_sample())
+        batch = run_direct_batch(slurm, work, circuits, snapshot)
+        samples.append(cpu_sample())
+        print(f"  direct batch of {len(circuits)}: {batch['wall_s']:.2f} s", flush=True)
+    finally:
+        leftovers = slurm.cancel_leftovers()
+    owners: dict[str, Any] = {"roots": {"benchmark": os.getpid()}, "pgroups": {}, "jobs": set(slurm.submitted)}
+    cpu = {
+        "sequential": cpu_account(samples[0], samples[1], **owners),
+        "batch": cpu_account(samples[1], samples[2], **owners),
+    }
+    return {
+        "warmup": first,
+        "sequential": sequential,
+        "batch": batch,
+        "cpu": cpu,
+        "leftover_jobs_cancelled": leftovers,
+    }
+
+
+# --- the service path --------------------------------------------------------------------------------
+
+
+class Stack:
+    """Control plane (SQLite), Prefect server (scratch PostgreSQL, asyncpg) and one slurm-local agent."""
+
+    def __init__(self, workdir: Path, slots: int, min_jobs: int | None = None) -> None:
+        self.workdir = workdir
+        self.slots = slots
+        self.min_jobs = min_jobs
+        self.keys: dict[str, str] = {}
+        self.control_plane: ServerProcess | None = None
+        self.prefect: PrefectServerProcess | None = None
+        self.agent: AgentProcess | None = None
+        self.startup_s: dict[str, float] = {}
+        self.prefect_database = ""
+        self.site_text = ""
+        self._resources = contextlib.ExitStack()
+
+    @property
+    def url(self) -> str:
+        assert self.control_plane is not None
+        return self.control_plane.url
+
+    @property
+    def slurm_log_dir(self) -> Path:
+        return self.workdir / "slurm-logs"
+
+    def start(self) -> Stack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        keys_file = self.workdir / "keys.json"
+        self.keys = make_keys(keys_file, user=Role.USER, agent=Role.AGENT, admin=Role.ADMIN)
+        try:
+            t = time.perf_counter()
+            self.control_plane = ServerProcess(
+                self.workdir, f"sqlite:///{self.workdir / 'control-plane.db'}", keys_file, name="control-plane"
+            ).start()
+            self.startup_s["control_plane"] = time.perf_counter() - t
+            t = time.perf_counter()
+            url = self._resources.enter_context(scratch_postgres_database())
+            self.prefect_database = url.rsplit("/", 1)[-1]
+            async_url = url.replace("postgresql+psycopg://", "postgresql+asyncpg://", 1)
+            self.prefect = PrefectServerProcess(self.workdir / "prefect", database_url=async_url).start(timeout_s=120)
+            self.startup_s["prefect"] = time.perf_counter() - t
+            scheduler: dict[str, Any] = {"log_directory": str(self.slurm_log_dir)}
+            if self.min_jobs is not None:
+                scheduler["adapt"] = {"minimum_jobs": self.min_jobs, "maximum_jobs": max(self.min_jobs, self.slots)}
+            site = site_file(
+                self.workdir, SITE, run_root=str(self.workdir / "runs"), slots=self.slots, scheduler=scheduler
+            )
+            self.site_text = site.read_text()
+            t = time.perf_counter()
+            self.agent = AgentProcess(
+                self.workdir,
+                site,
+                url=self.control_plane.url,
+                key=self.keys["agent"],
+                prefect_api_url=self.prefect.api_url,
+                agent_id=AGENT_ID,
+                admin_key=self.keys["admin"],
+            ).start()
+            self.startup_s["agent"] = time.perf_counter() - t
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def agent_jobs(self) -> list[str]:
+        """The Slurm jobs of this agent's Dask workers (their output files are named %x-%j.out)."""
+        if not self.slurm_log_dir.exists():
+            return []
+        ids = {p.stem.rsplit("-", 1)[-1] for p in self.slurm_log_dir.glob("*.out")}
+        return sorted((i for i in ids if i.isdigit()), key=int)
+
+    def stop(self) -> dict[str, int | None]:
+        statuses: dict[str, int | None] = {}
+        try:
+            if self.agent is not None and self.agent.proc is not None:
+                statuses["agent"] = self.agent.stop()
+            if self.prefect is not None and self.prefect.proc is not None:
+                statuses["prefect"] = self.prefect.stop()
+            if self.control_plane is not None and self.control_plane.proc is not None:
+                statuses["control_plane"] = self.control_plane.stop()
+        finally:
+            self._resources.close()  # drops the scratch database
+        return statuses
+
+
+class Service:
+    """What a user of the service does: submit, poll, fetch; plus what the breakdown reads."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+    def viable(self, circuit: Circuit) -> bool:
+        r = self.http.post(f"/v1/devices/{DEVICE}/viability", json={"circuit": circuit.source, "dialect": "qasm2"})
+        r.raise_for_status()
+        admissible: bool = r.json()["admissible"]
+        return admissible
+
+    def submit(self, circuit: Circuit) -> str:
+        body = {"device": DEVICE, "circuit": circuit.source, "dialect": "qasm2", "shots": SHOTS, "seed": circuit.seed}
+        r = self.http.post("/v1/tasks", json=body)
+        if r.status_code != 201:
+            raise SystemExit(f"submit refused: {r.status_code} {r.text}")
+        task_id: str = r.json()["id"]
+        return task_id
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        r = self.http.get(f"/v1/tasks/{task_id}")
+        r.raise_for_status()
+        task: dict[str, Any] = r.json()
+        return task
+
+    def tasks(self) -> dict[str, dict[str, Any]]:
+        r = self.http.get("/v1/tasks", params={"limit": 1000})
+        r.raise_for_status()
+        return {t["id"]: t for t in r.json()["tasks"]}
+
+    def result(self, task_id: str) -> dict[str, Any]:
+        r = self.http.get(f"/v1/tasks/{task_id}/result")
+        r.raise_for_status()
+        result: dict[str, Any] = r.json()
+        return result
+
+    def events(self, task_id: str) -> list[dict[str, Any]]:
+        r = self.http.get(f"/v1/tasks/{task_id}/events")
+        r.raise_for_status()
+        events: list[dict[str, Any]] = r.json()["events"]
+        return events
+
+
+def _completed(task: dict[str, Any]) -> None:
+    if task["state"] != "COMPLETED":
+        raise SystemExit(f"task {task['id']} ended {task['state']}: {task.get('error')}")
+
+
+def run_service_one(service: Service, circuit: Circuit) -> dict[str, Any]:
+    started = time.perf_counter()
+    submit_wall = time.time()
+    task_id = service.submit(circuit)
+    deadline = time.monotonic() + TASK_TIMEOUT_S
+    polls = 1
+    while (task := service.task(task_id))["state"] not in TASK_TERMINAL:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"task {task_id} still {task['state']} after {TASK_TIMEOUT_S} s")
+        time.sleep(POLL_S)
+        polls += 1
+    seen = time.time()
+    _completed(task)
+    result = service.result(task_id)
+    e2e = time.perf_counter() - started
+    return {
+        "circuit": circuit.label,
+        "seed": circuit.seed,
+        "task_id": task_id,
+        "submit_wall": submit_wall,
+        "seen_done_wall": seen,
+        "fetched_wall": time.time(),
+        "e2e_s": e2e,
+        "polls": polls,
+        "result": result,
+    }
+
+
+def run_service_batch(service: Service, circuits: list[Circuit]) -> dict[str, Any]:
+    started = time.perf_counter()
+    pending: dict[str, tuple[Circuit, float, float]] = {}
+    for c in circuits:
+        p0, wall0 = time.perf_counter(), time.time()
+        pending[service.submit(c)] = (c, p0, wall0)
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + TASK_TIMEOUT_S
+    polls = 0
+    while pending:
+        listed = service.tasks()
+        polls += 1
+        for task_id in [i for i in pending if listed[i]["state"] in TASK_TERMINAL]:
+            c, p0, wall0 = pending.pop(task_id)
+            seen = time.time()
+            _completed(listed[task_id])
+            result = service.result(task_id)
+            records.append(
+                {
+                    "circuit": c.label,
+                    "seed": c.seed,
+                    "task_id": task_id,
+                    "submit_wall": wall0,
+                    "seen_done_wall": seen,
+                    "fetched_wall": time.time(),
+                    "e2e_s": time.perf_counter() - p0,
+                    "result": result,
+                }
+            )
+        if pending:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"service batch: tasks {sorted(pending)} not done after {TASK_TIMEOUT_S} s")
+            time.sleep(POLL_S)
+    wall = time.perf_counter() - started
+    records.sort(key=lambda r: int(r["circuit"][1:]))
+    return {"wall_s": wall, "polls": polls, "tasks": records}
+
+
+def _ts(value: Any) -> float | None:
+    """Seconds since the epoch of an ISO time string or a datetime (None stays None)."""
+    if value is None or isinstance(value, float):
+        return value
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    stamp: float = value.timestamp()
+    return stamp
+
+
+async def _read_prefect(names: list[str]) -> dict[str, dict[str, Any]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterName
+
+    out: dict[str, dict[str, Any]] = {}
+    async with get_client() as client:
+        runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=names)))
+        for run in runs:
+            states = await client.read_flow_run_states(run.id)
+            task_runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+            out[run.name] = {
+                "id": str(run.id),
+                "state": run.state_type.value if run.state_type else None,
+                "created": _ts(run.created),
+                "start_time": _ts(run.start_time),
+                "end_time": _ts(run.end_time),
+                "states": [
+                    {"type": s.type.value, "name": s.name, "time": _ts(s.timestamp)}
+                    for s in sorted(states, key=lambda s: s.timestamp)
+                ],
+                "task_runs": [
+                    {"name": t.name, "created": _ts(t.created), "start": _ts(t.start_time), "end": _ts(t.end_time)}
+                    for t in task_runs
+                ],
+            }
+    return out
+
+
+def read_prefect(api_url: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    with prefect_api(api_url):
+        return asyncio.run(_read_prefect(names))
+
+
+def enrich_service(record: dict[str, Any], service: Service, run_root: Path, flows: dict[str, dict[str, Any]]) -> None:
+    """Add the task's timestamps, events, flow run and run dir to a record, and split its time."""
+    task_id = record["task_id"]
+    task = service.task(task_id)
+    events = service.events(task_id)
+    result = record.pop("result")
+    timings = result["timings"]
+    first: dict[str, float] = {}
+    for e in events:
+        first.setdefault(e["type"], _ts(e["time"]) or 0.0)
+    run_dir = run_root / f"{task_id}.{task['attempt']}"
+    mtime = (run_dir / RESULT_FILE).stat().st_mtime
+    flow = flows.get(f"vqpu-{task_id}", {})
+    record.update(
+        {
+            "attempt": task["attempt"],
+            "created_at": _ts(task["created_at"]),
+            "claimed_at": _ts(task["claimed_at"]),
+            "finished_at": _ts(task["finished_at"]),
+            "events": [{"type": e["type"], "time": _ts(e["time"])} for e in events],
+            "scheduler": task.get("scheduler"),
+            "result_written_wall": mtime,
+            "runner_total_s": timings["total_s"],
+            "runner_work_s": sum(timings[k] for k in ("parse_s", "transpile_s", "noise_s", "simulate_s")),
+            "simulate_s": timings["simulate_s"],
+            "method": result["provenance"]["method"],
+            "snapshot_sha256": result["provenance"]["snapshot_sha256"],
+            "counts": result["counts"],
+            "flow_run": flow,
+        }
+    )
+    submitted = first.get("TASK_SUBMITTED", record["created_at"])
+    claimed = first.get("TASK_CLAIMED", record["claimed_at"])
+    scheduled = first.get("TASK_SCHEDULED")
+    completed = first.get("TASK_COMPLETED", record["finished_at"])
+    flow_created, flow_start, flow_end = flow.get("created"), flow.get("start_time"), flow.get("end_time")
+    step = (flow.get("task_runs") or [{}])[0]
+    runner_start = mtime - timings["total_s"]
+
+    def span(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else b - a
+
+    # On the user's path, in order (they add up to the end-to-end time):
+    record["segments"] = {
+        "submit_http": span(record["submit_wall"], submitted),
+        "dispatch": span(submitted, claimed),
+        "claim_to_flow_run_created": span(claimed, flow_created),
+        "flow_run_created_to_running": span(flow_created, flow_start),
+        "flow_start_to_runner_start": span(flow_start, runner_start),
+        "runner_total": timings["total_s"],
+        "result_to_completed_report": span(mtime, completed),
+        "completed_to_result_fetched": span(completed, record["fetched_wall"]),
+    }
+    # Beside the path: parts of the spans above, or after the user has the result.
+    record["details"] = {
+        "flow_start_to_running_report": span(flow_start, scheduled),
+        "flow_start_to_step_task_run_start": span(flow_start, step.get("start")),
+        "step_task_run_start_to_runner_start": span(step.get("start"), runner_start),
+        "completed_report_to_flow_run_end": span(completed, flow_end),
+        "claim_to_completed": span(claimed, completed),
+    }
+    record["flow_layer_overhead_s"] = (completed - claimed - timings["total_s"]) if claimed and completed else None
+    record["service_overhead_s"] = record["e2e_s"] - timings["total_s"]
+
+
+def run_service(
+    workdir: Path, warmup: Circuit, circuits: list[Circuit], slots: int, min_jobs: int | None
+) -> dict[str, Any]:
+    stack = Stack(workdir, slots, min_jobs)
+    print(f"  service: starting the stack in {workdir} ...", flush=True)
+    began = time.perf_counter()
+    stack.start()
+    out: dict[str, Any] = {"workdir": str(workdir), "stack_startup_s": time.perf_counter() - began}
+    try:
+        assert stack.prefect is not None
+        out["stack_startup_parts_s"] = stack.startup_s
+        out["site"] = stack.site_text
+        service = Service(stack.url, stack.keys["user"])
+        for c in [warmup, *circuits]:
+            if not service.viable(c):
+                raise SystemExit(f"circuit {c.label} is not viable on {DEVICE} according to the control plane")
+        print("  service: warm-up task", flush=True)
+        first = run_service_one(service, warmup)
+        print(f"    {first['e2e_s']:.2f} s", flush=True)
+        sequential = []
+        samples = [cpu_sample()]
+        for c in circuits:
+            sequential.append(run_service_one(service, c))
+            print(f"  service {c.label}: {sequential[-1]['e2e_s']:.2f} s", flush=True)
+        samples.append(cpu_sample())
+        batch = run_service_batch(service, circuits)
+        samples.append(cpu_sample())
+        print(f"  service batch of {len(circuits)}: {batch['wall_s']:.2f} s", flush=True)
+        assert stack.agent is not None and stack.control_plane is not None and stack.control_plane.proc is not None
+        owners: dict[str, Any] = {
+            "roots": {
+                "agent": stack.agent.pid,
+                "control_plane": stack.control_plane.proc.pid,
+                "benchmark": os.getpid(),
+            },
+            "pgroups": {"prefect_server": stack.prefect.pid or -1},
+            "jobs": set(stack.agent_jobs()),
+            "commands": {"prefect_postgres": f"postgres {stack.prefect_database} "},
+        }
+        out["cpu"] = {
+            "sequential": cpu_account(samples[0], samples[1], **owners),
+            "batch": cpu_account(samples[1], samples[2], **owners),
+        }
+        records = [first, *sequential, *batch["tasks"]]
+        flows = read_prefect(stack.prefect.api_url, [f"vqpu-{r['task_id']}" for r in records])
+        for r in records:
+            enrich_service(r, service, workdir / "runs", flows)
+        out.update({"warmup": first, "sequential": sequential, "batch": batch})
+        out["agent_slurm_jobs"] = {j: Slurm.job(j) for j in stack.agent_jobs()}
+        log_text = stack.agent.log_file.read_text(errors="replace") if stack.agent else ""
+        out["agent_log_warnings"] = [
+            line for line in log_text.splitlines() if " WARNING " in line or " ERROR " in line or "Traceback" in line
+        ][:50]
+    finally:
+        out["exit_statuses"] = stack.stop()
+        out["agent_jobs_left"] = wait_jobs_gone(stack.agent_jobs())
+    return out
+
+
+def wait_jobs_gone(job_ids: list[str], timeout_s: float = 30.0) -> list[str]:
+    """Wait for these Slurm jobs to end; scancel (by id) and return any still there after timeout_s."""
+    if not job_ids:
+        return []
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = [j for j, s in Slurm.states(job_ids).items() if s not in SLURM_TERMINAL]
+        if not alive:
+            return []
+        if time.monotonic() > deadline:
+            subprocess.run(["scancel", *alive], capture_output=True, timeout=30)
+            return alive
+        time.sleep(0.2)
+
+
+# --- summary and report --------------------------------------------------------------------------
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "mean": statistics.fmean(values),
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def _median_of(records: list[dict[str, Any]], key: str, field: str) -> dict[str, float | None]:
+    names = list(records[0][field])
+    out: dict[str, float | None] = {}
+    for name in names:
+        values = [r[field][name] for r in records if r[field].get(name) is not None]
+        out[name] = statistics.median(values) if values else None
+    return out
+
+
+def summarise(direct: dict[str, Any], service: dict[str, Any]) -> dict[str, Any]:
+    mismatched = [
+        (d["circuit"], phase)
+        for phase in ("sequential",)
+        for d, s in zip(direct[phase], service[phase], strict=True)
+        if d["counts"] != s["counts"]
+    ]
+    mismatched += [
+        (d["circuit"], "batch")
+        for d, s in zip(direct["batch"]["tasks"], service["batch"]["tasks"], strict=True)
+        if d["counts"] != s["counts"]
+    ]
+    seq_d = [r["e2e_s"] for r in direct["sequential"]]
+    seq_s = [r["e2e_s"] for r in service["sequential"]]
+    summary: dict[str, Any] = {
+        "counts_identical": not mismatched,
+        "counts_mismatched": mismatched,
+        "same_snapshot": {r["snapshot_sha256"] for r in direct["sequential"] + service["sequential"]}.__len__() == 1,
+        "direct": {
+            "warmup_e2e_s": direct["warmup"]["e2e_s"],
+            "per_circuit_e2e_s": _stats(seq_d),
+            "batch_wall_s": direct["batch"]["wall_s"],
+            "batch_per_task_e2e_s": _stats([r["e2e_s"] for r in direct["batch"]["tasks"]]),
+            "runner_total_s": _stats([r["runner_total_s"] for r in direct["sequential"]]),
+            "runner_work_s": _stats([r["runner_work_s"] for r in direct["sequential"]]),
+            "segments_median_s": _median_of(direct["sequential"], "e2e_s", "segments"),
+            "user_steps": len(USER_STEPS["direct"]),
+        },
+        "service": {
+            "warmup_e2e_s": service["warmup"]["e2e_s"],
+            "stack_startup_s": service["stack_startup_s"],
+            "per_circuit_e2e_s": _stats(seq_s),
+            "batch_wall_s": service["batch"]["wall_s"],
+            "batch_per_task_e2e_s": _stats([r["e2e_s"] for r in service["batch"]["tasks"]]),
+            "runner_total_s": _stats([r["runner_total_s"] for r in service["sequential"]]),
+            "runner_work_s": _stats([r["runner_work_s"] for r in service["sequential"]]),
+            "segments_median_s": _median_of(service["sequential"], "e2e_s", "segments"),
+            "details_median_s": _median_of(service["sequential"], "e2e_s", "details"),
+            "flow_layer_overhead_s": _stats([r["flow_layer_overhead_s"] for r in service["sequential"]]),
+            "service_overhead_s": _stats([r["service_overhead_s"] for r in service["sequential"]]),
+            "batch_segments_median_s": _median_of(service["batch"]["tasks"], "e2e_s", "segments"),
+            "batch_flow_layer_overhead_s": _stats([r["flow_layer_overhead_s"] for r in service["batch"]["tasks"]]),
+            "agent_slurm_jobs": len(service.get("agent_slurm_jobs", {})),
+            "user_steps": len(USER_STEPS["service"]),
+        },
+    }
+    for name, path in (("direct", direct), ("service", service)):
+        summary[name]["batch_max_runners_at_once"] = max_overlap(path["batch"]["tasks"])
+        summary[name]["cpu"] = path.get("cpu")
+    summary["service"]["batch_workers"] = sorted(
+        {str((r.get("scheduler") or {}).get("worker")) for r in service["batch"]["tasks"]}
+    )
+    s, d = summary["service"], summary["direct"]
+    summary["ratio"] = {
+        "per_circuit_mean": s["per_circuit_e2e_s"]["mean"] / d["per_circuit_e2e_s"]["mean"],
+        "per_circuit_median": s["per_circuit_e2e_s"]["median"] / d["per_circuit_e2e_s"]["median"],
+        "batch_wall": s["batch_wall_s"] / d["batch_wall_s"],
+    }
+    summary["aims_met"] = {
+        "service_over_direct_per_circuit": summary["ratio"]["per_circuit_median"] <= AIMS["service_over_direct_max"],
+        "flow_layer_overhead_median": s["flow_layer_overhead_s"]["median"] <= AIMS["flow_layer_overhead_median_s_max"],
+    }
+    return summary
+
+
+def max_overlap(records: list[dict[str, Any]]) -> int:
+    """The most runner processes alive at once (from each runner's start and its result.json)."""
+    edges = sorted(
+        [(r["result_written_wall"] - r["runner_total_s"], 1) for r in records]
+        + [(r["result_written_wall"], -1) for r in records]
+    )
+    best = now = 0
+    for _, step in edges:
+        now += step
+        best = max(best, now)
+    return best
+
+
+def environment() -> dict[str, Any]:
+    env = machine.describe()
+    for dist in ("prefect", "prefect-dask", "dask", "distributed", "dask-jobqueue", "httpx", "asyncpg", "fastapi"):
+        with contextlib.suppress(PackageNotFoundError):
+            env["packages"][dist] = version(dist)
+    proc = subprocess.run(["sinfo", "-V"], capture_output=True, text=True, check=False)
+    env["slurm"] = proc.stdout.strip() or None
+    node = subprocess.run(["sinfo", "-h", "-o", "%n %c %m %P"], capture_output=True, text=True, check=False)
+    env["slurm_node"] = node.stdout.strip() or None
+    env["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return env
+
+
+def load() -> list[float]:
+    return list(os.getloadavg())
+
+
+def foreign_jobs() -> list[str]:
+    """Slurm jobs of anyone on the node right now (other work sharing the 2 CPUs)."""
+    proc = subprocess.run(["squeue", "-h", "-o", "%i %j %T"], capture_output=True, text=True, check=False)
+    return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+
+
+# --- main ----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def workspace(path: Path | None) -> Iterator[Path]:
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    yield Path(tempfile.mkdtemp(prefix="vqpu-svs-"))  # kept: the stack's logs are worth reading afterwards
+
+
+def preflight() -> None:
+    if reason := postgres_unreachable():
+        raise SystemExit(f"the Prefect server needs PostgreSQL: {reason}")
+    proc = subprocess.run(["sinfo", "-h", "-o", "%a %T"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or "up" not in proc.stdout:
+        raise SystemExit(f"no usable Slurm here (scripts/slurm-local.sh start): {proc.stderr.strip() or proc.stdout}")
+
+
+def one_run(
+    work: Path, warmup: Circuit, circuits: list[Circuit], snapshot: Snapshot, args: argparse.Namespace
+) -> dict[str, Any]:
+    """One whole comparison: direct, then the service; with what else ran on the machine meanwhile."""
+    run: dict[str, Any] = {"quiet": wait_quiet(args.quiet_wait) if args.quiet_wait > 0 else None}
+    run.update({"foreign_jobs": foreign_jobs(), "load_before": load()})
+    run["direct"] = run_direct(work / "direct", warmup, circuits, snapshot)
+    run["service"] = run_service(work / "service", warmup, circuits, args.slots, args.min_jobs)
+    run["load_after"] = load()
+    run["summary"] = summarise(run["direct"], run["service"])
+    run["foreign_cores"] = {
+        f"{path} {phase}": round(cpu["cpu_s"].get("foreign", 0.0) / cpu["wall_s"], 3)
+        for path in ("direct", "service")
+        for phase, cpu in run[path]["cpu"].items()
+    }
+    run["clean"] = max(run["foreign_cores"].values()) <= args.max_foreign_cores
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.service_vs_sbatch.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--circuits", type=int, default=10, help="circuits per path and phase (default 10)")
+    parser.add_argument("--repeats", type=int, default=2, help="whole comparisons to run (default 2)")
+    parser.add_argument("--slots", type=int, default=2, help="the agent's slots (default 2: the node's 2 CPUs)")
+    parser.add_argument(
+        "--max-foreign-cores",
+        type=float,
+        default=0.15,
+        help="a run during which other work used more CPU than this (cores, any phase) is discarded and "
+        "repeated (0: keep every run)",
+    )
+    parser.add_argument("--max-attempts", type=int, default=6, help="runs to try for --repeats clean ones")
+    parser.add_argument(
+        "--min-jobs",
+        type=int,
+        default=None,
+        help="override the site's scheduler.adapt.minimum_jobs (default: the site's, 0): Slurm worker jobs kept idle",
+    )
+    parser.add_argument("--out", type=Path, default=HERE, help="where results.json and REPORT.md go")
+    parser.add_argument("--workdir", type=Path, default=None, help="run dirs and stack logs (default: a new temp dir)")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=900.0,
+        help="before each run, wait up to this many seconds for the CPUs to be nearly idle (0: do not wait)",
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="redraw REPORT.md from the results.json in --out; run nothing"
+    )
+    args = parser.parse_args(argv)
+    if args.report_only:
+        saved: dict[str, Any] = json.loads((args.out / "results.json").read_text())
+        (args.out / "REPORT.md").write_text(render(saved))
+        print(f"wrote {args.out / 'REPORT.md'}")
+        return 0
+    if args.circuits < 1 or args.repeats < 1:
+        parser.error("--circuits and --repeats must be at least 1")
+    preflight()
+    began = time.perf_counter()
+    snapshot = catalog.load(DEVICE)
+    warmup, circuits = make_circuits(args.circuits, snapshot)
+    tried: list[dict[str, Any]] = []
+    with workspace(args.workdir) as work:
+        print(f"work directory: {work}", flush=True)
+        while sum(r["clean"] for r in tried) < args.repeats and len(tried) < args.max_attempts:
+            attempt = len(tried) + 1
+            print(f"attempt {attempt} (clean runs so far: {sum(r['clean'] for r in tried)} of {args.repeats})")
+            run = one_run(work / f"attempt{attempt}", warmup, circuits, snapshot, args)
+            run["attempt"] = attempt
+            tried.append(run)
+            s = run["summary"]
+            print(
+                f"  per circuit median: service {s['service']['per_circuit_e2e_s']['median']:.2f} s, direct "
+                f"{s['direct']['per_circuit_e2e_s']['median']:.2f} s ({s['ratio']['per_circuit_median']:.2f}x); "
+                f"counts identical: {s['counts_identical']}; other work on the CPUs (cores): {run['foreign_cores']}"
+                + ("" if run["clean"] else f"; not clean (over {args.max_foreign_cores} cores)"),
+                flush=True,
+            )
+    # The clean runs; when there are too few, the least disturbed of the others fill in (flagged in the report).
+    chosen = [r for r in tried if r["clean"]]
+    others = sorted((r for r in tried if not r["clean"]), key=lambda r: max(r["foreign_cores"].values()))
+    chosen = sorted(chosen + others[: max(0, args.repeats - len(chosen))], key=lambda r: int(r["attempt"]))
+    runs = chosen
+    discarded = [
+        {k: r[k] for k in ("attempt", "quiet", "foreign_cores", "foreign_jobs", "summary")}
+        for r in tried
+        if r not in chosen
+    ]
+    document: dict[str, Any] = {
+        "schema": SCHEMA,
+        "environment": environment(),
+        "paper": PAPER,
+        "aims": AIMS,
+        "circuits": {
+            "count": args.circuits,
+            "device": DEVICE,
+            "qubits": list(CHAIN),
+            "depth": DEPTH,
+            "shots": SHOTS,
+            "seeds": [c.seed for c in circuits],
+            "sources": [c.source for c in circuits],
+            "warmup": {"seed": warmup.seed, "source": warmup.source},
+            "snapshot_sha256": snapshot.sha256(),
+        },
+        "user_steps": USER_STEPS,
+        "poll_s": POLL_S,
+        "slots": args.slots,
+        "min_jobs_override": args.min_jobs,
+        "workdir": str(work),
+        "elapsed_s": time.perf_counter() - began,
+        "runs": runs,
+        "discarded_runs": discarded,
+        "max_foreign_cores": args.max_foreign_cores,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(document, indent=1) + "\n")
+    (args.out / "REPORT.md").write_text(render(document))
+    print(render(document))
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'REPORT.md'}")
+    identical = all(r["summary"]["counts_identical"] for r in runs)
+    if not identical:
+        print("counts differ between the paths for some circuits: see results.json", file=sys.stderr)
+    return 0 if identical else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
