@@ -46,7 +46,7 @@ class PrefectServerProcess:
         env: Mapping[str, str] | None = None,
         log_level: str = "WARNING",
     ) -> None:
-        self.workdir = workdir
+        self.workdir = workdir = workdir.resolve()  # the server runs in it: a relative path would point elsewhere
         self.home = workdir / "prefect-home"
         self.database_url = database_url or f"sqlite+aiosqlite:///{workdir / 'prefect.db'}"
         self.ui = ui

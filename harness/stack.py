@@ -26,7 +26,7 @@ from vqpu_service.domain.model import Role
 
 class LocalStack:
     def __init__(self, workdir: Path, *, ui: bool = False, slots: int = 2, site: str = "local") -> None:
-        self.workdir = workdir
+        self.workdir = workdir.resolve()  # the processes it starts have their own working directories
         self.ui = ui
         self.slots = slots
         self.site = site
