@@ -15,9 +15,10 @@ from tests.e2e.sites import Site
 
 @pytest.mark.slow
 def test_the_local_stack_on_sqlite_runs_30_tasks_exactly_once_without_locking_up_and_stops_cleanly(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stack = LocalStack(tmp_path / "stack").start()
+    monkeypatch.chdir(tmp_path)
+    stack = LocalStack(Path("stack")).start()  # relative, as the main job's default --out is
     try:
         assert stack.prefect is not None and stack.prefect.database_url.startswith("sqlite")
         site = Site(stack.workdir, stack.control_plane, stack.keys, stack.prefect.api_url)  # type: ignore[arg-type]
