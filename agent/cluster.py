@@ -35,6 +35,11 @@ PLACEHOLDER_TASK = "TASK-ID"
 
 WORKER_NAME = "vqpu-worker"
 
+ADAPT_INTERVAL_S = 1
+ONE_WORKER_PER_STEP = "1ms"
+"""Dask's adaptive target is ceil(expected work / target duration), capped by the tasks in flight:
+with a tiny target duration the cap decides, one worker per step."""
+
 # A nanny's worker process is daemonic, and a daemonic process may not start children through
 # multiprocessing: the warm runner (a fork server on each worker) needs this off.
 _DAEMON_OFF = "DASK_DISTRIBUTED__WORKER__DAEMON=False"
@@ -95,7 +100,16 @@ def start_cluster(site: SiteConfig, *, prefect_api_url: str | None) -> SpecClust
         Path(s.log_directory).expanduser().mkdir(parents=True, exist_ok=True)
     cluster = cls(**kwargs)
     try:
-        cluster.adapt(minimum_jobs=s.adapt.minimum_jobs, maximum_jobs=s.adapt.maximum_jobs)
+        cluster.adapt(
+            minimum_jobs=s.adapt.minimum_jobs,
+            maximum_jobs=s.adapt.maximum_jobs,
+            # Each runner step holds its worker's only thread for its whole run, however short: ask for
+            # one worker per step in flight (Dask's default sizes the cluster by expected task time, and
+            # kept one worker for the agent's two slots of 0.1 s steps).
+            target_duration=ONE_WORKER_PER_STEP,
+            interval=f"{ADAPT_INTERVAL_S}s",
+            wait_count=max(1, s.adapt.idle_s // ADAPT_INTERVAL_S),
+        )
     except BaseException:
         cluster.close()
         raise

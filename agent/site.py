@@ -74,6 +74,9 @@ class TaskResources(Model):
 class Adapt(Model):
     minimum_jobs: Annotated[int, Field(ge=0)] = Field(0, description="batch jobs kept even when idle")
     maximum_jobs: Annotated[int, Field(ge=1)] = Field(1, description="batch jobs at most")
+    idle_s: Annotated[int, Field(ge=1, le=86400)] = Field(
+        120, description="an idle worker beyond minimum_jobs is retired after this long (a new one takes seconds)"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Adapt:
