@@ -78,11 +78,11 @@ class Engine:
         for execution in list(self.inflight.values()):
             log.warning(
                 "task %s: still running after the %.0f s grace period: stopping its runner and handing it back "
-                "(it goes stale on the control plane; requeue it there)",
+                "(a restarted agent finishes it; otherwise it goes stale on the control plane: requeue it there)",
                 execution.task_id,
                 self.settings.grace_s,
             )
-            execution.fence()
+            execution.hand_back()
         with anyio.move_on_after(10):
             while self.inflight:
                 await self._wait_slot()
@@ -165,13 +165,13 @@ class Engine:
             log.info(
                 "task %s attempt %s: flow run %s %s", claim.task_id, claim.attempt, flow_run.name, state.type.value
             )
-            if not execution.finished and not execution.fenced:
+            if not execution.finished and not execution.silent:
                 await self._fail(
                     execution, f"the flow run ended {state.type.value} without an outcome: {state.message}"
                 )
         except Exception as exc:
             log.exception("task %s: execution failed", claim.task_id)
-            if not execution.finished and not execution.fenced:
+            if not execution.finished and not execution.silent:
                 await self._fail(execution, f"{type(exc).__name__}: {exc}")
         finally:
             if execution.finished or execution.fenced:

@@ -39,6 +39,7 @@ class Execution:
     handle: JobHandle | None = None
     cancel_source: str | None = None
     fenced: bool = False
+    handed_back: bool = False
     refusal: str | None = None
     finished: bool = False  # a terminal report was taken or refused: nothing more will be sent
     _stop: anyio.Event = field(default_factory=anyio.Event)
@@ -67,6 +68,17 @@ class Execution:
         self.fenced = True
         self._stop.set()
 
+    def hand_back(self) -> None:
+        """The agent is stopping and cannot wait: stop the runner and report nothing. The task stays this
+        agent's (its claim note stays open), so a restarted agent finishes it, or it goes stale."""
+        self.handed_back = True
+        self._stop.set()
+
+    @property
+    def silent(self) -> bool:
+        """Nothing more may be reported for this task by this execution."""
+        return self.fenced or self.handed_back
+
     async def drive(self) -> State[Any]:
         try:
             return await self._drive()
@@ -88,8 +100,8 @@ class Execution:
         else:
             log.info("task %s attempt %s: following %s job %s again", self.task_id, self.attempt, *self._job())
         evidence = await self._run(self.handle)
-        if self.fenced:
-            return Cancelled(message=f"task {self.task_id} was handed to another attempt: nothing reported")
+        if self.silent:
+            return self._silent_state()
         outcome = read_outcome(self.run_dir)
         if self.cancel_source is not None and not isinstance(outcome, ResultDocument):
             return await self._report_cancelled(evidence)
@@ -128,9 +140,14 @@ class Execution:
             await self._send(RunningReport(claim_token=self.token, scheduler=evidence))
 
     async def _finish_unstarted(self) -> State[Any]:
-        if self.fenced:
-            return Cancelled(message="fenced before the runner started: nothing reported")
+        if self.silent:
+            return self._silent_state()
         return await self._report_cancelled(None)
+
+    def _silent_state(self) -> State[Any]:
+        if self.fenced:
+            return Cancelled(message=f"task {self.task_id} was handed to another attempt: nothing reported")
+        return Cancelled(message="the agent stopped before the task finished: nothing reported; it stays RUNNING")
 
     async def _report_cancelled(self, evidence: TerminalEvidence | None) -> State[Any]:
         report = CancelledReport(claim_token=self.token, scheduler=self._evidence(evidence))

@@ -97,3 +97,22 @@ def test_the_concurrency_scene_two_agents_two_slots_each_complete_50_tasks_exact
     record_property("split", dict(split))
     record_property("batch_s", round(batch_s, 1))
     print(f"\n50 tasks in {batch_s:.1f} s; split {dict(split)}")
+
+
+@pytest.mark.slow
+def test_a_task_handed_back_at_sigterm_is_finished_by_the_restarted_agent_exactly_once(
+    site: Site, prefect_env: str
+) -> None:
+    first = site.agent("local", agent_id="agent-h", slots=1, grace_s=0)
+    task_id = site.submit(MEDIUM, dialect="qasm2", shots=200, seed=9)
+    site.wait_running(task_id)
+    assert first.stop(timeout_s=60) == 0, first.log_tail()
+    # Not reported: the task is still this agent's, and its claim note is still open.
+    assert site.task(task_id)["state"] == "RUNNING"
+    assert _claim_note(site, task_id, 1)["ended"] is None
+
+    site.agent("local", agent_id="agent-h", slots=1)
+    task = site.wait(task_id, timeout_s=120)
+    assert task["state"] == "COMPLETED" and task["attempt"] == 1, task["error"]
+    assert _completions(site, task_id) == 1
+    assert _claim_note(site, task_id, 1)["ended"] == "reported"
