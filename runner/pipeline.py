@@ -15,9 +15,7 @@ from runner.noise import NoiseCache
 from runner.rundir import RunInputs
 from runner.targets import TargetCache
 from vqpu_protocol.codes import ErrorCode
-from vqpu_protocol.rundir import Provenance, ResultDocument, Timings
-
-_SCHEDULER_JOB_VARS = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID")
+from vqpu_protocol.rundir import Provenance, ResultDocument, Timings, scheduler_job_id
 
 
 @dataclass
@@ -76,7 +74,7 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
             qiskit_aer=_aer_version(),
             python=platform.python_version(),
             hostname=platform.node(),
-            scheduler_job_id=next((os.environ[v] for v in _SCHEDULER_JOB_VARS if os.environ.get(v)), None),
+            scheduler_job_id=scheduler_job_id(os.environ),
         ),
     )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -35,6 +36,15 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 LOG_FILE = "runner.log"
 SCRATCH_DIR = "scratch"
+SCHEDULER_JOB_VARIABLES = ("SLURM_JOB_ID", "SLURM_JOBID", "PBS_JOBID", "LSB_JOBID")
+"""Where a batch scheduler puts the job's id in its environment: a run's `provenance.scheduler_job_id`."""
+
+
+def scheduler_job_id(environ: Mapping[str, str]) -> str | None:
+    """The batch job this process runs in, from its environment; None outside one."""
+    return next((environ[v] for v in SCHEDULER_JOB_VARIABLES if environ.get(v)), None)
+
+
 """Where the runner process points the scratch files of the libraries it loads (TMPDIR, caches)."""
 MAX_FILE_BYTES = 64 * 1024 * 1024
 """The runner refuses a task.json or snapshot.json larger than this without reading it."""

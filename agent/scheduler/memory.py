@@ -23,14 +23,13 @@ from agent.scheduler.base import (
     SchedulerError,
     TerminalEvidence,
 )
-from vqpu_protocol.rundir import LOG_FILE
+from vqpu_protocol.rundir import LOG_FILE, SCHEDULER_JOB_VARIABLES
 
 TERM_GRACE_S = 0.2
 """How long a cancelled runner gets to exit on SIGTERM before SIGKILL (cancel must stay well under 0.5 s)."""
 
 # An agent that itself runs inside a batch job must not hand its job id to the runner, which would
 # record it as its own scheduler_job_id.
-_SCHEDULER_JOB_VARS = ("SLURM_JOB_ID", "SLURM_JOBID", "PBS_JOBID", "LSB_JOBID")
 
 
 @dataclass
@@ -60,7 +59,7 @@ class MemoryScheduler(Scheduler):
         run_dir = Path(os.path.abspath(run_dir))
         handle = JobHandle(adapter=self.name, job_id=f"mem-{next(self._ids)}", run_dir=run_dir)
         log = await asyncio.to_thread(_open_log, run_dir)
-        env = {k: v for k, v in os.environ.items() if k not in _SCHEDULER_JOB_VARS}
+        env = {k: v for k, v in os.environ.items() if k not in SCHEDULER_JOB_VARIABLES}
         out = log if log is not None else asyncio.subprocess.DEVNULL
         try:
             process = await asyncio.create_subprocess_exec(

@@ -18,12 +18,12 @@ from typing import Any, Literal, get_args
 import distributed
 
 from agent.warm.children import Outcome, Zygote, kill_group, run_process
+from vqpu_protocol.rundir import scheduler_job_id
 
 Mode = Literal["fork", "process"]
 PLUGIN_NAME = "vqpu-runner"
 MAX_SOCKET_PATH = 100
 """AF_UNIX paths are limited to 108 bytes on Linux; stay clear of it."""
-_SCHEDULER_JOB_VARS = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID")
 
 
 @dataclass
@@ -133,7 +133,7 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
             "mode": self.mode,
             "node": socket.gethostname(),
             "worker": worker_address,
-            "job_id": next((os.environ[v] for v in _SCHEDULER_JOB_VARS if os.environ.get(v)), None),
+            "job_id": scheduler_job_id(os.environ),
             "pid": outcome.pid,
             "start_s": start_s,
             "wall_s": time.perf_counter() - started,
