@@ -22,7 +22,7 @@ from agent.scheduler.base import JobHandle, Resources, Scheduler
 from vqpu_protocol.api.agent import ClaimedTask, FailedReport
 from vqpu_protocol.codes import ErrorCode
 from vqpu_protocol.errors import ErrorDocument
-from vqpu_protocol.rundir import materialise
+from vqpu_protocol.rundir import RunDirError, materialise
 
 log = logging.getLogger("agent")
 
@@ -115,14 +115,25 @@ class Engine:
     def _start(self, claimed: ClaimedTask, runs: anyio.abc.TaskGroup) -> None:
         task = claimed.task
         run_dir = self.settings.run_root / f"{task.id}.{claimed.attempt}"
-        materialise(run_dir, claimed)
         claim = Claim.of(claimed, self.control_plane.agent_id)
-        claim.save(run_dir)
         log.info("task %s attempt %s claimed (%s, %d shots)", task.id, claimed.attempt, task.device, task.shots)
+        try:
+            materialise(run_dir, claimed)
+            claim.save(run_dir)
+        except (OSError, RunDirError) as exc:  # a full or unwritable run_root: say so for this task, go on
+            log.error("task %s: cannot write its run directory %s: %s", task.id, run_dir, exc)
+            execution = self._execution(claim, run_dir)
+            runs.start_soon(self._fail, execution, f"the agent could not write the run directory: {exc}")
+            return
         self._launch(claim, run_dir, runs)
 
     def _launch(self, claim: Claim, run_dir: Path, runs: anyio.abc.TaskGroup, handle: JobHandle | None = None) -> None:
-        execution = Execution(
+        execution = self._execution(claim, run_dir, handle)
+        self.inflight[claim.task_id] = execution
+        runs.start_soon(self._execute, execution)
+
+    def _execution(self, claim: Claim, run_dir: Path, handle: JobHandle | None = None) -> Execution:
+        return Execution(
             claim=claim,
             run_dir=run_dir,
             control_plane=self.control_plane,
@@ -130,8 +141,6 @@ class Engine:
             resources=self.settings.resources,
             handle=handle,
         )
-        self.inflight[claim.task_id] = execution
-        runs.start_soon(self._execute, execution)
 
     async def _reconcile(self, runs: anyio.abc.TaskGroup) -> None:
         """After a restart: finish what this agent claimed and never reported, if it is still ours.
@@ -143,7 +152,15 @@ class Engine:
         if not found:
             return
         log.info("restart: %d claim(s) of this agent were never reported; asking the control plane", len(found))
-        reply = await self.control_plane.heartbeat({c.task_id: c.claim_token for c, _ in found})
+        delay = 0.5
+        while True:  # the control plane may be away while the site restarts: nothing is claimed until it answers
+            try:
+                reply = await self.control_plane.heartbeat({c.task_id: c.claim_token for c, _ in found})
+                break
+            except ControlPlaneError as exc:
+                log.warning("restart: the control plane did not answer (%s); retrying in %.1f s", exc, delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 30.0)
         active = {h.run_dir: h for h in await self.scheduler.observe_active()}
         for claim, run_dir in found:
             if claim.task_id in reply.fenced:

@@ -167,3 +167,17 @@ def test_prefect_worker_start_type_vqpu_runs_the_agent_and_stops_cleanly_on_sigt
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+def test_a_run_directory_the_agent_cannot_write_fails_that_task_and_the_agent_goes_on(
+    site: Site, prefect_env: str
+) -> None:
+    blocked_id = site.submit(BELL)
+    (site.workdir / "runs").mkdir()
+    (site.workdir / "runs" / f"{blocked_id}.1").write_text("a file where the run directory should go")
+    site.agent("local", slots=1)
+    blocked = site.wait(blocked_id, timeout_s=60)
+    assert blocked["state"] == "FAILED" and blocked["error"]["code"] == "EXECUTION_ERROR", blocked
+    assert "could not write the run directory" in blocked["error"]["message"]
+    fine = site.wait(site.submit(BELL), timeout_s=60)
+    assert fine["state"] == "COMPLETED", fine["error"]
