@@ -26,6 +26,15 @@ def _claim_note(site: Site, task_id: str, attempt: int) -> dict[str, object]:
     return note
 
 
+def _noted_ending(site: Site, task_id: str, attempt: int) -> object:
+    """The claim note's ending, once the agent has written it: it does so right after the control plane
+    answers the report, so a client can see the task finished a moment before."""
+    deadline = time.monotonic() + 10
+    while (ended := _claim_note(site, task_id, attempt)["ended"]) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return ended
+
+
 @pytest.mark.slow
 def test_the_recovery_scene_a_killed_agents_tasks_go_stale_are_requeued_and_complete_exactly_once(
     site: Site, prefect_env: str
@@ -75,7 +84,7 @@ def test_a_restarted_agent_follows_its_still_running_slurm_job_and_reports_it_ex
     assert task["state"] == "COMPLETED" and task["attempt"] == 1, task["error"]
     assert _completions(site, task_id) == 1
     assert not any(e["type"] == "TASK_REQUEUED" for e in site.events(task_id))
-    assert _claim_note(site, task_id, 1)["ended"] == "reported"
+    assert _noted_ending(site, task_id, 1) == "reported"
     provenance = site.result(task_id)["provenance"]
     assert provenance["scheduler_job_id"] == task["scheduler"]["job_id"]
 
@@ -115,4 +124,4 @@ def test_a_task_handed_back_at_sigterm_is_finished_by_the_restarted_agent_exactl
     task = site.wait(task_id, timeout_s=120)
     assert task["state"] == "COMPLETED" and task["attempt"] == 1, task["error"]
     assert _completions(site, task_id) == 1
-    assert _claim_note(site, task_id, 1)["ended"] == "reported"
+    assert _noted_ending(site, task_id, 1) == "reported"
