@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import yaml
 
+from harness.servers import log_tail
+
 ROOT = Path(__file__).resolve().parent.parent
 SITES = ROOT / "deployments" / "sites"
 
@@ -150,9 +152,7 @@ class AgentProcess:
         self.returncode = self.proc.returncode if self.proc else None
 
     def log_tail(self, lines: int = 60) -> str:
-        if not self.log_file.exists():
-            return "(no log)"
-        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_file, lines)
 
     def __enter__(self) -> AgentProcess:
         return self.start()

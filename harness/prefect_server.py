@@ -19,9 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-import httpx
-
-from harness.servers import free_port
+from harness.servers import answers_healthy, free_port, log_tail
 
 # What `prefect server start` would otherwise read from the test process or the user's profile: a
 # server must not report to, or be configured by, anything outside its work directory.
@@ -142,16 +140,9 @@ class PrefectServerProcess:
 
     def _wait_healthy(self, timeout_s: float) -> bool:
         assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                if httpx.get(f"{self.api_url}/health", timeout=2.0).status_code == 200:
-                    return True
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        healthy = answers_healthy(self.proc, f"{self.api_url}/health", timeout_s, poll_s=0.1)
+        if healthy is not None:
+            return healthy
         self._kill_group()
         raise RuntimeError(f"{self.name} was not healthy within {timeout_s} s; its log:\n{self.log_tail()}")
 
@@ -188,9 +179,7 @@ class PrefectServerProcess:
         self.proc.wait()
 
     def log_tail(self, lines: int = 40) -> str:
-        if not self.log_file.exists():
-            return "(no log)"
-        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_file, lines)
 
     def __enter__(self) -> PrefectServerProcess:
         return self.start()

@@ -29,6 +29,28 @@ def free_port() -> int:
         return port
 
 
+def answers_healthy(proc: subprocess.Popen[bytes], url: str, timeout_s: float, poll_s: float) -> bool | None:
+    """Poll `url` until it answers 200 (True), the process exits first (False), or `timeout_s` passes (None)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(poll_s)
+    return None
+
+
+def log_tail(path: Path, lines: int) -> str:
+    """The last `lines` lines of a process's log file."""
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
 def stalled_sse_subscriber(base: str, key: str) -> socket.socket:
     """An SSE client that asks for the whole stream (from id 0) and then never reads: a tiny receive
     window, so what the server sends backs up into its own buffers and the subscriber's queue."""
@@ -111,16 +133,9 @@ class ServerProcess:
 
     def _wait_healthy(self, timeout_s: float) -> bool:
         assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                if httpx.get(f"{self.url}/v1/health", timeout=2.0).status_code == 200:
-                    return True
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
+        healthy = answers_healthy(self.proc, f"{self.url}/v1/health", timeout_s, poll_s=0.05)
+        if healthy is not None:
+            return healthy
         self.proc.kill()
         self.proc.wait()
         raise RuntimeError(f"{self.name} was not healthy within {timeout_s} s; its log:\n{self.log_tail()}")
@@ -144,9 +159,7 @@ class ServerProcess:
         return self.returncode
 
     def log_tail(self, lines: int = 40) -> str:
-        if not self.log_file.exists():
-            return "(no log)"
-        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_file, lines)
 
     def __enter__(self) -> ServerProcess:
         return self.start()

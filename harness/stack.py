@@ -15,8 +15,10 @@ import os
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Any
 
 from harness.agents import AgentProcess, site_file
 from harness.prefect_server import PrefectServerProcess
@@ -25,15 +27,33 @@ from vqpu_service.domain.model import Role
 
 
 class LocalStack:
-    def __init__(self, workdir: Path, *, ui: bool = False, slots: int = 2, site: str = "local") -> None:
+    """`site` names deployments/sites/SITE.yaml (its run_root and slots replaced, and `site_overrides` merged
+    in); Prefect keeps its database in SQLite unless `prefect_database_url` names another."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        ui: bool = False,
+        slots: int = 2,
+        site: str = "local",
+        site_overrides: dict[str, Any] | None = None,
+        prefect_database_url: str | None = None,
+        agent_id: str | None = None,
+    ) -> None:
         self.workdir = workdir.resolve()  # the processes it starts have their own working directories
         self.ui = ui
         self.slots = slots
         self.site = site
+        self.site_overrides = dict(site_overrides or {})
+        self.prefect_database_url = prefect_database_url
+        self.agent_id = agent_id or f"{site}-agent"
         self.keys: dict[str, str] = {}
         self.control_plane: ServerProcess | None = None
         self.prefect: PrefectServerProcess | None = None
         self.agent: AgentProcess | None = None
+        self.site_path: Path | None = None
+        self.startup_s: dict[str, float] = {}  # how long each process took to start
 
     @property
     def url(self) -> str:
@@ -46,20 +66,30 @@ class LocalStack:
         keys_file.unlink(missing_ok=True)
         self.keys = make_keys(keys_file, user=Role.USER, agent=Role.AGENT, admin=Role.ADMIN)
         try:
+            started = time.perf_counter()
             self.control_plane = ServerProcess(
                 self.workdir, f"sqlite:///{self.workdir / 'control-plane.db'}", keys_file, name="control-plane"
             ).start()
-            self.prefect = PrefectServerProcess(self.workdir, ui=self.ui).start(timeout_s=120)
-            site = site_file(self.workdir, self.site, run_root=str(self.workdir / "runs"), slots=self.slots)
+            self.startup_s["control_plane"] = time.perf_counter() - started
+            started = time.perf_counter()
+            self.prefect = PrefectServerProcess(self.workdir, ui=self.ui, database_url=self.prefect_database_url).start(
+                timeout_s=120
+            )
+            self.startup_s["prefect"] = time.perf_counter() - started
+            self.site_path = site_file(
+                self.workdir, self.site, run_root=str(self.workdir / "runs"), slots=self.slots, **self.site_overrides
+            )
+            started = time.perf_counter()
             self.agent = AgentProcess(
                 self.workdir,
-                site,
+                self.site_path,
                 url=self.control_plane.url,
                 key=self.keys["agent"],
                 prefect_api_url=self.prefect.api_url,
-                agent_id=f"{self.site}-agent",
+                agent_id=self.agent_id,
                 admin_key=self.keys["admin"],
             ).start()
+            self.startup_s["agent"] = time.perf_counter() - started
         except BaseException:
             self.stop()
             raise

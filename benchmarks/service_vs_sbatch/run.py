@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shlex
 import statistics
 import subprocess
@@ -45,17 +44,16 @@ from typing import Any
 
 import httpx
 
+from agent.scheduler.sbatch import TERMINAL_STATES, parse_fields
 from benchmarks.runner_overhead import machine
 from benchmarks.service_vs_sbatch.cpu import cpu_account, cpu_sample, wait_quiet
 from benchmarks.service_vs_sbatch.report import AIMS, PAPER, USER_STEPS, render
 from benchmarks.service_vs_sbatch.workload import CHAIN, DEPTH, DEVICE, SHOTS, Circuit, make_circuits
 from device_registry import Snapshot, catalog
-from harness.agents import AgentProcess, site_file
 from harness.postgres import postgres_unreachable, scratch_postgres_database
-from harness.prefect_server import PrefectServerProcess, prefect_api
-from harness.servers import ServerProcess, make_keys
+from harness.prefect_server import prefect_api
+from harness.stack import LocalStack
 from vqpu_protocol.rundir import RESULT_FILE, TaskDocument, write_inputs
-from vqpu_service.domain.model import Role
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -66,17 +64,6 @@ SITE = "slurm-local"
 AGENT_ID = "svs-slurm-agent"
 TASK_TIMEOUT_S = 300.0
 
-SLURM_TERMINAL = {
-    "BOOT_FAIL",
-    "CANCELLED",
-    "COMPLETED",
-    "DEADLINE",
-    "FAILED",
-    "NODE_FAIL",
-    "OUT_OF_MEMORY",
-    "PREEMPTED",
-    "TIMEOUT",
-}
 TASK_TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 
 
@@ -115,7 +102,7 @@ class Slurm:
         proc = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30)
         if proc.returncode != 0:
             raise SystemExit(f"scontrol show job {job_id}: {proc.stderr.strip()}")
-        return dict(re.findall(r"(\w+)=(\S*)", proc.stdout))
+        return parse_fields(proc.stdout.strip())
 
     @staticmethod
     def states(job_ids: list[str]) -> dict[str, str]:
@@ -130,7 +117,7 @@ class Slurm:
         return dict(line.split() for line in proc.stdout.splitlines() if line.strip())
 
     def cancel_leftovers(self) -> list[str]:
-        left = [j for j, s in self.states(self.submitted).items() if s not in SLURM_TERMINAL] if self.submitted else []
+        left = [j for j, s in self.states(self.submitted).items() if s not in TERMINAL_STATES] if self.submitted else []
         if left:
             subprocess.run(["scancel", *left], capture_output=True, timeout=30)
         return left
@@ -162,6 +149,20 @@ def read_direct_result(run_dir: Path, job: dict[str, str]) -> dict[str, Any]:
     return result
 
 
+def runner_fields(result: dict[str, Any], result_written_wall: float) -> dict[str, Any]:
+    """What both paths record of a run's result.json (and when it was written)."""
+    timings = result["timings"]
+    return {
+        "result_written_wall": result_written_wall,
+        "runner_total_s": timings["total_s"],
+        "runner_work_s": sum(timings[k] for k in ("parse_s", "transpile_s", "noise_s", "simulate_s")),
+        "simulate_s": timings["simulate_s"],
+        "method": result["provenance"]["method"],
+        "snapshot_sha256": result["provenance"]["snapshot_sha256"],
+        "counts": result["counts"],
+    }
+
+
 def direct_record(
     circuit: Circuit, run_dir: Path, job_id: str, result: dict[str, Any], **times: float
 ) -> dict[str, Any]:
@@ -172,13 +173,7 @@ def direct_record(
         "seed": circuit.seed,
         "job_id": job_id,
         **times,
-        "result_written_wall": mtime,
-        "runner_total_s": timings["total_s"],
-        "runner_work_s": sum(timings[k] for k in ("parse_s", "transpile_s", "noise_s", "simulate_s")),
-        "simulate_s": timings["simulate_s"],
-        "method": result["provenance"]["method"],
-        "snapshot_sha256": result["provenance"]["snapshot_sha256"],
-        "counts": result["counts"],
+        **runner_fields(result, mtime),
     }
     submitted = times["submit_wall"]
     runner_started = mtime - timings["total_s"]
@@ -200,7 +195,7 @@ def run_direct_one(slurm: Slurm, work: Path, circuit: Circuit, snapshot: Snapsho
     job_id = slurm.submit(run_dir, f"svs-{tag}-{circuit.label}")
     sbatch_s = time.perf_counter() - sbatch_began
     deadline = time.monotonic() + TASK_TIMEOUT_S
-    while (job := slurm.job(job_id)).get("JobState") not in SLURM_TERMINAL:
+    while (job := slurm.job(job_id)).get("JobState") not in TERMINAL_STATES:
         if time.monotonic() > deadline:
             raise SystemExit(f"direct job {job_id} still {job.get('JobState')} after {TASK_TIMEOUT_S} s")
         time.sleep(POLL_S)
@@ -237,7 +232,7 @@ def run_direct_batch(slurm: Slurm, work: Path, circuits: list[Circuit], snapshot
         states = slurm.states(list(pending))
         polls += 1
         for job_id, state in states.items():
-            if state not in SLURM_TERMINAL or job_id not in pending:
+            if state not in TERMINAL_STATES or job_id not in pending:
                 continue
             c, run_dir, p0, wall0, sbatch_s = pending.pop(job_id)
             seen = time.time()
@@ -291,69 +286,32 @@ def run_direct(work: Path, warmup: Circuit, circuits: list[Circuit], snapshot: S
 # --- the service path --------------------------------------------------------------------------------
 
 
-class Stack:
-    """Control plane (SQLite), Prefect server (scratch PostgreSQL, asyncpg) and one slurm-local agent."""
+class Stack(LocalStack):
+    """The local stack on the slurm-local site, with Prefect on a scratch PostgreSQL database (asyncpg)."""
 
     def __init__(self, workdir: Path, slots: int, min_jobs: int | None = None) -> None:
-        self.workdir = workdir
-        self.slots = slots
-        self.min_jobs = min_jobs
-        self.keys: dict[str, str] = {}
-        self.control_plane: ServerProcess | None = None
-        self.prefect: PrefectServerProcess | None = None
-        self.agent: AgentProcess | None = None
-        self.startup_s: dict[str, float] = {}
-        self.prefect_database = ""
-        self.site_text = ""
-        self._resources = contextlib.ExitStack()
-
-    @property
-    def url(self) -> str:
-        assert self.control_plane is not None
-        return self.control_plane.url
+        self._database = contextlib.ExitStack()
+        url = self._database.enter_context(scratch_postgres_database())
+        self.prefect_database = url.rsplit("/", 1)[-1]
+        scheduler: dict[str, Any] = {"log_directory": str(workdir.resolve() / "slurm-logs")}
+        if min_jobs is not None:
+            scheduler["adapt"] = {"minimum_jobs": min_jobs, "maximum_jobs": max(min_jobs, slots)}
+        super().__init__(
+            workdir,
+            slots=slots,
+            site=SITE,
+            site_overrides={"scheduler": scheduler},
+            prefect_database_url=url.replace("postgresql+psycopg://", "postgresql+asyncpg://", 1),
+            agent_id=AGENT_ID,
+        )
 
     @property
     def slurm_log_dir(self) -> Path:
         return self.workdir / "slurm-logs"
 
-    def start(self) -> Stack:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        keys_file = self.workdir / "keys.json"
-        self.keys = make_keys(keys_file, user=Role.USER, agent=Role.AGENT, admin=Role.ADMIN)
-        try:
-            t = time.perf_counter()
-            self.control_plane = ServerProcess(
-                self.workdir, f"sqlite:///{self.workdir / 'control-plane.db'}", keys_file, name="control-plane"
-            ).start()
-            self.startup_s["control_plane"] = time.perf_counter() - t
-            t = time.perf_counter()
-            url = self._resources.enter_context(scratch_postgres_database())
-            self.prefect_database = url.rsplit("/", 1)[-1]
-            async_url = url.replace("postgresql+psycopg://", "postgresql+asyncpg://", 1)
-            self.prefect = PrefectServerProcess(self.workdir / "prefect", database_url=async_url).start(timeout_s=120)
-            self.startup_s["prefect"] = time.perf_counter() - t
-            scheduler: dict[str, Any] = {"log_directory": str(self.slurm_log_dir)}
-            if self.min_jobs is not None:
-                scheduler["adapt"] = {"minimum_jobs": self.min_jobs, "maximum_jobs": max(self.min_jobs, self.slots)}
-            site = site_file(
-                self.workdir, SITE, run_root=str(self.workdir / "runs"), slots=self.slots, scheduler=scheduler
-            )
-            self.site_text = site.read_text()
-            t = time.perf_counter()
-            self.agent = AgentProcess(
-                self.workdir,
-                site,
-                url=self.control_plane.url,
-                key=self.keys["agent"],
-                prefect_api_url=self.prefect.api_url,
-                agent_id=AGENT_ID,
-                admin_key=self.keys["admin"],
-            ).start()
-            self.startup_s["agent"] = time.perf_counter() - t
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    @property
+    def site_text(self) -> str:
+        return self.site_path.read_text() if self.site_path is not None else ""
 
     def agent_jobs(self) -> list[str]:
         """The Slurm jobs of this agent's Dask workers (their output files are named %x-%j.out)."""
@@ -363,17 +321,10 @@ class Stack:
         return sorted((i for i in ids if i.isdigit()), key=int)
 
     def stop(self) -> dict[str, int | None]:
-        statuses: dict[str, int | None] = {}
         try:
-            if self.agent is not None and self.agent.proc is not None:
-                statuses["agent"] = self.agent.stop()
-            if self.prefect is not None and self.prefect.proc is not None:
-                statuses["prefect"] = self.prefect.stop()
-            if self.control_plane is not None and self.control_plane.proc is not None:
-                statuses["control_plane"] = self.control_plane.stop()
+            return super().stop()
         finally:
-            self._resources.close()  # drops the scratch database
-        return statuses
+            self._database.close()  # drops the scratch database
 
 
 class Service:
@@ -555,13 +506,7 @@ def enrich_service(record: dict[str, Any], service: Service, run_root: Path, flo
             "finished_at": _ts(task["finished_at"]),
             "events": [{"type": e["type"], "time": _ts(e["time"])} for e in events],
             "scheduler": task.get("scheduler"),
-            "result_written_wall": mtime,
-            "runner_total_s": timings["total_s"],
-            "runner_work_s": sum(timings[k] for k in ("parse_s", "transpile_s", "noise_s", "simulate_s")),
-            "simulate_s": timings["simulate_s"],
-            "method": result["provenance"]["method"],
-            "snapshot_sha256": result["provenance"]["snapshot_sha256"],
-            "counts": result["counts"],
+            **runner_fields(result, mtime),
             "flow_run": flow,
         }
     )
@@ -664,7 +609,7 @@ def wait_jobs_gone(job_ids: list[str], timeout_s: float = 30.0) -> list[str]:
         return []
     deadline = time.monotonic() + timeout_s
     while True:
-        alive = [j for j, s in Slurm.states(job_ids).items() if s not in SLURM_TERMINAL]
+        alive = [j for j, s in Slurm.states(job_ids).items() if s not in TERMINAL_STATES]
         if not alive:
             return []
         if time.monotonic() > deadline:

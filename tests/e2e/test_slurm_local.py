@@ -4,31 +4,20 @@ one, and two small jobs share the node. Jobs are watched with `scontrol show job
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from pathlib import Path
 
 import pytest
 
+from agent.scheduler.sbatch import TERMINAL_STATES, parse_fields
 from tests.requirements import require_slurm
 
 pytestmark = pytest.mark.timeout(120)
 
 POLL_S = 0.02
-TERMINAL = {
-    "BOOT_FAIL",
-    "CANCELLED",
-    "COMPLETED",
-    "DEADLINE",
-    "FAILED",
-    "NODE_FAIL",
-    "OUT_OF_MEMORY",
-    "PREEMPTED",
-    "TIMEOUT",
-}
 
 
 class Jobs:
@@ -55,17 +44,17 @@ class Jobs:
     def fields(self, job_id: str) -> dict[str, str]:
         proc = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=10)
         assert proc.returncode == 0, f"scontrol show job {job_id}: {proc.stderr.strip()}"
-        return dict(re.findall(r"(\w+)=(\S*)", proc.stdout))
+        return parse_fields(proc.stdout.strip())
 
     def state(self, job_id: str) -> str:
         return self.fields(job_id)["JobState"]
 
-    def wait_for(self, job_id: str, states: set[str], timeout_s: float) -> str:
+    def wait_for(self, job_id: str, states: Set[str], timeout_s: float) -> str:
         """Poll until the job is in one of `states` (or any terminal state); its state then."""
         deadline = time.monotonic() + timeout_s
         while True:
             state = self.state(job_id)
-            if state in states or state in TERMINAL:
+            if state in states or state in TERMINAL_STATES:
                 return state
             if time.monotonic() > deadline:
                 pytest.fail(f"job {job_id} still {state} after {timeout_s} s; wanted {sorted(states)}")
@@ -77,7 +66,7 @@ class Jobs:
             return
         subprocess.run(["scancel", *self.submitted], capture_output=True, timeout=30)
         for job_id in self.submitted:
-            self.wait_for(job_id, TERMINAL, timeout_s=15)
+            self.wait_for(job_id, TERMINAL_STATES, timeout_s=15)
 
 
 @pytest.fixture
