@@ -17,7 +17,13 @@ TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 
 
 class Site:
-    def __init__(self, workdir: Path, control_plane: ServerProcess, keys: dict[str, str], prefect_api_url: str):
+    def __init__(
+        self,
+        workdir: Path,
+        control_plane: ServerProcess,
+        keys: dict[str, str],
+        prefect_api_url: str | None = None,
+    ) -> None:
         self.workdir = workdir
         self.control_plane = control_plane
         self.keys = keys
@@ -34,6 +40,7 @@ class Site:
         self, base: str = "local", agent_id: str = "agent-1", env: dict[str, str] | None = None, **overrides: Any
     ) -> AgentProcess:
         """A started agent for deployments/sites/BASE.yaml, its run_root in this site's workdir."""
+        assert self.prefect_api_url is not None, "agents need a Prefect server: give the site its API URL"
         settings = {"run_root": str(self.workdir / "runs"), "grace_s": 30, **overrides}
         path = site_file(self.workdir, base, **settings)
         agent = AgentProcess(

@@ -13,12 +13,10 @@ import os
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 
 from agent.claims import CLAIM_FILE, Claim
@@ -29,6 +27,7 @@ from agent.scheduler.memory import MemoryScheduler
 from harness.circuits import BELL
 from harness.documents import result_document
 from harness.servers import ServerProcess, make_keys
+from tests.e2e.sites import Site
 from vqpu_protocol.api.agent import ClaimedTask, CompletedReport
 from vqpu_protocol.rundir import ResultDocument, materialise
 from vqpu_service.domain.model import Role
@@ -43,54 +42,27 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@dataclass
-class ControlPlaneSite:
-    server: ServerProcess
-    keys: dict[str, str]
-    user: httpx.Client
-    admin: httpx.Client
+def connect(site: Site, retry_for_s: float = 10.0) -> ControlPlane:
+    return ControlPlane(site.control_plane.url, site.keys["agent"], AGENT_ID, retry_for_s=retry_for_s)
 
-    @property
-    def url(self) -> str:
-        return self.server.url
 
-    def plane(self, retry_for_s: float = 10.0) -> ControlPlane:
-        return ControlPlane(self.url, self.keys["agent"], AGENT_ID, retry_for_s=retry_for_s)
+def event_types(site: Site, task_id: str) -> list[str]:
+    return [e["type"] for e in site.events(task_id)]
 
-    def submit(self, shots: int = 100) -> str:
-        body = {"device": "ibm-fez", "circuit": BELL, "dialect": "qasm3", "shots": shots, "seed": 7}
-        r = self.user.post("/v1/tasks", json=body)
-        assert r.status_code == 201, r.text
-        task_id: str = r.json()["id"]
-        return task_id
 
-    def task(self, task_id: str) -> dict[str, Any]:
-        r = self.user.get(f"/v1/tasks/{task_id}")
-        assert r.status_code == 200, r.text
-        task: dict[str, Any] = r.json()
-        return task
-
-    def events(self, task_id: str) -> list[dict[str, Any]]:
-        r = self.user.get(f"/v1/tasks/{task_id}/events")
-        assert r.status_code == 200, r.text
-        events: list[dict[str, Any]] = r.json()["events"]
-        return events
-
-    def event_types(self, task_id: str) -> list[str]:
-        return [e["type"] for e in self.events(task_id)]
+def submit(site: Site) -> str:
+    return site.submit(BELL, shots=100)
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[ControlPlaneSite]:
+def site(tmp_path: Path) -> Iterator[Site]:
     keys = make_keys(tmp_path / "keys.json", user=Role.USER, agent=Role.AGENT, admin=Role.ADMIN)
     with ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'control-plane.db'}", tmp_path / "keys.json") as server:
-        user = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {keys['user']}"}, timeout=30)
-        admin = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {keys['admin']}"}, timeout=30)
+        site = Site(tmp_path, server, keys)
         try:
-            yield ControlPlaneSite(server, keys, user, admin)
+            yield site
         finally:
-            user.close()
-            admin.close()
+            site.close()
 
 
 def restart_on_the_same_port(server: ServerProcess, timeout_s: float = 60.0) -> None:
@@ -120,11 +92,11 @@ def fake_python(tmp_path: Path, name: str, body: str) -> str:
     return str(path)
 
 
-async def drive_with(site: ControlPlaneSite, tmp_path: Path, python: str) -> tuple[str, Path, Any]:
+async def drive_with(site: Site, tmp_path: Path, python: str) -> tuple[str, Path, Any]:
     """Submit and claim a task, then execute it as the agent would, with `python` as the runner's
     interpreter; returns the task id, its run dir and the flow run's final state."""
-    task_id = site.submit()
-    async with site.plane() as plane:
+    task_id = submit(site)
+    async with connect(site) as plane:
         claimed = await claim_one(plane, task_id)
         run_dir = materialise(tmp_path / "runs" / f"{task_id}.{claimed.attempt}", claimed)
         claim = Claim.of(claimed, AGENT_ID)
@@ -147,13 +119,13 @@ async def drive_with(site: ControlPlaneSite, tmp_path: Path, python: str) -> tup
 
 @pytest.mark.slow
 async def test_a_report_sent_while_the_control_plane_is_down_is_retried_and_lands_once_it_is_back(
-    site: ControlPlaneSite, caplog: pytest.LogCaptureFixture
+    site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
-    task_id = site.submit()
-    async with site.plane(retry_for_s=90) as plane:
+    task_id = submit(site)
+    async with connect(site, retry_for_s=90) as plane:
         claimed = await claim_one(plane, task_id)
         report = completed_report(claimed)
-        await anyio.to_thread.run_sync(site.server.stop)
+        await anyio.to_thread.run_sync(site.control_plane.stop)
 
         acks: list[Any] = []
 
@@ -165,7 +137,7 @@ async def test_a_report_sent_while_the_control_plane_is_down_is_retried_and_land
                 tg.start_soon(send)
                 await anyio.sleep(1.0)
                 assert acks == [], "a report was acknowledged while the control plane was down"
-                await anyio.to_thread.run_sync(restart_on_the_same_port, site.server)
+                await anyio.to_thread.run_sync(restart_on_the_same_port, site.control_plane)
 
     retries = [r for r in caplog.records if r.name == "agent.control_plane" and "retrying" in r.getMessage()]
     assert retries, "the report never failed while the control plane was down"
@@ -173,16 +145,16 @@ async def test_a_report_sent_while_the_control_plane_is_down_is_retried_and_land
     assert ack.id == task_id and ack.state == "COMPLETED" and ack.repeated is False
     task = site.task(task_id)
     assert task["state"] == "COMPLETED" and task["error"] is None
-    assert site.event_types(task_id).count("TASK_COMPLETED") == 1
+    assert event_types(site, task_id).count("TASK_COMPLETED") == 1
     r = site.user.get(f"/v1/tasks/{task_id}/result")
     assert r.status_code == 200 and r.json()["counts"] == {"00": 100}, r.text
 
 
 async def test_the_same_terminal_report_sent_twice_answers_repeated_the_second_time_and_changes_nothing(
-    site: ControlPlaneSite,
+    site: Site,
 ) -> None:
-    task_id = site.submit()
-    async with site.plane() as plane:
+    task_id = submit(site)
+    async with connect(site) as plane:
         claimed = await claim_one(plane, task_id)
         report = completed_report(claimed)
         first = await plane.report(task_id, report)
@@ -199,10 +171,10 @@ async def test_the_same_terminal_report_sent_twice_answers_repeated_the_second_t
 
 
 async def test_a_report_with_a_claim_token_an_admin_requeue_fenced_raises_fenced_and_changes_nothing(
-    site: ControlPlaneSite,
+    site: Site,
 ) -> None:
-    task_id = site.submit()
-    async with site.plane(retry_for_s=30) as plane:
+    task_id = submit(site)
+    async with connect(site, retry_for_s=30) as plane:
         claimed = await claim_one(plane, task_id)
         r = site.admin.post(f"/v1/admin/tasks/{task_id}/requeue", json={"reason": "the agent looked dead"})
         assert r.status_code == 200 and r.json()["state"] == "QUEUED", r.text
@@ -215,7 +187,7 @@ async def test_a_report_with_a_claim_token_an_admin_requeue_fenced_raises_fenced
     assert fenced.value.status == 409 and fenced.value.code == "FENCED"
     task = site.task(task_id)
     assert task["state"] == "QUEUED" and task["error"] is None
-    types = site.event_types(task_id)
+    types = event_types(site, task_id)
     assert "TASK_COMPLETED" not in types
     rejected = [e for e in site.events(task_id) if e["type"] == "TASK_REPORT_REJECTED"]
     assert len(rejected) == 1
@@ -225,9 +197,9 @@ async def test_a_report_with_a_claim_token_an_admin_requeue_fenced_raises_fenced
 # --- claims -------------------------------------------------------------------------------------
 
 
-async def test_claim_returns_nothing_after_its_wait_when_nothing_is_queued(site: ControlPlaneSite) -> None:
+async def test_claim_returns_nothing_after_its_wait_when_nothing_is_queued(site: Site) -> None:
     wait_s = 1.5
-    async with site.plane() as plane:
+    async with connect(site) as plane:
         started = time.monotonic()
         claimed = await plane.claim(max_tasks=4, wait_s=wait_s)
         elapsed = time.monotonic() - started
@@ -235,9 +207,9 @@ async def test_claim_returns_nothing_after_its_wait_when_nothing_is_queued(site:
     assert wait_s - 0.2 <= elapsed <= wait_s + 2.0, f"an empty claim came back after {elapsed:.2f} s"
 
 
-async def test_claim_never_hands_out_more_than_max_tasks(site: ControlPlaneSite) -> None:
-    ids = {site.submit() for _ in range(3)}
-    async with site.plane() as plane:
+async def test_claim_never_hands_out_more_than_max_tasks(site: Site) -> None:
+    ids = {submit(site) for _ in range(3)}
+    async with connect(site) as plane:
         first = await plane.claim(max_tasks=2, wait_s=5)
         second = await plane.claim(max_tasks=2, wait_s=5)
         third = await plane.claim(max_tasks=2, wait_s=0.5)
@@ -253,7 +225,7 @@ async def test_claim_never_hands_out_more_than_max_tasks(site: ControlPlaneSite)
 
 
 async def test_a_runner_that_leaves_no_outcome_becomes_a_failed_task_carrying_the_evidence(
-    site: ControlPlaneSite, tmp_path: Path
+    site: Site, tmp_path: Path
 ) -> None:
     python = fake_python(tmp_path, "crashing-python", 'echo "boom: out of cheese"\nexit 7')
     task_id, run_dir, state = await drive_with(site, tmp_path, python)
@@ -265,7 +237,7 @@ async def test_a_runner_that_leaves_no_outcome_becomes_a_failed_task_carrying_th
     assert error["detail"]["exit_code"] == 7
     assert any("boom: out of cheese" in line for line in error["detail"]["runner_log_tail"]), error
     assert task["scheduler"]["adapter"] == "memory" and task["scheduler"]["exit_code"] == 7, task["scheduler"]
-    assert site.event_types(task_id).count("TASK_FAILED") == 1
+    assert event_types(site, task_id).count("TASK_FAILED") == 1
 
     assert state.is_failed() and "RUNNER_CRASH" in (state.message or "")
     note = json.loads((run_dir / CLAIM_FILE).read_text())
@@ -274,7 +246,7 @@ async def test_a_runner_that_leaves_no_outcome_becomes_a_failed_task_carrying_th
 
 
 async def test_a_runner_that_writes_a_malformed_result_becomes_a_failed_task_saying_result_malformed(
-    site: ControlPlaneSite, tmp_path: Path
+    site: Site, tmp_path: Path
 ) -> None:
     python = fake_python(
         tmp_path, "sloppy-python", """printf '{"schema": "vqpu.result/1"}' > "$3/result.json"\nexit 0"""
@@ -286,7 +258,7 @@ async def test_a_runner_that_writes_a_malformed_result_becomes_a_failed_task_say
     assert task["error"]["code"] == "RESULT_MALFORMED", task["error"]
     assert task["error"]["detail"] == {"file": "result.json"}
     assert task["scheduler"]["adapter"] == "memory" and task["scheduler"]["exit_code"] == 0, task["scheduler"]
-    assert "TASK_COMPLETED" not in site.event_types(task_id)
+    assert "TASK_COMPLETED" not in event_types(site, task_id)
     r = site.user.get(f"/v1/tasks/{task_id}/result")
     assert r.status_code != 200, r.text
 
