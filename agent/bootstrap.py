@@ -15,7 +15,8 @@ from prefect.client.orchestration import PrefectClient
 
 from agent.control_plane import ControlPlane
 from agent.engine import Engine, EngineSettings
-from agent.prefect_bridge import PrefectBridge, keep_sigterm_for_the_agent
+from agent.flow_engine import keep_sigterm_for_the_agent
+from agent.prefect_bridge import PrefectBridge
 from agent.scheduler.base import Resources, Scheduler
 from agent.site import SiteConfig, load_site
 
@@ -118,7 +119,9 @@ async def running_engine(
         scheduler = build_scheduler(config)
         await scheduler.start()
         try:
-            bridge = PrefectBridge(prefect, config.work_pool, config.site.prefect.deployment)
+            bridge = PrefectBridge(
+                prefect, config.work_pool, config.site.prefect.deployment, config.site.run_root / ".prefect-results"
+            )
             await bridge.ensure_deployment(base_job_template)
             yield Engine(engine_settings(config.site), control_plane, scheduler, bridge)
         finally:

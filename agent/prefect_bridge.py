@@ -4,12 +4,11 @@ runs an operator set Cancelling in the UI."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import prefect.flow_engine
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import (
@@ -21,24 +20,15 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.exceptions import ObjectNotFound
-from prefect.flow_engine import run_flow
 from prefect.states import Cancelled, Pending
 
+from agent.flow_engine import run_flow_here
 from flows.execute import EXECUTION, FLOW_NAME, vqpu_execute
 
 log = logging.getLogger("agent.prefect")
 
 WORKER_TYPE = "vqpu"
 ENTRYPOINT = "flows/execute.py:vqpu_execute"
-
-
-# Prefect's flow engine swaps in a process-wide SIGTERM handler for the length of every flow run (it
-# raises inside whatever the event loop is doing) so that its runner can cancel a run in a child
-# process. The agent runs many flow runs in its own process and owns SIGTERM itself: it stops
-# claiming and drains. prefect is pinned (==3.8.8); tests/e2e/test_agent_process.py fails if this
-# stops holding (a SIGTERM during a run must drain, not crash the run).
-def keep_sigterm_for_the_agent() -> None:
-    prefect.flow_engine.capture_sigterm = contextlib.nullcontext  # type: ignore[attr-defined,assignment]
 
 
 def idempotency_key(task_id: str, attempt: int) -> str:
@@ -50,11 +40,15 @@ def flow_run_name(task_id: str) -> str:
 
 
 class PrefectBridge:
-    def __init__(self, client: PrefectClient, work_pool: str, deployment: str) -> None:
+    def __init__(self, client: PrefectClient, work_pool: str, deployment: str, results_dir: Path) -> None:
         self.client = client
         self.work_pool = work_pool
         self.deployment_name = deployment
         self.deployment_id: UUID | None = None
+        # The flow persists no result; naming where results would go keeps Prefect's engine from asking the
+        # server for its default result storage on every run (a blocking request from inside the agent's event
+        # loop, on a client it never closes).
+        self.flow = vqpu_execute.with_options(result_storage=results_dir)
 
     async def ensure_deployment(self, base_job_template: dict[str, Any]) -> UUID:
         """The work pool (type `vqpu`) and the `vqpu-execute` deployment in it, created if missing."""
@@ -119,7 +113,7 @@ class PrefectBridge:
         """Run the flow run here and now, with the execution it drives in reach of the flow."""
         token = EXECUTION.set(execution)
         try:
-            state: State[Any] = await run_flow(vqpu_execute, flow_run=flow_run, return_type="state")  # type: ignore[arg-type,misc]
+            state = await run_flow_here(self.flow, flow_run, dict(flow_run.parameters))
         finally:
             EXECUTION.reset(token)
         return state
