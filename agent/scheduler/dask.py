@@ -13,17 +13,18 @@ import importlib
 import itertools
 import logging
 import socket
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from uuid import UUID, uuid4
 
 import anyio
 import anyio.to_thread
 import distributed
-from prefect import task
+from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.context import serialize_context
+from prefect.task_engine import run_task_sync
 from prefect_dask.task_runners import DaskTaskRunner
 
 from agent.cluster import start_cluster
@@ -61,6 +62,21 @@ def run_runner(run_dir: str) -> dict[str, Any]:
 # Made from a module-level function (not a decorated one) so that the function pickles by reference:
 # Dask ships the step to the workers, which import this module rather than receive code by value.
 runner_step = task(name="runner", persist_result=False, cache_policy=NO_CACHE, log_prints=False)(run_runner)
+
+
+def run_runner_step(task_run_id: UUID, run_dir: str, context: dict[str, Any]) -> State[Any]:
+    """On the Dask worker: the runner step as a task run of the flow run that submitted it, through Prefect's
+    task engine (what prefect-dask's client wraps a Prefect task in, with a leaner context: see `submit`)."""
+    state = run_task_sync(
+        cast(Task[..., Any], runner_step),
+        task_run_id=task_run_id,
+        parameters={"run_dir": run_dir},
+        dependencies={"run_dir": set()},
+        context=context,
+        return_type="state",
+    )
+    assert isinstance(state, State)
+    return state
 
 
 class DaskAdapter(Scheduler):
@@ -110,24 +126,33 @@ class DaskAdapter(Scheduler):
             raise SchedulerError("the dask adapter is not started")
         client = self._runner.client
         extra: dict[str, Any] = {"resources": {"GPU": resources.gpus}} if resources.gpus else {}
-        # The step's Prefect context (settings included) travels with it: it reports to this agent's server.
-        with self._prefect_settings():
-            future = client.submit(
-                runner_step,
-                parameters={"run_dir": str(run_dir)},
-                return_type="state",
-                key=f"vqpu-runner-{run_dir.name}-{next(self._ids)}",
-                pure=False,
-                **extra,
-            )
+        # The flow run's context travels with the step, so that it shows as a task run of that flow run, but
+        # not the agent's Prefect settings, which prefect-dask's client would ship too: the worker rebuilding
+        # them cost about 0.15 s per step (pydantic-settings reads the environment for each of their ~50
+        # sections), and they carry the agent's credentials to the compute node. The worker's Prefect settings
+        # come from its job's environment (PREFECT_API_URL, exported by the cluster; see agent.cluster).
+        task_run_id = uuid4()
+        context = serialize_context(
+            asset_ctx_kwargs={
+                "task": runner_step,
+                "task_run_id": task_run_id,
+                "task_inputs": {"run_dir": set()},
+                "copy_to_child_ctx": True,
+            }
+        )
+        context["settings_context"] = {}
+        future = client.submit(
+            run_runner_step,
+            task_run_id,
+            str(run_dir),
+            context,
+            key=f"vqpu-runner-{run_dir.name}-{next(self._ids)}",
+            pure=False,
+            **extra,
+        )
         handle = JobHandle(adapter=self.name, job_id=str(future.key), run_dir=run_dir)
         self._futures[handle] = future
         return handle
-
-    def _prefect_settings(self) -> AbstractContextManager[object]:
-        if self.prefect_api_url is None:
-            return nullcontext()
-        return temporary_settings(updates={PREFECT_API_URL: self.prefect_api_url})
 
     async def observe_active(self) -> set[JobHandle]:
         return {h for h, f in self._futures.items() if not f.done()}

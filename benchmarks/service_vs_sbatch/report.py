@@ -154,6 +154,7 @@ def render(document: dict[str, Any]) -> str:
     for key, text in DIRECT_SEGMENT_TEXT.items():
         out.append(f"| {text} | {_f(d['segments_median_s'].get(key), 3)} |")
     out.append("")
+    out += against_baseline(document)
     out += auto_notes(document)
     out += [
         "",
@@ -167,6 +168,47 @@ def render(document: dict[str, Any]) -> str:
         "Raw numbers (every task's timestamps, events, flow-run states, Slurm job records) are in `results.json`.",
     ]
     return "\n".join(out) + "\n"
+
+
+BASELINE_ROWS = {
+    "per circuit, median (s)": lambda s: s["service"]["per_circuit_e2e_s"]["median"],
+    "direct sbatch per circuit, median (s)": lambda s: s["direct"]["per_circuit_e2e_s"]["median"],
+    "service / direct per circuit": lambda s: s["ratio"]["per_circuit_median"],
+    "flow-run layer overhead, median (s)": lambda s: s["service"]["flow_layer_overhead_s"]["median"],
+    "flow-run creation (s)": lambda s: s["service"]["segments_median_s"].get("claim_to_flow_run_created"),
+    "flow-run start (s)": lambda s: s["service"]["segments_median_s"].get("flow_run_created_to_running"),
+    "step dispatch (s)": lambda s: s["service"]["segments_median_s"].get("flow_start_to_runner_start"),
+    "runner, its own time (s)": lambda s: s["service"]["segments_median_s"].get("runner_total"),
+    "service CPU s per task (all its processes)": lambda s: _cpu_per_task(s["service"]),
+    "batch of 10, service wall (s)": lambda s: s["service"]["batch_wall_s"],
+}
+
+
+def _cpu_per_task(service: dict[str, Any]) -> float | None:
+    cpu = service.get("cpu", {}).get("sequential")
+    n = service.get("per_circuit_e2e_s", {}).get("n")
+    if not cpu or not n:
+        return None
+    return sum(v for k, v in cpu["cpu_s"].items() if k not in ("foreign", "slurm_daemons")) / n
+
+
+def against_baseline(document: dict[str, Any]) -> list[str]:
+    """This commit's last run beside the baseline's (another commit, run just before on this machine)."""
+    base = document.get("baseline")
+    if not base:
+        return []
+    ours, theirs = document["runs"][-1]["summary"], base["runs"][-1]["summary"]
+    env, benv = document["environment"], base["environment"]
+    out = [
+        f"## Against the commit before (baseline {str(benv['git_commit'])[:10]}, measured {benv['date']} on the "
+        "same machine)\n",
+        f"| last run of each | baseline {str(benv['git_commit'])[:10]} | this commit {str(env['git_commit'])[:10]} |",
+        "|---|---:|---:|",
+    ]
+    for text, pick in BASELINE_ROWS.items():
+        out.append(f"| {text} | {_f(pick(theirs), 3)} | {_f(pick(ours), 3)} |")
+    out.append("")
+    return out
 
 
 def findings(document: dict[str, Any]) -> list[str]:

@@ -780,6 +780,17 @@ def one_run(
     return run
 
 
+def load_baseline(path: Path) -> dict[str, Any]:
+    """What a report needs of another commit's results.json: where and when it ran, and its runs' summaries."""
+    other: dict[str, Any] = json.loads(path.read_text())
+    if other.get("schema") != SCHEMA:
+        raise SystemExit(f"--baseline {path}: not a {SCHEMA} document")
+    return {
+        "environment": other["environment"],
+        "runs": [{"attempt": r["attempt"], "clean": r["clean"], "summary": r["summary"]} for r in other["runs"]],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.service_vs_sbatch.run",
@@ -812,6 +823,13 @@ def main(argv: list[str] | None = None) -> int:
         help="before each run, wait up to this many seconds for the CPUs to be nearly idle (0: do not wait)",
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="a results.json measured just before on this machine from another commit: its runs are kept beside "
+        "this one's and the report compares the two, segment by segment",
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help="redraw REPORT.md from the results.json in --out; run nothing"
     )
     args = parser.parse_args(argv)
@@ -822,6 +840,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.circuits < 1 or args.repeats < 1:
         parser.error("--circuits and --repeats must be at least 1")
+    baseline = load_baseline(args.baseline) if args.baseline is not None else None
     preflight()
     began = time.perf_counter()
     snapshot = catalog.load(DEVICE)
@@ -879,6 +898,8 @@ def main(argv: list[str] | None = None) -> int:
         "discarded_runs": discarded,
         "max_foreign_cores": args.max_foreign_cores,
     }
+    if baseline is not None:
+        document["baseline"] = baseline
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(document, indent=1) + "\n")
     (args.out / "REPORT.md").write_text(render(document))

@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterName
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterName,
+)
+from prefect.client.schemas.objects import FlowRun, StateType, TaskRun
 from prefect.states import Cancelling, Scheduled
 
 from harness.agents import ROOT, site_file
@@ -43,6 +49,17 @@ def _wait_flow_state(prefect: SyncPrefectClient, task_id: str, state: StateType,
             return run
         if time.monotonic() > deadline:
             raise AssertionError(f"flow run of {task_id} is {run.state_type}, not {state}, after {timeout_s} s")
+        time.sleep(0.1)
+
+
+def _wait_task_runs(prefect: SyncPrefectClient, run: FlowRun, state: StateType, timeout_s: float = 10) -> list[TaskRun]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        steps = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        if steps and all(t.state_type == state for t in steps):
+            return steps
+        if time.monotonic() > deadline:
+            raise AssertionError(f"task runs of flow run {run.name}: {[(t.name, t.state_type) for t in steps]}")
         time.sleep(0.1)
 
 
@@ -78,6 +95,9 @@ def test_a_rest_submission_runs_on_a_slurm_node_and_its_flow_run_mirrors_it(site
         summary = by_key[f"vqpu-{task_id}-snapshot"]
         for expected in ("ibm-fez", task["bound_sha256"], "paper", f"{site.control_plane.url}/v1/tasks/{task_id}"):
             assert expected in str(summary.data)
+        # The runner step is a task run of this flow run (Prefect records task runs from their events, a moment later).
+        steps = _wait_task_runs(prefect, run, StateType.COMPLETED)
+        assert [t.task_key.split("-")[0] for t in steps] == ["run_runner"] and steps[0].name.startswith("runner-")
 
 
 def test_a_cancel_on_the_control_plane_kills_the_runner_within_2_s_and_the_next_task_starts(
