@@ -1,7 +1,9 @@
 """How the agent runs a flow run in its own process: Prefect's async flow engine, less the two parts it
 has for a process that runs a single flow run (which is what Prefect's own workers start).
 
-prefect is pinned (==3.8.8); tests/e2e/test_agent.py fails if either adjustment stops holding.
+prefect is pinned (==3.8.8). If an upgrade undoes either adjustment, a test fails: a SIGTERM during a run
+must drain it (tests/e2e/test_agent.py), and a run must start no suspension watch
+(tests/integration/agent/test_flow_engine.py).
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 The agent starts one cluster for its lifetime (LocalCluster, or dask-jobqueue's SLURMCluster /
 PBSCluster whose batch jobs each run Dask workers) and one `DaskTaskRunner(address=...)` on it; each
-task's runner step is submitted through that task runner from inside its flow run, so it shows as a
-task run of the flow. On the worker the runner runs in a killable child of a warm, pre-imported
-process (agent.warm); cancel kills that child wherever it runs.
+task's runner step is submitted through that task runner's client from inside its flow run and runs
+in Prefect's task engine on the worker, so it shows as a task run of the flow. On the worker the
+runner runs in a killable child of a warm, pre-imported process (agent.warm); cancel kills that
+child wherever it runs.
 """
 
 from __future__ import annotations
