@@ -44,9 +44,10 @@ class AgentFlowRunEngine(AsyncFlowRunEngine[Any, Any]):
             yield request
 
 
-async def run_flow_here(flow: Flow[Any, Any], flow_run: FlowRun, parameters: dict[str, Any]) -> State[Any]:
-    """`prefect.flow_engine.run_flow_async` for an async flow, on the agent's engine; returns the final state."""
-    engine = AgentFlowRunEngine(flow=flow, parameters=parameters, flow_run=flow_run)
+async def run_flow_here(flow: Flow[Any, Any], flow_run: FlowRun) -> State[Any]:
+    """`prefect.flow_engine.run_flow_async` for an async flow and a run that carries its parameters, on the
+    agent's engine; returns the final state."""
+    engine = AgentFlowRunEngine(flow=flow, parameters=dict(flow_run.parameters), flow_run=flow_run)
     async with engine.start():
         while engine.is_running():
             async with engine.run_context():

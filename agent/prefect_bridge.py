@@ -113,7 +113,7 @@ class PrefectBridge:
         """Run the flow run here and now, with the execution it drives in reach of the flow."""
         token = EXECUTION.set(execution)
         try:
-            state = await run_flow_here(self.flow, flow_run, dict(flow_run.parameters))
+            state = await run_flow_here(self.flow, flow_run)
         finally:
             EXECUTION.reset(token)
         return state

@@ -52,7 +52,6 @@ class PrefectOnWorkers(distributed.WorkerPlugin):
 
     def setup(self, worker: distributed.Worker) -> None:
         importlib.import_module("prefect.task_engine")
-        importlib.import_module("prefect_dask.client")
 
 
 def run_runner(run_dir: str) -> dict[str, Any]:

@@ -160,8 +160,11 @@ async def measure(work: Path, jobs: int, cancels: int) -> dict[str, Any]:
         for key in ("ours", "psij") if i % 2 == 0 else ("psij", "ours"):
             path = run_dir(work, f"{key}-bell-{i}", BELL, fez)
             record = await paths[key].job(path)
-            record["result"] = (path / RESULT_FILE).exists()
-            record["runner_total_s"] = json.loads((path / RESULT_FILE).read_text())["timings"]["total_s"]
+            result = path / RESULT_FILE
+            record["result"] = result.exists()
+            if not record["result"]:
+                raise SystemExit(f"{key} job {i} left no {RESULT_FILE} in {path}: {record}")
+            record["runner_total_s"] = json.loads(result.read_text())["timings"]["total_s"]
             out[key]["jobs"].append(record)
     for i in range(cancels):
         for key in ("ours", "psij"):
