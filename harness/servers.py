@@ -158,6 +158,15 @@ class ServerProcess:
         self.returncode = self.proc.returncode
         return self.returncode
 
+    def restart(self, down_s: float = 0.0, timeout_s: float = 60.0) -> ServerProcess:
+        """Stop it (SIGTERM), stay down `down_s` seconds, and start it again on the same port and database."""
+        self.stop()
+        time.sleep(down_s)
+        self._spawn()
+        if not self._wait_healthy(timeout_s):
+            raise RuntimeError(f"{self.name} did not come back on port {self.port}; its log:\n{self.log_tail()}")
+        return self
+
     def log_tail(self, lines: int = 40) -> str:
         return log_tail(self.log_file, lines)
 
