@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
-from vqpu_protocol.rundir import ResultDocument
+from vqpu_protocol.rundir import Provenance, ResultDocument
 
 if TYPE_CHECKING:
     from agent.execution import Execution
@@ -39,7 +39,7 @@ async def publish_artifacts(execution: Execution, result: ResultDocument) -> Non
         f"| device | `{p.device_id}` |",
         f"| epoch | {p.epoch} |",
         f"| snapshot sha256 | `{p.snapshot_sha256}` |",
-        f"| noise model | {p.noise_model}{' (calibration gave no noise: ideal)' if p.noise_empty else ''} |",
+        f"| noise model | {noise_summary(p)} |",
         f"| attempt | {p.attempt} |",
         f"| shots | {result.shots} |",
         f"| seed | {p.seed} ({p.seed_source}) |",
@@ -51,3 +51,13 @@ async def publish_artifacts(execution: Execution, result: ResultDocument) -> Non
     await acreate_markdown_artifact(
         markdown="\n".join(lines), key=artifact_key(task_id, "snapshot"), description="what the task ran against"
     )
+
+
+def noise_summary(p: Provenance) -> str:
+    """The noise model, what the task's noise options changed, and whether any noise was left."""
+    changes = [f"{kind} scaled {factor:g}" for kind, factor in sorted(p.noise.scale.items())]
+    changes += [f"{kind} off" for kind in p.noise.disable]
+    said = str(p.noise_model) + (f" ({', '.join(changes)})" if changes else "")
+    if p.noise_empty:
+        return said + ": no noise applied, the run was ideal"
+    return said + ("" if p.noise_channels is None else f": {p.noise_channels} error channels")

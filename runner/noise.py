@@ -6,6 +6,11 @@
 the gate's duration on every timed gate (id included: it is a timed idle), a depolarizing part
 reduced so the composite channel has the calibrated infidelity, and asymmetric readout from
 `prob_meas*` (symmetric `readout_error` where those are missing).
+
+`NoiseOptions` then scale or remove each channel on its own: the depolarizing part's λ (gate_1q,
+gate_2q), the readout flip probabilities (readout), the relaxation rates 1/T1, 1/T2 (relaxation).
+How a calibrated infidelity splits into a depolarizing and a relaxation part is fixed by the
+calibration, before any scaling, so each factor moves one physical process and nothing else.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from qiskit.quantum_info import average_gate_fidelity
 from qiskit_aer.noise import (
@@ -24,7 +30,7 @@ from qiskit_aer.noise import (
 )
 
 from device_registry import Qubit, Snapshot
-from vqpu_protocol.rundir import NoiseModelName
+from vqpu_protocol.rundir import NoiseModelName, NoiseOptions
 
 UNTIMED_1Q = frozenset({"rz", "id"})
 """Gates the paper model leaves noiseless: virtual frame changes and explicit idles."""
@@ -32,74 +38,115 @@ UNTIMED_1Q = frozenset({"rz", "id"})
 _CACHE_SIZE = 64
 
 
+READOUT_SCALED_CAP = 0.5
+"""A scaled readout flip probability stops at a coin toss (the readout then says nothing); past it
+would be a readout that lies, not more noise. A calibrated value above it is kept as it is."""
+
+
+@dataclass(frozen=True)
+class Noise:
+    model: NoiseModel | None
+    """None when the calibration, as the options leave it, holds no noise for these qubits: ideal."""
+    channels: int
+    """Quantum and readout error channels the model holds: one per (gate, qubits) and per measured qubit."""
+
+
 @dataclass(frozen=True)
 class BuiltNoise:
     model: NoiseModel | None
-    """None when the calibration holds no noise for these qubits: ideal execution."""
+    channels: int
     cache_hit: bool
 
 
 class NoiseCache:
-    """Noise models by (snapshot hash, model, qubit set); one per runner process."""
+    """Noise models by (snapshot hash, model, qubit set, noise options); one per runner process."""
 
     def __init__(self, size: int = _CACHE_SIZE) -> None:
         self._size = size
-        self._models: OrderedDict[tuple[str, str, frozenset[int]], NoiseModel | None] = OrderedDict()
+        self._models: OrderedDict[tuple[object, ...], Noise] = OrderedDict()
 
-    def get(self, snapshot: Snapshot, qubits: frozenset[int], model: NoiseModelName) -> BuiltNoise:
-        key = (snapshot.sha256(), model.value, qubits)
+    def get(
+        self, snapshot: Snapshot, qubits: frozenset[int], model: NoiseModelName, options: NoiseOptions
+    ) -> BuiltNoise:
+        key = (snapshot.sha256(), model.value, qubits, options.cache_key())
         if key in self._models:
             self._models.move_to_end(key)
-            return BuiltNoise(self._models[key], cache_hit=True)
-        built = build_noise_model(snapshot, qubits, model)
+            hit = self._models[key]
+            return BuiltNoise(hit.model, hit.channels, cache_hit=True)
+        built = build_noise_model(snapshot, qubits, model, options)
         self._models[key] = built
         if len(self._models) > self._size:
             self._models.popitem(last=False)
-        return BuiltNoise(built, cache_hit=False)
+        return BuiltNoise(built.model, built.channels, cache_hit=False)
 
 
-def build_noise_model(snapshot: Snapshot, qubits: frozenset[int], model: NoiseModelName) -> NoiseModel | None:
+def build_noise_model(
+    snapshot: Snapshot, qubits: frozenset[int], model: NoiseModelName, options: NoiseOptions
+) -> Noise:
     relax = model is NoiseModelName.RELAXATION
+    f = _Factors.of(options)
     two_qubit = snapshot.two_qubit_gates()
     noise = NoiseModel(basis_gates=sorted(set(snapshot.native_gates) | {"reset"}))
+    channels = 0
     for index in sorted(qubits):
         q = snapshot.qubits[index]
-        readout = _readout(q, relax)
+        readout = _readout(q, relax, f.readout)
         if readout is not None:
             noise.add_readout_error(readout, [index])
+            channels += 1
         for gate in snapshot.native_gates:
             if gate in two_qubit:
                 continue
-            error = _one_qubit_error(q, gate, relax)
+            error = _one_qubit_error(q, gate, relax, f)
             if error is not None:
                 noise.add_quantum_error(error, gate, [index])
+                channels += 1
         if relax:
-            reset = _relaxation([q], q.gate_durations.get("reset"))
+            reset = _relaxation([q], q.gate_durations.get("reset"), f.relaxation)
             if reset is not None:
                 noise.add_quantum_error(reset, "reset", [index])
+                channels += 1
     for (a, b), edge in snapshot.couplings().items():
         if a not in qubits or b not in qubits or not edge.available:
             continue
         pair = [snapshot.qubits[a], snapshot.qubits[b]]
-        relax_error = _relaxation(pair, edge.duration) if relax else None
-        error = _combine(_depolarizing(edge.error, 2, relax_error), relax_error)
+        calibrated, applied = _relaxations(pair, edge.duration, f.relaxation) if relax else (None, None)
+        error = _combine(_depolarizing(edge.error, 2, calibrated, f.gate_2q), applied)
         if error is not None:
             noise.add_quantum_error(error, edge.gate, [a, b])
-    return noise if not noise.is_ideal() else None
+            channels += 1
+    return Noise(noise, channels) if not noise.is_ideal() else Noise(None, 0)
 
 
-def _one_qubit_error(q: Qubit, gate: str, relax: bool) -> QuantumError | None:
+class _Factors(NamedTuple):
+    gate_1q: float
+    gate_2q: float
+    readout: float
+    relaxation: float
+
+    @classmethod
+    def of(cls, options: NoiseOptions) -> _Factors:
+        return cls(
+            gate_1q=options.factor("gate_1q"),
+            gate_2q=options.factor("gate_2q"),
+            readout=options.factor("readout"),
+            relaxation=options.factor("relaxation"),
+        )
+
+
+def _one_qubit_error(q: Qubit, gate: str, relax: bool, f: _Factors) -> QuantumError | None:
     if not relax:
-        return None if gate in UNTIMED_1Q else _depolarizing(q.error_1q, 1, None)
+        return None if gate in UNTIMED_1Q else _depolarizing(q.error_1q, 1, None, f.gate_1q)
     if gate == "rz":
         return None
-    relax_error = _relaxation([q], q.gate_durations.get(gate))
-    return _combine(_depolarizing(q.error_1q, 1, relax_error), relax_error)
+    calibrated, applied = _relaxations([q], q.gate_durations.get(gate), f.relaxation)
+    return _combine(_depolarizing(q.error_1q, 1, calibrated, f.gate_1q), applied)
 
 
-def _depolarizing(error: float | None, n: int, relax_error: QuantumError | None) -> QuantumError | None:
-    """Depolarizing part of a gate of average infidelity `error`, after what relaxation already explains."""
-    if not error:
+def _depolarizing(error: float | None, n: int, relax_error: QuantumError | None, factor: float) -> QuantumError | None:
+    """Depolarizing part of a gate of average infidelity `error`, after what relaxation already explains,
+    its λ multiplied by `factor` (so is the infidelity it adds) and capped at the fully depolarizing 4^n/(4^n-1)."""
+    if not error or not factor:
         return None
     relax_fid = average_gate_fidelity(relax_error) if relax_error is not None else 1.0
     dim = 2**n
@@ -107,17 +154,26 @@ def _depolarizing(error: float | None, n: int, relax_error: QuantumError | None)
     if error <= 1.0 - relax_fid:
         return None
     param = dim * (error - (1.0 - relax_fid)) / (dim * relax_fid - 1)
-    return depolarizing_error(min(param, 4**n / (4**n - 1)), n)
+    return depolarizing_error(min(factor * param, 4**n / (4**n - 1)), n)
 
 
-def _relaxation(qubits: list[Qubit], duration: float | None) -> QuantumError | None:
-    """Thermal relaxation over `duration`, one factor per qubit, qubit 0 of the gate first."""
-    if not duration or all(q.t1 is None and q.t2 is None for q in qubits):
+def _relaxations(
+    qubits: list[Qubit], duration: float | None, factor: float
+) -> tuple[QuantumError | None, QuantumError | None]:
+    """The calibrated relaxation (what the depolarizing part is reduced by) and the one applied."""
+    calibrated = _relaxation(qubits, duration, 1.0)
+    return calibrated, (calibrated if factor == 1.0 else _relaxation(qubits, duration, factor))
+
+
+def _relaxation(qubits: list[Qubit], duration: float | None, rate: float) -> QuantumError | None:
+    """Thermal relaxation over `duration`, one factor per qubit, qubit 0 of the gate first; `rate`
+    multiplies 1/T1 and 1/T2 (T2 <= 2·T1 is kept, as both divide by it)."""
+    if not rate or not duration or all(q.t1 is None and q.t2 is None for q in qubits):
         return None
     error: QuantumError | None = None
     for q in qubits:
-        t1 = q.t1 if q.t1 is not None else math.inf
-        t2 = q.t2 if q.t2 is not None else 2 * t1
+        t1 = q.t1 / rate if q.t1 is not None else math.inf
+        t2 = q.t2 / rate if q.t2 is not None else 2 * t1
         single = thermal_relaxation_error(t1, min(t2, 2 * t1), duration)
         error = single if error is None else error.expand(single)
     return error
@@ -129,13 +185,17 @@ def _combine(depolarizing: QuantumError | None, relaxation: QuantumError | None)
     return depolarizing if depolarizing is not None else relaxation
 
 
-def _readout(q: Qubit, relax: bool) -> ReadoutError | None:
+def _readout(q: Qubit, relax: bool, factor: float) -> ReadoutError | None:
+    if not factor:
+        return None
     if relax and q.prob_meas1_prep0 is not None and q.prob_meas0_prep1 is not None:
         p10, p01 = q.prob_meas1_prep0, q.prob_meas0_prep1
     elif q.readout_error:
         p10 = p01 = q.readout_error if relax else min(max(q.readout_error, 0.0), 0.5)
     else:
         return None
+    if factor != 1.0:
+        p10, p01 = (min(factor * p, max(p, READOUT_SCALED_CAP)) for p in (p10, p01))
     if p10 == 0 and p01 == 0:
         return None
     return ReadoutError([[1 - p10, p10], [p01, 1 - p01]])

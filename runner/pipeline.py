@@ -9,13 +9,16 @@ import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
+from qiskit import QuantumCircuit
+
 from runner import __version__, circuit, simulate
 from runner.errors import InvalidPayload
 from runner.noise import NoiseCache
 from runner.rundir import RunInputs
 from runner.targets import TargetCache
 from vqpu_protocol.codes import ErrorCode
-from vqpu_protocol.rundir import Provenance, ResultDocument, Timings, scheduler_job_id
+from vqpu_protocol.limits import MAX_MEMORY_CHARS
+from vqpu_protocol.rundir import Provenance, ResultDocument, Timings, memory_chars, scheduler_job_id
 
 
 @dataclass
@@ -37,16 +40,19 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
     fitted = circuit.fit_to_device(parsed, snapshot, caches.targets.get(snapshot), seed)
     if not any(inst.operation.name == "measure" for inst in fitted.circuit.data):
         raise InvalidPayload(ErrorCode.NO_MEASUREMENTS, "the circuit measures no qubit, so it has no counts to return")
+    if task.options.memory:
+        _check_memory_size(fitted.circuit, task.shots)
     active = circuit.active_qubits(fitted.circuit)
     t2 = time.perf_counter()
-    noise = caches.noise.get(snapshot, active, task.options.noise_model)
+    noise = caches.noise.get(snapshot, active, task.options.noise_model, task.options.noise)
     t3 = time.perf_counter()
     chosen = simulate.plan(task.options, len(active), noisy=noise.model is not None)
-    counts = simulate.run(fitted.circuit, noise.model, chosen, task.shots, seed)
+    sampled = simulate.run(fitted.circuit, noise.model, chosen, task.shots, seed, memory=task.options.memory)
     t4 = time.perf_counter()
 
     return ResultDocument(
-        counts=counts,
+        counts=sampled.counts,
+        memory=sampled.memory,
         shots=task.shots,
         timings=Timings(
             parse_s=t1 - t0, transpile_s=t2 - t1, noise_s=t3 - t2, simulate_s=t4 - t3, total_s=t4 - started
@@ -61,6 +67,8 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
             seed_source="task" if task.seed is not None else "runner",
             noise_model=task.options.noise_model,
             noise_empty=noise.model is None,
+            noise=task.options.noise,
+            noise_channels=noise.channels,
             noise_cache="hit" if noise.cache_hit else "miss",
             method=chosen.method,
             device=chosen.device,
@@ -77,6 +85,19 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
             scheduler_job_id=scheduler_job_id(os.environ),
         ),
     )
+
+
+def _check_memory_size(fitted: QuantumCircuit, shots: int) -> None:
+    """Refuse, before simulating, a memory too big to report: never a truncated one."""
+    key_width = fitted.num_clbits + max(len(fitted.cregs) - 1, 0)  # registers are space-separated
+    chars = memory_chars(shots, key_width)
+    if chars > MAX_MEMORY_CHARS:
+        raise InvalidPayload(
+            ErrorCode.INVALID_OPTIONS,
+            f"options.memory: {shots} shots of {key_width}-character outcomes make {chars} characters; "
+            f"the limit is {MAX_MEMORY_CHARS} (fewer shots, or no memory)",
+            {"field": "options.memory", "shots": shots, "key_width": key_width, "limit": MAX_MEMORY_CHARS},
+        )
 
 
 def _aer_version() -> str | None:

@@ -80,17 +80,27 @@ def _device(choice: DeviceChoice) -> Literal["CPU", "GPU"]:
     return "GPU" if gpu_available() else "CPU"
 
 
-def run(circuit: QuantumCircuit, noise: NoiseModel | None, chosen: Plan, shots: int, seed: int) -> dict[str, int]:
+@dataclass(frozen=True)
+class Sampled:
+    counts: dict[str, int]
+    memory: list[str] | None
+    """Every shot's outcome in order, in the format of the counts keys; None unless asked."""
+
+
+def run(
+    circuit: QuantumCircuit, noise: NoiseModel | None, chosen: Plan, shots: int, seed: int, *, memory: bool
+) -> Sampled:
     simulator = AerSimulator(
         method=chosen.method, device=chosen.device, noise_model=noise, seed_simulator=seed, **chosen.options
     )
     try:
-        result = simulator.run(circuit, shots=shots).result()
+        # memory=False is Aer's default: a run that does not ask for memory is the run it always was.
+        result = simulator.run(circuit, shots=shots, memory=memory).result()
     except Exception as exc:
         raise SimulationFailed(ErrorCode.SIMULATION_ERROR, f"Aer could not run the circuit: {exc}") from None
     if not result.success:
         status = getattr(result, "status", "") or ""
         code = ErrorCode.OUT_OF_MEMORY if "memory" in status.lower() else ErrorCode.SIMULATION_ERROR
         raise SimulationFailed(code, f"Aer reported failure: {status}")
-    counts = result.get_counts(0)
-    return {str(k): int(v) for k, v in counts.items()}
+    counts = {str(k): int(v) for k, v in result.get_counts(0).items()}
+    return Sampled(counts=counts, memory=[str(m) for m in result.get_memory(0)] if memory else None)

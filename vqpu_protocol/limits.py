@@ -34,3 +34,16 @@ MAX_CLAIM_BATCH: Final = 64
 MAX_CLAIM_WAIT_S: Final = 300.0
 MAX_HEARTBEAT_TASKS: Final = 4096
 MAX_LIST_LIMIT: Final = 1000
+
+MAX_MEMORY_SHOTS: Final = 100_000
+"""Most shots a task may ask per-shot memory for (`options.memory`): checked at submit."""
+MAX_MEMORY_CHARS: Final = 1_000_000
+"""Most characters a result's memory may hold (shots times the width of a counts key, spaces included):
+checked by the runner, which alone knows the circuit's classical registers. With the counts beside
+it a result then stays under ~3 MB, inside the server's default 4 MiB report body."""
+MAX_NOISE_SCALE: Final = 1000.0
+"""Largest factor `options.noise.scale` may multiply a noise channel by."""
+MAX_QUEUED_CHECK: Final = 200
+"""Most QUEUED tasks one queued-violations answer re-checks (oldest first), so that it stays bounded work:
+the admissibility check reads about 2.5 MB of source a second (a 1,000-gate circuit in ~4 ms), so 200
+such circuits take under a second."""

@@ -15,16 +15,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from vqpu_protocol.codes import ErrorCode, code_for_fields
 from vqpu_protocol.errors import ErrorDocument
-from vqpu_protocol.limits import MAX_CIRCUIT_BYTES, MAX_SHOTS, Dialect
+from vqpu_protocol.limits import (
+    MAX_CIRCUIT_BYTES,
+    MAX_MEMORY_CHARS,
+    MAX_MEMORY_SHOTS,
+    MAX_NOISE_SCALE,
+    MAX_SHOTS,
+    Dialect,
+)
 from vqpu_protocol.wire import Document, Id, SafeStr, Seed, Serial, Sha256
 
 if TYPE_CHECKING:
@@ -68,6 +77,50 @@ class DeviceChoice(StrEnum):
     GPU = "GPU"
 
 
+NoiseKind = Literal["gate_1q", "gate_2q", "readout", "relaxation"]
+"""The channels of a noise model: depolarizing on 1-qubit gates, on 2-qubit gates, readout flips,
+and thermal relaxation (T1/T2; only the `relaxation` model has it)."""
+NOISE_KINDS: tuple[NoiseKind, ...] = get_args(NoiseKind)
+NoiseScale = Annotated[float, Field(ge=0, le=MAX_NOISE_SCALE, allow_inf_nan=False)]
+
+
+class NoiseOptions(Document):
+    """Noise as an instrument: each channel of the calibrated model scaled or removed (docs/devices.md).
+
+    The default (nothing scaled, nothing disabled) is the calibrated model exactly.
+    """
+
+    scale: dict[NoiseKind, NoiseScale] = Field(
+        default_factory=dict,
+        description="multiply a channel: its error probability (gates, readout) or its rates 1/T1, 1/T2 "
+        f"(relaxation); 0 removes it, {MAX_NOISE_SCALE:g} at most",
+    )
+    disable: Annotated[list[NoiseKind], Field(max_length=len(NOISE_KINDS))] = Field(
+        default_factory=list, description="channels to remove"
+    )
+
+    @model_validator(mode="after")
+    def _one_say_per_channel(self) -> NoiseOptions:
+        repeated = sorted(k for k, n in Counter(self.disable).items() if n > 1)
+        if repeated:
+            raise ValueError(f"noise.disable names {', '.join(repeated)} more than once")
+        both = sorted(set(self.scale) & set(self.disable))
+        if both:
+            raise ValueError(f"noise channel {', '.join(both)} is both scaled and disabled: say one")
+        return self
+
+    def factor(self, kind: NoiseKind) -> float:
+        """What multiplies this channel: 0 when disabled, its scale, else 1."""
+        return 0.0 if kind in self.disable else self.scale.get(kind, 1.0)
+
+    def mentions(self, kind: NoiseKind) -> bool:
+        return kind in self.scale or kind in self.disable
+
+    def cache_key(self) -> tuple[tuple[str, float], ...]:
+        """The factors as a canonical, hashable value (a scale of 1 and no mention are the same)."""
+        return tuple((k, f) for k in NOISE_KINDS if (f := self.factor(k)) != 1.0)
+
+
 class RunOptions(Document):
     """How the runner executes a task. Submitted with the task and validated at the door."""
 
@@ -78,6 +131,30 @@ class RunOptions(Document):
     device: DeviceChoice = Field(
         DeviceChoice.AUTO, strict=False, description="auto: a GPU when the node has one, else the CPU"
     )
+    memory: bool = Field(
+        False, description=f"return every shot's outcome in `memory` (at most {MAX_MEMORY_SHOTS} shots)"
+    )
+    noise: NoiseOptions = Field(default_factory=NoiseOptions, description="scale or remove noise channels")
+
+    @field_validator("noise")
+    @classmethod
+    def _noise_fits_the_model(cls, noise: NoiseOptions, info: ValidationInfo) -> NoiseOptions:
+        model = info.data.get("noise_model")  # absent when it failed validation itself
+        if model is not None and model is not NoiseModelName.RELAXATION and noise.mentions("relaxation"):
+            raise ValueError(f"noise channel relaxation exists only under noise_model 'relaxation', not '{model}'")
+        return noise
+
+
+def memory_problem(options: RunOptions, shots: int) -> str | None:
+    """Why per-shot memory cannot be returned for this many shots, or None (checked wherever shots are known)."""
+    if options.memory and shots > MAX_MEMORY_SHOTS:
+        return f"per-shot memory is limited to {MAX_MEMORY_SHOTS} shots; the task asks {shots}"
+    return None
+
+
+def memory_chars(shots: int, key_width: int) -> int:
+    """Characters a result's memory holds: one counts key of `key_width` characters per shot."""
+    return shots * key_width
 
 
 class TaskDocument(Document):
@@ -92,6 +169,25 @@ class TaskDocument(Document):
     seed: Seed | None = None
     snapshot_sha256: Sha256 = Field(description="sha256 of snapshot.json: the runner refuses any other snapshot")
     options: RunOptions = Field(default_factory=RunOptions)
+
+    @field_validator("options")
+    @classmethod
+    def _memory_within_limits(cls, options: RunOptions, info: ValidationInfo) -> RunOptions:
+        return check_memory_shots(options, info)
+
+
+def check_memory_shots(options: RunOptions, info: ValidationInfo) -> RunOptions:
+    """A field validator's body for `options` of a document that has `shots` before it. The error is
+    raised as a ValidationError located at `memory`, which pydantic nests under `options`, so the
+    refusal names `options.memory` as any other field's would."""
+    shots = info.data.get("shots")
+    problem = memory_problem(options, shots) if isinstance(shots, int) else None
+    if problem is not None:
+        error = PydanticCustomError("memory_limit", problem)
+        raise ValidationError.from_exception_data(
+            "RunOptions", [InitErrorDetails(type=error, loc=("memory",), input=options.memory)]
+        )
+    return options
 
 
 Bitstring = Annotated[str, Field(pattern=r"^[01]+( [01]+)*$", max_length=65_536)]
@@ -118,7 +214,15 @@ class Provenance(Document):
     seed: Seed
     seed_source: Literal["task", "runner"]
     noise_model: NoiseModelName = Field(strict=False)
-    noise_empty: bool = Field(description="the calibration gave no noise: the run was ideal")
+    noise_empty: bool = Field(
+        description="no noise was applied: the calibration gave none, or the noise options removed all of it"
+    )
+    noise: NoiseOptions = Field(default_factory=NoiseOptions, description="the noise options applied, as asked")
+    noise_channels: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="quantum and readout error channels of the run's noise model (0: ideal); "
+        "null from a runner that predates the count",
+    )
     noise_cache: Literal["hit", "miss"]
     method: Text
     device: Literal["CPU", "GPU"]
@@ -143,13 +247,35 @@ class ResultDocument(Document):
     shots: Annotated[int, Field(ge=1, le=MAX_SHOTS)]
     timings: Timings
     provenance: Provenance
+    memory: Annotated[list[Bitstring], Field(max_length=MAX_MEMORY_SHOTS)] | None = Field(
+        None,
+        description="every shot's outcome in order, each a key of `counts`; only when options.memory asked",
+    )
 
     @model_validator(mode="after")
     def _counts_add_up(self) -> ResultDocument:
         total = sum(self.counts.values())
         if total != self.shots:
             raise ValueError(f"counts add up to {total}, not to the {self.shots} shots")
+        if self.memory is not None:
+            _check_memory(self.memory, self.counts, self.shots)
         return self
+
+
+def _check_memory(memory: list[str], counts: dict[str, int], shots: int) -> None:
+    """Memory is the counts unfolded: one entry per shot, tallying to them exactly. Linear."""
+    if len(memory) != shots:
+        raise ValueError(f"memory holds {len(memory)} shots, not the {shots} shots")
+    chars = sum(map(len, memory))
+    if chars > MAX_MEMORY_CHARS:
+        raise ValueError(f"memory holds {chars} characters; the limit is {MAX_MEMORY_CHARS}")
+    tally = Counter(memory)
+    if dict(tally) != {key: n for key, n in counts.items() if n}:
+        wrong = next(k for k in sorted(set(tally) | set(counts)) if tally.get(k, 0) != counts.get(k, 0))
+        raise ValueError(
+            f"memory does not tally to counts: {wrong!r} is {tally.get(wrong, 0)} in memory, "
+            f"{counts.get(wrong, 0)} in counts"
+        )
 
 
 class RunDirError(Exception):

@@ -59,6 +59,11 @@ class Store(abc.ABC):
     ) -> list[Task]: ...
 
     @abc.abstractmethod
+    def queued_unpinned(self, device_id: str, *, owner: str | None, limit: int) -> list[Task]:
+        """QUEUED tasks on the device without a pinned epoch (they bind whatever is current at claim),
+        oldest first; only `owner`'s when given."""
+
+    @abc.abstractmethod
     def claim(self, agent_id: str, max_tasks: int, devices: Sequence[str] | None, now: datetime) -> list[Claimed]:
         """Oldest eligible QUEUED tasks -> RUNNING under a fresh token, bound to the device's current
         epoch (or the pinned one), in one transaction."""

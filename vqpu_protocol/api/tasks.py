@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from vqpu_protocol.errors import ErrorDocument
 from vqpu_protocol.limits import MAX_CIRCUIT_BYTES, MAX_SHOTS, MAX_TAG_CHARS, MAX_TAGS, Dialect
-from vqpu_protocol.rundir import RunOptions
+from vqpu_protocol.rundir import RunOptions, check_memory_shots
 from vqpu_protocol.wire import Id, Request, Response, SafeStr, Seed, Serial
 
 TaskStateName = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
@@ -24,6 +24,11 @@ class SubmitTask(Request):
     epoch: Serial | None = Field(None, description="pin a past epoch (replay); absent: the epoch current at claim")
     tags: Annotated[list[Annotated[SafeStr, Field(max_length=MAX_TAG_CHARS)]], Field(max_length=MAX_TAGS)] = []
     options: RunOptions = Field(default_factory=RunOptions)
+
+    @field_validator("options")
+    @classmethod
+    def _memory_within_limits(cls, options: RunOptions, info: ValidationInfo) -> RunOptions:
+        return check_memory_shots(options, info)
 
 
 class SchedulerEvidence(Request):

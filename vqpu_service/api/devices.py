@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Response
 
 from device_registry import Snapshot
 from vqpu_protocol.api.devices import DeviceList, DevicePatch, EpochList, EpochView, Viability, ViabilityView
+from vqpu_protocol.api.inspect import QueuedViolations, RefusedTask
 from vqpu_protocol.codes import ErrorCode
 from vqpu_protocol.limits import MAX_ID_CHARS, MAX_SERIAL
 from vqpu_service.api.deps import Admin, Box, Who
@@ -16,6 +17,7 @@ from vqpu_service.api.errors import INVALID_CODE
 from vqpu_service.api.routing import JsonRoute, with_body, with_key
 from vqpu_service.api.views import device_summary, epoch_view, violation_view
 from vqpu_service.ports import DeviceEpoch
+from vqpu_service.services.queue_check import refused_by
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"], route_class=JsonRoute)
 DeviceId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
@@ -55,6 +57,23 @@ async def epochs(device_id: DeviceId, who: Who, box: Box) -> EpochList:
 @router.get("/{device_id}/epochs/{epoch}", response_class=Response, responses={**with_key(404), **_SNAPSHOT})
 async def epoch(device_id: DeviceId, epoch: Epoch, who: Who, box: Box) -> Response:
     return _snapshot(await anyio.to_thread.run_sync(box.devices.epoch, device_id, epoch))
+
+
+@router.get("/{device_id}/epochs/{epoch}/queued-violations", responses=with_key(404))
+async def queued_violations(device_id: DeviceId, epoch: Epoch, who: Who, box: Box) -> QueuedViolations:
+    """The QUEUED tasks that bind at claim and that this epoch would refuse (a user's own; all for an admin)."""
+    found = await anyio.to_thread.run_sync(refused_by, box.store, box.devices, who, device_id, epoch)
+    return QueuedViolations(
+        device_id=device_id,
+        epoch=found.record.epoch,
+        sha256=found.record.sha256,
+        checked=found.checked,
+        truncated=found.truncated,
+        tasks=[
+            RefusedTask(task_id=t.id, admitted_epoch=t.admitted_epoch, violations=[violation_view(v) for v in vs])
+            for t, vs in found.refused
+        ],
+    )
 
 
 @router.post("/{device_id}/viability", responses=with_body(404))

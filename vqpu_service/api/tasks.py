@@ -10,6 +10,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Header, Path, Query, Response
 
+from vqpu_protocol.api.inspect import TaskCircuit
 from vqpu_protocol.api.tasks import EventList, SubmitTask, TaskPage, TaskView
 from vqpu_protocol.limits import MAX_ID_CHARS, MAX_IDEMPOTENCY_KEY_CHARS, MAX_LIST_LIMIT, MAX_SERIAL
 from vqpu_protocol.rundir import ResultDocument
@@ -65,6 +66,13 @@ async def list_tasks(
 @router.get("/{task_id}", responses=with_key(404))
 async def get(task_id: TaskId, who: Who, box: Box) -> TaskView:
     return _view(box, await anyio.to_thread.run_sync(box.tasks.get, who, task_id))
+
+
+@router.get("/{task_id}/circuit", responses=with_key(404))
+async def circuit(task_id: TaskId, who: Who, box: Box) -> TaskCircuit:
+    """The circuit as submitted (to resubmit it, e.g. a replay pinned to the epoch it ran on)."""
+    task = await anyio.to_thread.run_sync(box.tasks.get, who, task_id)
+    return TaskCircuit(task_id=task.id, dialect=task.dialect, circuit=task.circuit)
 
 
 @router.get("/{task_id}/result", responses=with_key(404, 409))

@@ -162,8 +162,15 @@ def test_bad_run_options_are_refused_at_submit_and_at_viability_naming_the_field
 
 
 def test_good_run_options_are_stored_and_handed_to_the_agent(api: Api) -> None:
-    task = api.submit(options={"noise_model": "relaxation", "device": "CPU"}).json()
-    assert task["options"] == {"noise_model": "relaxation", "method": "auto", "device": "CPU"}
+    noise = {"scale": {"relaxation": 2.0}, "disable": ["readout"]}
+    task = api.submit(options={"noise_model": "relaxation", "device": "CPU", "memory": True, "noise": noise}).json()
+    assert task["options"] == {
+        "noise_model": "relaxation",
+        "method": "auto",
+        "device": "CPU",
+        "memory": True,
+        "noise": noise,
+    }
     [claimed] = api.call("POST", "/v1/agent/claim", "agent", json={"agent_id": "a1"}).json()["tasks"]
     assert claimed["task"]["options"] == task["options"]
 

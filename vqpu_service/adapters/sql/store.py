@@ -116,6 +116,17 @@ class SqlStore(Store):
         with self.tx.session(write=False) as s:
             return [to_task(r) for r in s.exec(q.order_by(col(TaskRow.seq)).limit(limit))]
 
+    def queued_unpinned(self, device_id: str, *, owner: str | None, limit: int) -> list[Task]:
+        q = select(TaskRow).where(
+            TaskRow.device_id == device_id,
+            TaskRow.state == str(TaskState.QUEUED),
+            col(TaskRow.pinned_epoch).is_(None),
+        )
+        if owner is not None:
+            q = q.where(TaskRow.owner == owner)
+        with self.tx.session(write=False) as s:
+            return [to_task(r) for r in s.exec(q.order_by(col(TaskRow.seq)).limit(limit))]
+
     def claim(self, agent_id: str, max_tasks: int, devices_: Sequence[str] | None, now: datetime) -> list[Claimed]:
         q = select(TaskRow).where(TaskRow.state == str(TaskState.QUEUED))
         if devices_ is not None:

@@ -1,0 +1,37 @@
+"""Read-only views that help a user see what a task ran and what a device change would do to the queue."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from vqpu_protocol.api.devices import ViolationView
+from vqpu_protocol.limits import MAX_QUEUED_CHECK
+from vqpu_protocol.wire import Response
+
+
+class TaskCircuit(Response):
+    """GET /v1/tasks/{id}/circuit: the source as submitted, so a task can be resubmitted (replay)."""
+
+    task_id: str
+    dialect: str
+    circuit: str
+
+
+class RefusedTask(Response):
+    """A QUEUED task that an epoch would not admit: a claim binding it would fail NOT_ADMISSIBLE_AT_CLAIM."""
+
+    task_id: str
+    admitted_epoch: int = Field(description="the epoch the task was admitted on at submission")
+    violations: list[ViolationView]
+
+
+class QueuedViolations(Response):
+    """GET /v1/devices/{id}/epochs/{n}/queued-violations: the caller's QUEUED, unpinned tasks on the
+    device (all of them for an admin), oldest first, that epoch n would refuse."""
+
+    device_id: str
+    epoch: int
+    sha256: str
+    checked: int = Field(description=f"QUEUED unpinned tasks checked, oldest first; at most {MAX_QUEUED_CHECK}")
+    truncated: bool = Field(description=f"more than {MAX_QUEUED_CHECK} were queued: the newer ones were not checked")
+    tasks: list[RefusedTask] = Field(description="the checked tasks this epoch would not admit, oldest first")
