@@ -39,6 +39,7 @@ from vqpu_protocol.api.devices import (
     EpochView,
     ViabilityView,
 )
+from vqpu_protocol.api.inspect import QueuedViolations, TaskCircuit
 from vqpu_protocol.api.tasks import EventList, EventView, TaskPage, TaskView
 from vqpu_protocol.rundir import ResultDocument, RunOptions
 
@@ -125,6 +126,11 @@ class AsyncClient:
     ) -> ViabilityView:
         return await self._send(calls.viability(device_id, circuit, dialect=dialect, epoch=epoch, options=options))
 
+    async def queued_violations(self, device_id: str, epoch: int) -> QueuedViolations:
+        """Your QUEUED, unpinned tasks on the device (every one for an admin) that `epoch` would refuse."""
+        path = f"/v1/devices/{device_id}/epochs/{epoch}/queued-violations"
+        return await self._send(Call("GET", path, calls.model(QueuedViolations)))
+
     async def register_device(self, snapshot: Snapshot) -> EpochView:
         return await self._send(calls.device_write("POST", "/v1/devices", snapshot.to_json_dict()))
 
@@ -195,6 +201,10 @@ class AsyncClient:
 
     async def result(self, task_id: str) -> ResultDocument:
         return await self._send(Call("GET", f"/v1/tasks/{task_id}/result", calls.model(ResultDocument)))
+
+    async def task_circuit(self, task_id: str) -> TaskCircuit:
+        """The circuit as it was submitted (its source and dialect), to resubmit it."""
+        return await self._send(Call("GET", f"/v1/tasks/{task_id}/circuit", calls.model(TaskCircuit)))
 
     async def task_events(self, task_id: str) -> list[EventView]:
         found: list[EventView] = await self._send(

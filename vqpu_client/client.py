@@ -42,6 +42,7 @@ from vqpu_protocol.api.devices import (
     EpochView,
     ViabilityView,
 )
+from vqpu_protocol.api.inspect import QueuedViolations, TaskCircuit
 from vqpu_protocol.api.tasks import EventList, EventView, TaskPage, TaskView
 from vqpu_protocol.rundir import ResultDocument, RunOptions
 
@@ -141,6 +142,11 @@ class Client:
     ) -> ViabilityView:
         return self._send(calls.viability(device_id, circuit, dialect=dialect, epoch=epoch, options=options))
 
+    def queued_violations(self, device_id: str, epoch: int) -> QueuedViolations:
+        """Your QUEUED, unpinned tasks on the device (every one for an admin) that `epoch` would refuse."""
+        path = f"/v1/devices/{device_id}/epochs/{epoch}/queued-violations"
+        return self._send(Call("GET", path, calls.model(QueuedViolations)))
+
     def register_device(self, snapshot: Snapshot) -> EpochView:
         """Admin: register a new device (its epoch 0 is this snapshot)."""
         return self._send(calls.device_write("POST", "/v1/devices", snapshot.to_json_dict()))
@@ -219,6 +225,10 @@ class Client:
 
     def result(self, task_id: str) -> ResultDocument:
         return self._send(Call("GET", f"/v1/tasks/{task_id}/result", calls.model(ResultDocument)))
+
+    def task_circuit(self, task_id: str) -> TaskCircuit:
+        """The circuit as it was submitted (its source and dialect), to resubmit it."""
+        return self._send(Call("GET", f"/v1/tasks/{task_id}/circuit", calls.model(TaskCircuit)))
 
     def task_events(self, task_id: str) -> list[EventView]:
         found: list[EventView] = self._send(

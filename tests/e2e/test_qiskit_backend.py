@@ -1,0 +1,280 @@
+"""The Qiskit backend against the real local stack (control plane, Prefect server, agent on a Dask
+LocalCluster, the runner): what a Qiskit user sees from `transpile`, `backend.run`, `BackendSamplerV2`,
+a pinned epoch, a refused circuit and a cancel.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister, transpile
+from qiskit.primitives import BackendSamplerV2
+from qiskit.providers import JobStatus
+from qiskit_aer import AerSimulator
+
+from device_registry.qiskit_backend import DeviceDefectsWarning
+from harness.stack import LocalStack
+from vqpu_client import Client, errors
+from vqpu_client.qiskit import RunOptionsError, TaskProvenance, VQPUBackend, VQPUProvider
+
+pytestmark = pytest.mark.slow
+WAIT_S = 180.0
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "qiskit.md"
+EXAMPLE_MARKER = "<!-- qiskit-example -->"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    stack = LocalStack(Path(tmp_path_factory.mktemp("qiskit-stack"))).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def provider(stack: LocalStack) -> Iterator[VQPUProvider]:
+    with VQPUProvider(stack.url, stack.keys["user"]) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def ideal(provider: VQPUProvider) -> VQPUBackend:
+    with pytest.warns(DeviceDefectsWarning, match="7 UNAVAILABLE"):  # Fez's graph: its twin has the same gaps
+        return provider.get_backend("ibm-fez-ideal")
+
+
+@pytest.fixture(scope="module")
+def fez(provider: VQPUProvider) -> VQPUBackend:
+    with pytest.warns(DeviceDefectsWarning, match="7 UNAVAILABLE"):
+        return provider.get_backend("ibm-fez")
+
+
+def _ghz_two_registers() -> QuantumCircuit:
+    """GHZ on three qubits into registers a (2 bits) and b (1 bit): outcomes "0 00" and "1 11"."""
+    q, a, b = QuantumRegister(3, "q"), ClassicalRegister(2, "a"), ClassicalRegister(1, "b")
+    qc = QuantumCircuit(q, a, b, name="ghz-ab")
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.cx(1, 2)
+    qc.measure(0, a[0])
+    qc.measure(1, a[1])
+    qc.measure(2, b[0])
+    return qc
+
+
+def _bell() -> QuantumCircuit:
+    qc = QuantumCircuit(2, 2, name="bell")
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure([0, 1], [0, 1])
+    return qc
+
+
+def _x_on(qubits: list[int], name: str) -> QuantumCircuit:
+    """Native gates only on qubits 0 and 1, which Fez couples: runs untranspiled."""
+    qc = QuantumCircuit(2, 2, name=name)
+    for q in qubits:
+        qc.x(q)
+    qc.measure([0, 1], [0, 1])
+    return qc
+
+
+def _busy_on_fez(name: str) -> QuantumCircuit:
+    """10 noisy qubits x 40 native layers along Fez's first row: 10-20 s of density-matrix simulation."""
+    qc = QuantumCircuit(10, 10, name=name)
+    for _ in range(40):
+        for q in range(10):
+            qc.sx(q)
+        for q in range(9):
+            qc.cz(q, q + 1)
+    qc.measure(range(10), range(10))
+    return qc
+
+
+def _task_ids(stack: LocalStack) -> set[str]:
+    with Client(stack.url, stack.keys["user"]) as client:
+        return {t.id for t in client.iter_tasks()}
+
+
+def test_backends_lists_every_device_at_its_current_epoch(provider: VQPUProvider) -> None:
+    with warnings.catch_warnings():  # the devices with defects say so; that is not what this test is about
+        warnings.simplefilter("ignore", DeviceDefectsWarning)
+        backends = provider.backends()
+    summaries = {d.device_id: d for d in provider.client.devices()}
+    assert sorted(b.name for b in backends) == sorted(summaries)
+    assert all(b.epoch == summaries[b.name].epoch and b.pinned_epoch is None for b in backends)
+    assert all(b.target.num_qubits == summaries[b.name].num_qubits for b in backends)
+
+
+def test_a_transpiled_ghz_on_the_ideal_twin_gives_aers_ideal_outcomes_with_register_spaces(
+    ideal: VQPUBackend,
+) -> None:
+    circuit = _ghz_two_registers()
+    isa = transpile(circuit, ideal, seed_transpiler=1)
+    job = ideal.run(isa, shots=400, seed_simulator=5)
+    result = job.result(timeout=WAIT_S)
+    counts = result.get_counts()
+    aer = AerSimulator().run(circuit, shots=400, seed_simulator=5).result().get_counts()
+    assert set(counts) == set(aer) == {"0 00", "1 11"}
+    assert sum(counts.values()) == 400 and 150 < counts["1 11"] < 250  # 5 standard deviations of a fair coin
+    assert result.get_counts(isa) == counts and result.results[0].header["name"] == "ghz-ab"
+    assert job.status() is JobStatus.DONE
+    assert job.provenance() == [TaskProvenance(job.job_id(), ideal.epoch, ideal.snapshot.sha256(), 5)]
+    assert result.results[0].metadata["epoch"] == ideal.epoch
+
+
+def test_backend_sampler_v2_reads_every_shot_exactly_as_the_backends_memory(ideal: VQPUBackend) -> None:
+    isa = transpile(_ghz_two_registers(), ideal, seed_transpiler=1)
+    sampler = BackendSamplerV2(backend=ideal, options={"seed_simulator": 9, "default_shots": 300})
+    data = sampler.run([(isa,)]).result()[0].data
+    a, b = data.a.get_bitstrings(), data.b.get_bitstrings()
+    assert set(data.a.get_counts()) == {"00", "11"} and set(data.b.get_counts()) == {"0", "1"}  # not all zeros
+    assert all(x == y * 2 for x, y in zip(a, b, strict=True))  # one GHZ state per shot, across both registers
+    # The same seed replays the same task: the sampler's shots are the backend's memory, in order.
+    memory = ideal.run(isa, shots=300, seed_simulator=9, memory=True).result(timeout=WAIT_S).get_memory(0)
+    assert memory == [f"{y} {x}" for x, y in zip(a, b, strict=True)]
+
+
+def test_on_noisy_fez_the_counts_differ_from_ideal_but_stay_close(fez: VQPUBackend) -> None:
+    isa = transpile(_bell(), fez, seed_transpiler=1)
+    counts = fez.run(isa, shots=2000, seed_simulator=3).result(timeout=WAIT_S).get_counts()
+    wrong = counts.get("01", 0) + counts.get("10", 0)
+    assert 0 < wrong < 0.15 * 2000, counts
+    assert abs(counts.get("00", 0) - counts.get("11", 0)) < 0.2 * 2000, counts
+
+
+def test_noise_options_pass_through_and_the_result_says_what_was_applied(fez: VQPUBackend) -> None:
+    isa = transpile(_bell(), fez, seed_transpiler=1)
+    result = fez.run(isa, shots=500, seed_simulator=3, noise={"disable": ["gate_1q", "gate_2q", "readout"]}).result(
+        timeout=WAIT_S
+    )
+    assert set(result.get_counts()) == {"00", "11"}
+    assert result.results[0].metadata["noise_empty"] is True
+    assert result.results[0].metadata["noise"]["disable"] == ["gate_1q", "gate_2q", "readout"]
+
+
+def test_a_list_of_circuits_is_one_task_each_in_order_with_consecutive_seeds(ideal: VQPUBackend) -> None:
+    circuits = [_x_on([], "none"), _x_on([0], "q0"), _x_on([0, 1], "both")]
+    job = ideal.run(circuits, shots=50, seed_simulator=100)
+    ids = job.task_ids()
+    assert len(set(ids)) == 3 and job.job_id() == ",".join(ids)
+    result = job.result(timeout=WAIT_S)
+    assert result.get_counts() == [{"00": 50}, {"01": 50}, {"11": 50}]
+    assert result.get_counts("q0") == {"01": 50}
+    assert [p.seed for p in job.provenance()] == [100, 101, 102]
+    assert [t.shots for t in job.tasks()] == [50, 50, 50]
+
+
+def test_a_pinned_epoch_backend_replays_the_old_calibration_that_the_current_epoch_refuses(
+    stack: LocalStack, provider: VQPUProvider
+) -> None:
+    circuit = QuantumCircuit(2, 2, name="sx-cz")
+    circuit.sx(0)
+    circuit.cz(0, 1)
+    circuit.measure([0, 1], [0, 1])
+    old = provider.get_backend("line-16")
+    with Client(stack.url, stack.keys["admin"]) as admin:
+        new_epoch = admin.patch_device("line-16", {"qubits": [{"index": 1, "status": "OFFLINE"}]}).epoch
+    assert new_epoch == old.epoch + 1
+
+    with pytest.warns(DeviceDefectsWarning, match="OFFLINE"):
+        current = provider.get_backend("line-16")
+    assert current.epoch == new_epoch and not current.target.instruction_supported("sx", (1,))
+    before = _task_ids(stack)
+    with pytest.raises(errors.NotAdmissibleError, match=r"circuit 0 \('sx-cz'\).*transpile\(circuit, backend\)") as e:
+        current.run(circuit, shots=100)
+    assert any(v["code"] == "QUBIT_OFFLINE" for v in e.value.violations)
+    assert _task_ids(stack) == before
+
+    pinned = provider.get_backend("line-16", epoch=old.epoch)
+    assert (pinned.epoch, pinned.pinned_epoch) == (old.epoch, old.epoch)
+    assert pinned.target.instruction_supported("sx", (1,))
+    job = pinned.run(circuit, shots=200, seed_simulator=4)
+    counts = job.result(timeout=WAIT_S).get_counts()
+    assert set(counts) == {"00", "01"} and sum(counts.values()) == 200  # sx on q0; cz changes no population
+    assert job.provenance() == [TaskProvenance(job.job_id(), old.epoch, old.snapshot.sha256(), 4)]
+    assert [(t.epoch, t.bound_epoch) for t in job.tasks()] == [(old.epoch, old.epoch)]
+
+
+def test_a_non_native_circuit_is_refused_at_run_and_the_runs_earlier_tasks_are_cancelled(
+    stack: LocalStack, fez: VQPUBackend
+) -> None:
+    before = _task_ids(stack)
+    with pytest.raises(errors.NotAdmissibleError, match=r"circuit 1 \('bell'\)") as e:
+        fez.run([_busy_on_fez("slow"), _bell()], shots=100)
+    assert any(v["code"] == "UNKNOWN_GATE" for v in e.value.violations)
+    assert any("were cancelled" in note for note in e.value.__notes__)
+    (submitted,) = _task_ids(stack) - before
+    with Client(stack.url, stack.keys["user"]) as client:
+        assert client.wait(submitted, timeout_s=WAIT_S).state == "CANCELLED"
+
+
+def test_unknown_or_invalid_run_options_are_refused_before_anything_is_sent(
+    stack: LocalStack, ideal: VQPUBackend
+) -> None:
+    before = _task_ids(stack)
+    circuit = _x_on([0], "x")
+    with pytest.raises(RunOptionsError, match="no run option 'meas_level'"):
+        ideal.run(circuit, meas_level=1)
+    with pytest.raises(RunOptionsError, match="noise_model"):
+        ideal.run(circuit, noise_model="made-up")
+    with pytest.raises(RunOptionsError, match="noise"):
+        ideal.run(circuit, noise={"scale": {"gate_3q": 2.0}})
+    with pytest.raises(RunOptionsError, match="shots"):
+        ideal.run(circuit, shots=0)
+    with pytest.raises(RunOptionsError, match="method"):
+        ideal.run(circuit, method=None)
+    with pytest.raises(RunOptionsError, match="per-shot memory is limited"):
+        ideal.run(circuit, shots=200_000, memory=True)
+    with pytest.raises(RunOptionsError, match="no run option 'optimization_level'"):
+        ideal.set_options(optimization_level=3)
+    assert _task_ids(stack) == before
+    assert ideal.options.shots == 1024
+
+
+def test_cancel_ends_every_unfinished_task_and_result_raises_cancelled(fez: VQPUBackend) -> None:
+    job = fez.run([_busy_on_fez(f"slow-{i}") for i in range(3)], shots=200, seed_simulator=1)
+    job.cancel()
+    job.wait_for_final_state(timeout=60, wait=0.5)
+    assert job.status() is JobStatus.CANCELLED
+    assert [t.state for t in job.tasks()] == ["CANCELLED"] * 3
+    with pytest.raises(errors.TaskCancelledError):
+        job.result(timeout=WAIT_S)
+
+
+def test_a_failed_task_makes_result_raise_its_error_instead_of_returning_a_partial_result(
+    ideal: VQPUBackend,
+) -> None:
+    unmeasured = QuantumCircuit(2, 2, name="unmeasured")  # admitted, but the runner has no counts to return
+    unmeasured.x(0)
+    job = ideal.run([_x_on([0], "fine"), unmeasured], shots=50)
+    with pytest.raises(errors.TaskFailedError) as e:
+        job.result(timeout=WAIT_S)
+    assert e.value.task.id == job.task_ids()[1] and e.value.code == "NO_MEASUREMENTS"
+    assert job.status() is JobStatus.ERROR
+    assert [t.state for t in job.tasks()] == ["COMPLETED", "FAILED"]
+
+
+def test_the_qiskit_example_in_the_docs_runs_as_written_and_prints_bell_counts(stack: LocalStack) -> None:
+    """The block after the marker in docs/qiskit.md, with the stack's URL and a user key put in for the
+    placeholders, run by a fresh interpreter as a user who copied it would run it."""
+    text = DOCS.read_text(encoding="utf-8")
+    assert text.count(EXAMPLE_MARKER) == 1
+    found = re.match(r"\s*```python\n(.*?)\n```", text.split(EXAMPLE_MARKER, 1)[1], re.DOTALL)
+    assert found is not None, f"no ```python block follows {EXAMPLE_MARKER!r} in {DOCS}"
+    script = found.group(1)
+    assert script.count("http://localhost:8000") == 1 and script.count("YOUR-USER-KEY") == 1
+    script = script.replace("http://localhost:8000", stack.url).replace("YOUR-USER-KEY", stack.keys["user"])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=WAIT_S)
+    assert done.returncode == 0, done.stderr
+    counts = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    assert sum(counts.values()) == 1000 and set(counts) <= {"00", "01", "10", "11"}
+    assert counts.get("00", 0) + counts.get("11", 0) > 850, counts

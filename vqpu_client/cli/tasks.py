@@ -1,0 +1,161 @@
+"""`vqpu submit | status | watch | result | cancel`: one task's life from the command line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vqpu_client.calls import TERMINAL_EVENTS
+from vqpu_client.cli import events
+from vqpu_client.cli.arguments import run_options
+from vqpu_client.cli.context import Context
+from vqpu_client.cli.exits import Exit
+from vqpu_client.cli.render import number, short, table
+from vqpu_protocol.api.tasks import TaskView
+from vqpu_protocol.rundir import ResultDocument
+
+
+def submit(ctx: Context) -> int:
+    a = ctx.args
+    options = run_options(a)  # refused before the file is read or anything is sent
+    circuit = ctx.read_circuit(a.file)
+    task = ctx.client.submit(
+        a.device,
+        circuit,
+        shots=a.shots,
+        seed=a.seed,
+        epoch=a.epoch,
+        tags=a.tag,
+        options=options,
+        idempotency_key=a.idempotency_key,
+    )
+    if not a.wait:
+        if ctx.out.as_json:
+            ctx.out.document(task)
+        else:
+            pinned = f", pinned to epoch {task.epoch}" if task.epoch is not None else ""
+            ctx.out.line(f"{task.id}  {task.state}  on {task.device} (admitted on epoch {task.admitted_epoch}{pinned})")
+        return Exit.OK
+    return finish(ctx, ctx.wait(task.id, a.timeout))
+
+
+def finish(ctx: Context, task: TaskView) -> int:
+    """Print a finished task's result (with --json: `{task, result}`); a failed or cancelled one raises."""
+    result = ctx.client.result(task.id) if task.state == "COMPLETED" else None
+    if ctx.out.as_json:
+        ctx.out.document({"task": task, "result": result})
+    elif result is not None:
+        ctx.out.lines(result_lines(result))
+    if result is None:
+        ctx.client.result_of(task)  # raises its TaskFailedError / TaskCancelledError
+    return Exit.OK
+
+
+def status(ctx: Context) -> int:
+    task = ctx.client.task(ctx.args.task)
+    if ctx.out.as_json:
+        ctx.out.document(task)
+    else:
+        ctx.out.lines(status_lines(task))
+    return Exit.OK
+
+
+def status_lines(t: TaskView) -> list[str]:
+    flags = [f for f, on in (("stale", t.stale), ("cancel requested", t.cancel_requested)) if on]
+    rows: list[tuple[str, Any]] = [
+        ("task", t.id),
+        ("state", t.state + (f" ({', '.join(flags)})" if flags else "")),
+        ("device", t.device),
+        ("shots", t.shots),
+        ("seed", t.seed),
+        ("options", _options(t)),
+        ("tags", ", ".join(t.tags) or None),
+        ("epoch", f"pinned {t.epoch}" if t.epoch is not None else "bound at claim"),
+        ("admitted", f"epoch {t.admitted_epoch}"),
+        ("bound", None if t.bound_epoch is None else f"epoch {t.bound_epoch} (sha256 {short(t.bound_sha256)})"),
+        ("attempt", t.attempt),
+        ("agent", t.agent_id),
+        ("scheduler", None if t.scheduler is None else t.scheduler.model_dump_json(exclude_none=True)),
+        ("created", t.created_at),
+        ("claimed", t.claimed_at),
+        ("finished", t.finished_at),
+        ("error", None if t.error is None else f"{t.error.code}: {t.error.message}"),
+    ]
+    return [f"{k:<10} {'-' if v is None else v}" for k, v in rows]
+
+
+def _options(t: TaskView) -> str:
+    given = t.options.model_dump(mode="json", exclude_defaults=True)
+    return ", ".join(f"{k}={v}" for k, v in given.items()) or "defaults"
+
+
+def watch(ctx: Context) -> int:
+    a = ctx.args
+    since = a.since
+    if since is None:
+        since = 0 if a.task else ctx.client.health().last_event_id
+    for event in ctx.client.events(task=a.task, device=a.device, last_event_id=since):
+        if ctx.out.as_json:
+            ctx.out.json_line(event)
+        else:
+            ctx.out.line(events.line(event))
+        if a.task and event.type in TERMINAL_EVENTS:
+            break
+    return Exit.OK
+
+
+def result(ctx: Context) -> int:
+    a = ctx.args
+    if a.wait:
+        return finish(ctx, ctx.wait(a.task, a.timeout))
+    doc = ctx.client.result(a.task)
+    if ctx.out.as_json:
+        ctx.out.document(doc)
+    else:
+        ctx.out.lines(result_lines(doc))
+    return Exit.OK
+
+
+def sorted_counts(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """Most frequent first; ties by outcome, so the order is the same on every run."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def result_lines(doc: ResultDocument) -> list[str]:
+    p = doc.provenance
+    head = f"{p.task_id}  {doc.shots} shots on {p.device_id} epoch {p.epoch} (sha256 {short(p.snapshot_sha256)})"
+    rows = [(outcome, n, f"{n / doc.shots:.4f}") for outcome, n in sorted_counts(doc.counts)]
+    lines = [head, "", *table(("outcome", "count", "probability"), rows, right=(1, 2)), ""]
+    lines += [
+        f"epoch      {p.epoch}",
+        f"sha256     {p.snapshot_sha256}",
+        f"seed       {p.seed} (from the {p.seed_source})",
+        f"method     {p.method} on {p.device} ({p.method_reason})",
+        f"noise      {noise_summary(doc)}",
+        f"time       {number(doc.timings.total_s)} s (simulate {number(doc.timings.simulate_s)} s)",
+    ]
+    if doc.memory is not None:
+        lines.append(f"memory     {len(doc.memory)} shots (vqpu result --json shows them)")
+    return lines
+
+
+def noise_summary(doc: ResultDocument) -> str:
+    p = doc.provenance
+    if p.noise_empty:
+        text = f"{p.noise_model}: none applied (ideal)"
+    else:
+        channels = "" if p.noise_channels is None else f", {p.noise_channels} channels"
+        text = f"{p.noise_model}{channels}"
+    asked = [f"{kind} x{factor:g}" for kind, factor in sorted(p.noise.scale.items())]
+    asked += [f"{kind} off" for kind in p.noise.disable]
+    return text + (f"; {', '.join(asked)}" if asked else "")
+
+
+def cancel(ctx: Context) -> int:
+    task = ctx.client.cancel(ctx.args.task)
+    if ctx.out.as_json:
+        ctx.out.document(task)
+    elif task.state == "RUNNING":
+        ctx.out.line(f"{task.id}  RUNNING, cancel requested: it ends CANCELLED once {task.agent_id} has stopped it")
+    else:
+        ctx.out.line(f"{task.id}  {task.state}")
+    return Exit.OK

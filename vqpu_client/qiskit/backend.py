@@ -1,0 +1,187 @@
+"""`VQPUBackend`: one device of the service as a Qiskit backend that runs circuits there.
+
+Its Target is `device_registry.qiskit_target.target_from_snapshot` of the device's snapshot, the same
+pure function the runner fits circuits with, so `transpile(circuit, backend)` lands on the real
+coupling map and native gates. `run()` submits one task per circuit and returns a `VQPUJob`.
+
+A backend from `get_backend(name)` describes the epoch current when it was made, and its tasks bind
+at claim to the epoch current then (a newer calibration, if an operator published one meanwhile). A
+backend pinned to an epoch (`get_backend(name, epoch=3)`) describes that epoch and pins every task to
+it: a replay against that calibration.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from qiskit import QuantumCircuit
+from qiskit.providers import Options
+
+from device_registry.qiskit_backend import SnapshotBackend
+from device_registry.snapshot import Snapshot
+from vqpu_client.errors import IllegalTransitionError, NotAdmissibleError, VQPUError
+from vqpu_client.qiskit.circuits import to_openqasm
+from vqpu_client.qiskit.errors import RunOptionsError
+from vqpu_client.qiskit.job import VQPUJob
+from vqpu_protocol.api.tasks import TaskView
+from vqpu_protocol.limits import MAX_SEED, MAX_SHOTS
+from vqpu_protocol.rundir import RunOptions, memory_problem
+
+if TYPE_CHECKING:
+    from vqpu_client.client import Client
+    from vqpu_client.qiskit.provider import VQPUProvider
+
+_RUN_OPTION_FIELDS = ("memory", "noise_model", "noise", "method", "device")
+"""Backend options that are fields of the service's RunOptions, validated by it (one definition)."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What every task of one `run()` is submitted with; task i gets seed `seed + i` (as Aer varies its
+    per-circuit seeds), so equal circuits in one run are not sampled identically."""
+
+    shots: int
+    seed: int | None
+    options: RunOptions
+
+    def seed_of(self, index: int) -> int | None:
+        return None if self.seed is None else (self.seed + index) % (MAX_SEED + 1)
+
+
+class VQPUBackend(SnapshotBackend):
+    """The device of `snapshot` on the service `provider` talks to; `pinned`: every task pins its epoch."""
+
+    def __init__(self, provider: VQPUProvider, snapshot: Snapshot, *, pinned: bool = False) -> None:
+        super().__init__(snapshot)
+        self._provider = provider
+        self._pinned_epoch = snapshot.epoch if pinned else None
+
+    @classmethod
+    def _default_options(cls) -> Options:
+        return Options(
+            shots=1024,
+            seed_simulator=None,
+            memory=False,
+            noise_model="paper",
+            noise=None,
+            method="auto",
+            device="auto",
+        )
+
+    @property
+    def client(self) -> Client:
+        return self._provider.client
+
+    @property
+    def epoch(self) -> int:
+        """The epoch this backend's Target describes."""
+        return int(self.snapshot.epoch)
+
+    @property
+    def pinned_epoch(self) -> int | None:
+        """The epoch every task of this backend is pinned to, or None (tasks bind at claim)."""
+        return self._pinned_epoch
+
+    def set_options(self, **fields: Any) -> None:
+        """Change the defaults of later `run()` calls; refused, as `run()` would refuse them, when invalid."""
+        self._submission(fields)
+        super().set_options(**fields)
+
+    def _submission(self, overrides: Mapping[str, Any]) -> Submission:
+        """The backend's options with `overrides`, checked: unknown names and bad values raise `RunOptionsError`."""
+        unknown = sorted(set(overrides) - set(self.options))
+        if unknown:
+            raise RunOptionsError(
+                f"{self.name} has no run option {', '.join(map(repr, unknown))}; its options are "
+                f"{', '.join(sorted(self.options))}"
+            )
+        merged = {**dict(self.options.items()), **overrides}
+        shots = _integer(merged["shots"], 1, MAX_SHOTS, "shots")
+        seed = (
+            None
+            if merged["seed_simulator"] is None
+            else _integer(merged["seed_simulator"], 0, MAX_SEED, "seed_simulator")
+        )
+        # noise=None is "the calibrated model unchanged"; any other None is a value RunOptions refuses.
+        fields = {name: merged[name] for name in _RUN_OPTION_FIELDS if not (name == "noise" and merged[name] is None)}
+        try:
+            options = RunOptions.model_validate(fields)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+            raise RunOptionsError(f"invalid run options for {self.name}: {problems}") from None
+        problem = memory_problem(options, shots)
+        if problem is not None:
+            raise RunOptionsError(problem)
+        return Submission(shots=shots, seed=seed, options=options)
+
+    def run(self, run_input: QuantumCircuit | list[QuantumCircuit], **options: Any) -> VQPUJob:
+        """Submit one task per circuit (all checked first, none sent if one is refused here) and return the job.
+
+        A circuit the service refuses at submit raises `NotAdmissibleError` (or another `APIError`);
+        the tasks this call had already submitted are cancelled first, so nothing runs unseen.
+        """
+        circuits = [run_input] if isinstance(run_input, QuantumCircuit) else list(run_input)
+        if not circuits:
+            raise RunOptionsError("backend.run was given no circuits")
+        plan = self._submission(options)
+        sources = [to_openqasm(circuit, self.snapshot.native_gates) for circuit in circuits]
+        tasks: list[TaskView] = []
+        for index, (circuit, source) in enumerate(zip(circuits, sources, strict=True)):
+            try:
+                tasks.append(
+                    self.client.submit(
+                        self.name,
+                        source,
+                        shots=plan.shots,
+                        dialect="qasm3",
+                        seed=plan.seed_of(index),
+                        epoch=self._pinned_epoch,
+                        options=plan.options,
+                    )
+                )
+            except VQPUError as exc:
+                self._withdraw(tasks, exc)
+                if not isinstance(exc, NotAdmissibleError):
+                    raise
+                raise _explained(exc, index, circuit) from exc
+        return VQPUJob(self, tasks, circuits, memory=plan.options.memory)
+
+    def _withdraw(self, tasks: list[TaskView], exc: VQPUError) -> None:
+        """Cancel the tasks a failing run had submitted, and say so on the error being raised."""
+        missed = []
+        for task in tasks:
+            try:
+                self.client.cancel(task.id)
+            except IllegalTransitionError:  # it finished already
+                pass
+            except VQPUError:  # the error being raised matters more; it names what is left running
+                missed.append(task.id)
+        if missed:
+            exc.add_note(f"tasks {', '.join(missed)} of this run were submitted and could not be cancelled")
+        elif tasks:
+            exc.add_note(f"the task(s) this run had already submitted were cancelled: {', '.join(t.id for t in tasks)}")
+
+
+def _integer(value: Any, low: int, high: int, name: str) -> int:
+    """An integer option (numpy's integers included, as primitives pass them), within bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
+        raise RunOptionsError(f"{name} must be an integer from {low} to {high}, not {value!r}")
+    return int(value)
+
+
+def _explained(exc: NotAdmissibleError, index: int, circuit: QuantumCircuit) -> NotAdmissibleError:
+    """The same error, saying which circuit and what to do about it."""
+    message = (
+        f"circuit {index} ({circuit.name!r}): {exc.message}. transpile(circuit, backend) maps a circuit "
+        "onto the device's qubits, couplers and native gates"
+    )
+    explained = NotAdmissibleError(
+        exc.code, message, status=exc.status, detail=exc.detail, correlation_id=exc.correlation_id
+    )
+    for note in getattr(exc, "__notes__", []):
+        explained.add_note(note)
+    return explained

@@ -1,0 +1,124 @@
+"""`VQPUJob`: the tasks of one `backend.run()`, one per circuit, seen as one Qiskit job.
+
+Its `job_id()` is the task ids joined by commas. `status()` reads the tasks; `result()` waits for them
+all and builds a Qiskit `Result` (a task that failed or was cancelled raises the client's
+`TaskFailedError` / `TaskCancelledError` instead: never a partial result). `provenance()` says what
+each task actually ran under: epoch, snapshot sha256 and seed, enough to replay it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, NamedTuple
+
+from qiskit import QuantumCircuit
+from qiskit.providers import JobError, JobStatus, JobV1
+from qiskit.result import Result
+
+from vqpu_client.calls import TERMINAL_STATES
+from vqpu_client.errors import IllegalTransitionError, WaitTimeoutError
+from vqpu_client.qiskit.results import Experiment, build_result
+from vqpu_protocol.api.tasks import TaskView
+from vqpu_protocol.rundir import ResultDocument
+
+if TYPE_CHECKING:
+    from vqpu_client.qiskit.backend import VQPUBackend
+
+
+class TaskProvenance(NamedTuple):
+    """What one task ran under, from its result: replay it by pinning `epoch` with `seed`."""
+
+    task_id: str
+    epoch: int
+    snapshot_sha256: str
+    seed: int
+
+
+def job_status(states: list[str]) -> JobStatus:
+    """One status for several tasks: final only once every task is; then ERROR if any failed, CANCELLED
+    if any was cancelled, else DONE. Before that RUNNING once any task has started or ended, else QUEUED."""
+    if all(state in TERMINAL_STATES for state in states):
+        if "FAILED" in states:
+            return JobStatus.ERROR
+        return JobStatus.CANCELLED if "CANCELLED" in states else JobStatus.DONE
+    return JobStatus.QUEUED if all(state == "QUEUED" for state in states) else JobStatus.RUNNING
+
+
+class VQPUJob(JobV1):  # type: ignore[misc]
+    """Made by `VQPUBackend.run()` with its tasks already submitted."""
+
+    def __init__(
+        self, backend: VQPUBackend, tasks: list[TaskView], circuits: list[QuantumCircuit], *, memory: bool
+    ) -> None:
+        super().__init__(backend, ",".join(task.id for task in tasks))
+        self._client = backend.client
+        self._views = {task.id: task for task in tasks}
+        self._ids = [task.id for task in tasks]
+        self._circuits = list(circuits)
+        self._memory = memory
+        self._documents: dict[str, ResultDocument] = {}
+        self._result: Result | None = None
+
+    def submit(self) -> None:
+        raise JobError(f"job {self.job_id()} was submitted by backend.run(); it cannot be submitted again")
+
+    def task_ids(self) -> list[str]:
+        """One task per circuit, in the order the circuits were given."""
+        return list(self._ids)
+
+    def tasks(self) -> list[TaskView]:
+        """The tasks' records, re-read from the service unless already final."""
+        for task_id, view in self._views.items():
+            if view.state not in TERMINAL_STATES:
+                self._views[task_id] = self._client.task(task_id)
+        return [self._views[task_id] for task_id in self._ids]
+
+    def status(self) -> JobStatus:
+        return job_status([task.state for task in self.tasks()])
+
+    def cancel(self) -> None:
+        """Cancel every task not yet finished: a queued one at once, a running one once its agent stops it."""
+        for task in self.tasks():
+            if task.state in TERMINAL_STATES or task.cancel_requested:
+                continue
+            try:
+                self._views[task.id] = self._client.cancel(task.id)
+            except IllegalTransitionError:  # it finished in between
+                self._views[task.id] = self._client.task(task.id)
+
+    def result(self, timeout: float | None = None) -> Result:
+        """Wait (at most `timeout` seconds in all) for every task and return their results as one `Result`.
+
+        Raises the client's `TaskFailedError` or `TaskCancelledError` for the first task, in circuit
+        order, that did not complete, and `WaitTimeoutError` when `timeout` runs out.
+        """
+        if self._result is None:
+            documents = self._finished_documents(timeout)
+            backend = self.backend()
+            self._result = build_result(
+                [Experiment(c, d, i) for c, d, i in zip(self._circuits, documents, self._ids, strict=True)],
+                backend_name=backend.name,
+                backend_version=backend.backend_version,
+                job_id=self.job_id(),
+                memory=self._memory,
+            )
+        return self._result
+
+    def provenance(self, timeout: float | None = None) -> list[TaskProvenance]:
+        """What each task ran under (waiting for them as `result()` does), in circuit order."""
+        ran = [doc.provenance for doc in self._finished_documents(timeout)]
+        return [TaskProvenance(p.task_id, p.epoch, p.snapshot_sha256, p.seed) for p in ran]
+
+    def _finished_documents(self, timeout: float | None) -> list[ResultDocument]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for task_id in self._ids:
+            if task_id in self._documents:
+                continue
+            view = self._views[task_id]
+            if view.state not in TERMINAL_STATES:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise WaitTimeoutError(task_id, timeout or 0.0, view)
+                view = self._views[task_id] = self._client.wait(task_id, timeout_s=remaining)
+            self._documents[task_id] = self._client.result_of(view)
+        return [self._documents[task_id] for task_id in self._ids]
