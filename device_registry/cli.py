@@ -2,7 +2,7 @@
 
     vqpu-devices list
     vqpu-devices show NAME [--json]
-    vqpu-devices import-ibm PROPS CONF --device-id ID [--epoch N] [-o FILE]
+    vqpu-devices import-ibm PROPS CONF [--device-id ID] [--epoch N] [--out FILE]
     vqpu-devices check NAME CIRCUIT_FILE [--dialect qasm2|qasm3]
 
 Exit codes: 0 success (for `check`: the circuit is admissible), 1 not admissible, 2 bad input.
@@ -11,11 +11,15 @@ Exit codes: 0 success (for `check`: the circuit is admissible), 1 not admissible
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from device_registry import admissibility, catalog, ibm
-from device_registry.errors import RegistryError
+from device_registry.errors import ImportFailed, RegistryError
 from device_registry.snapshot import Snapshot
 
 
@@ -80,14 +84,68 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _import_ibm(args: argparse.Namespace) -> int:
-    s = ibm.from_files(args.props, args.conf, device_id=args.device_id, epoch=args.epoch)
+    props = _ibm_document(args.props, "PROPS")
+    conf = _ibm_document(args.conf, "CONF")
+    names = {role: doc.get("backend_name") for role, doc in (("props", props), ("conf", conf))}
+    if names["props"] and names["conf"] and names["props"] != names["conf"]:
+        raise ImportFailed(
+            f"{args.props} is the properties of {names['props']} but {args.conf} is the configuration of "
+            f"{names['conf']}: both must come from the same backend"
+        )
+    device_id = args.device_id or _device_id_of(names["props"] or names["conf"])
+    s = ibm.from_ibm(props, conf, device_id=device_id, epoch=args.epoch)
     text = s.canonical_json().decode()
     if args.output is None:
         print(text)
-    else:
+        return 0
+    try:
         args.output.write_text(text + "\n")
-        print(f"wrote {args.output}: {s.device_id}, {s.num_qubits} qubits, sha256 {s.sha256()}", file=sys.stderr)
+    except OSError as exc:
+        raise ImportFailed(f"cannot write {args.output}: {exc}") from exc
+    broken = sum(not e.available for e in s.edges)
+    print(
+        f"wrote {args.output}: {s.device_id} epoch {s.epoch}, {s.num_qubits} qubits, {len(s.edges)} edges "
+        f"({broken} unavailable), sha256 {s.sha256()}",
+        file=sys.stderr,
+    )
     return 0
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ROLE_KEYS = {"PROPS": ("qubits", "gates"), "CONF": ("n_qubits", "basis_gates")}
+
+
+def _ibm_document(path: Path, role: str) -> dict[str, Any]:
+    """One IBM JSON file, gzipped or not whatever its name says, checked to be the kind its position asks for."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ImportFailed(f"cannot read {role} file {path}: {exc.strerror or exc}") from exc
+    try:
+        if raw.startswith(_GZIP_MAGIC):
+            raw = gzip.decompress(raw)
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ImportFailed(f"cannot read {role} file {path}: not JSON (or gzipped JSON): {exc}") from exc
+    if not isinstance(data, dict):
+        raise ImportFailed(f"{role} file {path} holds a JSON {type(data).__name__}, not an IBM backend object")
+    wanted = _ROLE_KEYS[role]
+    if not all(key in data for key in wanted):
+        other = next(r for r in _ROLE_KEYS if r != role)
+        swapped = all(key in data for key in _ROLE_KEYS[other])
+        hint = f"; it looks like a {other} file: the order is PROPS CONF" if swapped else ""
+        raise ImportFailed(f"{role} file {path} lacks {' and '.join(repr(k) for k in wanted)}{hint}")
+    return data
+
+
+def _device_id_of(backend_name: object) -> str:
+    """IBM's `ibm_fez` becomes `ibm-fez`, the catalogue's spelling."""
+    if not isinstance(backend_name, str) or not backend_name:
+        raise ImportFailed("the files name no backend (no backend_name): give --device-id")
+    device_id = backend_name.strip().lower().replace("_", "-")
+    if not _DEVICE_ID.fullmatch(device_id):
+        raise ImportFailed(f"backend name {backend_name!r} does not make a device id: give --device-id")
+    return device_id
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -116,6 +174,27 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+_DEVICE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def _device_id_arg(text: str) -> str:
+    if not _DEVICE_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device id: lower-case letters, digits, '.', '_' and '-', at most 64"
+        )
+    return text
+
+
+def _epoch_arg(text: str) -> int:
+    try:
+        epoch = int(text)
+    except ValueError:
+        epoch = -1
+    if epoch < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an epoch (an integer >= 0)")
+    return epoch
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vqpu-devices", description="HPC-vQPU device registry")
     sub = parser.add_subparsers(dest="verb", required=True)
@@ -125,11 +204,13 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print the canonical snapshot JSON")
     show.set_defaults(command=_show)
     imp = sub.add_parser("import-ibm", help="IBM backend props/conf JSON (.json or .json.gz) -> snapshot JSON")
-    imp.add_argument("props", type=Path)
-    imp.add_argument("conf", type=Path)
-    imp.add_argument("--device-id", required=True)
-    imp.add_argument("--epoch", type=int, default=0)
-    imp.add_argument("-o", "--output", type=Path)
+    imp.add_argument("props", type=Path, help="the backend's properties (calibration) JSON")
+    imp.add_argument("conf", type=Path, help="the backend's configuration JSON")
+    imp.add_argument("--device-id", type=_device_id_arg, help="default: the backend's name, ibm_fez -> ibm-fez")
+    imp.add_argument("--epoch", type=_epoch_arg, default=0, help="the snapshot's epoch (default 0)")
+    imp.add_argument(
+        "-o", "--out", "--output", dest="output", type=Path, metavar="FILE", help="write here (default: stdout)"
+    )
     imp.set_defaults(command=_import_ibm)
     chk = sub.add_parser("check", help="the admission check of a circuit file against a bundled device")
     chk.add_argument("name")

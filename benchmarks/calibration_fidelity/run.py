@@ -8,20 +8,27 @@ as a run directory given to `python -m runner` instead (the runner alone, no ser
 twin must give total-variation distance 0; Fez a non-zero, reproducible TV whose leakage has
 structure.
 
-    python -m benchmarks.calibration_fidelity.run [--repetitions 10] [--trials 5] [--out DIR] [--direct]
+Then, through the same stack, the user-side QAOA flow (`flows.qaoa`, `qaoa-maxcut`) runs in this
+process as a user would run it: MaxCut on six Fez qubits, optimised on the ideal twin and measured
+on both; its table and plot are artifacts of its Prefect flow run (`--no-qaoa` skips it).
+
+    python -m benchmarks.calibration_fidelity.run [--repetitions 10] [--trials 5] [--out DIR] [--direct] [--no-qaoa]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -29,6 +36,9 @@ from device_registry import Snapshot, catalog
 from harness.circuits import amplified_identity
 from harness.stack import LocalStack
 from vqpu_protocol.rundir import TaskDocument, write_inputs
+
+if TYPE_CHECKING:
+    from flows.qaoa import QAOAResult
 
 OUTCOMES = ("00", "01", "10", "11")
 CONFIGS = (("ibm-fez-ideal", "paper"), ("ibm-fez", "paper"), ("ibm-fez", "relaxation"))
@@ -167,6 +177,45 @@ def run_direct(work: Path, circuit: str, shots: int, trials: int) -> tuple[list[
     return groups, run_trial(work / "replay", catalog.load("ibm-fez"), "paper", circuit, shots, seed=1)
 
 
+@contextmanager
+def user_environment(variables: dict[str, str]) -> Iterator[None]:
+    """This process as the user the flow runs for (VQPU_URL, VQPU_KEY), restored afterwards."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_qaoa(stack: LocalStack, out: Path) -> QAOAResult:
+    """The `qaoa-maxcut` flow in this process, against the stack's control plane and Prefect server."""
+    from harness.prefect_server import prefect_api
+
+    assert stack.prefect is not None
+    # Prefect reads its logging level once, at import: keep the flow's per-task lines out of the table.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    with user_environment({"VQPU_URL": stack.url, "VQPU_KEY": stack.keys["user"]}), prefect_api(stack.prefect.api_url):
+        from flows.qaoa import qaoa_maxcut
+
+        return qaoa_maxcut(results_dir=str(out / "qaoa"))
+
+
+def qaoa_report(result: QAOAResult, out: Path) -> str:
+    text = f"QAOA MaxCut through the same stack (flow `qaoa-maxcut`, flow run {result.flow_run_id}):\n\n"
+    text += "".join(f"    {line}\n" for line in result.summary().splitlines())
+    text += (
+        f"\nIts artifacts `qaoa-maxcut-convergence` (table) and `qaoa-maxcut-plot` (PNG) belong to that flow run, in "
+        f"the Prefect database under {out / 'stack'}; `scripts/stack.sh --dir {out / 'stack'}` serves them again "
+        f"(Prefect UI: /runs/flow-run/{result.flow_run_id}). The plot is also {result.plot}.\n"
+    )
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repetitions", type=int, default=10, help="identity layers (default 10)")
@@ -174,12 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", type=int, default=8192)
     parser.add_argument("--out", type=Path, default=Path("runs/calibration-fidelity"))
     parser.add_argument("--direct", action="store_true", help="run each trial with `python -m runner`, no service")
+    parser.add_argument("--no-qaoa", action="store_true", help="skip the QAOA flow after the experiment")
     args = parser.parse_args(argv)
     if args.trials < 1 or args.repetitions < 1:
         parser.error("--trials and --repetitions must be at least 1")
 
     circuit = amplified_identity(args.repetitions)
     started = time.perf_counter()
+    qaoa: QAOAResult | None = None
     if args.direct:
         path = "the runner alone (python -m runner per trial)"
         groups, replay = run_direct(args.out / "run-dirs", circuit, args.shots, args.trials)
@@ -192,9 +243,14 @@ def main(argv: list[str] | None = None) -> int:
             submitted = time.perf_counter()
             groups, replay = run_via_service(stack.url, stack.keys["user"], circuit, args.shots, args.trials)
             batch_s = time.perf_counter() - submitted
+            print(f"  {sum(map(len, groups)) + 1} tasks completed in {batch_s:.1f} s", flush=True)
+            if not args.no_qaoa:
+                print("  running the QAOA flow (qaoa-maxcut) in this process against the same stack ...", flush=True)
+                flow_started = time.perf_counter()
+                qaoa = run_qaoa(stack, args.out)
+                print(f"  QAOA flow completed in {time.perf_counter() - flow_started:.1f} s", flush=True)
         finally:
             statuses = stack.stop()
-        print(f"  {sum(map(len, groups)) + 1} tasks completed in {batch_s:.1f} s", flush=True)
         print("  stopped: " + ", ".join(f"{name} exit {code}" for name, code in statuses.items()), flush=True)
         if statuses.get("agent") != 0:
             raise SystemExit(f"the agent did not stop cleanly; its log is in {args.out / 'stack'}")
@@ -210,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     report += f"\nReplay of ibm-fez seed 1 {replayed_as}: counts identical = {replay.counts == original.counts}\n"
     ideal = rows[0]
     report += f"Ideal twin TV exactly 0 in every trial: {all(tv == 0 for tv in ideal['tv_per_trial'])}\n"
+    if qaoa is not None:
+        report += "\n" + qaoa_report(qaoa, args.out)
     print("\n" + report)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -223,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         "replay_identical": replay.counts == original.counts,
         "path": "direct" if args.direct else "service",
     }
+    if qaoa is not None:
+        summary = asdict(qaoa)
+        del summary["history"]  # every evaluation is in qaoa/qaoa-maxcut.json
+        document["qaoa"] = summary
     (args.out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     (args.out / "REPORT.md").write_text("# Calibration-fidelity experiment\n\n" + report)
     print(f"wrote {args.out / 'results.json'} and {args.out / 'REPORT.md'}")

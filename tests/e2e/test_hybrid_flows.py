@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -25,6 +28,8 @@ from harness.stack import LocalStack
 from vqpu_client import Client, errors
 
 DEVICE = "ibm-fez-ideal"
+README = Path(__file__).resolve().parents[2] / "README.md"
+FLOW_EXAMPLE_MARKER = "<!-- hybrid-flow-example -->"
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +201,20 @@ def test_a_failed_vqpu_task_fails_the_prefect_task_without_retrying(stack: Local
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
     assert run.run_count == 1  # retried only for what a retry can fix
+
+
+def test_the_readmes_hybrid_flow_runs_as_written_and_finds_the_angle_that_prepares_zero(
+    stack: LocalStack, client: Client
+) -> None:
+    """The README's example flow, executed as a user who pasted it would (VQPU_URL, VQPU_KEY and
+    PREFECT_API_URL set): eight circuits, each a real task, and the classical loop picks θ = π."""
+    text = README.read_text(encoding="utf-8")
+    assert text.count(FLOW_EXAMPLE_MARKER) == 1
+    found = re.match(r"\s*```python\n(.*?)\n```", text.split(FLOW_EXAMPLE_MARKER, 1)[1], re.DOTALL)
+    assert found is not None, f"no ```python block follows {FLOW_EXAMPLE_MARKER!r} in the README"
+    namespace: dict[str, Any] = {}
+    exec(compile(found.group(1), str(README), "exec"), namespace)
+    state = namespace["scan"](return_state=True)
+    assert state.is_completed()
+    assert state.result() == pytest.approx(math.pi)
+    assert len(tasks_of(client, str(state.state_details.flow_run_id))) == 8

@@ -26,7 +26,8 @@ from vqpu_client.qiskit import RunOptionsError, TaskProvenance, VQPUBackend, VQP
 
 pytestmark = pytest.mark.slow
 WAIT_S = 180.0
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "qiskit.md"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = (ROOT / "docs" / "qiskit.md", ROOT / "README.md")
 EXAMPLE_MARKER = "<!-- qiskit-example -->"
 
 
@@ -263,13 +264,14 @@ def test_a_failed_task_makes_result_raise_its_error_instead_of_returning_a_parti
     assert [t.state for t in job.tasks()] == ["COMPLETED", "FAILED"]
 
 
-def test_the_qiskit_example_in_the_docs_runs_as_written_and_prints_bell_counts(stack: LocalStack) -> None:
-    """The block after the marker in docs/qiskit.md, with the stack's URL and a user key put in for the
-    placeholders, run by a fresh interpreter as a user who copied it would run it."""
-    text = DOCS.read_text(encoding="utf-8")
+@pytest.mark.parametrize("doc", EXAMPLES, ids=lambda p: p.name)
+def test_the_qiskit_example_in_the_docs_runs_as_written_and_prints_bell_counts(stack: LocalStack, doc: Path) -> None:
+    """The block after the marker in docs/qiskit.md and in the README, with the stack's URL and a user
+    key put in for the placeholders, run by a fresh interpreter as a user who copied it would run it."""
+    text = doc.read_text(encoding="utf-8")
     assert text.count(EXAMPLE_MARKER) == 1
     found = re.match(r"\s*```python\n(.*?)\n```", text.split(EXAMPLE_MARKER, 1)[1], re.DOTALL)
-    assert found is not None, f"no ```python block follows {EXAMPLE_MARKER!r} in {DOCS}"
+    assert found is not None, f"no ```python block follows {EXAMPLE_MARKER!r} in {doc}"
     script = found.group(1)
     assert script.count("http://localhost:8000") == 1 and script.count("YOUR-USER-KEY") == 1
     script = script.replace("http://localhost:8000", stack.url).replace("YOUR-USER-KEY", stack.keys["user"])
