@@ -66,7 +66,7 @@ class TaskService:
             tags=list(body.tags),
             options=wire["options"],
             idempotency_key=idempotency_key,
-            body_sha256=hashlib.sha256(json.dumps(wire, sort_keys=True).encode()).hexdigest(),
+            body_sha256=submission_sha256(body),
         )
 
     def get(self, who: Principal, task_id: str) -> Task:
@@ -96,3 +96,11 @@ class TaskService:
             raise Forbidden("agents report cancellation through /v1/agent/tasks/{id}/cancelled")
         self.get(who, task_id)
         return self._store.cancel(task_id, who.name, datetime.now(UTC))
+
+
+def submission_sha256(body: SubmitTask) -> str:
+    """What an idempotency key's repeat must match: the body with every default left out, so that a
+    field spelled out at its default is the same submission as one omitted, and a field a later
+    release adds with a default does not turn a retry across the upgrade into a conflict."""
+    canonical = body.model_dump(mode="json", exclude_defaults=True)
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

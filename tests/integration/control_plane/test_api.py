@@ -111,6 +111,16 @@ def test_idempotency_key(api: Api) -> None:
     assert (first.status_code, again.status_code) == (201, 200) and first.json()["id"] == again.json()["id"]
     other = api.submit(shots=200, headers={"Idempotency-Key": "run-1"})
     assert (other.status_code, error(other)["code"]) == (409, "IDEMPOTENCY_CONFLICT")
+    # Options spelled out at their defaults are the same submission (a client that sends every field,
+    # a retry after an upgrade that added a defaulted option); a changed option is not.
+    spelled = api.submit(
+        options={"noise_model": "paper", "memory": False, "noise": {"scale": {}, "disable": []}},
+        tags=[],
+        headers={"Idempotency-Key": "run-1"},
+    )
+    assert (spelled.status_code, spelled.json()["id"]) == (200, first.json()["id"])
+    changed = api.submit(options={"memory": True}, headers={"Idempotency-Key": "run-1"})
+    assert (changed.status_code, error(changed)["code"]) == (409, "IDEMPOTENCY_CONFLICT")
     assert api.count() == 1
 
 
