@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -217,9 +218,29 @@ def prefect_api(api_url: str) -> Iterator[str]:
     os.environ["PREFECT_API_URL"] = api_url
     try:
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            yield api_url
+            try:
+                yield api_url
+            finally:
+                _drain_to_api()
     finally:
         if before is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = before
+
+
+def _drain_to_api(timeout_s: float = 5.0) -> None:
+    """Send the logs and events flows run in this process still hold to the server they belong to,
+    while it is still up: otherwise Prefect's workers try at interpreter exit, after the server has
+    stopped, and print connection errors."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    def drain() -> None:
+        for worker in (APILogWorker, EventsWorker):
+            worker.drain_all(timeout=timeout_s)
+
+    # In a thread, which runs no event loop: drain_all returns a coroutine when called from one.
+    thread = threading.Thread(target=drain, name="prefect-drain", daemon=True)
+    thread.start()
+    thread.join(2 * timeout_s + 1)

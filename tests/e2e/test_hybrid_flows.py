@@ -8,6 +8,7 @@ import base64
 import json
 import math
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,19 @@ def artifacts_of(flow_run_id: str) -> dict[str, object]:
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]))
         )
     return {a.key: a for a in found if a.key is not None}
+
+
+def settled_task_runs(flow_run_id: UUID | None, timeout_s: float = 30.0) -> list[Any]:
+    """The flow run's task runs once each is in a final state. Prefect 3 records task runs from the
+    events the engine sends, so the server learns of them a moment after the flow run has returned."""
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as prefect:
+        while True:
+            found = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            if found and all(r.state is not None and r.state.is_final() for r in found):
+                return list(found)
+            assert time.monotonic() < deadline, f"task runs of {flow_run_id} not final after {timeout_s} s: {found}"
+            time.sleep(0.2)
 
 
 def embedded_png(markdown: str) -> bytes:
@@ -196,10 +210,8 @@ def test_a_failed_vqpu_task_fails_the_prefect_task_without_retrying(stack: Local
         state.result()
     assert failed.value.code == "NO_MEASUREMENTS"
     assert client.task(failed.value.task.id).attempt == 1
-    with get_client(sync_client=True) as prefect:
-        [run] = prefect.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
-        )
+    [run] = settled_task_runs(state.state_details.flow_run_id)
+    assert run.state is not None and run.state.is_failed()
     assert run.run_count == 1  # retried only for what a retry can fix
 
 
