@@ -19,15 +19,26 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from uuid import UUID
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
     from matplotlib.figure import Figure
+
+    class Convergence(DataclassInstance, Protocol):
+        """A flow's result dataclass with `artifacts` and `plot` fields and a text summary."""
+
+        def summary(self) -> str: ...
+
+
+R = TypeVar("R", bound="Convergence")
 
 KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 """What Prefect accepts as an artifact key (lowercase letters, digits, dashes), without empty parts."""
@@ -93,6 +104,27 @@ def png_bytes(image: Figure | bytes) -> bytes:
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         raise ArtifactError("the image is not a PNG (it lacks the PNG signature)")
     return data
+
+
+def publish_convergence(
+    result: R, name: str, title: str, rows: Sequence[Row], figure: Figure, results_dir: Path | None
+) -> R:
+    """An optimisation's convergence as artifacts of this run: the table `NAME-convergence` (headed by
+    the result's summary) and the plot `NAME-plot`; with `results_dir`, also NAME-convergence.png and
+    NAME.json there. The result with its `artifacts` ids and `plot` path filled in."""
+    table = table_artifact(
+        f"{name}-convergence", rows, f"### {title}, COBYLA\n\n" + result.summary().replace("\n", "  \n")
+    )
+    plot_path = results_dir / f"{name}-convergence.png" if results_dir else None
+    plot = png_artifact(f"{name}-plot", figure, f"{title} convergence", save_to=plot_path, title=title)
+    done = replace(
+        result,
+        artifacts={"table": str(table), "plot": str(plot)},
+        plot=str(plot_path) if plot_path else None,
+    )
+    if results_dir is not None:
+        (results_dir / f"{name}.json").write_text(json.dumps(asdict(done), indent=2) + "\n")
+    return done
 
 
 # --- building ----------------------------------------------------------------------------------

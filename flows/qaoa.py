@@ -13,22 +13,22 @@ standard error, the best cut sampled, and the ratio a uniformly random assignmen
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.artifacts import png_artifact, table_artifact
+from flows.artifacts import publish_convergence
 from flows.examples import maxcut
 from flows.examples.estimate import Estimate
 from flows.examples.native import NativeProgram
 from flows.tasks import Submission, connect, run_circuits
 
-TABLE_KEY = "qaoa-maxcut-convergence"
-PLOT_KEY = "qaoa-maxcut-plot"
+NAME = "qaoa-maxcut"
+TABLE_KEY = f"{NAME}-convergence"
+PLOT_KEY = f"{NAME}-plot"
 INITIAL_POINT = (0.5, 0.3)
 """(gamma, beta) for every layer at the start: a generic small angle, not the known p=1 optimum."""
 
@@ -212,15 +212,7 @@ def _report(result: QAOAResult, results_dir: Path | None) -> QAOAResult:
         }
         for e in result.history
     ]
-    table = table_artifact(TABLE_KEY, rows, "### QAOA MaxCut, COBYLA\n\n" + result.summary().replace("\n", "  \n"))
-    plot_path = results_dir / "qaoa-maxcut-convergence.png" if results_dir else None
-    plot = png_artifact(PLOT_KEY, _figure(result), "QAOA MaxCut convergence", save_to=plot_path, title="QAOA MaxCut")
-    done = replace(
-        result, artifacts={"table": str(table), "plot": str(plot)}, plot=str(plot_path) if plot_path else None
-    )
-    if results_dir is not None:
-        (results_dir / "qaoa-maxcut.json").write_text(json.dumps(asdict(done), indent=2) + "\n")
-    return done
+    return publish_convergence(result, NAME, "QAOA MaxCut", rows, _figure(result), results_dir)
 
 
 def _figure(result: QAOAResult) -> Any:

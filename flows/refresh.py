@@ -16,7 +16,6 @@ lost answer would make two (the client itself resends a PUT only when it certain
 
 from __future__ import annotations
 
-import os
 import secrets
 import statistics
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ from pydantic import BaseModel
 
 from device_registry import Snapshot
 from device_registry.drift import DriftError, DriftModel, drift
-from flows.tasks import URL_ENV, ConnectionSettingsError
+from flows.tasks import connect
 from vqpu_client import Client
 
 ADMIN_KEY_ENV = "VQPU_ADMIN_KEY"
@@ -52,15 +51,7 @@ class Refresh(BaseModel):
 
 def admin_client(url: str | None = None) -> Client:
     """A client for `url` (else VQPU_URL) with the admin key in VQPU_ADMIN_KEY."""
-    url = url or os.environ.get(URL_ENV)
-    key = os.environ.get(ADMIN_KEY_ENV)
-    if not url:
-        raise ConnectionSettingsError(f"no vQPU service URL: pass url= or set {URL_ENV}")
-    if not key:
-        raise ConnectionSettingsError(
-            f"no vQPU admin key: set {ADMIN_KEY_ENV} in the environment of the process that runs the flow"
-        )
-    return Client(url, key)
+    return connect(url, key_env=ADMIN_KEY_ENV, key_kind="admin")
 
 
 def drift_model(overrides: dict[str, float] | None) -> DriftModel:

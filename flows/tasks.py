@@ -84,15 +84,17 @@ class Submission(BaseModel):
 # --- plain functions (the tasks below are these, run as Prefect tasks) --------------------------
 
 
-def connect(url: str | None = None, *, timeout_s: float = 30.0) -> Client:
-    """A client for `url` (else VQPU_URL) with the key in VQPU_KEY."""
+def connect(
+    url: str | None = None, *, timeout_s: float = 30.0, key_env: str = KEY_ENV, key_kind: str = "API"
+) -> Client:
+    """A client for `url` (else VQPU_URL) with the key in the environment variable `key_env`."""
     url = url or os.environ.get(URL_ENV)
-    key = os.environ.get(KEY_ENV)
+    key = os.environ.get(key_env)
     if not url:
         raise ConnectionSettingsError(f"no vQPU service URL: pass url= or set {URL_ENV}")
     if not key:
         raise ConnectionSettingsError(
-            f"no vQPU API key: set {KEY_ENV} in the environment of the process that runs the flow"
+            f"no vQPU {key_kind} key: set {key_env} in the environment of the process that runs the flow"
         )
     return Client(url, key, timeout_s=timeout_s)
 

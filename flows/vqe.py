@@ -19,23 +19,23 @@ same optimum is measured once more, under the device's calibrated noise.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.artifacts import png_artifact, table_artifact
+from flows.artifacts import publish_convergence
 from flows.examples import h2
 from flows.examples.estimate import Estimate
 from flows.examples.native import NativeProgram, best_coupled_pair
 from flows.tasks import Submission, connect, run_circuits
 
 CHEMICAL_ACCURACY_HA = 1.6e-3
-TABLE_KEY = "vqe-h2-convergence"
-PLOT_KEY = "vqe-h2-plot"
+NAME = "vqe-h2"
+TABLE_KEY = f"{NAME}-convergence"
+PLOT_KEY = f"{NAME}-plot"
 
 
 @dataclass(frozen=True)
@@ -187,15 +187,7 @@ def _report(result: VQEResult, results_dir: Path | None) -> VQEResult:
         }
         for e in result.history
     ]
-    table = table_artifact(TABLE_KEY, rows, "### VQE H2, COBYLA\n\n" + result.summary().replace("\n", "  \n"))
-    plot_path = results_dir / "vqe-h2-convergence.png" if results_dir else None
-    plot = png_artifact(PLOT_KEY, _figure(result), "VQE H2 convergence", save_to=plot_path, title="VQE H2")
-    done = replace(
-        result, artifacts={"table": str(table), "plot": str(plot)}, plot=str(plot_path) if plot_path else None
-    )
-    if results_dir is not None:
-        (results_dir / "vqe-h2.json").write_text(json.dumps(asdict(done), indent=2) + "\n")
-    return done
+    return publish_convergence(result, NAME, "VQE H2", rows, _figure(result), results_dir)
 
 
 def _figure(result: VQEResult) -> Any:

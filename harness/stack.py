@@ -16,12 +16,14 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
 from harness.agents import AgentProcess, site_file
-from harness.prefect_server import PrefectServerProcess
+from harness.prefect_server import PrefectServerProcess, prefect_api
 from harness.servers import ServerProcess, make_keys
 from vqpu_service.domain.model import Role
 
@@ -95,6 +97,26 @@ class LocalStack:
             raise
         (self.workdir / "stack.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
         return self
+
+    @contextmanager
+    def as_flow_user(self, *, admin: bool = False) -> Iterator[None]:
+        """This process as a user running flows against the stack: VQPU_URL, VQPU_KEY (and VQPU_ADMIN_KEY
+        with `admin`) set, Prefect's client on the stack's server; all restored afterwards."""
+        assert self.prefect is not None, "the stack has no Prefect server"
+        variables = {"VQPU_URL": self.url, "VQPU_KEY": self.keys["user"]}
+        if admin:
+            variables["VQPU_ADMIN_KEY"] = self.keys["admin"]
+        before = {name: os.environ.get(name) for name in variables}
+        os.environ.update(variables)
+        try:
+            with prefect_api(self.prefect.api_url):
+                yield
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     def describe(self) -> dict[str, object]:
         assert self.control_plane is not None and self.prefect is not None and self.agent is not None

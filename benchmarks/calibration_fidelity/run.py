@@ -24,8 +24,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -177,29 +175,11 @@ def run_direct(work: Path, circuit: str, shots: int, trials: int) -> tuple[list[
     return groups, run_trial(work / "replay", catalog.load("ibm-fez"), "paper", circuit, shots, seed=1)
 
 
-@contextmanager
-def user_environment(variables: dict[str, str]) -> Iterator[None]:
-    """This process as the user the flow runs for (VQPU_URL, VQPU_KEY), restored afterwards."""
-    before = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def run_qaoa(stack: LocalStack, out: Path) -> QAOAResult:
     """The `qaoa-maxcut` flow in this process, against the stack's control plane and Prefect server."""
-    from harness.prefect_server import prefect_api
-
-    assert stack.prefect is not None
     # Prefect reads its logging level once, at import: keep the flow's per-task lines out of the table.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    with user_environment({"VQPU_URL": stack.url, "VQPU_KEY": stack.keys["user"]}), prefect_api(stack.prefect.api_url):
+    with stack.as_flow_user():
         from flows.qaoa import qaoa_maxcut
 
         return qaoa_maxcut(results_dir=str(out / "qaoa"))

@@ -14,28 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from harness.prefect_server import prefect_api
 from harness.stack import LocalStack
 
 REFRESH_SEEDS = (100, 101, 102, 103, 104)
-
-
-@contextmanager
-def environment(variables: dict[str, str]) -> Iterator[None]:
-    before = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def report(document: dict[str, object]) -> str:
@@ -85,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     stack = LocalStack(args.out / "stack").start()
     try:
-        assert stack.prefect is not None
-        keys = {"VQPU_URL": stack.url, "VQPU_KEY": stack.keys["user"], "VQPU_ADMIN_KEY": stack.keys["admin"]}
-        with environment(keys), prefect_api(stack.prefect.api_url):
+        with stack.as_flow_user(admin=True):
             from flows.refresh import calibration_refresh
             from flows.sweep import calibration_epoch_sweep
 

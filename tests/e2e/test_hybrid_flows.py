@@ -24,7 +24,6 @@ from prefect.runtime import flow_run
 from flows import qaoa, tasks, vqe
 from flows.tasks import Submission, connect, run_circuit, run_circuits, submit_circuit
 from harness.circuits import BELL
-from harness.prefect_server import prefect_api
 from harness.stack import LocalStack
 from vqpu_client import Client, errors
 
@@ -37,11 +36,8 @@ FLOW_EXAMPLE_MARKER = "<!-- hybrid-flow-example -->"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The main job's stack; this process is the user: VQPU_URL/VQPU_KEY and PREFECT_API_URL point at it."""
     stack = LocalStack(tmp_path_factory.mktemp("hybrid-stack")).start()
-    assert stack.prefect is not None
     try:
-        with pytest.MonkeyPatch.context() as env, prefect_api(stack.prefect.api_url):
-            env.setenv(tasks.URL_ENV, stack.url)
-            env.setenv(tasks.KEY_ENV, stack.keys["user"])
+        with stack.as_flow_user():
             yield stack
     finally:
         statuses = stack.stop()
