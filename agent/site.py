@@ -194,6 +194,11 @@ SchedulerSettings = Annotated[
 class PrefectSettings(Model):
     work_pool: Id = Field("vqpu", description="the Prefect work pool of type `vqpu` the agent serves")
     deployment: Id = Field("vqpu-execute", description="the deployment every task's flow run is created from")
+    artifacts_include_counts: bool = Field(
+        False,
+        description="publish each completed task's counts as a table artifact of its flow run; off by default: "
+        "counts are the tenant's results, and everyone with the site's Prefect credential reads every artifact",
+    )
 
 
 class SiteConfig(Model):
