@@ -7,6 +7,7 @@ site file can be checked on a login node without submitting a job or opening a p
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -16,7 +17,17 @@ from typing import Any, cast
 import dask.config
 from distributed import LocalCluster
 from distributed.deploy.spec import SpecCluster
+from distributed.security import Security
 
+from agent.dask_security import (
+    NO_HTTP_ROUTES_ENV,
+    file_credentials,
+    files_security,
+    in_memory_credentials,
+    private_job_class,
+    serve_no_http,
+)
+from agent.environment import child_environment
 from agent.site import (
     DaskBatchScheduler,
     LocalScheduler,
@@ -30,7 +41,9 @@ from agent.site import (
 )
 
 # Placeholders in a rendered script: the real values exist only once a cluster or a task does.
-PLACEHOLDER_SCHEDULER = "tcp://LOGIN-NODE:8786"
+PLACEHOLDER_SCHEDULER = "tls://LOGIN-NODE:8786"
+PRIVATE_DIR_PREFIX = ".dask-"
+"""The agent's private directory for a batch cluster's credentials and job scripts, under the run root."""
 PLACEHOLDER_TASK = "TASK-ID"
 
 WORKER_NAME = "vqpu-worker"
@@ -46,16 +59,25 @@ _DAEMON_OFF = "DASK_DISTRIBUTED__WORKER__DAEMON=False"
 
 
 def cluster_spec(
-    site: SiteConfig, *, prefect_api_url: str | None, scheduler_host: str | None = None
+    site: SiteConfig,
+    *,
+    prefect_api_url: str | None,
+    security: Security | None = None,
+    private_dir: Path | None = None,
+    scheduler_host: str | None = None,
 ) -> tuple[type, dict[str, Any]]:
     """The Dask cluster class for `site` and its constructor's keyword arguments; starts nothing.
 
+    Every cluster speaks TLS only, with `security` on both ends (agent.dask_security; default: fresh
+    in-memory credentials). A batch cluster writes its job scripts into `private_dir` and submits them
+    with an allow-listed environment (without one, the spec is for inspection: `start_cluster` gives one).
     `scheduler_host` overrides the site's `scheduler.scheduler_host` (the address compute nodes reach
     the Dask scheduler at). Batch clusters get no `log_directory`: dask-jobqueue would create it when a
     job object is built, so the `--output`/`--error` directives are added here and `start_cluster`
     makes the directory.
     """
     s = site.scheduler
+    security = security if security is not None else in_memory_credentials()
     if isinstance(s, LocalScheduler):
         kwargs: dict[str, Any] = {
             "n_workers": s.workers or site.slots,
@@ -63,37 +85,48 @@ def cluster_spec(
             "threads_per_worker": 1,
             "processes": True,
             "host": "127.0.0.1",
-            # A free port: the default 8787 may be taken (a second agent, a notebook), and then
-            # distributed warns and moves anyway. No bokeh here, so it serves health and metrics only.
-            "dashboard_address": "127.0.0.1:0",
+            "protocol": "tls://",
+            "security": security,
+            # No dashboard: it has no authentication of its own (see agent.dask_security).
+            "dashboard_address": None,
         }
         if site.resources.gpus > 0:
             kwargs["resources"] = {"GPU": site.resources.gpus}
-        if prefect_api_url is not None:
-            kwargs["env"] = {"PREFECT_API_URL": prefect_api_url}
+        # The workers inherit this process's environment, from which the agent withdrew its key at start.
+        kwargs["env"] = _worker_prefect_env(prefect_api_url)
         return LocalCluster, kwargs
     if isinstance(s, SlurmScheduler | PbsScheduler):
         kwargs = _job_kwargs(site, s, prefect_api_url=prefect_api_url)
         host = scheduler_host or s.scheduler_host
-        options: dict[str, Any] = {"dashboard_address": f"{host}:0" if host else ":0"}
+        options: dict[str, Any] = {"dashboard": False, "dashboard_address": f"{host}:0" if host else ":0"}
         if host is not None:
             options["host"] = host
         kwargs["scheduler_options"] = options
+        kwargs["security"] = security
+        kwargs["protocol"] = "tls://"
+        if private_dir is not None:
+            job_env = child_environment(_worker_prefect_env(prefect_api_url))
+            kwargs["job_cls"] = private_job_class(_job_class(s), private_dir, job_env)
         return _cluster_class(s), kwargs
     raise SiteError(f"site {site.site!r} runs no Dask cluster: its scheduler is {s.kind}")
 
 
-def start_cluster(site: SiteConfig, *, prefect_api_url: str | None) -> SpecCluster:
+def start_cluster(site: SiteConfig, *, prefect_api_url: str | None, private_dir: Path) -> SpecCluster:
     """Start the site's cluster: a LocalCluster with a fixed number of workers, or a batch cluster that
-    adapts between the site's `adapt.minimum_jobs` and `adapt.maximum_jobs`."""
-    cls, kwargs = cluster_spec(site, prefect_api_url=prefect_api_url)
+    adapts between the site's `adapt.minimum_jobs` and `adapt.maximum_jobs`. `private_dir` (0700, the
+    agent's, on a file system the compute nodes share) holds a batch cluster's credentials and scripts."""
     s = site.scheduler
+    serve_no_http()
     if isinstance(s, LocalScheduler):
+        cls, kwargs = cluster_spec(site, prefect_api_url=prefect_api_url, security=in_memory_credentials())
         # The nannies of a LocalCluster live in this process and read the setting each time they
         # (re)start a worker, so it is set here for the process, not for the construction only.
         dask.config.set({"distributed.worker.daemon": False})
         cluster: SpecCluster = cls(**kwargs)
         return cluster
+    cls, kwargs = cluster_spec(
+        site, prefect_api_url=prefect_api_url, security=file_credentials(private_dir), private_dir=private_dir
+    )
     assert isinstance(s, SlurmScheduler | PbsScheduler)
     if s.log_directory is not None:
         # Slurm and PBS do not create the directory of a job's output file; the job would fail at start.
@@ -128,7 +161,15 @@ def render_job(site: SiteConfig, *, prefect_api_url: str | None, scheduler_addre
         from dask_jobqueue.slurm import SLURMJob
 
         job_cls = SLURMJob if isinstance(s, SlurmScheduler) else PBSJob
-        job: Any = job_cls(scheduler=scheduler_address, name=WORKER_NAME, **_job_kwargs(site, s, prefect_api_url))
+        # The credentials' real directory exists only once an agent starts; its files have these names.
+        security = files_security(site.run_root / f"{PRIVATE_DIR_PREFIX}XXXXXXXX")
+        job: Any = job_cls(
+            scheduler=scheduler_address,
+            name=WORKER_NAME,
+            security=security,
+            protocol="tls://",
+            **_job_kwargs(site, s, prefect_api_url),
+        )
         script: str = job.job_script()
         return script
     if isinstance(s, SbatchScheduler):
@@ -140,6 +181,26 @@ def render_job(site: SiteConfig, *, prefect_api_url: str | None, scheduler_addre
         rendered: str = render_script(s, site.resources, run_dir, job_name(run_dir), s.python or sys.executable)
         return rendered
     raise SiteError(f"site {site.site!r} runs no batch jobs: its scheduler is {s.kind}")
+
+
+def _worker_prefect_env(prefect_api_url: str | None) -> dict[str, str]:
+    """What Prefect's task engine on a worker needs to report the runner step: the API and, when the
+    server asks for one, its credential (handed through the environment, never written into a script)."""
+    env = {}
+    if prefect_api_url is not None:
+        env["PREFECT_API_URL"] = prefect_api_url
+        auth = os.environ.get("PREFECT_API_AUTH_STRING")
+        if auth:
+            env["PREFECT_API_AUTH_STRING"] = auth
+    return env
+
+
+def _job_class(s: SlurmScheduler | PbsScheduler) -> type:
+    from dask_jobqueue.pbs import PBSJob
+    from dask_jobqueue.slurm import SLURMJob
+
+    cls: type = SLURMJob if isinstance(s, SlurmScheduler) else PBSJob
+    return cls
 
 
 def _cluster_class(s: SlurmScheduler | PbsScheduler) -> type:
@@ -188,8 +249,10 @@ def _job_kwargs(site: SiteConfig, s: SlurmScheduler | PbsScheduler, prefect_api_
     prologue += s.prologue
     # Telemetry off: compute nodes often have no route out, and a Prefect task engine there would try.
     prologue += [f"export {_DAEMON_OFF}", "export DO_NOT_TRACK=1"]
+    prologue += [f"export {name}={shlex.quote(value)}" for name, value in NO_HTTP_ROUTES_ENV.items()]
     if prefect_api_url is not None:
-        # prefect-dask's DaskTaskRunner runs Prefect's task engine on the worker, which reports here.
+        # prefect-dask's DaskTaskRunner runs Prefect's task engine on the worker, which reports here (its
+        # credential, if any, comes through the job's environment: see _worker_prefect_env).
         prologue.append(f"export PREFECT_API_URL={shlex.quote(prefect_api_url)}")
 
     kwargs: dict[str, Any] = {

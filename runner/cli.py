@@ -29,6 +29,8 @@ log = logging.getLogger("runner")
 def process_main(argv: list[str] | None = None) -> int:
     """The entry point of a runner process: scratch space confined to the run directory, then the run."""
     started = time.perf_counter()
+    # Whatever this process creates (log, scratch, result) is the run's owner's alone, wherever it was started.
+    os.umask(0o077)
     run_dir = _parse(argv)
     if run_dir.is_dir():
         for name, variable in (("tmp", "TMPDIR"), ("cache", "XDG_CACHE_HOME")):

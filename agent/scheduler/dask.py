@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import logging
+import shutil
 import socket
 from pathlib import Path
 from typing import Any, cast
@@ -21,6 +22,7 @@ from uuid import UUID, uuid4
 import anyio
 import anyio.to_thread
 import distributed
+from distributed.security import Security
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
@@ -28,7 +30,8 @@ from prefect.context import serialize_context
 from prefect.task_engine import run_task_sync
 from prefect_dask.task_runners import DaskTaskRunner
 
-from agent.cluster import start_cluster
+from agent.cluster import PRIVATE_DIR_PREFIX, start_cluster
+from agent.dask_security import private_directory
 from agent.scheduler.base import (
     JobHandle,
     JobState,
@@ -87,6 +90,7 @@ class DaskAdapter(Scheduler):
         self.prefect_api_url = prefect_api_url
         self.cwd = cwd or Path.cwd()
         self._cluster: Any = None
+        self._private_dir: Path | None = None
         self._runner: DaskTaskRunner | None = None
         self._futures: dict[JobHandle, distributed.Future[Any]] = {}
         self._ids = itertools.count(1)
@@ -99,11 +103,25 @@ class DaskAdapter(Scheduler):
         address: str = self._cluster.scheduler_address
         return address
 
+    @property
+    def security(self) -> Security:
+        """What a client of this cluster must present (the cluster refuses any other connection)."""
+        if self._cluster is None:
+            raise SchedulerError("the Dask cluster is not started")
+        security: Security = self._cluster.security
+        return security
+
     async def start(self) -> None:
-        self._cluster = await anyio.to_thread.run_sync(
-            lambda: start_cluster(self.site, prefect_api_url=self.prefect_api_url)
-        )
-        runner = DaskTaskRunner(address=self.address)
+        # Credentials and job scripts of a batch cluster; on the run root, which the compute nodes share.
+        private_dir = self._private_dir = private_directory(self.site.run_root, PRIVATE_DIR_PREFIX)
+        try:
+            self._cluster = await anyio.to_thread.run_sync(
+                lambda: start_cluster(self.site, prefect_api_url=self.prefect_api_url, private_dir=private_dir)
+            )
+        except BaseException:
+            self._remove_private_dir()
+            raise
+        runner = DaskTaskRunner(address=self.address, client_kwargs={"security": self.security})
         runner.__enter__()
         self._runner = runner
         plugin = WarmRunnerPlugin(self.site.runner.mode, cwd=str(self.cwd), threads=self.site.resources.cpus)
@@ -120,6 +138,12 @@ class DaskAdapter(Scheduler):
         if self._cluster is not None:
             cluster, self._cluster = self._cluster, None
             await anyio.to_thread.run_sync(cluster.close)
+        self._remove_private_dir()
+
+    def _remove_private_dir(self) -> None:
+        if self._private_dir is not None:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
+            self._private_dir = None
 
     async def submit(self, run_dir: Path, resources: Resources) -> JobHandle:
         if self._runner is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from agent.environment import child_environment
 from agent.scheduler.base import (
     JobHandle,
     JobState,
@@ -59,7 +60,7 @@ class MemoryScheduler(Scheduler):
         run_dir = Path(os.path.abspath(run_dir))
         handle = JobHandle(adapter=self.name, job_id=f"mem-{next(self._ids)}", run_dir=run_dir)
         log = await asyncio.to_thread(_open_log, run_dir)
-        env = {k: v for k, v in os.environ.items() if k not in SCHEDULER_JOB_VARIABLES}
+        env = child_environment(source={k: v for k, v in os.environ.items() if k not in SCHEDULER_JOB_VARIABLES})
         out = log if log is not None else asyncio.subprocess.DEVNULL
         try:
             process = await asyncio.create_subprocess_exec(

@@ -21,6 +21,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from agent.environment import child_environment
 from agent.scheduler.base import (
     JobHandle,
     JobState,
@@ -421,6 +422,8 @@ async def _command(*argv: str, stdin: str | None = None, timeout_s: float = COMM
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            # sbatch hands its whole environment to the job: only the allow-listed part goes.
+            env=child_environment(),
         )
     except OSError as exc:
         raise SchedulerError(f"cannot run {argv[0]}: {exc}") from exc

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from agent.environment import child_environment
 from vqpu_protocol.rundir import LOG_FILE
 
 CONNECT_TIMEOUT_S = 30.0
@@ -40,7 +41,8 @@ class Zygote:
     def __init__(self, python: str, cwd: str | None, scratch: str, generation: int, env_extra: dict[str, str]) -> None:
         self.socket_path = os.path.join(scratch, f"z{generation}.sock")
         self.log_path = os.path.join(scratch, "zygote.log")
-        env = {**os.environ, **env_extra}
+        # Built from an allow-list: the worker's credentials (Prefect's, say) are not the runner's business.
+        env = child_environment(env_extra)
         for name, variable in (("tmp", "TMPDIR"), ("cache", "XDG_CACHE_HOME")):
             path = os.path.join(scratch, name)
             os.makedirs(path, exist_ok=True)
@@ -149,7 +151,7 @@ def run_process(
         proc = subprocess.Popen(
             [python, "-m", "runner", run_dir],
             cwd=cwd,
-            env={**os.environ, **env_extra},
+            env=child_environment(env_extra),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

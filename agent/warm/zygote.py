@@ -70,6 +70,7 @@ def warm() -> None:
 
 
 def serve(socket_path: str) -> int:
+    os.umask(0o077)  # the runs it forks write tenants' circuits and results: private from the first byte
     # Bound before the imports: clients can connect at once and wait in the backlog while it warms.
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with contextlib.suppress(FileNotFoundError):
@@ -224,7 +225,7 @@ def _redirect_stdio(run_dir: str) -> None:
     os.dup2(null, 0)
     os.close(null)
     try:
-        out = os.open(os.path.join(run_dir, LOG_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        out = os.open(os.path.join(run_dir, LOG_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError:
         out = os.open(os.devnull, os.O_WRONLY)
     os.dup2(out, 1)

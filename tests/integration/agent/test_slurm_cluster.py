@@ -17,6 +17,7 @@ import yaml
 from distributed import Client
 
 from agent.cluster import start_cluster
+from agent.dask_security import private_directory
 from agent.site import parse_site
 from tests.requirements import require_slurm
 
@@ -46,8 +47,9 @@ def test_adapt_starts_a_slurm_worker_and_close_cancels_it(tmp_path: Path) -> Non
     site = parse_site(raw, source=str(SITE_FILE))
     job_name = f"vqpu-{site.site}"
 
+    site.run_root.mkdir(mode=0o700)
     began = time.monotonic()
-    cluster = start_cluster(site, prefect_api_url=None)
+    cluster = start_cluster(site, prefect_api_url=None, private_dir=private_directory(site.run_root, ".dask-"))
     try:
         with Client(cluster) as client:
             # adapt keeps no job while idle (minimum_jobs 0): the work itself makes it start one.
