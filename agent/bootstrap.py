@@ -3,10 +3,11 @@ adapter its site names, and a running engine with everything it holds."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from agent.control_plane import ControlPlane
 from agent.engine import Engine, EngineSettings
 from agent.flow_engine import keep_sigterm_for_the_agent
 from agent.prefect_bridge import PrefectBridge
+from agent.run_root import RunRootError, ensure_run_root
 from agent.scheduler.base import Resources, Scheduler
 from agent.site import SiteConfig, load_site
 
@@ -112,18 +114,35 @@ def engine_settings(site: SiteConfig) -> EngineSettings:
 async def running_engine(
     config: AgentConfig, prefect: PrefectClient, base_job_template: dict[str, Any]
 ) -> AsyncIterator[Engine]:
-    """Everything the engine needs, started; released in reverse order when the block ends."""
-    config.site.run_root.mkdir(parents=True, exist_ok=True)
-    keep_sigterm_for_the_agent()
-    async with ControlPlane(config.url, config.key, config.agent_id) as control_plane:
-        scheduler = build_scheduler(config)
-        await scheduler.start()
-        try:
-            bridge = PrefectBridge(
-                prefect, config.work_pool, config.site.prefect.deployment, config.site.run_root / ".prefect-results"
-            )
-            await bridge.ensure_deployment(base_job_template)
-            yield Engine(engine_settings(config.site), control_plane, scheduler, bridge)
-        finally:
-            with anyio.CancelScope(shield=True):  # a cancelled agent must still release its cluster's jobs
-                await scheduler.close()
+    """Everything the engine needs, started; released in reverse order when the block ends.
+
+    First the run root is checked (agent/run_root.py: refused, naming the path and the reason, if another
+    account owns or can write it or a directory above it), and the process's umask becomes 077, so that
+    what the agent and every process it starts (Dask workers, runners, batch jobs: Slurm passes the umask
+    on) create is private to the agent's account from the first byte."""
+    try:
+        ensure_run_root(config.site.run_root, config.site.run_root_policy)
+    except RunRootError as exc:
+        logging.getLogger("agent").error("refusing to start: %s", exc)
+        raise AgentConfigError(str(exc)) from None
+    umask = os.umask(0o077)
+    try:
+        keep_sigterm_for_the_agent()
+        async with ControlPlane(config.url, config.key, config.agent_id) as control_plane:
+            scheduler = build_scheduler(config)
+            await scheduler.start()
+            try:
+                bridge = PrefectBridge(
+                    prefect,
+                    config.work_pool,
+                    config.site.prefect.deployment,
+                    config.site.run_root / ".prefect-results",
+                )
+                await bridge.ensure_deployment(base_job_template)
+                settings = replace(engine_settings(config.site), retention=config.site.retention)
+                yield Engine(settings, control_plane, scheduler, bridge)
+            finally:
+                with anyio.CancelScope(shield=True):  # a cancelled agent must still release its cluster's jobs
+                    await scheduler.close()
+    finally:
+        os.umask(umask)

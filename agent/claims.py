@@ -1,5 +1,6 @@
-"""The agent's own note in a run directory: which claim it holds (`claim.json`, readable by the agent's
-user only, never read by the runner), and, once nothing more will be reported, how that ended.
+"""The agent's own note in a run directory: which claim it holds (`claim.json`, created 0600 so that only
+the agent's account ever reads its claim token; never read by the runner), and, once nothing more will
+be reported, how that ended.
 
 The agent keeps no other durable state: after a restart these notes, the run directories' outcomes,
 the scheduler and the control plane's heartbeat reply are all it needs to finish what it started.
@@ -8,6 +9,7 @@ the scheduler and the control plane's heartbeat reply are all it needs to finish
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,8 +18,10 @@ from typing import Literal
 from pydantic import ValidationError
 
 from vqpu_protocol.api.agent import ClaimedTask
-from vqpu_protocol.rundir import RunDirError, atomic_write, read_json
+from vqpu_protocol.rundir import RunDirError, atomic_write, parse_run_dir_name, read_json
 from vqpu_protocol.wire import Document, Id, Serial
+
+log = logging.getLogger("agent")
 
 CLAIM_FILE = "claim.json"
 Ending = Literal["reported", "fenced", "handed-back"]
@@ -46,22 +50,36 @@ class Claim:
 
     def save(self, run_dir: Path, ended: Ending | None = None) -> None:
         note = ClaimNote(**asdict(self), ended=ended)
-        path = run_dir / CLAIM_FILE
-        atomic_write(path, note.model_dump_json().encode())
-        os.chmod(path, 0o600)  # the claim token lets its holder report for the task
+        # 0600 from its creation (atomic_write): the claim token lets its holder report for the task
+        atomic_write(run_dir / CLAIM_FILE, note.model_dump_json().encode())
+
+
+def read_note(run_dir: Path) -> ClaimNote | None:
+    """The run directory's claim note, or None when it has none or it cannot be read (never through a link)."""
+    try:
+        return ClaimNote.model_validate(read_json(run_dir / CLAIM_FILE))
+    except (RunDirError, ValidationError, json.JSONDecodeError, OSError):
+        return None
 
 
 def open_claims(run_root: Path, agent_id: str) -> list[tuple[Claim, Path]]:
-    """This agent's claims whose ending was never recorded (it stopped or died before reporting)."""
+    """This agent's claims whose ending was never recorded (it stopped or died before reporting). Only real
+    directories named TASK-ID.ATTEMPT count, and only when their note names that same task and attempt."""
     found: list[tuple[Claim, Path]] = []
-    if not run_root.is_dir():
+    try:
+        entries = sorted(os.scandir(run_root), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
         return found
-    for run_dir in sorted(p for p in run_root.iterdir() if p.is_dir()):
-        try:
-            note = ClaimNote.model_validate(read_json(run_dir / CLAIM_FILE))
-        except (RunDirError, ValidationError, json.JSONDecodeError, OSError):
+    for entry in entries:
+        named = parse_run_dir_name(entry.name)
+        if named is None or not entry.is_dir(follow_symlinks=False):
             continue
-        if note.agent_id == agent_id and note.ended is None:
-            fields = note.model_dump(exclude={"ended"})
-            found.append((Claim(**fields), run_dir))
+        run_dir = run_root / entry.name
+        note = read_note(run_dir)
+        if note is None or note.agent_id != agent_id or note.ended is not None:
+            continue
+        if (note.task_id, note.attempt) != named:
+            log.warning("%s: its claim note is for task %s attempt %s: ignored", run_dir, note.task_id, note.attempt)
+            continue
+        found.append((Claim(**note.model_dump(exclude={"ended"})), run_dir))
     return found

@@ -4,12 +4,16 @@ watch for flow runs cancelled in Prefect; each claimed task runs as one flow run
 Stopping (SIGTERM): claiming stops at once; in-flight tasks get `grace_s` to finish and report; any
 still running then have their runner stopped and report nothing, so the control plane sees them go
 stale and an operator (or the auto-requeue policy) hands them to another attempt.
+
+Retention (agent/retention.py) runs at start and every hour, in a thread, on the run directories no
+execution holds.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -18,15 +22,18 @@ from agent.claims import Claim, open_claims
 from agent.control_plane import ControlPlane, ControlPlaneError
 from agent.execution import Execution
 from agent.prefect_bridge import PrefectBridge
+from agent.retention import sweep
 from agent.scheduler.base import JobHandle, Resources, Scheduler
+from agent.site import Retention
 from vqpu_protocol.api.agent import ClaimedTask, FailedReport
 from vqpu_protocol.codes import ErrorCode
 from vqpu_protocol.errors import ErrorDocument
-from vqpu_protocol.rundir import RunDirError, materialise
+from vqpu_protocol.rundir import RunDirError, UnsafeRunDirName, materialise, run_dir_for
 
 log = logging.getLogger("agent")
 
 PREFECT_CANCEL_POLL_S = 0.5
+RETENTION_INTERVAL_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class EngineSettings:
     grace_s: float
     resources: Resources
     devices: list[str] | None = None
+    retention: Retention | None = None
 
 
 class Engine:
@@ -65,6 +73,7 @@ class Engine:
                 loops.start_soon(self._heartbeat_loop)
                 loops.start_soon(self._prefect_cancel_loop)
                 loops.start_soon(self._claim_loop, runs)
+                loops.start_soon(self._retention_loop)
                 await self._stop.wait()
                 log.info("stopping: no more claims; %d task(s) in flight", len(self.inflight))
                 await self._drain(loops)
@@ -114,7 +123,13 @@ class Engine:
 
     def _start(self, claimed: ClaimedTask, runs: anyio.abc.TaskGroup) -> None:
         task = claimed.task
-        run_dir = self.settings.run_root / f"{task.id}.{claimed.attempt}"
+        try:
+            run_dir = run_dir_for(self.settings.run_root, task.id, claimed.attempt)
+        except UnsafeRunDirName as exc:
+            # The control plane's ids are checked there, but the agent trusts no id with a path. Such an id is
+            # no safe URL either, so nothing is reported: the task goes stale there, for an operator to see.
+            log.error("claim refused, nothing written or reported: %s", exc)
+            return
         claim = Claim.of(claimed, self.control_plane.agent_id)
         log.info("task %s attempt %s claimed (%s, %d shots)", task.id, claimed.attempt, task.device, task.shots)
         try:
@@ -204,6 +219,26 @@ class Engine:
         except ControlPlaneError as exc:
             log.error("task %s: could not report the failure: %s", execution.task_id, exc)
         execution.finished = True
+
+    async def _retention_loop(self) -> None:
+        policy = self.settings.retention
+        if policy is None:
+            return
+        while True:
+            busy = {e.run_dir for e in self.inflight.values()}
+            try:
+                swept = await anyio.to_thread.run_sync(partial(sweep, self.settings.run_root, policy, busy=busy))
+            except OSError as exc:
+                log.warning("retention: the sweep of %s failed: %s", self.settings.run_root, exc)
+            else:
+                if swept.removed or swept.bundles_removed:
+                    log.info(
+                        "retention: %d finished run director(ies) removed (%d bundled), %d old bundle(s) removed",
+                        len(swept.removed),
+                        len(swept.bundled),
+                        len(swept.bundles_removed),
+                    )
+            await anyio.sleep(RETENTION_INTERVAL_S)
 
     # --- watching ------------------------------------------------------------------------------
 

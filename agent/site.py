@@ -191,6 +191,33 @@ SchedulerSettings = Annotated[
 ]
 
 
+RunRootPolicy = Literal["private", "shared-filesystem"]
+
+
+class Retention(Model):
+    """How long finished run directories stay under run_root (agent/retention.py)."""
+
+    keep_days: Annotated[float, Field(gt=0, le=3650)] = Field(
+        14,
+        description="a finished run directory (its claim note records how the claim ended, or it has no note) is "
+        "removed, or bundled, this many days after its last change; an open claim's is never touched",
+    )
+    mode: Literal["delete", "bundle"] = Field(
+        "delete",
+        description="delete: remove it; bundle: first keep its task.json, snapshot.json and result.json or "
+        "error.json as RUN_ROOT/.bundles/TASK-ID.ATTEMPT.tar.gz (0600), enough to replay the run",
+    )
+    bundle_keep_days: Annotated[float, Field(gt=0, le=36500)] | None = Field(
+        None, description="with mode bundle: remove bundles older than this; default: keep them"
+    )
+
+    @model_validator(mode="after")
+    def _bundles_only_when_bundling(self) -> Retention:
+        if self.bundle_keep_days is not None and self.mode != "bundle":
+            raise ValueError(f"bundle_keep_days: set, but mode is {self.mode!r}: bundles are made only in mode bundle")
+        return self
+
+
 class PrefectSettings(Model):
     work_pool: Id = Field("vqpu", description="the Prefect work pool of type `vqpu` the agent serves")
     deployment: Id = Field("vqpu-execute", description="the deployment every task's flow run is created from")
@@ -211,7 +238,18 @@ class SiteConfig(Model):
     )
     devices: list[Id] | None = Field(None, description="claim only tasks for these devices; default: any")
     run_root: Path = Field(
-        description="where run directories are made: a filesystem the compute nodes see at the same path"
+        description="where run directories are made: a filesystem the compute nodes see at the same path; "
+        "created 0700 if missing; it must belong to the agent's account and be writable by no one else"
+    )
+    run_root_policy: RunRootPolicy = Field(
+        "private",
+        description="private: every directory above run_root belongs to root or the agent's account and none is "
+        "writable by others unless sticky (like /tmp); shared-filesystem: the directories above may belong to "
+        "others (a project directory on a shared filesystem whose group you trust); run_root itself must still "
+        "be the agent's and writable by no one else",
+    )
+    retention: Retention = Field(
+        default_factory=Retention, description="when finished run directories are removed or bundled"
     )
     claim_wait_s: Annotated[float, Field(ge=0, le=30)] = Field(20.0, description="long-poll wait of one CLAIM")
     heartbeat_s: Annotated[float, Field(gt=0, le=300)] = Field(

@@ -7,14 +7,21 @@
     RUN_DIR/runner.log
     RUN_DIR/scratch/       temporary files and caches of the libraries the runner loads
 
-`materialise` writes the inputs of a claimed task; `read_outcome` reads back what the runner left.
+`run_dir_for` is the one place a run directory's path is built (from a checked task id); `materialise`
+writes the inputs of a claimed task, private from the first byte; `read_outcome` reads back what the
+runner left, never through a symlink.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
+import secrets
+import stat
 from collections import Counter
 from collections.abc import Mapping
 from enum import StrEnum
@@ -28,13 +35,15 @@ from vqpu_protocol.codes import ErrorCode, code_for_fields
 from vqpu_protocol.errors import ErrorDocument
 from vqpu_protocol.limits import (
     MAX_CIRCUIT_BYTES,
+    MAX_ID_CHARS,
     MAX_MEMORY_CHARS,
     MAX_MEMORY_SHOTS,
     MAX_NOISE_SCALE,
+    MAX_SERIAL,
     MAX_SHOTS,
     Dialect,
 )
-from vqpu_protocol.wire import Document, Id, SafeStr, Seed, Serial, Sha256
+from vqpu_protocol.wire import PATH_SAFE_ID, Document, Id, SafeStr, Seed, Serial, Sha256
 
 if TYPE_CHECKING:
     from vqpu_protocol.api.agent import ClaimedTask
@@ -286,7 +295,55 @@ class RunDirError(Exception):
         self.code, self.message, self.detail = code, message, detail
 
 
+# --- paths ---------------------------------------------------------------------------------
+
+_NAME = re.compile(PATH_SAFE_ID)
+
+
+class UnsafeRunDirName(ValueError):
+    """A task id or attempt that cannot name a run directory: it would not be one plain path component."""
+
+
+def run_dir_name(task_id: str, attempt: int) -> str:
+    """`TASK-ID.ATTEMPT`, only for an id of letters, digits, `-` and `_` (starting with a letter or a digit)
+    of at most MAX_ID_CHARS characters and an attempt in 0..MAX_SERIAL: never `..`, `/`, NUL or a newline."""
+    if not isinstance(task_id, str) or len(task_id) > MAX_ID_CHARS or _NAME.fullmatch(task_id) is None:
+        raise UnsafeRunDirName(f"task id {task_id!r} cannot name a run directory (letters, digits, '-' and '_' only)")
+    if type(attempt) is not int or not 0 <= attempt <= MAX_SERIAL:
+        raise UnsafeRunDirName(f"attempt {attempt!r} of task {task_id} cannot name a run directory")
+    return f"{task_id}.{attempt}"
+
+
+def run_dir_for(run_root: Path, task_id: str, attempt: int) -> Path:
+    """The one place a run directory's path is built: RUN_ROOT/TASK-ID.ATTEMPT, from a checked id."""
+    return run_root / run_dir_name(task_id, attempt)
+
+
+def parse_run_dir_name(name: str) -> tuple[str, int] | None:
+    """The task id and attempt a run directory's name stands for, or None for any other name."""
+    task_id, dot, attempt = name.rpartition(".")
+    if not dot or not attempt.isascii() or not attempt.isdigit() or attempt != str(int(attempt)):
+        return None
+    try:
+        return (task_id, int(attempt)) if run_dir_name(task_id, int(attempt)) == name else None
+    except UnsafeRunDirName:
+        return None
+
+
 # --- writing ---------------------------------------------------------------------------------
+# Everything here is private from its first byte: directories are made 0700 and files 0600 by the
+# call that creates them (never a chmod after), a temporary name is created exclusively (O_EXCL), and
+# no symbolic link is followed at the last step of a path (O_NOFOLLOW), so a link planted where a file
+# or a run directory is expected is refused, not written through.
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+_NO_FOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class UnsafeRunDir(OSError):
+    """A directory to be written is not a real directory of this account's (a symlink, someone else's)."""
 
 
 def materialise(run_dir: Path, claimed: ClaimedTask) -> Path:
@@ -298,29 +355,83 @@ def materialise(run_dir: Path, claimed: ClaimedTask) -> Path:
 def write_inputs(run_dir: Path, task: TaskDocument, snapshot_json: bytes) -> None:
     if hashlib.sha256(snapshot_json).hexdigest() != task.snapshot_sha256:
         raise ValueError("task.snapshot_sha256 does not identify this snapshot")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(run_dir)
     atomic_write(run_dir / SNAPSHOT_FILE, snapshot_json)
     atomic_write(run_dir / TASK_FILE, _dump(task))
 
 
+def private_dir(path: Path) -> Path:
+    """`path` as a directory of this account's: made 0700 when missing (missing parents too, 0700); an
+    existing one must be a real directory (not a symlink) owned by this account, writable by no one else."""
+    missing: list[Path] = []
+    probe = path
+    while not os.path.lexists(probe) and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile: judged below like any existing directory
+            os.mkdir(directory, PRIVATE_DIR_MODE)
+    check_own_dir(path)
+    return path
+
+
+def check_own_dir(path: Path) -> os.stat_result:
+    """lstat `path` and refuse anything but a real directory of this account's that only it may write."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeRunDir(errno.ELOOP, "is a symbolic link, not a directory", str(path))
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeRunDir(errno.ENOTDIR, "is not a directory", str(path))
+    if st.st_uid != os.geteuid():
+        owner = f"is owned by uid {st.st_uid}, not by this account (uid {os.geteuid()})"
+        raise UnsafeRunDir(errno.EPERM, owner, str(path))
+    if st.st_mode & 0o022:
+        writable = f"is writable by other accounts (mode {stat.S_IMODE(st.st_mode):04o})"
+        raise UnsafeRunDir(errno.EPERM, writable, str(path))
+    return st
+
+
 def write_result(run_dir: Path, result: ResultDocument) -> None:
     atomic_write(run_dir / RESULT_FILE, _dump(result))
-    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    _unlink(run_dir / ERROR_FILE)
 
 
 def write_error(run_dir: Path, error: ErrorDocument) -> None:
     atomic_write(run_dir / ERROR_FILE, _dump(error))
-    (run_dir / RESULT_FILE).unlink(missing_ok=True)
+    _unlink(run_dir / RESULT_FILE)
 
 
 def atomic_write(path: Path, content: bytes) -> None:
-    """Write then rename, so a reader sees the old file or the whole new one, never a torn one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(content)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write then rename, so a reader sees the old file or the whole new one, never a torn one.
+
+    The file is 0600 from its creation under an unpredictable temporary name made exclusively, inside
+    the directory opened without following a symlink; the rename replaces a link at `path`, never
+    writes through it."""
+    dir_fd = os.open(path.parent, _NO_FOLLOW_DIR)
+    try:
+        tmp = f".{path.name}.{secrets.token_hex(8)}.tmp"
+        fd = os.open(tmp, _NEW_FILE, PRIVATE_FILE_MODE, dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+    finally:
+        os.close(dir_fd)
+
+
+def _unlink(path: Path) -> None:
+    dir_fd = os.open(path.parent, _NO_FOLLOW_DIR)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path.name, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _dump(doc: Document) -> bytes:
@@ -342,19 +453,32 @@ def read_task(run_dir: Path) -> TaskDocument:
         raise RunDirError(code, f"invalid {TASK_FILE}: {_summary(problems)}", problems) from None
 
 
-def read_json(path: Path) -> Any:
-    """A run-dir file, decoded: never follows a symlink out of the directory, never reads a huge file."""
+def read_file(path: Path) -> bytes:
+    """A run-dir file's bytes: never through a symlink, never a FIFO or device (which could block or never
+    end), never a file over MAX_FILE_BYTES."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise RunDirError(ErrorCode.MISSING_FILE, f"{path.name} is missing from the run directory") from None
     except OSError as exc:
         raise RunDirError(ErrorCode.MISSING_FILE, f"cannot read {path.name}: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size > MAX_FILE_BYTES:
-            raise RunDirError(ErrorCode.INVALID_TASK, f"{path.name} is {size} bytes; the limit is {MAX_FILE_BYTES}")
-        raw = fh.read()
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise RunDirError(ErrorCode.MISSING_FILE, f"cannot read {path.name}: not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise RunDirError(
+                ErrorCode.INVALID_TASK, f"{path.name} is {st.st_size} bytes; the limit is {MAX_FILE_BYTES}"
+            )
+        raw = fh.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:  # it grew after fstat
+        raise RunDirError(ErrorCode.INVALID_TASK, f"{path.name} is over the limit of {MAX_FILE_BYTES} bytes")
+    return raw
+
+
+def read_json(path: Path) -> Any:
+    """A run-dir file, decoded (see read_file: no symlink followed, no huge or special file read)."""
+    raw = read_file(path)
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
@@ -365,7 +489,7 @@ def read_outcome(run_dir: Path) -> ResultDocument | ErrorDocument | None:
     """What the runner left: its result, its error, an error saying what is wrong with what it left
     (RESULT_MALFORMED), or None when it left neither file (still running, or killed before writing)."""
     for name, model in ((RESULT_FILE, ResultDocument), (ERROR_FILE, ErrorDocument)):
-        if not (run_dir / name).exists():
+        if not os.path.lexists(run_dir / name):  # a link is there: read_json refuses it, naming the file
             continue
         try:
             return model.model_validate(read_json(run_dir / name))

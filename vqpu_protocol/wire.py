@@ -39,6 +39,10 @@ def _safe(text: str) -> str:
 
 SafeStr = Annotated[str, AfterValidator(_safe)]
 Id = Annotated[SafeStr, Field(min_length=1, max_length=MAX_ID_CHARS)]
+"""Any text but NUL and lone surrogates: an `Id` is not safe as a file name (`..`, `a/b`, a newline are Ids)."""
+PATH_SAFE_ID = "[A-Za-z0-9][A-Za-z0-9_-]*"
+"""What an id must look like to become one path component (a run directory's name): letters, digits, `-`
+and `_`, starting with a letter or a digit. Match it whole (`re.fullmatch`): never `.`, `..`, `/` or a newline."""
 Serial = Annotated[int, Field(ge=0, le=MAX_SERIAL)]
 """An epoch, attempt, sequence number or event id."""
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]

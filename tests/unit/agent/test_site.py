@@ -75,6 +75,19 @@ def test_shipped_sites_say_what_they_are() -> None:
     assert str(setonix.run_root).startswith("/scratch/")
 
 
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_no_shipped_site_puts_its_run_root_where_another_account_could_make_it_first(path: Path) -> None:
+    loaded = load_site(path)
+    home = Path("~").expanduser()
+    if loaded.run_root_policy == "private":
+        assert loaded.run_root.is_relative_to(home), f"{path.name}: run_root {loaded.run_root} is not under ~"
+    else:
+        assert "run_root_policy: shared-filesystem" in path.read_text() and str(loaded.run_root).startswith("/scratch/")
+    log_directory = getattr(loaded.scheduler, "log_directory", None)
+    for where in (loaded.run_root, log_directory):
+        assert where is None or not where.is_relative_to("/tmp"), f"{path.name}: {where} is in /tmp"
+
+
 def test_a_minimal_site_takes_the_defaults() -> None:
     loaded = parse_site({"site": "x", "slots": 1, "run_root": "/r", "scheduler": {"kind": "local"}})
     assert loaded.runner.mode == "fork" and loaded.resources.gpus == 0 and loaded.prefect.work_pool == "vqpu"

@@ -1,0 +1,103 @@
+"""The engine makes a run directory only from an id that is one safe path component: a hostile id from
+the control plane is refused with nothing written anywhere and nothing reported; a good one gets a
+private run directory and a claim note only the agent's account can read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from agent.claims import CLAIM_FILE
+from agent.control_plane import ControlPlane
+from agent.engine import Engine, EngineSettings
+from agent.prefect_bridge import PrefectBridge
+from agent.scheduler.base import Resources
+from agent.scheduler.memory import MemoryScheduler
+from device_registry import catalog
+from vqpu_protocol.api.agent import ClaimedTask
+
+HOSTILE = ["../../escaped", "a/b", ".", "..", "t-1\x00", "t-1\n"]
+
+
+class NoPrefect(PrefectBridge):
+    """Prefect is away: creating a flow run fails (the engine then reports the task failed)."""
+
+    def __init__(self) -> None:
+        pass
+
+    async def create_run(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("Prefect is away")
+
+
+def _claimed(task_id: str) -> ClaimedTask:
+    snapshot = catalog.load("line-16").canonical_json().decode()
+    task = {
+        "id": task_id,
+        "device": "line-16",
+        "circuit": "OPENQASM 3.0;\nbit[1] c;\nx $0;\nc[0] = measure $0;\n",
+        "dialect": "qasm3",
+        "shots": 10,
+        "seed": 1,
+        "options": {},
+        "tags": [],
+        "epoch": 0,
+        "snapshot_sha256": hashlib.sha256(snapshot.encode()).hexdigest(),
+    }
+    return ClaimedTask.model_validate({"task": task, "snapshot": snapshot, "claim_token": "tok-1", "attempt": 1})
+
+
+def _start_each(run_root: Path, ids: list[str]) -> list[httpx.Request]:
+    """Hand each claimed task to a fresh engine's _start; the requests it then sent to the control plane."""
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(503)
+
+    async def main() -> None:
+        control_plane = ControlPlane(
+            "http://cp", "key", "agent-1", retry_for_s=0, transport=httpx.MockTransport(answer)
+        )
+        settings = EngineSettings(
+            slots=8, run_root=run_root, claim_wait_s=0, heartbeat_s=1, grace_s=0, resources=Resources(cpus=1)
+        )
+        engine = Engine(settings, control_plane, MemoryScheduler(), NoPrefect())
+        async with control_plane, anyio.create_task_group() as runs:
+            for task_id in ids:
+                engine._start(_claimed(task_id), runs)
+        assert engine.inflight == {}
+
+    anyio.run(main)
+    return sent
+
+
+@pytest.mark.parametrize("task_id", HOSTILE)
+def test_a_hostile_task_id_is_refused_with_nothing_written_and_nothing_reported(tmp_path: Path, task_id: str) -> None:
+    run_root = tmp_path / "a" / "b" / "runs"
+    run_root.mkdir(parents=True, mode=0o700)
+    sent = _start_each(run_root, [task_id])
+    assert sent == []
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["a", "a/b", "a/b/runs"]
+
+
+def test_a_control_plane_id_gets_a_private_run_directory_and_claim_note(tmp_path: Path) -> None:
+    previous = os.umask(0)  # private by creation, not by the umask
+    try:
+        sent = _start_each(tmp_path, ["t-0123456789abcdef0123"])
+    finally:
+        os.umask(previous)
+    run_dir = tmp_path / "t-0123456789abcdef0123.1"
+    assert stat.S_IMODE(os.lstat(run_dir).st_mode) == 0o700
+    assert {p.name: stat.S_IMODE(os.lstat(p).st_mode) for p in run_dir.iterdir()} == {
+        "task.json": 0o600,
+        "snapshot.json": 0o600,
+        CLAIM_FILE: 0o600,
+    }
+    assert [r.url.path for r in sent] == ["/v1/agent/tasks/t-0123456789abcdef0123/failed"]
