@@ -11,6 +11,7 @@ only the I/O loops are written twice.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
@@ -20,15 +21,23 @@ import httpx
 
 from device_registry import Snapshot
 from vqpu_client import calls
-from vqpu_client.calls import STREAM_READ_TIMEOUT_S, TERMINAL_EVENTS, TERMINAL_STATES, Backoff, Call
-from vqpu_client.client import DEFAULT_TIMEOUT_S, MAX_OUTAGE_S, StreamUnavailable
+from vqpu_client.calls import (
+    STREAM_READ_TIMEOUT_S,
+    TERMINAL_EVENTS,
+    TERMINAL_STATES,
+    Backoff,
+    Call,
+    StreamUnavailable,
+)
+from vqpu_client.client import DEFAULT_TIMEOUT_S, MAX_OUTAGE_S
 from vqpu_client.errors import (
     IllegalTransitionError,
     TaskCancelledError,
     TaskFailedError,
     TransportError,
 )
-from vqpu_client.sse import EVENT_STREAM, Decoder, StreamBroken
+from vqpu_client.keys import client_key
+from vqpu_client.sse import Decoder, Lines, StreamBroken
 from vqpu_protocol.api.admin import Health
 from vqpu_protocol.api.devices import (
     DeviceList,
@@ -52,8 +61,9 @@ class AsyncClient:
     def __init__(
         self,
         url: str,
-        key: str,
+        key: str | None = None,
         *,
+        key_file: str | os.PathLike[str] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         retries: int = 5,
         backoff: Backoff | None = None,
@@ -66,7 +76,7 @@ class AsyncClient:
         self.max_outage_s = max_outage_s
         self._http = httpx.AsyncClient(
             base_url=self.url,
-            headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
+            headers={"Authorization": f"Bearer {client_key(key, key_file)}", "Accept": "application/json"},
             timeout=timeout_s,
             transport=transport,
         )
@@ -80,20 +90,20 @@ class AsyncClient:
     async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         await self.close()
 
-    async def _send(self, call: Call[T]) -> T:
+    async def _send(self, call: Call[T], deadline: float | None = None) -> T:
         attempt = 0
         while True:
             try:
-                response = await self._http.send(call.request(self._http))
+                response = await self._http.send(call.request(self._http, deadline))
             except httpx.TransportError as exc:
-                if attempt >= self.retries or not call.may_retry(exc):
+                if calls.give_up(call, attempt, self.retries, exc, deadline):
                     raise TransportError(f"{call.method} {call.path}: {type(exc).__name__}: {exc}") from exc
             else:
-                if response.status_code not in calls.RETRY_STATUSES or attempt >= self.retries:
+                if response.status_code not in calls.RETRY_STATUSES:
                     return call.read(response)
-                if not call.may_retry(None):
+                if calls.give_up(call, attempt, self.retries, None, deadline):
                     return call.read(response)
-            await asyncio.sleep(self.backoff.delay(attempt))
+            await asyncio.sleep(calls.retry_delay(self.backoff, attempt, deadline))
             attempt += 1
 
     # --- devices -------------------------------------------------------------------------------
@@ -240,14 +250,15 @@ class AsyncClient:
         attempt = 0
         while True:
             try:
-                async for event in self._stream(calls.event_params(task, device, types), last, STREAM_READ_TIMEOUT_S):
+                params = calls.event_params(task, device, types)
+                async for event in self._stream(params, last, None, STREAM_READ_TIMEOUT_S):
                     outage, attempt = None, 0
                     last = event.id
                     yield event
             except (httpx.TransportError, StreamBroken) as exc:
                 outage = outage if outage is not None else time.monotonic()
                 if time.monotonic() - outage > self.max_outage_s:
-                    raise TransportError(f"the event stream is unreachable: {exc}") from exc
+                    raise TransportError(f"the event stream kept failing for {self.max_outage_s} s: {exc}") from exc
             await asyncio.sleep(self.backoff.delay(attempt))
             attempt += 1
 
@@ -258,8 +269,7 @@ class AsyncClient:
         timeout_s: float | None = None,
         on_event: Callable[[EventView], None] | None = None,
     ) -> TaskView:
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        waiter = calls.Waiter(task_id, deadline, self.max_outage_s)
+        waiter = calls.Waiter(task_id, timeout_s, self.max_outage_s)
         params = calls.event_params(task_id, None, None)
         while True:
             task = await self._observe(waiter)
@@ -269,25 +279,28 @@ class AsyncClient:
                 await asyncio.sleep(waiter.poll_delay())
                 continue
             try:
-                async for event in self._stream(params, waiter.last_event_id, waiter.read_timeout()):
+                read_s = waiter.open_stream()
+                stream = self._stream(params, waiter.last_event_id, waiter.deadline, read_s, waiter.reopen_due)
+                async for event in stream:
                     waiter.saw(event)
                     if on_event is not None:
                         on_event(event)
                     if event.type in TERMINAL_EVENTS:
                         break
                 else:
-                    waiter.dropped(None)
-                    await asyncio.sleep(min(self.backoff.delay(waiter.drops), waiter.remaining()))
+                    if not waiter.reopen_due():
+                        waiter.dropped(None)
+                        await asyncio.sleep(waiter.backoff_delay(self.backoff))
             except StreamUnavailable:
                 waiter.polling = True
             except (httpx.TransportError, StreamBroken) as exc:
                 waiter.dropped(exc)
-                await asyncio.sleep(min(self.backoff.delay(waiter.drops), waiter.remaining()))
+                await asyncio.sleep(waiter.backoff_delay(self.backoff))
 
     async def _observe(self, waiter: calls.Waiter) -> TaskView | None:
         waiter.check_deadline()
         try:
-            task = await self.task(waiter.task_id)
+            task = await self._send(Call("GET", f"/v1/tasks/{waiter.task_id}", calls.model(TaskView)), waiter.deadline)
         except TransportError as exc:
             waiter.unreachable(exc)
             return None
@@ -295,22 +308,26 @@ class AsyncClient:
         return task if task.state in TERMINAL_STATES else None
 
     async def _stream(
-        self, params: dict[str, Any], last_event_id: int, read_timeout_s: float
+        self,
+        params: dict[str, Any],
+        last_event_id: int,
+        deadline: float | None,
+        read_timeout_s: float,
+        stop: Callable[[], bool] | None = None,
     ) -> AsyncIterator[EventView]:
-        headers = {"Accept": EVENT_STREAM, "Last-Event-ID": str(last_event_id)}
-        timeout = httpx.Timeout(self._http.timeout.connect, read=read_timeout_s)
+        timeout = calls.within(self._http.timeout, deadline, read=read_timeout_s)
+        headers = calls.stream_headers(last_event_id)
         async with self._http.stream("GET", "/v1/events", params=params, headers=headers, timeout=timeout) as response:
             if response.status_code >= 400:
                 await response.aread()
-                error = calls.error_of(response)
-                if calls.stream_missing(response.status_code):
-                    raise StreamUnavailable(str(error))
-                if response.status_code in calls.RETRY_STATUSES:
-                    raise httpx.RemoteProtocolError(str(error))
-                raise error
-            if not response.headers.get("content-type", "").startswith(EVENT_STREAM):
-                raise StreamUnavailable(f"GET /v1/events answered {response.headers.get('content-type')!r}")
-            decoder = Decoder()
-            async for line in response.aiter_lines():
-                for event in decoder.feed(line):
-                    yield event
+                raise calls.stream_failure(response)
+            refused = calls.stream_refusal(response)
+            if refused is not None:
+                raise refused
+            lines, decoder = Lines(), Decoder()
+            async for chunk in response.aiter_raw():
+                for line in lines.feed(chunk):
+                    for event in decoder.feed(line):
+                        yield event
+                if stop is not None and stop():
+                    return

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from device_registry import Snapshot
 from device_registry.snapshot import parse_snapshot
 from vqpu_client.errors import APIError, TransportError, UsageError, WaitTimeoutError, api_error
+from vqpu_client.sse import EVENT_STREAM, StreamBroken
 from vqpu_protocol.api.devices import DevicePatch, EpochView, ViabilityView
 from vqpu_protocol.api.tasks import EventView, TaskView
 from vqpu_protocol.limits import Dialect
@@ -39,6 +40,10 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 STREAM_READ_TIMEOUT_S = 60.0
 """An event stream silent this long is dead: the server sends a keep-alive comment every 15 s by default."""
+DEADLINE_SLACK_S = 0.5
+"""How far past its deadline a `wait()` may still be reading. A read cannot be shortened once the stream
+is open (httpx fixes its timeout per request), and each keep-alive starts a new read: a stream whose
+next read could outlast the deadline by more than this is reopened with a shorter read timeout."""
 POLL_INTERVAL_S = 1.0
 """How often `wait()` re-reads the task when the server offers no event stream."""
 _HEADER = re.compile(r"\A\s*(?://[^\n]*\n\s*|/\*.*?\*/\s*)*OPENQASM\s+([0-9]+)", re.DOTALL)
@@ -61,13 +66,16 @@ class Call(Generic[T]):
     headers: Mapping[str, str] = field(default_factory=dict)
     retry: str = "any"
 
-    def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+    def request(self, http: httpx.Client | httpx.AsyncClient, deadline: float | None = None) -> httpx.Request:
         content = None if self.body is None else json.dumps(self.body, separators=(",", ":")).encode()
         headers = dict(self.headers)
         if content is not None:
             headers["Content-Type"] = "application/json"
         params = {k: v for k, v in self.params.items() if v is not None}
-        return http.build_request(self.method, self.path, params=params, content=content, headers=headers)
+        timeout = within(http.timeout, deadline)
+        return http.build_request(
+            self.method, self.path, params=params, content=content, headers=headers, timeout=timeout
+        )
 
     def may_retry(self, exc: Exception | None) -> bool:
         """After `exc` (None: a retryable status), may the same request be sent again?"""
@@ -85,6 +93,38 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         return random.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
+
+
+def left(deadline: float | None) -> float:
+    """Seconds until `deadline` (a `time.monotonic()` value; None: no deadline, infinite)."""
+    return math.inf if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def within(timeout: httpx.Timeout, deadline: float | None, *, read: float | None = None) -> httpx.Timeout:
+    """`timeout` (its read phase replaced by `read` if given) with no phase longer than what is left."""
+    remaining = left(deadline)
+
+    def cap(value: float | None) -> float | None:
+        if remaining == math.inf:
+            return value
+        return max(0.05, remaining if value is None else min(value, remaining))
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect),
+        read=cap(timeout.read if read is None else read),
+        write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )
+
+
+def retry_delay(backoff: Backoff, attempt: int, deadline: float | None) -> float:
+    """How long to sleep before attempt `attempt + 1`: the backoff, never past the deadline."""
+    return min(backoff.delay(attempt), left(deadline))
+
+
+def give_up(call: Call[Any], attempt: int, retries: int, exc: Exception | None, deadline: float | None) -> bool:
+    """After a failed attempt: no retries left, not safe to send again, or no time left before `deadline`."""
+    return attempt >= retries or not call.may_retry(exc) or (deadline is not None and left(deadline) <= 0)
 
 
 def raise_for_error(response: httpx.Response) -> None:
@@ -252,38 +292,86 @@ def event_params(task: str | None, device: str | None, types: Iterable[str] | No
     return {k: v for k, v in params.items() if v is not None}
 
 
+class StreamUnavailable(Exception):
+    """The server answers the events route, but not with an event stream (a proxy that does not pass it)."""
+
+
+def stream_headers(last_event_id: int) -> dict[str, str]:
+    # identity: the reader bounds the raw bytes it holds, and a compressed stream could expand one
+    # small read far past that bound before the reader saw a byte of it.
+    return {"Accept": EVENT_STREAM, "Last-Event-ID": str(last_event_id), "Accept-Encoding": "identity"}
+
+
 def stream_missing(status: int) -> bool:
     """An answer to GET /v1/events that means "no event stream here" (a proxy, an old server), not an error."""
     return status in (404, 405, 406, 501)
 
 
-class Waiter:
-    """The state of one `wait()`: deadline, last event seen, outage clock, and whether it fell back to polling."""
+def stream_failure(response: httpx.Response) -> Exception:
+    """What an error answer (its body read) to GET /v1/events means for the waiting loops."""
+    error = error_of(response)
+    if stream_missing(response.status_code):
+        return StreamUnavailable(str(error))
+    if response.status_code in RETRY_STATUSES:
+        return httpx.RemoteProtocolError(str(error))
+    return error
 
-    def __init__(self, task_id: str, deadline: float | None, max_outage_s: float) -> None:
+
+def stream_refusal(response: httpx.Response) -> Exception | None:
+    """Why a 2xx answer to GET /v1/events cannot be read as the event stream, or None when it can."""
+    content_type = response.headers.get("content-type", "")
+    if not content_type.startswith(EVENT_STREAM):
+        return StreamUnavailable(f"GET /v1/events answered {content_type!r}")
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return StreamBroken(f"the event stream came {encoding}-encoded, although identity was asked for")
+    return None
+
+
+class Waiter:
+    """The state of one `wait()`: deadline, last event seen, outage clock, and whether it fell back to polling.
+
+    The deadline holds everywhere a wait spends time: each request's timeouts and each retry's sleep
+    are cut to what is left, and an open event stream is checked at every chunk it sends (keep-alive
+    comments included), so a server that keeps talking without finishing the task cannot extend it.
+    """
+
+    def __init__(self, task_id: str, timeout_s: float | None, max_outage_s: float) -> None:
         self.task_id = task_id
-        self.deadline = deadline
+        self.timeout_s = timeout_s
+        self.deadline = None if timeout_s is None else time.monotonic() + timeout_s
         self.max_outage_s = max_outage_s
-        self.timeout_s = None if deadline is None else max(0.0, deadline - time.monotonic())
         self.last_event_id = 0
         self.polling = False
         self.drops = 0
         self.task: TaskView | None = None
         self._outage_since: float | None = None
+        self._stream_read_s = STREAM_READ_TIMEOUT_S
 
     def remaining(self) -> float:
-        return math.inf if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        return left(self.deadline)
 
     def check_deadline(self) -> None:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise WaitTimeoutError(self.task_id, self.timeout_s or 0.0, self.task)
 
-    def read_timeout(self) -> float:
-        """How long a silent stream is trusted: never past the deadline."""
-        return max(0.05, min(STREAM_READ_TIMEOUT_S, self.remaining()))
+    def open_stream(self) -> float:
+        """The read timeout of the stream about to be opened: how long silence is trusted, never past the deadline."""
+        self._stream_read_s = max(0.05, min(STREAM_READ_TIMEOUT_S, self.remaining()))
+        return self._stream_read_s
+
+    def reopen_due(self) -> bool:
+        """After a chunk of the open stream: True when its next read could run past the deadline by more
+        than `DEADLINE_SLACK_S` (or the deadline has passed); the wait then re-reads the task and reopens."""
+        remaining = self.remaining()
+        return remaining <= 0 or remaining + DEADLINE_SLACK_S < self._stream_read_s
 
     def poll_delay(self) -> float:
         return min(POLL_INTERVAL_S, self.remaining())
+
+    def backoff_delay(self, backoff: Backoff) -> float:
+        """How long to sleep before reconnecting a dropped stream: never past the deadline."""
+        return retry_delay(backoff, self.drops, self.deadline)
 
     def saw(self, event: EventView) -> None:
         self.last_event_id = event.id

@@ -15,6 +15,7 @@ and polls the task only when the server offers no event stream.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
@@ -24,14 +25,22 @@ import httpx
 
 from device_registry import Snapshot
 from vqpu_client import calls
-from vqpu_client.calls import STREAM_READ_TIMEOUT_S, TERMINAL_EVENTS, TERMINAL_STATES, Backoff, Call
+from vqpu_client.calls import (
+    STREAM_READ_TIMEOUT_S,
+    TERMINAL_EVENTS,
+    TERMINAL_STATES,
+    Backoff,
+    Call,
+    StreamUnavailable,
+)
 from vqpu_client.errors import (
     IllegalTransitionError,
     TaskCancelledError,
     TaskFailedError,
     TransportError,
 )
-from vqpu_client.sse import EVENT_STREAM, Decoder, StreamBroken
+from vqpu_client.keys import client_key
+from vqpu_client.sse import Decoder, Lines, StreamBroken
 from vqpu_protocol.api.admin import Health
 from vqpu_protocol.api.devices import (
     DeviceList,
@@ -52,18 +61,19 @@ MAX_OUTAGE_S = 300.0
 """`wait()` and `events()` keep reconnecting to an unreachable server this long before giving up."""
 
 
-class StreamUnavailable(Exception):
-    """The server answers the events route, but not with an event stream (a proxy that does not pass it)."""
-
-
 class Client:
-    """One user's (or operator's) connection to the control plane at `url` with API key `key`."""
+    """One user's (or operator's) connection to the control plane at `url` with API key `key`.
+
+    `key_file=PATH` reads the key from a file instead; the file must be yours and private (mode 0600
+    or stricter), else `KeyFileError` naming the path and its mode.
+    """
 
     def __init__(
         self,
         url: str,
-        key: str,
+        key: str | None = None,
         *,
+        key_file: str | os.PathLike[str] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         retries: int = 5,
         backoff: Backoff | None = None,
@@ -76,7 +86,7 @@ class Client:
         self.max_outage_s = max_outage_s
         self._http = httpx.Client(
             base_url=self.url,
-            headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
+            headers={"Authorization": f"Bearer {client_key(key, key_file)}", "Accept": "application/json"},
             timeout=timeout_s,
             transport=transport,
         )
@@ -92,24 +102,24 @@ class Client:
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.close()
 
-    def _send(self, call: Call[T]) -> T:
-        return self._attempts(call)[0]
+    def _send(self, call: Call[T], deadline: float | None = None) -> T:
+        return self._attempts(call, deadline)[0]
 
-    def _attempts(self, call: Call[T]) -> tuple[T, int]:
-        """The answer read, and how many attempts it took."""
+    def _attempts(self, call: Call[T], deadline: float | None = None) -> tuple[T, int]:
+        """The answer read, and how many attempts it took; no attempt or sleep runs past `deadline`."""
         attempt = 0
         while True:
             try:
-                response = self._http.send(call.request(self._http))
+                response = self._http.send(call.request(self._http, deadline))
             except httpx.TransportError as exc:
-                if attempt >= self.retries or not call.may_retry(exc):
+                if calls.give_up(call, attempt, self.retries, exc, deadline):
                     raise TransportError(f"{call.method} {call.path}: {type(exc).__name__}: {exc}") from exc
             else:
-                if response.status_code not in calls.RETRY_STATUSES or attempt >= self.retries:
+                if response.status_code not in calls.RETRY_STATUSES:
                     return call.read(response), attempt + 1
-                if not call.may_retry(None):
+                if calls.give_up(call, attempt, self.retries, None, deadline):
                     return call.read(response), attempt + 1
-            time.sleep(self.backoff.delay(attempt))
+            time.sleep(calls.retry_delay(self.backoff, attempt, deadline))
             attempt += 1
 
     # --- devices -------------------------------------------------------------------------------
@@ -277,14 +287,14 @@ class Client:
         attempt = 0
         while True:
             try:
-                for event in self._stream(calls.event_params(task, device, types), last, STREAM_READ_TIMEOUT_S):
+                for event in self._stream(calls.event_params(task, device, types), last, None, STREAM_READ_TIMEOUT_S):
                     outage, attempt = None, 0
                     last = event.id
                     yield event
             except (httpx.TransportError, StreamBroken) as exc:
                 outage = outage if outage is not None else time.monotonic()
                 if time.monotonic() - outage > self.max_outage_s:
-                    raise TransportError(f"the event stream is unreachable: {exc}") from exc
+                    raise TransportError(f"the event stream kept failing for {self.max_outage_s} s: {exc}") from exc
             time.sleep(self.backoff.delay(attempt))
             attempt += 1
 
@@ -302,8 +312,7 @@ class Client:
         if the server offers no event stream. `WaitTimeoutError` after `timeout_s`; `TransportError`
         after the server has been unreachable for `max_outage_s`.
         """
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        waiter = calls.Waiter(task_id, deadline, self.max_outage_s)
+        waiter = calls.Waiter(task_id, timeout_s, self.max_outage_s)
         params = calls.event_params(task_id, None, None)
         while True:
             task = self._observe(waiter)
@@ -313,46 +322,56 @@ class Client:
                 time.sleep(waiter.poll_delay())
                 continue
             try:
-                for event in self._stream(params, waiter.last_event_id, waiter.read_timeout()):
+                read_s = waiter.open_stream()
+                stream = self._stream(params, waiter.last_event_id, waiter.deadline, read_s, waiter.reopen_due)
+                for event in stream:
                     waiter.saw(event)
                     if on_event is not None:
                         on_event(event)
                     if event.type in TERMINAL_EVENTS:
                         break
-                else:  # the server ended the stream (shutting down, or this consumer was evicted)
-                    waiter.dropped(None)
-                    time.sleep(min(self.backoff.delay(waiter.drops), waiter.remaining()))
+                else:  # the server ended the stream (shutting down, or evicted us), or the deadline nears
+                    if not waiter.reopen_due():
+                        waiter.dropped(None)
+                        time.sleep(waiter.backoff_delay(self.backoff))
             except StreamUnavailable:
                 waiter.polling = True
             except (httpx.TransportError, StreamBroken) as exc:
                 waiter.dropped(exc)
-                time.sleep(min(self.backoff.delay(waiter.drops), waiter.remaining()))
+                time.sleep(waiter.backoff_delay(self.backoff))
 
     def _observe(self, waiter: calls.Waiter) -> TaskView | None:
         """Re-read the task: its final record once terminal; raise on timeout or a long outage."""
         waiter.check_deadline()
         try:
-            task = self.task(waiter.task_id)
+            task = self._send(Call("GET", f"/v1/tasks/{waiter.task_id}", calls.model(TaskView)), waiter.deadline)
         except TransportError as exc:
             waiter.unreachable(exc)
             return None
         waiter.reached(task)
         return task if task.state in TERMINAL_STATES else None
 
-    def _stream(self, params: dict[str, Any], last_event_id: int, read_timeout_s: float) -> Iterator[EventView]:
-        headers = {"Accept": EVENT_STREAM, "Last-Event-ID": str(last_event_id)}
-        timeout = httpx.Timeout(self._http.timeout.connect, read=read_timeout_s)
+    def _stream(
+        self,
+        params: dict[str, Any],
+        last_event_id: int,
+        deadline: float | None,
+        read_timeout_s: float,
+        stop: Callable[[], bool] | None = None,
+    ) -> Iterator[EventView]:
+        """The events of one connection to the stream; it ends early, between two chunks, once `stop()` says so."""
+        timeout = calls.within(self._http.timeout, deadline, read=read_timeout_s)
+        headers = calls.stream_headers(last_event_id)
         with self._http.stream("GET", "/v1/events", params=params, headers=headers, timeout=timeout) as response:
             if response.status_code >= 400:
                 response.read()
-                error = calls.error_of(response)
-                if calls.stream_missing(response.status_code):
-                    raise StreamUnavailable(str(error))
-                if response.status_code in calls.RETRY_STATUSES:
-                    raise httpx.RemoteProtocolError(str(error))
-                raise error
-            if not response.headers.get("content-type", "").startswith(EVENT_STREAM):
-                raise StreamUnavailable(f"GET /v1/events answered {response.headers.get('content-type')!r}")
-            decoder = Decoder()
-            for line in response.iter_lines():
-                yield from decoder.feed(line)
+                raise calls.stream_failure(response)
+            refused = calls.stream_refusal(response)
+            if refused is not None:
+                raise refused
+            lines, decoder = Lines(), Decoder()
+            for chunk in response.iter_raw():
+                for line in lines.feed(chunk):
+                    yield from decoder.feed(line)
+                if stop is not None and stop():
+                    return

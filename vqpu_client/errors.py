@@ -166,3 +166,16 @@ def api_error(status: int, code: str, message: str, detail: Any, correlation_id:
 
 class UsageError(VQPUError, ValueError):
     """The call cannot be made as asked (found before anything is sent), e.g. a circuit without an OPENQASM header."""
+
+
+class KeyFileError(UsageError):
+    """A key file that cannot be trusted or read: not yours, open to other accounts, not a regular file, or not one key.
+
+    `path` names the file; `mode` is its permission bits when they are the problem. The message never
+    holds the file's content.
+    """
+
+    def __init__(self, path: str, message: str, mode: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.mode = mode

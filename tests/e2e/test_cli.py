@@ -298,6 +298,8 @@ def test_bad_input_exits_2_with_the_servers_typed_error_and_nothing_on_stdout(cl
         capture_output=True, text=True, env=cli.env("user"), timeout=60,
     )  # fmt: skip
     assert (stranger.returncode, _error(stranger)["code"]) == (2, "UNAUTHENTICATED")
+    warned = json.loads(stranger.stderr.splitlines()[0])  # --key wins over VQPU_KEY, and is warned about
+    assert warned["warning"]["code"] == "KEY_ON_COMMAND_LINE" and "every account" in warned["warning"]["message"]
     nobody = f"http://127.0.0.1:{free_port()}"
     gone = subprocess.run(
         [*VQPU, "--url", nobody, "status", "t-1", "--json"],

@@ -10,7 +10,10 @@ when a task finishes.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
+import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ import pytest
 
 from harness.circuits import BELL
 from harness.documents import result_document
-from harness.servers import ServerProcess, make_keys
+from harness.servers import ServerProcess, free_port, make_keys
 from vqpu_client import AsyncClient, Client, errors
 from vqpu_protocol.api.tasks import EventView
 from vqpu_service.domain.model import Role
@@ -313,8 +316,6 @@ def test_wait_gives_up_at_its_timeout_with_the_last_state_seen(server: Server) -
 
 
 def test_an_unreachable_server_is_a_transport_error_after_the_retries(tmp_path: Path) -> None:
-    from harness.servers import free_port
-
     with Client(f"http://127.0.0.1:{free_port()}", "k", retries=2) as vqpu, pytest.raises(errors.TransportError):
         vqpu.devices()
 
@@ -352,3 +353,128 @@ def test_the_async_client_raises_the_same_typed_errors(server: Server) -> None:
             assert pages
 
     asyncio.run(scenario())
+
+
+# --- wait() holds its deadline; the stream reader holds its bound -------------------------------
+
+KEEPALIVE_S = 0.5
+WAIT_S = 2.0
+SLACK_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def chatty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server whose idle event streams send a keep-alive comment every half second."""
+    workdir = tmp_path_factory.mktemp("chatty-server")
+    keys = make_keys(workdir / "keys.json", user=Role.USER)
+    env = {"VQPU_SSE_KEEPALIVE_S": str(KEEPALIVE_S)}
+    with ServerProcess(workdir, f"sqlite:///{workdir / 'cp.db'}", workdir / "keys.json", env=env) as process:
+        yield Server(process, keys)
+
+
+def _waited(wait: Any, limit_s: float) -> tuple[float, BaseException | None]:
+    """Run `wait()` in a thread: how long it took (inf if still waiting after `limit_s`) and what it raised."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            wait()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    return (time.monotonic() - started if outcome else float("inf")), (outcome[0] if outcome else None)
+
+
+def test_keep_alives_do_not_extend_a_waits_timeout(chatty: Server) -> None:
+    with chatty.client() as vqpu:
+        task = vqpu.submit(DEVICE, BELL, shots=10)  # no agent here: it stays QUEUED, its stream only keeps alive
+        with httpx.stream(
+            "GET", f"{chatty.url}/v1/events", params={"task": task.id},
+            headers={"Authorization": f"Bearer {chatty.keys['user']}", "Accept": "text/event-stream"},
+        ) as stream:  # fmt: skip
+            lines = stream.iter_lines()
+            seen = [next(lines) for _ in range(8)]
+        assert seen.count(": keep-alive") >= 2, seen  # the scenario: a live stream that never finishes the task
+        took, raised = _waited(lambda: vqpu.wait(task.id, timeout_s=WAIT_S), WAIT_S + 10 * SLACK_S)
+    assert took < WAIT_S + SLACK_S, f"wait(timeout_s={WAIT_S}) returned after {took:.1f} s"
+    assert isinstance(raised, errors.WaitTimeoutError) and raised.task is not None and raised.task.state == "QUEUED"
+
+
+def test_keep_alives_do_not_extend_an_async_waits_timeout(chatty: Server) -> None:
+    async def scenario() -> tuple[float, BaseException | None]:
+        async with AsyncClient(chatty.url, chatty.keys["user"]) as vqpu:
+            task = await vqpu.submit(DEVICE, BELL, shots=10)
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(vqpu.wait(task.id, timeout_s=WAIT_S), WAIT_S + 10 * SLACK_S)
+            except BaseException as exc:
+                return time.monotonic() - started, exc
+            return time.monotonic() - started, None
+
+    took, raised = asyncio.run(scenario())
+    assert type(raised) is errors.WaitTimeoutError, f"{raised!r} after {took:.1f} s"  # not wait_for's own timeout
+    assert took < WAIT_S + SLACK_S, f"wait(timeout_s={WAIT_S}) returned after {took:.1f} s"
+
+
+def test_a_server_that_accepts_but_never_answers_does_not_extend_a_waits_timeout() -> None:
+    """The wait's reconnects and re-reads hold the deadline too: none waits out the client's 30 s timeout."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nothing ever answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with Client(url, "k") as vqpu:
+            took, raised = _waited(lambda: vqpu.wait("t-1", timeout_s=WAIT_S), WAIT_S + 10 * SLACK_S)
+    assert took < WAIT_S + SLACK_S, f"wait(timeout_s={WAIT_S}) returned after {took:.1f} s"
+    assert isinstance(raised, errors.WaitTimeoutError)
+
+
+class EndlessLine:
+    """A hostile event-stream server: answers every request with an event stream whose first line never ends
+    (`total` bytes of it, then the connection closes). Counts the bytes it managed to send."""
+
+    CHUNK = b"data: " + b"x" * (64 * 1024 - 6)
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.sent = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.recv(65536)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
+                    for _ in range(self.total // len(self.CHUNK)):
+                        conn.sendall(self.CHUNK)
+                        self.sent += len(self.CHUNK)
+                except OSError:  # the client hung up: what the test wants
+                    continue
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_hostile_endless_event_stream_line_is_refused_without_holding_it() -> None:
+    hostile = EndlessLine(total=64 * 1024 * 1024)
+    try:
+        with Client(hostile.url, "k", max_outage_s=0) as vqpu:
+            tracemalloc.start()
+            try:
+                with pytest.raises(errors.TransportError, match="an event-stream line of"):
+                    next(vqpu.events(task="t-1"))
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+    finally:
+        hostile.close()
+    assert peak < 4 * 1024 * 1024, f"reading the stream held {peak / 2**20:.0f} MiB"

@@ -14,8 +14,14 @@ from vqpu_client import Client
 from vqpu_client.cli import devices, replay, tasks
 from vqpu_client.cli.arguments import Command, build_parser
 from vqpu_client.cli.context import Context
-from vqpu_client.cli.exits import Exit, failure
+from vqpu_client.cli.exits import CliCode, Exit, failure
 from vqpu_client.cli.render import Output
+
+KEY_ON_COMMAND_LINE = (
+    "--key puts your API key in this process's command line, which every account on this machine can read "
+    "(ps, /proc/PID/cmdline); set VQPU_KEY, or keep the key in a file only you can read and pass "
+    "--key-file PATH or set VQPU_KEY_FILE"
+)
 
 COMMANDS: dict[str, Command] = {
     "devices list": devices.list_devices,
@@ -39,12 +45,15 @@ def main(
 ) -> int:
     """Run one command; its exit status (the console script passes it to the shell)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    environ = os.environ if environ is None else environ
     out = Output(as_json="--json" in argv)  # known before parsing, so that a usage error is JSON too
     ctx: Context | None = None
     try:
-        args = build_parser(os.environ if environ is None else environ, COMMANDS).parse_args(argv)
+        args = build_parser(environ, COMMANDS).parse_args(argv)
         out = Output(as_json=args.json)
-        ctx = Context(args, out, make_client)
+        if args.key is not None:
+            out.warning(CliCode.KEY_ON_COMMAND_LINE, KEY_ON_COMMAND_LINE)
+        ctx = Context(args, out, make_client, environ)
         return int(args.run(ctx))
     except KeyboardInterrupt:
         if out.stderr.isatty():

@@ -1,4 +1,7 @@
-"""The command line: `vqpu [--url U] [--key K] [--json] [--quiet] COMMAND ...`, and run options from flags.
+"""The command line: `vqpu [--url U] [--key-file F] [--json] [--quiet] COMMAND ...`, and run options from flags.
+
+The key comes from the environment (`VQPU_KEY`, `VQPU_KEY_FILE`) or `--key-file`; `--key` still works,
+unlisted and with a warning, because every account on the machine can read a process's arguments.
 
 The global options may come before or after the command (`vqpu --json devices list` and `vqpu devices
 list --json` are the same). Bad arguments raise the CLI's usage error instead of exiting, so that
@@ -27,7 +30,12 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser(environ: Mapping[str, str], commands: Mapping[str, Command]) -> Parser:
     """`commands` maps each command's name (`devices list`, `submit`, ...) to the function that runs it."""
-    top = Parser(prog="vqpu", description="Run circuits on the HPC-vQPU service and inspect its devices.")
+    top = Parser(
+        prog="vqpu",
+        description="Run circuits on the HPC-vQPU service and inspect its devices.",
+        epilog="Your API key comes from VQPU_KEY, or from a file only you can read, named by --key-file or "
+        "VQPU_KEY_FILE (never put it on the command line: every account on the machine can read that).",
+    )
     _globals(top, environ, suppress=False)
     shared = argparse.ArgumentParser(add_help=False)
     _globals(shared, environ, suppress=True)
@@ -108,7 +116,14 @@ def _globals(p: argparse.ArgumentParser, environ: Mapping[str, str], *, suppress
         default=default(environ.get("VQPU_URL") or DEFAULT_URL),
         help=f"the control plane (env VQPU_URL; default {DEFAULT_URL})",
     )
-    p.add_argument("--key", default=default(environ.get("VQPU_KEY")), help="your API key (env VQPU_KEY)")
+    p.add_argument(
+        "--key-file",
+        metavar="PATH",
+        default=default(None),
+        help="read your API key from this file, which must be yours and mode 0600 (env VQPU_KEY_FILE)",
+    )
+    # Kept for old scripts, out of --help: every account on the machine can read it (see docs/cli.md).
+    p.add_argument("--key", default=default(None), help=argparse.SUPPRESS)
     p.add_argument(
         "--json",
         action="store_true",

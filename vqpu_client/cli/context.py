@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from vqpu_client import Client
+from vqpu_client import Client, keys
 from vqpu_client.cli.exits import usage
 from vqpu_client.cli.progress import Progress
 from vqpu_client.cli.render import Output
@@ -21,15 +22,17 @@ class Context:
     args: argparse.Namespace
     out: Output
     make_client: Callable[[str, str], Client] = Client
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
     _client: Client | None = None
 
     @property
     def client(self) -> Client:
         if self._client is None:
-            if not self.args.key:
-                raise usage("no API key: pass --key KEY or set VQPU_KEY")
-            self._client = self.make_client(self.args.url, self.args.key)
+            key = keys.resolve(self.environ, key=self.args.key, key_file=self.args.key_file)
+            if not key:
+                raise usage(f"no API key: set {keys.KEY_ENV}, or {keys.KEY_FILE_ENV} or --key-file to a private file")
+            self._client = self.make_client(self.args.url, key)
         return self._client
 
     def close(self) -> None:

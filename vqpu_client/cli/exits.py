@@ -20,6 +20,7 @@ from enum import IntEnum, StrEnum
 from typing import Any
 
 from vqpu_client import errors
+from vqpu_client.cli.render import visible
 
 
 class Exit(IntEnum):
@@ -40,6 +41,7 @@ class CliCode(StrEnum):
     TASK_CANCELLED = "TASK_CANCELLED"
     TASK_FAILED = "TASK_FAILED"  # a FAILED task without an error document
     REPLAY_MISMATCH = "REPLAY_MISMATCH"  # the replay's counts are not the original's
+    KEY_ON_COMMAND_LINE = "KEY_ON_COMMAND_LINE"  # a warning: --key shows the key to every account on the machine
 
 
 class CliError(Exception):
@@ -64,12 +66,15 @@ class Failure:
 
     @property
     def message(self) -> str:
-        """For a person: the usage and the message for bad arguments, else `CODE: message`."""
+        """For a person: the usage and the message for bad arguments, else `CODE: message`.
+
+        One line each, escaped: the code and message may be the server's, and hold another user's text.
+        """
         info = self.body["error"]
         if info["code"] != CliCode.USAGE:
-            return f"{info['code']}: {info['message']}"
+            return visible(f"{info['code']}: {info['message']}")
         usage_line = info["detail"].get("usage") if isinstance(info["detail"], dict) else None
-        return f"{info['message']}" if usage_line is None else f"{info['message']}\n{usage_line}"
+        return visible(info["message"]) if usage_line is None else f"{visible(info['message'])}\n{usage_line}"
 
 
 def failure(exc: BaseException) -> Failure | None:
@@ -93,6 +98,9 @@ def failure(exc: BaseException) -> Failure | None:
         return _failure(Exit.TASK_FAILED, error.code, f"task {exc.task.id} failed: {error.message}", error.detail)
     if isinstance(exc, errors.TaskCancelledError):
         return _failure(Exit.TASK_FAILED, CliCode.TASK_CANCELLED, str(exc), {"task_id": exc.task.id})
+    if isinstance(exc, errors.KeyFileError):
+        mode = None if exc.mode is None else f"{exc.mode:04o}"
+        return _failure(Exit.USAGE, CliCode.USAGE, str(exc), {"path": exc.path, "mode": mode})
     if isinstance(exc, errors.UsageError):
         return _failure(Exit.USAGE, CliCode.USAGE, str(exc))
     return None

@@ -3,7 +3,9 @@
 On a terminal: one status line, rewritten in place every half second and at each event (state,
 elapsed time, the latest event). Elsewhere (a log file, a pipe): one plain line per event, so a log
 shows the queue, claim and schedule as they happened. `--quiet` shows nothing, nor does `--json` unless
-stderr is a terminal (a script reading stderr gets only the JSON error body).
+stderr is a terminal (a script reading stderr gets only the JSON error body). What comes from the
+server is shown escaped (`render.visible`): only the display's own erase-line sequence reaches the
+terminal.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from types import TracebackType
 from typing import TextIO
 
 from vqpu_client.cli.events import describe
+from vqpu_client.cli.render import visible
 from vqpu_protocol.api.tasks import EventView
 
 ERASE_LINE = "\r\x1b[2K"
@@ -32,7 +35,7 @@ class Progress:
         tty: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.label = label
+        self.label = visible(label)
         self.stream = stream
         self.enabled = enabled
         self.tty = stream.isatty() if tty is None else tty
@@ -56,14 +59,14 @@ class Progress:
         """Given to `Client.wait(on_event=...)`: each event of the task as it arrives."""
         state = event.data.get("state")
         with self._lock:
-            self.state = state if isinstance(state, str) else self.state
-            self.latest = describe(event)
+            self.state = visible(state) if isinstance(state, str) else self.state
+            self.latest = visible(describe(event))
             if not self.enabled:
                 return
             if self.tty:
                 self._draw()
             else:
-                self.stream.write(f"{self.label}  +{self.elapsed():.1f} s  {event.type}  {self.latest}\n")
+                self.stream.write(f"{self.label}  +{self.elapsed():.1f} s  {visible(event.type)}  {self.latest}\n")
                 self.stream.flush()
 
     def __enter__(self) -> Progress:

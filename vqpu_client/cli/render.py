@@ -1,6 +1,9 @@
 """Where the CLI writes: results on stdout (text, or JSON with --json), everything else on stderr.
 
 With --json, stdout carries only JSON documents: one per command, or one per line for `watch`.
+Text is for a terminal, and what it shows comes from the server and, through it, from other users
+(tags, names, messages): every character a terminal could act on is shown escaped (`visible`), so a
+tag cannot clear an admin's screen, retitle the window or reorder what it shows. JSON stays exact.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ class Output:
         print(json.dumps(plain(value), separators=(",", ":"), ensure_ascii=False), file=self.stdout, flush=True)
 
     def line(self, text: str = "") -> None:
-        print(text, file=self.stdout, flush=True)
+        print(visible(text), file=self.stdout, flush=True)
 
     def lines(self, texts: Iterable[str]) -> None:
         for text in texts:
@@ -36,13 +39,41 @@ class Output:
 
     def note(self, text: str) -> None:
         """A remark for the person at the terminal, never part of the result."""
-        print(text, file=self.stderr, flush=True)
+        print(visible(text), file=self.stderr, flush=True)
+
+    def warning(self, code: str, message: str) -> None:
+        """Something the person should fix, though the command goes on: `vqpu: warning: ...`, or a JSON line."""
+        if self.as_json:
+            print(json.dumps({"warning": {"code": code, "message": message}}), file=self.stderr, flush=True)
+        else:
+            print(f"vqpu: warning: {visible(message)}", file=self.stderr, flush=True)
 
     def error(self, body: dict[str, Any], message: str) -> None:
+        """`message` may span lines (a usage error's usage); each is shown escaped."""
         if self.as_json:
             print(json.dumps(body, ensure_ascii=False), file=self.stderr, flush=True)
         else:
-            print(f"vqpu: error: {message}", file=self.stderr, flush=True)
+            shown = "\n".join(visible(part) for part in message.split("\n"))
+            print(f"vqpu: error: {shown}", file=self.stderr, flush=True)
+
+
+def visible(text: str) -> str:
+    """`text` with every character that is not printable escaped as Python writes it (`\\x1b`, `\\u202e`).
+
+    Not printable, as `str.isprintable` says: C0 controls and DEL, C1 controls (`\\x9b` is a CSI to
+    some terminals), format characters (bidi overrides and isolates, zero-width characters), line and
+    paragraph separators, surrogates, private-use and unassigned code points, and every space but
+    ASCII's. Backslashes stay as they are, so escaping twice changes nothing.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ord(ch)) for ch in text)
+
+
+def _escape(code: int) -> str:
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def plain(value: Any) -> Any:
@@ -78,7 +109,7 @@ def cell(value: object) -> str:
         return number(value)
     if isinstance(value, list | tuple):
         return ",".join(cell(v) for v in value) or "-"
-    return str(value)
+    return visible(str(value))  # before the widths are measured, so that columns stay aligned
 
 
 def number(value: float | None) -> str:

@@ -1,6 +1,6 @@
 """`VQPUProvider`: the devices of one HPC-vQPU service as Qiskit backends.
 
-provider = VQPUProvider("http://vqpu.example:8000", key)
+provider = VQPUProvider("http://vqpu.example:8000", key)   # or key_file="~/.config/vqpu/key" (mode 0600)
 backend = provider.get_backend("ibm-fez")            # the current epoch
 replay = provider.get_backend("ibm-fez", epoch=3)    # that epoch's Target; its tasks pin epoch 3
 """
@@ -15,9 +15,10 @@ from vqpu_client.qiskit.backend import VQPUBackend
 
 
 class VQPUProvider:
-    """One client of the service at `url` with API key `key`; `client_options` go to `Client`."""
+    """One client of the service at `url` with API key `key`; `client_options` go to `Client`
+    (`key_file=PATH` instead of `key`, `timeout_s`, `retries`, ...)."""
 
-    def __init__(self, url: str, key: str, **client_options: Any) -> None:
+    def __init__(self, url: str, key: str | None = None, **client_options: Any) -> None:
         self._client = Client(url, key, **client_options)
 
     @property

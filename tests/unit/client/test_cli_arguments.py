@@ -25,9 +25,9 @@ def _refuse(url: str, key: str) -> Any:
 
 def test_global_options_come_from_the_environment_and_may_follow_the_command() -> None:
     args = _parse(["devices", "list"], {"VQPU_URL": "http://cp:9000", "VQPU_KEY": "k-env"})
-    assert (args.url, args.key, args.json, args.run) == ("http://cp:9000", "k-env", False, COMMANDS["devices list"])
-    after = _parse(["devices", "show", "ibm-fez", "--json", "--key", "k-flag", "--epoch", "2"], {"VQPU_KEY": "k-env"})
-    assert (after.url, after.key, after.json, after.device, after.epoch) == (DEFAULT_URL, "k-flag", True, "ibm-fez", 2)
+    assert (args.url, args.key, args.json, args.run) == ("http://cp:9000", None, False, COMMANDS["devices list"])
+    after = _parse(["devices", "show", "ibm-fez", "--json", "--key-file", "k.txt", "--epoch", "2"])
+    assert (after.url, after.key_file, after.json, after.epoch) == (DEFAULT_URL, "k.txt", True, 2)
     before = _parse(["--json", "--url", "http://x", "status", "t-1"])
     assert (before.json, before.url, before.task) == (True, "http://x", "t-1")
 
@@ -96,7 +96,7 @@ def test_without_json_a_usage_error_is_one_line_for_a_person(capsys: pytest.Capt
     assert captured.out == ""
     assert captured.err.splitlines() == [
         "vqpu: error: vqpu status: the following arguments are required: TASK",
-        "usage: vqpu status [-h] [--url URL] [--key KEY] [--json] [-q] TASK",
+        "usage: vqpu status [-h] [--url URL] [--key-file PATH] [--json] [-q] TASK",
     ]
 
 
@@ -107,8 +107,8 @@ def test_a_command_without_a_key_is_a_usage_error_before_anything_is_sent(capsys
 
 def test_an_unreadable_circuit_file_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
     missing = str(tmp_path / "nope.qasm")
-    argv = ["--json", "--key", "k", "submit", missing, "--device", "d", "--shots", "1"]
-    assert main(argv, environ={}, make_client=_refuse) == Exit.USAGE
+    argv = ["--json", "submit", missing, "--device", "d", "--shots", "1"]
+    assert main(argv, environ={"VQPU_KEY": "k"}, make_client=_refuse) == Exit.USAGE
     error = json.loads(capsys.readouterr().err)["error"]
     assert error["code"] == "USAGE" and error["detail"] == {"path": missing}
 

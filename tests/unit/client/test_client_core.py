@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import httpx
 import pytest
 
 from vqpu_client import calls, errors
-from vqpu_client.sse import MAX_LINE_CHARS, Decoder, StreamBroken
+from vqpu_client.sse import MAX_LINE_BYTES, Decoder, Lines, StreamBroken
 
 
 def _frame(event_id: int, type_: str = "TASK_SUBMITTED") -> list[str]:
@@ -32,7 +33,7 @@ def test_the_decoder_notices_eviction() -> None:
 
 def test_an_oversized_line_breaks_the_stream_instead_of_growing() -> None:
     with pytest.raises(StreamBroken):
-        list(Decoder().feed("data: " + "x" * MAX_LINE_CHARS))
+        list(Decoder().feed("data: " + "x" * MAX_LINE_BYTES))
 
 
 def test_data_that_is_not_an_event_breaks_the_stream() -> None:
@@ -138,3 +139,70 @@ def test_every_attempt_of_one_submit_carries_the_same_idempotency_key() -> None:
     )
     assert other.request(http).headers["Idempotency-Key"] != first.headers["Idempotency-Key"]
     http.close()
+
+
+# --- the event-stream reader holds at most about a line's limit ---------------------------------
+
+
+def test_lines_are_cut_at_lf_crlf_and_cr_even_when_a_chunk_splits_them() -> None:
+    lines = Lines()
+    chunks = [b"id: 1\r", b"\ndata: a\rdata: b\n", b"\n: keep-", b"alive\r\n\r", b"\nlast"]
+    assert [line for chunk in chunks for line in lines.feed(chunk)] == [
+        "id: 1", "data: a", "data: b", "", ": keep-alive", ""
+    ]  # fmt: skip
+    assert list(lines.feed(b"\n")) == ["last"]  # the CRLF's LF was not a second line end
+
+
+def test_an_endless_line_breaks_the_stream_once_past_the_limit_holding_little_more_than_it() -> None:
+    chunk = b"data: " + b"x" * 65536
+    lines, fed = Lines(), 0
+    tracemalloc.start()
+    try:
+        with pytest.raises(StreamBroken, match=f"more than {MAX_LINE_BYTES} bytes"):
+            for _ in range(300 * 16):  # 300 MiB, if it were all read
+                fed += len(chunk)
+                list(lines.feed(chunk))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert fed <= MAX_LINE_BYTES + 2 * len(chunk)  # it stopped reading at the limit
+    assert peak < 3 * MAX_LINE_BYTES
+
+
+def test_many_empty_data_lines_count_against_the_events_limit() -> None:
+    decoder = Decoder()
+    with pytest.raises(StreamBroken, match="an event of more than"):
+        for _ in range(MAX_LINE_BYTES + 1):
+            list(decoder.feed("data:"))
+
+
+# --- wait() holds its deadline while a stream is open ----------------------------------------
+
+
+def test_a_stream_near_the_deadline_is_reopened_rather_than_trusted_past_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(calls.time, "monotonic", lambda: now[0])
+    waiter = calls.Waiter("t-1", 2.0, 300.0)
+    assert waiter.open_stream() == 2.0  # the stream's reads are never trusted past the deadline
+    now[0] += calls.DEADLINE_SLACK_S * 0.9  # a keep-alive arrives: the next read may last 2 s more
+    assert not waiter.reopen_due()
+    now[0] += calls.DEADLINE_SLACK_S * 0.2  # later: a 2 s read would end more than the slack past the deadline
+    assert waiter.reopen_due()
+    assert waiter.open_stream() == pytest.approx(2.0 - 1.1 * calls.DEADLINE_SLACK_S)
+    now[0] += 5.0
+    assert waiter.reopen_due()
+    with pytest.raises(errors.WaitTimeoutError, match=r"within 2\.0 s"):
+        waiter.check_deadline()
+    unbounded = calls.Waiter("t-1", None, 300.0)
+    assert unbounded.open_stream() == calls.STREAM_READ_TIMEOUT_S and not unbounded.reopen_due()
+
+
+def test_requests_made_while_waiting_never_time_out_past_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(calls.time, "monotonic", lambda: 50.0)
+    client_timeout = httpx.Timeout(30.0)
+    capped = calls.within(client_timeout, 52.5, read=60.0)
+    assert (capped.connect, capped.read, capped.write, capped.pool) == (2.5, 2.5, 2.5, 2.5)
+    assert calls.within(client_timeout, None, read=60.0).read == 60.0
+    assert calls.retry_delay(calls.Backoff(base_s=100, cap_s=100), 3, 51.0) <= 1.0
+    read = calls.Call("GET", "/v1/tasks/t-1", calls.model(calls.TaskView))
+    assert calls.give_up(read, 0, 5, None, 49.0) and not calls.give_up(read, 0, 5, None, 51.0)
