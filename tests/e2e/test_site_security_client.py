@@ -154,6 +154,7 @@ def test_another_tenants_tags_reach_an_admins_terminal_escaped_and_json_keeps_th
 
     exact = _vqpu(site, "status", task_id, "--json", env=admin)
     assert json.loads(exact.stdout)["tags"] == [HOSTILE_TAG, BIDI_TAG]
+    assert all(ch.isprintable() or ch == "\n" for ch in exact.stdout)  # as JSON escapes: exact, and inert
 
 
 def test_a_key_file_other_accounts_can_read_is_refused_naming_its_mode_and_a_private_one_works(

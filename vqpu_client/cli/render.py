@@ -3,7 +3,8 @@
 With --json, stdout carries only JSON documents: one per command, or one per line for `watch`.
 Text is for a terminal, and what it shows comes from the server and, through it, from other users
 (tags, names, messages): every character a terminal could act on is shown escaped (`visible`), so a
-tag cannot clear an admin's screen, retitle the window or reorder what it shows. JSON stays exact.
+tag cannot clear an admin's screen, retitle the window or reorder what it shows. JSON stays exact:
+the same characters are written as JSON's own `\\u` escapes, which decode to the very same strings.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ class Output:
 
     def document(self, value: Any) -> None:
         """One JSON document on stdout (pydantic models as their wire form)."""
-        print(json.dumps(plain(value), indent=2, ensure_ascii=False), file=self.stdout, flush=True)
+        print(json_text(plain(value), indent=2), file=self.stdout, flush=True)
 
     def json_line(self, value: Any) -> None:
-        print(json.dumps(plain(value), separators=(",", ":"), ensure_ascii=False), file=self.stdout, flush=True)
+        print(json_text(plain(value), separators=(",", ":")), file=self.stdout, flush=True)
 
     def line(self, text: str = "") -> None:
         print(visible(text), file=self.stdout, flush=True)
@@ -44,14 +45,14 @@ class Output:
     def warning(self, code: str, message: str) -> None:
         """Something the person should fix, though the command goes on: `vqpu: warning: ...`, or a JSON line."""
         if self.as_json:
-            print(json.dumps({"warning": {"code": code, "message": message}}), file=self.stderr, flush=True)
+            print(json_text({"warning": {"code": code, "message": message}}), file=self.stderr, flush=True)
         else:
             print(f"vqpu: warning: {visible(message)}", file=self.stderr, flush=True)
 
     def error(self, body: dict[str, Any], message: str) -> None:
         """`message` may span lines (a usage error's usage); each is shown escaped."""
         if self.as_json:
-            print(json.dumps(body, ensure_ascii=False), file=self.stderr, flush=True)
+            print(json_text(body), file=self.stderr, flush=True)
         else:
             shown = "\n".join(visible(part) for part in message.split("\n"))
             print(f"vqpu: error: {shown}", file=self.stderr, flush=True)
@@ -68,6 +69,21 @@ def visible(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else _escape(ord(ch)) for ch in text)
+
+
+def json_text(value: Any, **dumps: Any) -> str:
+    """`value` as JSON, readable (UTF-8, not `\\u` for every accent) yet safe on a terminal: each character
+    `visible` would escape is written as its `\\uXXXX` escape, which decodes to the same string."""
+    text = json.dumps(value, ensure_ascii=False, **dumps)
+    # Outside strings JSON is printable ASCII and the indent's newlines, so what is left to escape is in a string.
+    if text.replace("\n", "").isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == "\n" else _json_escape(ch) for ch in text)
+
+
+def _json_escape(ch: str) -> str:
+    units = ch.encode("utf-16-be", "surrogatepass")  # a lone surrogate too: it never reaches stdout raw
+    return "".join(f"\\u{int.from_bytes(units[i : i + 2]):04x}" for i in range(0, len(units), 2))
 
 
 def _escape(code: int) -> str:

@@ -1,5 +1,6 @@
 """Text output escapes what a terminal would act on: another user's tag, a server's message or an event's
-data cannot clear an admin's screen, retitle the window or reorder a line; `--json` stays exact."""
+data cannot clear an admin's screen, retitle the window or reorder a line; `--json` stays exact (and
+writes those characters as JSON escapes)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from vqpu_client import errors
 from vqpu_client.cli.exits import failure
 from vqpu_client.cli.progress import ERASE_LINE, Progress
-from vqpu_client.cli.render import Output, table, visible
+from vqpu_client.cli.render import Output, json_text, table, visible
 from vqpu_client.cli.tasks import status_lines
 from vqpu_protocol.api.tasks import EventView, TaskView
 
@@ -63,7 +64,15 @@ def test_status_shows_a_hostile_tag_agent_and_error_escaped_in_text_and_exactly_
     assert _acted_on(shown) == []
     assert f"tags       {SHOWN}, ok" in shown and "agent      agent\\u202e" in shown
     assert f"error      SIMULATION_ERROR: boom{SHOWN}" in shown
-    assert json.loads(doc.getvalue())["tags"] == [HOSTILE, "ok"]
+    assert json.loads(doc.getvalue())["tags"] == [HOSTILE, "ok"]  # exact, as data
+    assert _acted_on(doc.getvalue()) == []  # and as JSON's own escapes, safe on a terminal too
+
+
+def test_json_output_is_exact_readable_and_passes_nothing_a_terminal_acts_on() -> None:
+    value = {"tags": [HOSTILE, "fine\u202eok", "量子 ünï", "\x7f\x9b", "\U000e0041"], "lone": "x\ud800"}
+    for text in (json_text(value), json_text(value, indent=2)):
+        assert json.loads(text) == value and _acted_on(text) == []
+        assert "量子 ünï" in text and "\\u202e" in text
 
 
 def test_table_columns_stay_aligned_around_an_escaped_cell() -> None:
