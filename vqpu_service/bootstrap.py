@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from device_registry import catalog
 from device_registry.admissibility import check
-from vqpu_service.adapters.auth import KeyRing
+from vqpu_service.adapters.auth import KeyRing, check_keys_file
 from vqpu_service.adapters.broker import Broker
 from vqpu_service.adapters.pg_listen import PostgresListener
 from vqpu_service.adapters.pump import EventPump
@@ -46,6 +46,7 @@ def build_store(settings: Settings) -> SqlStore:
 
 
 def build(settings: Settings) -> Container:
+    check_keys_file(settings.keys_file)
     work = WorkSignal()
     store = build_store(settings)
     devices = DeviceService(store, settings.device_cache_ttl_s)

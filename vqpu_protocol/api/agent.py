@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -10,7 +10,7 @@ from vqpu_protocol.api.tasks import SchedulerEvidence, TaskView
 from vqpu_protocol.errors import ErrorDocument
 from vqpu_protocol.limits import MAX_CLAIM_BATCH, MAX_CLAIM_WAIT_S, MAX_HEARTBEAT_TASKS, Dialect
 from vqpu_protocol.rundir import ResultDocument, RunOptions, TaskDocument
-from vqpu_protocol.wire import Id, Request, Response
+from vqpu_protocol.wire import Id, Request, Response, SafeStr
 
 
 class ClaimRequest(Request):
@@ -76,9 +76,23 @@ class FailedReport(Request):
     scheduler: SchedulerEvidence | None = None
 
 
+CancelSource = Literal["control-plane", "prefect"]
+"""Where the cancel an agent confirms came from: the heartbeat reply (a user's or an admin's cancel
+through the API), or Cancelling set on the task's flow run in Prefect (the site's operators' view)."""
+MAX_ACTOR_CHARS = 200
+
+
 class CancelledReport(Request):
     claim_token: Id
     scheduler: SchedulerEvidence | None = None
+    requested_by: CancelSource | None = Field(
+        None,
+        description="where the cancel came from; `prefect` is recorded as the site operator's cancel "
+        "(`by: operator`, `via: prefect`); absent: the owner's, as before",
+    )
+    actor: Annotated[SafeStr, Field(min_length=1, max_length=MAX_ACTOR_CHARS)] | None = Field(
+        None, description="who asked, as the source names them (the Prefect user or client), for the record"
+    )
 
 
 class ReportAck(TaskView):

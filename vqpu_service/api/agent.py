@@ -65,7 +65,14 @@ async def failed(task_id: TaskId, body: FailedReport, who: Who, box: Box) -> Rep
 
 @router.post("/tasks/{task_id}/cancelled", responses=_REPORTS)
 async def cancelled(task_id: TaskId, body: CancelledReport, who: Who, box: Box) -> ReportAck:
-    return await _report(box, who, task_id, Report(Action.REPORT_CANCELLED, body.claim_token, scheduler=_dump(body)))
+    rep = Report(
+        Action.REPORT_CANCELLED,
+        body.claim_token,
+        scheduler=_dump(body),
+        requested_by=body.requested_by,
+        actor=body.actor,
+    )
+    return await _report(box, who, task_id, rep)
 
 
 @router.post("/heartbeat", responses=with_body(403))

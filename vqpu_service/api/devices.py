@@ -59,9 +59,10 @@ async def epoch(device_id: DeviceId, epoch: Epoch, who: Who, box: Box) -> Respon
     return _snapshot(await anyio.to_thread.run_sync(box.devices.epoch, device_id, epoch))
 
 
-@router.get("/{device_id}/epochs/{epoch}/queued-violations", responses=with_key(404))
+@router.get("/{device_id}/epochs/{epoch}/queued-violations", responses=with_key(403, 404))
 async def queued_violations(device_id: DeviceId, epoch: Epoch, who: Who, box: Box) -> QueuedViolations:
-    """The QUEUED tasks that bind at claim and that this epoch would refuse (a user's own; all for an admin)."""
+    """The QUEUED tasks that bind at claim and that this epoch would refuse (a user's own; all for an
+    admin; 403 to an agent)."""
     found = await anyio.to_thread.run_sync(refused_by, box.store, box.devices, who, device_id, epoch)
     return QueuedViolations(
         device_id=device_id,

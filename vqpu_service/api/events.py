@@ -16,8 +16,8 @@ from vqpu_service.api.routing import JsonRoute, errors, with_key
 from vqpu_service.api.sse import event_stream, parse_last_event_id
 from vqpu_service.domain.errors import InvalidRequest, Unavailable
 from vqpu_service.domain.events import EventType
-from vqpu_service.domain.model import Role
 from vqpu_service.ports import EventFilter
+from vqpu_service.services.tasks import readable_owner
 
 router = APIRouter(tags=["events"], route_class=JsonRoute)
 
@@ -26,7 +26,7 @@ router = APIRouter(tags=["events"], route_class=JsonRoute)
     "/v1/events",
     response_class=StreamingResponse,
     responses={
-        **with_key(),
+        **with_key(403),
         200: {
             "description": "server-sent events: `id`, `event` (the type) and `data` (the event as JSON) per event",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
@@ -47,7 +47,7 @@ async def events(
         types = frozenset(EventType(t) for t in type.split(",")) if type else None
     except ValueError as exc:
         raise InvalidRequest(f"unknown event type in {type!r}; known: {[str(t) for t in EventType]}") from exc
-    flt = EventFilter(task_id=task, device_id=device, types=types, owner=who.name if who.role is Role.USER else None)
+    flt = EventFilter(task_id=task, device_id=device, types=types, owner=readable_owner(who))
     start = parse_last_event_id(last_event_id_header, last_event_id)
     stream = event_stream(
         box.store,

@@ -29,7 +29,7 @@ _DESCRIPTIONS = {
     409: "the request contradicts the stored state",
     413: "the body or circuit is over the configured limit",
     415: "the body is not application/json",
-    422: "well-formed but refused: not admissible on the device, or not a valid result",
+    422: "well-formed but refused: not admissible on the device, or not a valid result of this task",
     503: "the service is starting or its database does not answer",
 }
 

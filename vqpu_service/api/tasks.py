@@ -48,7 +48,7 @@ async def submit(
     return _view(box, task)
 
 
-@router.get("", responses=with_key())
+@router.get("", responses=with_key(403))
 async def list_tasks(
     who: Who,
     box: Box,

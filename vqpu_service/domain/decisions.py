@@ -14,10 +14,14 @@ from enum import Enum
 from typing import Any
 
 from vqpu_protocol.codes import ErrorCode
-from vqpu_service.domain.errors import Fenced, IllegalTransition
+from vqpu_service.domain import results
+from vqpu_service.domain.errors import Fenced, IllegalTransition, InvalidResult
 from vqpu_service.domain.events import EventType, NewEvent, task_event
 from vqpu_service.domain.lifecycle import TERMINAL_REPORTS, Action, TaskState, next_state
 from vqpu_service.domain.model import Task
+
+PREFECT = "prefect"
+"""A cancelled report's `requested_by` for a cancel set in Prefect: the site operators' view."""
 
 
 @dataclass(frozen=True)
@@ -27,9 +31,16 @@ class Report:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     scheduler: dict[str, Any] | None = None
+    requested_by: str | None = None
+    """A cancelled report: where the cancel came from (`control-plane`, `prefect`); None: not said."""
+    actor: str | None = None
+    """A cancelled report: who asked, as that source names them."""
 
     def digest(self) -> str:
-        body = {"action": str(self.action), "result": self.result, "error": self.error}
+        body: dict[str, Any] = {"action": str(self.action), "result": self.result, "error": self.error}
+        # Only when given, so that the digest of every report without them (all those stored before
+        # they existed included) is what it always was: their repeats still answer `repeated`.
+        body |= {k: v for k, v in (("requested_by", self.requested_by), ("actor", self.actor)) if v is not None}
         return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -59,6 +70,8 @@ def report(task: Task, rep: Report, now: datetime) -> tuple[Outcome, list[NewEve
             f"claim token is not current for task {task.id} (attempt {task.attempt}, {task.state})",
             {"task_id": task.id, "state": str(task.state), "attempt": task.attempt},
         )
+    if rep.action is Action.REPORT_COMPLETED:
+        _require_its_result(task, rep.result or {})
     task.state = next_state(task.state, rep.action)
     task.updated_at = task.heartbeat_at = now
     if rep.action is Action.REPORT_RUNNING:
@@ -73,7 +86,28 @@ def report(task: Task, rep: Report, now: datetime) -> tuple[Outcome, list[NewEve
         return Outcome.APPLIED, [_event(EventType.TASK_COMPLETED, task, attempt=task.attempt)]
     if rep.action is Action.REPORT_FAILED:
         return Outcome.APPLIED, [_event(EventType.TASK_FAILED, task, attempt=task.attempt, error=rep.error)]
-    return Outcome.APPLIED, [_event(EventType.TASK_CANCELLED, task, attempt=task.attempt, by="owner")]
+    return Outcome.APPLIED, [_event(EventType.TASK_CANCELLED, task, attempt=task.attempt, **_cancelled_by(rep))]
+
+
+def _require_its_result(task: Task, result: dict[str, Any]) -> None:
+    """A completed report must carry this task's result, from this attempt, on the bound snapshot."""
+    found = results.problems(task, result)
+    if found:
+        first = found[0]
+        more = f" (and {', '.join(p.field for p in found[1:])})" if len(found) > 1 else ""
+        raise InvalidResult(
+            f"the result is not task {task.id}'s: {first.reason}{more}",
+            {"field": first.field, "problems": [{"field": p.field, "reason": p.reason} for p in found]},
+        )
+
+
+def _cancelled_by(rep: Report) -> dict[str, Any]:
+    """Who the record names for a confirmed cancel: the site's operator for a cancel set in Prefect
+    (the agent only carried it out), else the owner that reported it, as always."""
+    if rep.requested_by == PREFECT:
+        return {"by": "operator", "via": PREFECT, "actor": rep.actor}
+    via = {"via": rep.requested_by} if rep.requested_by is not None else {}
+    return {"by": "owner", **via, **({"actor": rep.actor} if rep.actor is not None else {})}
 
 
 def cancel(task: Task, by: str, now: datetime) -> list[NewEvent]:
@@ -130,8 +164,12 @@ def mark_stale(task: Task, now: datetime) -> list[NewEvent]:
     ]
 
 
-def rejected(task: Task, rep: Report, error: IllegalTransition | Fenced) -> NewEvent:
-    return _event(EventType.TASK_REPORT_REJECTED, task, action=str(rep.action), code=error.code, reason=error.message)
+def rejected(task: Task, rep: Report, error: IllegalTransition | Fenced | InvalidResult) -> NewEvent:
+    """The evidence a refused report leaves; an invalid result names the fields it got wrong."""
+    data: dict[str, Any] = {"action": str(rep.action), "code": error.code, "reason": error.message}
+    if isinstance(error, InvalidResult):
+        data |= {"field": error.detail["field"], "problems": error.detail["problems"]}
+    return _event(EventType.TASK_REPORT_REJECTED, task, **data)
 
 
 def _fence(task: Task, now: datetime) -> None:

@@ -43,6 +43,9 @@ class NewTask:
     options: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
     body_sha256: str | None = None
+    classical_layout: list[int] | None = None
+    """The circuit's classical declarations in source order: each register's width, 0 for a lone
+    OpenQASM 3 `bit c;`. What a result's bitstrings are checked against (`domain.results`)."""
 
 
 @dataclass
@@ -80,6 +83,8 @@ class Task:
     outcome_digest: str | None = None
     idempotency_key: str | None = None
     body_sha256: str | None = None
+    classical_layout: list[int] | None = None
+    """See `NewTask`; None for a task stored before the layout was recorded (its widths go unchecked)."""
 
     def stale(self, now: datetime, window_s: float) -> bool:
         """RUNNING without a heartbeat from its owner within the liveness window (a flag, never a state)."""

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from device_registry import Snapshot, SnapshotError, parse_snapshot
-from device_registry.admissibility import Violation, check
+from device_registry.admissibility import DIALECTS, MAX_VIOLATIONS, Violation, check
+from device_registry.admissibility.checker import Checker
 from vqpu_protocol.api.devices import DevicePatch
 from vqpu_protocol.codes import ErrorCode
 from vqpu_service.adapters.cache import TTLCache
@@ -75,6 +76,15 @@ class DeviceService:
 
     def viability(self, record: DeviceEpoch, circuit: str, dialect: str) -> list[Violation]:
         return check(circuit, dialect, self.snapshot(record))
+
+    def admission(self, record: DeviceEpoch, circuit: str, dialect: str) -> tuple[list[Violation], list[int]]:
+        """The violations, and the circuit's classical layout read by the same pass (each classical
+        declaration's width in source order, 0 for a lone `bit c;`): what its results must look like."""
+        if dialect not in DIALECTS:
+            return self.viability(record, circuit, dialect), []
+        checker = Checker(circuit, dialect, self.snapshot(record), MAX_VIOLATIONS)
+        violations = checker.run()
+        return violations, list(checker.registers.classical.values())
 
 
 def _parse(data: dict[str, Any]) -> Snapshot:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from device_registry.admissibility import Violation
 from vqpu_protocol.limits import MAX_QUEUED_CHECK
-from vqpu_service.domain.model import Principal, Role, Task
+from vqpu_service.domain.model import Principal, Task
 from vqpu_service.ports import DeviceEpoch, Store
 from vqpu_service.services.devices import DeviceService
+from vqpu_service.services.tasks import readable_owner
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,10 @@ class QueueCheck:
 
 
 def refused_by(store: Store, devices: DeviceService, who: Principal, device_id: str, epoch: int) -> QueueCheck:
-    """The caller's QUEUED unpinned tasks on the device (everyone's for an admin or agent) that `epoch` refuses."""
+    """The caller's QUEUED unpinned tasks on the device (everyone's for an admin; 403 to an agent) that
+    `epoch` refuses."""
+    owner = readable_owner(who)
     record = devices.epoch(device_id, epoch)  # an unknown device or epoch is 404 before anything is read
-    owner = who.name if who.role is Role.USER else None
     queued = store.queued_unpinned(device_id, owner=owner, limit=MAX_QUEUED_CHECK + 1)
     checked = queued[:MAX_QUEUED_CHECK]
     refused = []

@@ -45,7 +45,7 @@ class TaskService:
         record = (
             self._devices.current(body.device) if body.epoch is None else self._devices.epoch(body.device, body.epoch)
         )
-        violations = self._devices.viability(record, body.circuit, body.dialect)
+        violations, classical = self._devices.admission(record, body.circuit, body.dialect)
         if violations:
             raise NotAdmissible(
                 f"the circuit cannot run on {record.device_id} epoch {record.epoch}: {violations[0].message}"
@@ -67,9 +67,14 @@ class TaskService:
             options=wire["options"],
             idempotency_key=idempotency_key,
             body_sha256=submission_sha256(body),
+            classical_layout=classical,
         )
 
     def get(self, who: Principal, task_id: str) -> Task:
+        """A task its reader may see: a user's own, any for an admin. An agent reads none here: what it
+        needs of a task comes with its claim, and a 404 does not tell a stolen agent key what exists."""
+        if who.role is Role.AGENT:
+            raise NotFound(f"unknown task {task_id!r}", {"task_id": task_id})
         task = self._store.get_task(task_id)
         if who.role is Role.USER and task.owner != who.name:
             raise NotFound(f"unknown task {task_id!r}", {"task_id": task_id})  # do not reveal others' tasks
@@ -78,7 +83,7 @@ class TaskService:
     def list_tasks(
         self, who: Principal, state: TaskState | None, device: str | None, limit: int, after: int | None
     ) -> list[Task]:
-        owner = who.name if who.role is Role.USER else None
+        owner = readable_owner(who)
         return self._store.list_tasks(owner=owner, state=state, device_id=device, limit=limit, after_seq=after)
 
     def result(self, who: Principal, task_id: str) -> ResultDocument:
@@ -96,6 +101,14 @@ class TaskService:
             raise Forbidden("agents report cancellation through /v1/agent/tasks/{id}/cancelled")
         self.get(who, task_id)
         return self._store.cancel(task_id, who.name, datetime.now(UTC))
+
+
+def readable_owner(who: Principal) -> str | None:
+    """Whose tasks a collection read (task list, event stream, queue check) shows: a user's own, every
+    tenant's to an admin; an agent is refused (403): it reads only the tasks it claimed, through its claims."""
+    if who.role is Role.AGENT:
+        raise Forbidden("an agent key reads no task collection: its tasks come with its claims")
+    return who.name if who.role is Role.USER else None
 
 
 def submission_sha256(body: SubmitTask) -> str:

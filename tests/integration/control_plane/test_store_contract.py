@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from device_registry import catalog, parse_snapshot
-from tests.integration.control_plane.tasks import LINE, new_task
+from tests.integration.control_plane.tasks import LINE, completed, its_result, new_task
 from vqpu_service.adapters.sql.store import SqlStore
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import Conflict, Fenced, IdempotencyConflict, IllegalTransition, NotFound
@@ -134,10 +134,8 @@ def test_a_fenced_token_cannot_complete_a_requeued_task(store: SqlStore) -> None
     assert second.task.id == first.task.id and second.attempt == 2 and second.claim_token != first.claim_token
     with pytest.raises(Fenced):
         store.report(first.task.id, Report(Action.REPORT_COMPLETED, first.claim_token, result={"counts": {}}), now())
-    done, outcome = store.report(
-        second.task.id, Report(Action.REPORT_COMPLETED, second.claim_token, result={"counts": {"00": 100}}), now()
-    )
-    assert outcome is Outcome.APPLIED and done.state is TaskState.COMPLETED and done.result == {"counts": {"00": 100}}
+    done, outcome = store.report(second.task.id, completed(second, {"00": 100}), now())
+    assert outcome is Outcome.APPLIED and done.state is TaskState.COMPLETED and done.result == its_result(second)
     rejected = store.events_after(
         0, EventFilter(task_id=done.id, types=frozenset({EventType.TASK_REPORT_REJECTED})), 10
     )
@@ -147,10 +145,10 @@ def test_a_fenced_token_cannot_complete_a_requeued_task(store: SqlStore) -> None
 def test_a_repeated_terminal_report_is_idempotent_and_a_conflicting_one_is_rejected(store: SqlStore) -> None:
     submit(store)
     [c] = store.claim("agent", 1, None, now())
-    rep = Report(Action.REPORT_COMPLETED, c.claim_token, result={"counts": {"00": 100}})
+    rep = completed(c, {"00": 100})
     store.report(c.task.id, rep, now())
     task, outcome = store.report(c.task.id, rep, now())
-    assert outcome is Outcome.REPEATED and task.result == {"counts": {"00": 100}}
+    assert outcome is Outcome.REPEATED and task.result == its_result(c)
     with pytest.raises(IllegalTransition):
         store.report(c.task.id, Report(Action.REPORT_FAILED, c.claim_token, error={"code": "X"}), now())
     assert types(store, c.task.id).count(EventType.TASK_COMPLETED) == 1
@@ -168,7 +166,7 @@ def test_terminal_states_absorb_admin_operations_too(store: SqlStore, terminal: 
             Report(
                 Action(terminal),
                 c.claim_token,
-                result={} if terminal == "completed" else None,
+                result=its_result(c) if terminal == "completed" else None,
                 error={"code": "E"} if terminal == "failed" else None,
             ),
             now(),

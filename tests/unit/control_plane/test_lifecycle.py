@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,18 @@ def queued() -> Task:
         created_at=NOW,
         updated_at=NOW,
     )
+
+
+def result_of(task: Task, counts: dict[str, int]) -> dict[str, Any]:
+    """What matters of a result to the control plane: its shots, counts and provenance, all the task's."""
+    provenance = {
+        "task_id": task.id,
+        "attempt": task.attempt,
+        "device_id": task.device_id,
+        "epoch": task.bound_epoch,
+        "snapshot_sha256": task.bound_sha256,
+    }
+    return {"shots": task.shots, "counts": counts, "provenance": provenance}
 
 
 def running(token: str = "tok-1") -> Task:
@@ -83,11 +96,11 @@ def test_a_report_with_another_token_is_fenced() -> None:
 
 def test_the_same_terminal_report_again_is_a_repeat_and_a_different_one_is_illegal() -> None:
     task = running()
-    rep = Report(Action.REPORT_COMPLETED, "tok-1", result={"counts": {"00": 10}})
+    rep = Report(Action.REPORT_COMPLETED, "tok-1", result=result_of(task, {"00": 10}))
     assert decisions.report(task, rep, NOW)[0] is Outcome.APPLIED
     assert decisions.report(task, rep, NOW) == (Outcome.REPEATED, [])
     with pytest.raises(IllegalTransition):
-        decisions.report(task, Report(Action.REPORT_COMPLETED, "tok-1", result={"counts": {"11": 10}}), NOW)
+        decisions.report(task, Report(Action.REPORT_COMPLETED, "tok-1", result=result_of(task, {"11": 10})), NOW)
     with pytest.raises(IllegalTransition):
         decisions.report(task, Report(Action.REPORT_FAILED, "tok-1", error={"code": "X"}), NOW)
 

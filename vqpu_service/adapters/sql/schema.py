@@ -75,6 +75,7 @@ class TaskRow(SQLModel, table=True):
     outcome_digest: str | None = None
     idempotency_key: str | None = None
     body_sha256: str | None = None
+    classical_layout: Any = _json()  # added after release: `upgrade` adds it to an existing table
 
 
 class DeviceRow(SQLModel, table=True):

@@ -19,9 +19,10 @@ from vqpu_service.adapters.sql import devices
 from vqpu_service.adapters.sql.rows import apply, to_agent, to_event, to_task
 from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, EventRow, TaskRow
 from vqpu_service.adapters.sql.tx import Transactions
+from vqpu_service.adapters.sql.upgrade import add_missing_columns
 from vqpu_service.domain import decisions
 from vqpu_service.domain.decisions import Outcome, Report
-from vqpu_service.domain.errors import Fenced, IdempotencyConflict, IllegalTransition, NotFound
+from vqpu_service.domain.errors import Fenced, IdempotencyConflict, IllegalTransition, InvalidResult, NotFound
 from vqpu_service.domain.events import DEVICE_EVENTS, Event, EventType, NewEvent, task_event
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, Task
@@ -42,6 +43,7 @@ class SqlStore(Store):
 
     def create_schema(self) -> None:
         SQLModel.metadata.create_all(self.tx.engine)
+        add_missing_columns(self.tx.engine, SQLModel.metadata)
 
     def close(self) -> None:
         self.tx.engine.dispose()
@@ -167,7 +169,7 @@ class SqlStore(Store):
                 apply(row, task)
                 self.tx.write_events(s, events, now)
                 return task, outcome
-        except (IllegalTransition, Fenced) as err:
+        except (IllegalTransition, Fenced, InvalidResult) as err:  # nothing of the report is stored
             with self.tx.session(write=True) as s:
                 self.tx.write_events(s, [decisions.rejected(to_task(self._row(s, task_id)), rep, err)], now)
             raise
