@@ -11,9 +11,10 @@ only the I/O loops are written twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -281,16 +282,17 @@ class AsyncClient:
             try:
                 read_s = waiter.open_stream()
                 stream = self._stream(params, waiter.last_event_id, waiter.deadline, read_s, waiter.reopen_due)
-                async for event in stream:
-                    waiter.saw(event)
-                    if on_event is not None:
-                        on_event(event)
-                    if event.type in TERMINAL_EVENTS:
-                        break
-                else:
-                    if not waiter.reopen_due():
-                        waiter.dropped(None)
-                        await asyncio.sleep(waiter.backoff_delay(self.backoff))
+                async with contextlib.aclosing(stream):
+                    async for event in stream:
+                        waiter.saw(event)
+                        if on_event is not None:
+                            on_event(event)
+                        if event.type in TERMINAL_EVENTS:
+                            break
+                    else:
+                        if not waiter.reopen_due():
+                            waiter.dropped(None)
+                            await asyncio.sleep(waiter.backoff_delay(self.backoff))
             except StreamUnavailable:
                 waiter.polling = True
             except (httpx.TransportError, StreamBroken) as exc:
@@ -314,7 +316,7 @@ class AsyncClient:
         deadline: float | None,
         read_timeout_s: float,
         stop: Callable[[], bool] | None = None,
-    ) -> AsyncIterator[EventView]:
+    ) -> AsyncGenerator[EventView, None]:
         timeout = calls.within(self._http.timeout, deadline, read=read_timeout_s)
         headers = calls.stream_headers(last_event_id)
         async with self._http.stream("GET", "/v1/events", params=params, headers=headers, timeout=timeout) as response:

@@ -15,9 +15,10 @@ and polls the task only when the server offers no event stream.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -324,16 +325,17 @@ class Client:
             try:
                 read_s = waiter.open_stream()
                 stream = self._stream(params, waiter.last_event_id, waiter.deadline, read_s, waiter.reopen_due)
-                for event in stream:
-                    waiter.saw(event)
-                    if on_event is not None:
-                        on_event(event)
-                    if event.type in TERMINAL_EVENTS:
-                        break
-                else:  # the server ended the stream (shutting down, or evicted us), or the deadline nears
-                    if not waiter.reopen_due():
-                        waiter.dropped(None)
-                        time.sleep(waiter.backoff_delay(self.backoff))
+                with contextlib.closing(stream):  # a break closes the connection now, not when collected
+                    for event in stream:
+                        waiter.saw(event)
+                        if on_event is not None:
+                            on_event(event)
+                        if event.type in TERMINAL_EVENTS:
+                            break
+                    else:  # the server ended the stream (shutting down, or evicted us), or the deadline nears
+                        if not waiter.reopen_due():
+                            waiter.dropped(None)
+                            time.sleep(waiter.backoff_delay(self.backoff))
             except StreamUnavailable:
                 waiter.polling = True
             except (httpx.TransportError, StreamBroken) as exc:
@@ -358,7 +360,7 @@ class Client:
         deadline: float | None,
         read_timeout_s: float,
         stop: Callable[[], bool] | None = None,
-    ) -> Iterator[EventView]:
+    ) -> Generator[EventView, None, None]:
         """The events of one connection to the stream; it ends early, between two chunks, once `stop()` says so."""
         timeout = calls.within(self._http.timeout, deadline, read=read_timeout_s)
         headers = calls.stream_headers(last_event_id)
