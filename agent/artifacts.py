@@ -1,4 +1,10 @@
-"""The artifacts a completed task's flow run carries: its counts, and what it ran against."""
+"""The artifacts a completed task's flow run carries in Prefect, the site operators' view: a summary of what
+ran, where and how long (no results), and the counts only where the site opts in.
+
+Counts are a tenant's results. Everyone who holds the site's Prefect credential reads every artifact, so
+by default they stay on the control plane, where only the task's owner (and its admins) can read them;
+a site whose Prefect operators may see results sets `prefect.artifacts_include_counts: true`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ if TYPE_CHECKING:
     from agent.execution import Execution
 
 MAX_TABLE_ROWS = 64
+COUNTS_WITHHELD = "on the control plane only (this site publishes no counts to Prefect)"
 
 
 def artifact_key(task_id: str, what: str) -> str:
@@ -20,22 +27,29 @@ def artifact_key(task_id: str, what: str) -> str:
     return f"vqpu-{safe}-{what}"[:100]
 
 
-async def publish_artifacts(execution: Execution, result: ResultDocument) -> None:
+async def publish_artifacts(execution: Execution, result: ResultDocument, *, include_counts: bool = False) -> None:
+    """The summary (key `vqpu-<task>-snapshot`), and the counts table (`vqpu-<task>-counts`) with `include_counts`."""
     task_id = execution.task_id
-    rows = sorted(result.counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    table = [
-        {"bitstring": bits, "count": n, "probability": round(n / result.shots, 6)} for bits, n in rows[:MAX_TABLE_ROWS]
-    ]
-    shown = "" if len(rows) <= MAX_TABLE_ROWS else f" (the {MAX_TABLE_ROWS} most frequent of {len(rows)})"
-    await acreate_table_artifact(
-        table=table, key=artifact_key(task_id, "counts"), description=f"counts of task {task_id}{shown}"
+    if include_counts:
+        await acreate_table_artifact(
+            table=counts_table(result), key=artifact_key(task_id, "counts"), description=counts_description(result)
+        )
+    await acreate_markdown_artifact(
+        markdown=summary_markdown(task_id, execution.control_plane.task_url(task_id), result, counts=include_counts),
+        key=artifact_key(task_id, "snapshot"),
+        description="what the task ran against, where, and how long it took",
     )
+
+
+def summary_markdown(task_id: str, task_url: str, result: ResultDocument, *, counts: bool) -> str:
+    """What an operator needs to see of a completed task: no counts, no memory, nothing of the circuit."""
     p = result.provenance
     lines = [
-        f"### vQPU task [{task_id}]({execution.control_plane.task_url(task_id)})",
+        f"### vQPU task [{task_id}]({task_url})",
         "",
         "| | |",
         "|---|---|",
+        "| state | COMPLETED |",
         f"| device | `{p.device_id}` |",
         f"| epoch | {p.epoch} |",
         f"| snapshot sha256 | `{p.snapshot_sha256}` |",
@@ -47,10 +61,23 @@ async def publish_artifacts(execution: Execution, result: ResultDocument) -> Non
         f"| node | {p.hostname} |",
         f"| scheduler job | {p.scheduler_job_id or '-'} |",
         f"| runner time | {result.timings.total_s:.3f} s |",
+        f"| counts | {'the counts artifact' if counts else COUNTS_WITHHELD} |",
     ]
-    await acreate_markdown_artifact(
-        markdown="\n".join(lines), key=artifact_key(task_id, "snapshot"), description="what the task ran against"
+    return "\n".join(lines)
+
+
+def counts_table(result: ResultDocument) -> list[dict[str, object]]:
+    rows = sorted(result.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [
+        {"bitstring": bits, "count": n, "probability": round(n / result.shots, 6)} for bits, n in rows[:MAX_TABLE_ROWS]
+    ]
+
+
+def counts_description(result: ResultDocument) -> str:
+    shown = (
+        "" if len(result.counts) <= MAX_TABLE_ROWS else f" (the {MAX_TABLE_ROWS} most frequent of {len(result.counts)})"
     )
+    return f"counts of task {result.provenance.task_id}{shown}"
 
 
 def noise_summary(p: Provenance) -> str:

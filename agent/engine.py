@@ -271,6 +271,6 @@ class Engine:
             except Exception as exc:  # Prefect being away must not stop the agent; the control plane still rules
                 log.warning("reading cancelling flow runs failed: %s", exc)
                 continue
-            for run_id in cancelling:
-                log.info("task %s: flow run cancelled in Prefect", by_run[run_id].task_id)
-                by_run[run_id].cancel("prefect")
+            for run_id, actor in cancelling.items():
+                log.info("task %s: flow run cancelled in Prefect by %s", by_run[run_id].task_id, actor)
+                by_run[run_id].cancel("prefect", actor=actor)  # reported as an operator's cancel, not the owner's

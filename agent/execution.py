@@ -1,5 +1,9 @@
 """One claimed task's execution: submit the runner step, report RUNNING with where it runs, wait for
-the end or a cancel, then report exactly one outcome and mirror it as the flow run's final state."""
+the end or a cancel, then report exactly one outcome and mirror it as the flow run's final state.
+
+The flow run's states and artifacts are the site operators' view: they carry no tenant data beyond the
+summary in agent.artifacts (a runner's error message may quote the circuit: it goes to the control plane
+only), and a cancel set in Prefect is reported as the operator's, with the Prefect actor."""
 
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ log = logging.getLogger("agent.execution")
 
 LOG_TAIL_LINES = 20
 PLACEMENT_WAIT_S = 30.0
+PREFECT = "prefect"
+"""The cancel source of a flow run set Cancelling in Prefect (the other is the control plane's heartbeat reply)."""
 
 
 @dataclass
@@ -38,6 +44,8 @@ class Execution:
     flow_run_id: str | None = None
     handle: JobHandle | None = None
     cancel_source: str | None = None
+    cancel_actor: str | None = None  # who, as Prefect records it, set the flow run Cancelling
+    include_counts: bool = False  # the counts artifact too (the site's prefect.artifacts_include_counts)
     fenced: bool = False
     handed_back: bool = False
     refusal: str | None = None
@@ -57,10 +65,12 @@ class Execution:
     def token(self) -> str:
         return self.claim.claim_token
 
-    def cancel(self, source: str) -> None:
-        """Stop the runner and report the task cancelled (from the heartbeat reply or the Prefect UI)."""
+    def cancel(self, source: str, actor: str | None = None) -> None:
+        """Stop the runner and report the task cancelled: from the heartbeat reply (the owner or an admin asked
+        the control plane), or from Prefect (`source` PREFECT, with the actor PrefectBridge.cancelling read)."""
         if self.cancel_source is None:
             self.cancel_source = source
+            self.cancel_actor = actor
         self._stop.set()
 
     def fence(self) -> None:
@@ -150,7 +160,13 @@ class Execution:
         return Cancelled(message="the agent stopped before the task finished: nothing reported; it stays RUNNING")
 
     async def _report_cancelled(self, evidence: TerminalEvidence | None) -> State[Any]:
-        report = CancelledReport(claim_token=self.token, scheduler=self._evidence(evidence))
+        scheduler = self._evidence(evidence)
+        if self.cancel_source == PREFECT:  # an operator's cancel (whoever holds the site's Prefect credential)
+            report = CancelledReport(
+                claim_token=self.token, scheduler=scheduler, requested_by="prefect", actor=self.cancel_actor
+            )
+        else:  # the control plane knows who asked it (the owner or an admin)
+            report = CancelledReport(claim_token=self.token, scheduler=scheduler, requested_by="control-plane")
         if not await self._send(report):
             return self._state_after_refusal()
         return Cancelled(message=f"cancelled ({self.cancel_source}); the runner was stopped")
@@ -168,9 +184,11 @@ class Execution:
         if not await self._send(report):
             return self._state_after_refusal()
         if isinstance(outcome, ResultDocument):
-            await publish_artifacts(self, outcome)
+            await publish_artifacts(self, outcome, include_counts=self.include_counts)
             return Completed(message=f"{outcome.shots} shots in {outcome.timings.total_s:.3f} s")
         assert isinstance(report, FailedReport)
+        if outcome is not None:  # the runner's own message may quote the tenant's circuit (a parse error does)
+            return Failed(message=f"{report.error.code}: the runner's message is with the task, on the control plane")
         return Failed(message=f"{report.error.code}: {report.error.message}"[:2000])
 
     def _no_outcome(self, evidence: TerminalEvidence) -> ErrorDocument:

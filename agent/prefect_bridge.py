@@ -1,6 +1,11 @@
 """What the agent asks of Prefect: its work pool and the `vqpu-execute` deployment, one Pending flow
 run per claimed attempt (found again by its idempotency key), running it in this process, and the
-runs an operator set Cancelling in the UI."""
+runs an operator set Cancelling in the UI.
+
+Prefect is the site operators' view: a flow run's name, tags and parameters hold the task id, attempt,
+device and run directory, never the circuit, the owner or a user's tags. Who cancels from Prefect is an
+operator (anyone who holds the site's Prefect credential), and is reported to the control plane as one.
+"""
 
 from __future__ import annotations
 
@@ -19,16 +24,21 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Cancelled, Pending
 
 from agent.flow_engine import run_flow_here
 from flows.execute import EXECUTION, FLOW_NAME, vqpu_execute
+from vqpu_protocol.api.agent import MAX_ACTOR_CHARS
 
 log = logging.getLogger("agent.prefect")
 
 WORKER_TYPE = "vqpu"
 ENTRYPOINT = "flows/execute.py:vqpu_execute"
+
+
+class PrefectCredentialRefused(RuntimeError):
+    """The Prefect server requires a credential the agent does not have (PREFECT_API_AUTH_STRING)."""
 
 
 def idempotency_key(task_id: str, attempt: int) -> str:
@@ -39,11 +49,34 @@ def flow_run_name(task_id: str) -> str:
     return f"vqpu-{task_id}"
 
 
+def cancel_actor(run: FlowRun) -> str:
+    """Who set this flow run Cancelling, as truthfully as Prefect can say: `prefect:flow-run/<id>`, then the
+    Cancelling state's message in quotes when it has one. Prefect's server (basic auth) knows no person: every
+    client sends the one site credential, and the server records no caller with a state. The UI and
+    `prefect flow-run cancel` set no message; an automation sets `Cancelled by Automation <id>`; an API
+    client sets whatever it likes. So the actor says which run was cancelled in Prefect and what its
+    canceller wrote, never a user."""
+    actor = f"prefect:flow-run/{run.id}"
+    message = run.state.message if run.state is not None else None
+    if message:
+        printable = "".join(c if c.isprintable() else " " for c in message).strip()
+        room = MAX_ACTOR_CHARS - len(actor) - 3
+        if printable:
+            actor += f' "{printable[:room]}"' if len(printable) <= room else f' "{printable[: room - 1]}…"'
+    return actor
+
+
 class PrefectBridge:
-    def __init__(self, client: PrefectClient, work_pool: str, deployment: str, results_dir: Path) -> None:
+    """`include_counts`: each completed task's counts are published as an artifact (agent.artifacts); from the
+    site's `prefect.artifacts_include_counts`, off by default."""
+
+    def __init__(
+        self, client: PrefectClient, work_pool: str, deployment: str, results_dir: Path, *, include_counts: bool = False
+    ) -> None:
         self.client = client
         self.work_pool = work_pool
         self.deployment_name = deployment
+        self.include_counts = include_counts
         self.deployment_id: UUID | None = None
         # The flow persists no result; naming where results would go keeps Prefect's engine from asking the
         # server for its default result storage on every run (a blocking request from inside the agent's event
@@ -54,6 +87,13 @@ class PrefectBridge:
         """The work pool (type `vqpu`) and the `vqpu-execute` deployment in it, created if missing."""
         try:
             pool = await self.client.read_work_pool(self.work_pool)
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 401:
+                raise
+            raise PrefectCredentialRefused(
+                f"the Prefect server at {self.client.api_url} refused the agent's credential (401): set "
+                "PREFECT_API_AUTH_STRING to the server's PREFECT_SERVER_API_AUTH_STRING (docs/agent.md, Prefect)"
+            ) from None
         except ObjectNotFound:
             pool = await self.client.create_work_pool(
                 WorkPoolCreate(name=self.work_pool, type=WORKER_TYPE, base_job_template=base_job_template)
@@ -111,6 +151,7 @@ class PrefectBridge:
 
     async def execute(self, flow_run: FlowRun, execution: Any) -> State[Any]:
         """Run the flow run here and now, with the execution it drives in reach of the flow."""
+        execution.include_counts = self.include_counts
         token = EXECUTION.set(execution)
         try:
             state = await run_flow_here(self.flow, flow_run)
@@ -118,14 +159,15 @@ class PrefectBridge:
             EXECUTION.reset(token)
         return state
 
-    async def cancelling(self, flow_run_ids: list[str]) -> set[str]:
-        """Which of these flow runs an operator set Cancelling (in the UI or with `prefect flow-run cancel`)."""
+    async def cancelling(self, flow_run_ids: list[str]) -> dict[str, str]:
+        """Which of these flow runs an operator set Cancelling (in the UI, with `prefect flow-run cancel`, an
+        automation or the API), each with its actor (`cancel_actor`)."""
         if not flow_run_ids:
-            return set()
+            return {}
         runs = await self.client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
                 id=FlowRunFilterId(any_=[UUID(i) for i in flow_run_ids]),
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLING])),
             )
         )
-        return {str(r.id) for r in runs}
+        return {str(r.id): cancel_actor(r) for r in runs}

@@ -4,13 +4,21 @@ The server runs in the foreground of its own process (and its own process group)
 PREFECT_HOME under a work directory, offline (no telemetry, no promotional content), on SQLite in the
 work directory or on a given PostgreSQL database. It is waited for on `GET /api/health` and stopped by
 the PID in its pid file with SIGTERM; SIGKILL, and an error, if it does not go.
+
+It requires a credential: Prefect's basic auth (`PREFECT_SERVER_API_AUTH_STRING` on the server; every
+client sends `PREFECT_API_AUTH_STRING`, and the UI asks for it). A random one is made for each server
+unless one is given; `client_env()` is what a client needs. Only `GET /api/health` and `/api/ready`
+answer without it. What the server writes is private to this account (umask 077, home 0700, its SQLite
+file made 0600 before the server opens it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -24,7 +32,49 @@ from harness.servers import answers_healthy, free_port, log_tail
 
 # What `prefect server start` would otherwise read from the test process or the user's profile: a
 # server must not report to, or be configured by, anything outside its work directory.
-_INHERITED_PREFECT = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH")
+_INHERITED_PREFECT = (
+    "PREFECT_API_URL",
+    "PREFECT_API_KEY",
+    "PREFECT_API_AUTH_STRING",
+    "PREFECT_SERVER_API_AUTH_STRING",
+    "PREFECT_PROFILE",
+    "PREFECT_PROFILES_PATH",
+)
+
+AUTH_USER = "operator"
+"""The user part of a generated credential. Prefect's basic auth compares the whole `user:password` string
+(the UI's login form asks for that whole string as its password)."""
+
+
+def new_auth_string() -> str:
+    """A fresh `operator:<random>` credential for one server."""
+    return f"{AUTH_USER}:{secrets.token_urlsafe(24)}"
+
+
+def private_file(path: Path) -> Path:
+    """`path` exists, empty if it is new, and only this account can read or write it: created 0600 from the
+    first byte (O_EXCL, no chmod after writing); one left by an earlier run of ours is made 0600 before
+    anything new goes in it. Refuses a path owned by another account or that is not a plain file."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise PermissionError(f"{path} exists and is not a plain file of this account: refusing it") from None
+        os.chmod(path, 0o600)
+    else:
+        os.close(fd)
+    return path
+
+
+def private_dir(path: Path) -> Path:
+    """`path` exists as a directory only this account can enter (0700); refuses one another account owns."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise PermissionError(f"{path} is not a directory of this account: refusing to keep secrets in it")
+    os.chmod(path, 0o700)
+    return path
 
 
 class PrefectServerProcess:
@@ -32,7 +82,9 @@ class PrefectServerProcess:
 
     `database_url` is an async SQLAlchemy URL (`postgresql+asyncpg://...`); without it the server uses
     a SQLite file in `workdir`. `ui=True` serves the Prefect UI at `ui_url` too (the demo wants it;
-    tests leave it off, which saves building the UI's static files).
+    tests leave it off, which saves building the UI's static files). `auth_string` is the credential
+    (`user:password`) the server requires; without it a random one is made. It reaches the server in its
+    environment (readable by this account only), never its command line.
     """
 
     def __init__(
@@ -44,10 +96,13 @@ class PrefectServerProcess:
         name: str = "prefect-server",
         env: Mapping[str, str] | None = None,
         log_level: str = "WARNING",
+        auth_string: str | None = None,
     ) -> None:
         self.workdir = workdir = workdir.resolve()  # the server runs in it: a relative path would point elsewhere
         self.home = workdir / "prefect-home"
-        self.database_url = database_url or f"sqlite+aiosqlite:///{workdir / 'prefect.db'}"
+        self.sqlite_file: Path | None = None if database_url else workdir / "prefect.db"
+        self.database_url = database_url or f"sqlite+aiosqlite:///{self.sqlite_file}"
+        self.auth_string = auth_string or new_auth_string()
         self.ui = ui
         self.name = name
         self.env = dict(env or {})
@@ -68,6 +123,10 @@ class PrefectServerProcess:
         """What clients put in PREFECT_API_URL."""
         return f"{self.url}/api"
 
+    def client_env(self) -> dict[str, str]:
+        """What a Prefect client of this server needs in its environment (Prefect's own settings read both)."""
+        return {"PREFECT_API_URL": self.api_url, "PREFECT_API_AUTH_STRING": self.auth_string}
+
     @property
     def ui_url(self) -> str:
         if not self.ui:
@@ -79,8 +138,11 @@ class PrefectServerProcess:
         return self.proc.pid if self.proc is not None else None
 
     def start(self, timeout_s: float = 90.0) -> PrefectServerProcess:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.home.mkdir(exist_ok=True)
+        self.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(self.home)
+        if self.sqlite_file is not None:
+            private_file(self.sqlite_file)  # SQLite gives its journal and WAL files the database file's mode
+        private_file(self.log_file)
         for _ in range(3):  # a free port can be taken between finding it and the server binding it
             self.port = free_port()
             began = time.monotonic()
@@ -118,6 +180,9 @@ class PrefectServerProcess:
                 "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
                 # The CLI asks before overwriting things when it thinks a person is at the terminal.
                 "PREFECT_CLI_PROMPT": "false",
+                "PREFECT_SERVER_API_AUTH_STRING": self.auth_string,
+                # Where the UI sends its requests: Prefect derives it from its default port (4200), not --port.
+                "PREFECT_UI_API_URL": self.api_url,
             }
         )
         env.update(self.env)
@@ -136,6 +201,8 @@ class PrefectServerProcess:
                 # start (uvicorn workers, service processes) outlives it, and a Ctrl-C at the test's
                 # terminal does not reach it before the fixture stops it in order.
                 start_new_session=True,
+                # Whatever the server creates (its database, WAL, caches, profiles) is this account's alone.
+                umask=0o077,
             )
         self.pid_file.write_text(str(self.proc.pid))
 
@@ -205,28 +272,42 @@ def _group_alive(pgid: int) -> bool:
 
 
 @contextmanager
-def prefect_api(api_url: str) -> Iterator[str]:
-    """Point this process's Prefect client, and the subprocesses it starts, at `api_url`; both are
-    restored afterwards.
+def prefect_api(target: str | PrefectServerProcess, auth_string: str | None = None) -> Iterator[str]:
+    """Point this process's Prefect client, and the subprocesses it starts, at a server: PREFECT_API_URL and
+    PREFECT_API_AUTH_STRING (a server gives both; with a bare URL, `auth_string` or none); both are restored
+    afterwards. Yields the API URL.
 
     The environment alone is not enough: `import prefect` reads its settings once, so the running
     process needs Prefect's own settings context as well.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    before = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = api_url
+    if isinstance(target, PrefectServerProcess):
+        api_url, auth_string = target.api_url, target.auth_string
+    else:
+        api_url = target
+    variables = {"PREFECT_API_URL": api_url, "PREFECT_API_AUTH_STRING": auth_string}
+    before = {name: os.environ.get(name) for name in variables}
+    _set_environment(variables)
     try:
-        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        with temporary_settings(
+            updates={PREFECT_API_URL: api_url, **({PREFECT_API_AUTH_STRING: auth_string} if auth_string else {})},
+            restore_defaults=() if auth_string else {PREFECT_API_AUTH_STRING},
+        ):
             try:
                 yield api_url
             finally:
                 _drain_to_api()
     finally:
-        if before is None:
-            os.environ.pop("PREFECT_API_URL", None)
+        _set_environment(before)
+
+
+def _set_environment(variables: Mapping[str, str | None]) -> None:
+    for name, value in variables.items():
+        if value is None:
+            os.environ.pop(name, None)
         else:
-            os.environ["PREFECT_API_URL"] = before
+            os.environ[name] = value
 
 
 def _drain_to_api(timeout_s: float = 5.0) -> None:

@@ -5,6 +5,11 @@ LocalCluster, each a real process started as an operator would start it and stop
 
 starts it in the foreground, prints the URLs and keys, and stops everything on Ctrl-C or SIGTERM
 (scripts/stack.sh). The main job (scripts/demo.sh) starts the same stack around its experiment.
+
+Prefect requires a credential (a random one per stack, in `stack.json` and `prefect-auth`; the UI asks
+for it), so only the stack's operator sees its flow runs and artifacts or cancels from it. The stack's
+directory is 0700, and what holds keys or data in it (`stack.json`, `keys.json`, both SQLite databases,
+the logs) is created 0600; run as `python -m harness.stack`, the whole process runs under umask 077.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from harness.agents import AgentProcess, site_file
-from harness.prefect_server import PrefectServerProcess, prefect_api
+from harness.prefect_server import PrefectServerProcess, prefect_api, private_dir, private_file
 from harness.servers import ServerProcess, make_keys
 from vqpu_service.domain.model import Role
 
@@ -63,14 +68,18 @@ class LocalStack:
         return self.control_plane.url
 
     def start(self) -> LocalStack:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.workdir)
         keys_file = self.workdir / "keys.json"
         keys_file.unlink(missing_ok=True)
-        self.keys = make_keys(keys_file, user=Role.USER, agent=Role.AGENT, admin=Role.ADMIN)
+        self.keys = make_keys(keys_file, user=Role.USER, agent=Role.AGENT, admin=Role.ADMIN)  # written 0600
+        # Private before any process opens them: SQLite gives its journal and WAL files the database's mode.
+        database = private_file(self.workdir / "control-plane.db")
+        for log in ("control-plane.log", f"agent-{self.agent_id}.log"):
+            private_file(self.workdir / log)
         try:
             started = time.perf_counter()
             self.control_plane = ServerProcess(
-                self.workdir, f"sqlite:///{self.workdir / 'control-plane.db'}", keys_file, name="control-plane"
+                self.workdir, f"sqlite:///{database}", keys_file, name="control-plane"
             ).start()
             self.startup_s["control_plane"] = time.perf_counter() - started
             started = time.perf_counter()
@@ -90,18 +99,23 @@ class LocalStack:
                 prefect_api_url=self.prefect.api_url,
                 agent_id=self.agent_id,
                 admin_key=self.keys["admin"],
+                env=self.prefect.client_env(),  # the Prefect credential, read by Prefect's own settings
             ).start()
             self.startup_s["agent"] = time.perf_counter() - started
         except BaseException:
             self.stop()
             raise
-        (self.workdir / "stack.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
+        _write_private(self.workdir / "stack.json", json.dumps(self.describe(), indent=2) + "\n")
+        _write_private(self.workdir / "prefect-auth", self.prefect.auth_string + "\n")
         return self
 
     @contextmanager
     def as_flow_user(self, *, admin: bool = False) -> Iterator[None]:
         """This process as a user running flows against the stack: VQPU_URL, VQPU_KEY (and VQPU_ADMIN_KEY
-        with `admin`) set, Prefect's client on the stack's server; all restored afterwards."""
+        with `admin`) set, Prefect's client on the stack's server with its credential; all restored afterwards.
+
+        The local stack is one person's: its user is its operator too. At a site, users' flows run on a
+        Prefect of their own, never on the site's (docs/agent.md, "Prefect")."""
         assert self.prefect is not None, "the stack has no Prefect server"
         variables = {"VQPU_URL": self.url, "VQPU_KEY": self.keys["user"]}
         if admin:
@@ -109,7 +123,7 @@ class LocalStack:
         before = {name: os.environ.get(name) for name in variables}
         os.environ.update(variables)
         try:
-            with prefect_api(self.prefect.api_url):
+            with prefect_api(self.prefect):
                 yield
         finally:
             for name, value in before.items():
@@ -125,6 +139,7 @@ class LocalStack:
             "api_docs": f"{self.control_plane.url}/docs",
             "prefect_api": self.prefect.api_url,
             "prefect_ui": self.prefect.url if self.ui else None,
+            "prefect_auth_string": self.prefect.auth_string,
             "keys": self.keys,
             "pids": {
                 "control_plane": self.control_plane.proc.pid if self.control_plane.proc else None,
@@ -154,12 +169,25 @@ class LocalStack:
         self.stop()
 
 
+def _write_private(path: Path, text: str) -> None:
+    """`path` replaced by `text`, 0600 from its first byte (a new file, renamed over the old one)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.stack", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, default=None, help="state and logs (default: a new temporary directory)")
     parser.add_argument("--no-ui", action="store_true", help="serve the Prefect API without its UI")
     parser.add_argument("--slots", type=int, default=2, help="tasks the local agent runs at once (default 2)")
     args = parser.parse_args(argv)
+    # Everything this process and the servers it starts create is this account's alone: the stack's
+    # directory holds every key, both databases and every tenant's run directories.
+    os.umask(0o077)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="vqpu-stack-"))
     stop = threading.Event()
 
@@ -175,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"""
   control plane   {info["control_plane"]}   (API docs: {info["api_docs"]})
-  Prefect UI      {info["prefect_ui"] or "(off)"}
+  Prefect UI      {info["prefect_ui"] or "(off)"}   (it asks for the credential: the whole string below)
   Prefect API     {info["prefect_api"]}
+  Prefect auth    {info["prefect_auth_string"]}   (PREFECT_API_AUTH_STRING for Prefect clients)
   keys            user  {keys["user"]}
                   admin {keys["admin"]}
                   agent {keys["agent"]}

@@ -54,7 +54,8 @@ def make_run_dir(tmp_path: Path) -> MakeRunDir:
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServerProcess]:
     """A `prefect server start` on a scratch PostgreSQL database (SQLite locks up with several flow runs
-    in flight), stopped, and its database dropped, at the end of the session."""
+    in flight), stopped, and its database dropped, at the end of the session. It requires its credential
+    (`prefect_server.auth_string`) on every request but its health check, as every server we start does."""
     from tests.requirements import require_postgres
 
     require_postgres()
@@ -71,8 +72,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 
 @pytest.fixture
 def prefect_env(prefect_server: PrefectServerProcess) -> Iterator[str]:
-    """PREFECT_API_URL pointing at the session's server, for this test's Prefect client and the
-    processes it starts; yields the URL. Without it, a Prefect client would start a temporary server
-    of its own."""
-    with prefect_api(prefect_server.api_url) as url:
+    """PREFECT_API_URL and PREFECT_API_AUTH_STRING for the session's server, for this test's Prefect client
+    and the processes it starts (agents, workers); yields the URL. Without it, a Prefect client would start
+    a temporary server of its own."""
+    with prefect_api(prefect_server) as url:
         yield url

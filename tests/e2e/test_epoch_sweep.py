@@ -24,7 +24,7 @@ from device_registry import admissibility, catalog
 from device_registry.drift import DriftError
 from flows.refresh import ADMIN_KEY_ENV, Refresh, calibration_refresh, drift_model
 from flows.sweep import SweepError, benchmarks, ideal_distribution, sampling_floor, select_epochs, tv_distance
-from harness.prefect_server import prefect_api
+from harness.prefect_server import PrefectServerProcess, prefect_api
 from harness.servers import log_tail
 from harness.stack import LocalStack
 from vqpu_client import Client
@@ -104,7 +104,7 @@ def user(stack: LocalStack) -> Iterator[Client]:
 def refreshes(stack: LocalStack) -> list[Refresh]:
     """The refresh flow, run five times in this process as a user would call it."""
     assert stack.prefect is not None
-    with pytest.MonkeyPatch.context() as env, prefect_api(stack.prefect.api_url):
+    with pytest.MonkeyPatch.context() as env, prefect_api(stack.prefect):
         env.setenv(ADMIN_KEY_ENV, stack.keys["admin"])
         return [calibration_refresh(device="ibm-fez", seed=100 + i, url=stack.url) for i in range(REFRESHES)]
 
@@ -113,7 +113,7 @@ def _prefect(stack: LocalStack, home: Path, *args: str) -> subprocess.CompletedP
     assert stack.prefect is not None
     env = {
         **os.environ,
-        "PREFECT_API_URL": stack.prefect.api_url,
+        **stack.prefect.client_env(),  # PREFECT_API_URL and the stack's credential, PREFECT_API_AUTH_STRING
         "PREFECT_HOME": str(home),
         "DO_NOT_TRACK": "1",
         "PREFECT_CLI_PROMPT": "false",
@@ -145,7 +145,7 @@ class ProcessWorker:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "VQPU_"))}
         env.update(
             {
-                "PREFECT_API_URL": stack.prefect.api_url,
+                **stack.prefect.client_env(),
                 "PREFECT_HOME": str(home),
                 "DO_NOT_TRACK": "1",
                 "PREFECT_WORKER_QUERY_SECONDS": "1",
@@ -172,10 +172,10 @@ class ProcessWorker:
             raise AssertionError(f"the worker ignored SIGTERM for {timeout_s} s:\n{log_tail(self.log, 40)}") from None
 
 
-async def _deployment(api_url: str, name: str) -> Any:
+async def _deployment(server: PrefectServerProcess, name: str) -> Any:
     from prefect.client.orchestration import get_client
 
-    with prefect_api(api_url):
+    with prefect_api(server):
         async with get_client() as client:
             return await client.read_deployment_by_name(name)
 
@@ -188,7 +188,7 @@ def sweep_run(
     assert stack.prefect is not None
     worker = ProcessWorker(stack, deployed, tmp_path_factory.mktemp("worker") / "worker.log")
     try:
-        run = anyio.run(_run_sweep_deployment, stack.prefect.api_url)
+        run = anyio.run(_run_sweep_deployment, stack.prefect)
     finally:
         status = worker.stop()
     assert status in (0, -signal.SIGTERM), log_tail(worker.log, 40)
@@ -196,13 +196,13 @@ def sweep_run(
     return run
 
 
-async def _run_sweep_deployment(api_url: str) -> Any:
+async def _run_sweep_deployment(server: PrefectServerProcess) -> Any:
     """Trigger the sweep deployment and wait for its flow run, on a client this closes (arun_deployment's
     own would leave its connection open when the event loop ends)."""
     from prefect.client.orchestration import get_client
     from prefect.deployments.flow_runs import arun_deployment
 
-    with prefect_api(api_url):
+    with prefect_api(server):
         async with get_client() as client:
             return await arun_deployment(
                 "calibration-epoch-sweep/daily",
@@ -212,11 +212,11 @@ async def _run_sweep_deployment(api_url: str) -> Any:
             )
 
 
-async def _artifacts(api_url: str, flow_run_id: Any) -> dict[str, Any]:
+async def _artifacts(server: PrefectServerProcess, flow_run_id: Any) -> dict[str, Any]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    with prefect_api(api_url):
+    with prefect_api(server):
         async with get_client() as client:
             found = await client.read_artifacts(
                 artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
@@ -247,13 +247,14 @@ def test_prefect_deploy_registers_both_deployments_on_the_user_pool_with_their_c
     stack: LocalStack, deployed: Path
 ) -> None:
     assert stack.prefect is not None
-    sweep = anyio.run(_deployment, stack.prefect.api_url, "calibration-epoch-sweep/daily")
-    refresh = anyio.run(_deployment, stack.prefect.api_url, "calibration-refresh/daily")
+    sweep = anyio.run(_deployment, stack.prefect, "calibration-epoch-sweep/daily")
+    refresh = anyio.run(_deployment, stack.prefect, "calibration-refresh/daily")
     for deployment, cron in ((sweep, "30 6 * * *"), (refresh, "0 6 * * *")):
         assert deployment.work_pool_name == POOL
         assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules] == [(cron, "UTC", True)]
         stored = deployment.model_dump_json()
-        assert not any(key in stored for key in stack.keys.values()), "a credential was stored in the deployment"
+        credentials = [*stack.keys.values(), stack.prefect.auth_string]
+        assert not any(c in stored for c in credentials), "a credential was stored in the deployment"
     assert sweep.entrypoint == "flows.sweep.calibration_epoch_sweep"
     assert sweep.parameters["last"] == 7 and sweep.parameters["device"] == "ibm-fez"
 
@@ -263,7 +264,7 @@ def test_the_deployed_sweep_runs_every_benchmark_pinned_to_every_epoch_with_one_
     stack: LocalStack, sweep_run: Any, user: Client
 ) -> None:
     assert stack.prefect is not None
-    artifacts = anyio.run(_artifacts, stack.prefect.api_url, sweep_run.id)
+    artifacts = anyio.run(_artifacts, stack.prefect, sweep_run.id)
     assert set(artifacts) == {"epoch-sweep-ibm-fez", "epoch-sweep-ibm-fez-plot"}
     rows = json.loads(artifacts["epoch-sweep-ibm-fez"].data)
     names = [b.name for b in benchmarks()]
@@ -289,7 +290,7 @@ def test_the_deployed_sweep_runs_every_benchmark_pinned_to_every_epoch_with_one_
 @pytest.mark.slow
 def test_the_sweep_records_the_drift_between_consecutive_epochs_and_plots_it(stack: LocalStack, sweep_run: Any) -> None:
     assert stack.prefect is not None
-    artifacts = anyio.run(_artifacts, stack.prefect.api_url, sweep_run.id)
+    artifacts = anyio.run(_artifacts, stack.prefect, sweep_run.id)
     rows = json.loads(artifacts["epoch-sweep-ibm-fez"].data)
     for name in {r["benchmark"] for r in rows}:
         mine = sorted((r for r in rows if r["benchmark"] == name), key=lambda r: r["epoch"])
