@@ -167,8 +167,8 @@ def mark_stale(task: Task, now: datetime) -> list[NewEvent]:
 def rejected(task: Task, rep: Report, error: IllegalTransition | Fenced | InvalidResult) -> NewEvent:
     """The evidence a refused report leaves; an invalid result names the fields it got wrong."""
     data: dict[str, Any] = {"action": str(rep.action), "code": error.code, "reason": error.message}
-    if isinstance(error, InvalidResult):
-        data |= {"field": error.detail["field"], "problems": error.detail["problems"]}
+    if isinstance(error, InvalidResult) and isinstance(error.detail, dict):
+        data |= {k: error.detail[k] for k in ("field", "problems") if k in error.detail}
     return _event(EventType.TASK_REPORT_REJECTED, task, **data)
 
 
