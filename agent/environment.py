@@ -52,8 +52,9 @@ ALLOWED_PREFIXES = (
     "OPENBLAS_",
 )
 
-SECRETS = ("VQPU_AGENT_KEY", "VQPU_KEY", "VQPU_ADMIN_KEY", "VQPU_USER_KEY")
-"""Credentials of this service that the agent process reads once and then drops from its environment."""
+SECRETS = ("VQPU_AGENT_KEY", "VQPU_AGENT_KEY_FILE", "VQPU_KEY", "VQPU_KEY_FILE", "VQPU_ADMIN_KEY", "VQPU_USER_KEY")
+"""Credentials of this service (or where to find them) that the agent process reads once and then drops
+from its environment."""
 
 
 def allowed(name: str) -> bool:

@@ -87,7 +87,8 @@ class AgentProcess:
             **os.environ,
             "DO_NOT_TRACK": "1",
             "VQPU_URL": self.url,
-            "VQPU_AGENT_KEY": self.key,
+            # As a site runs it: the key in a file only this account can read, not in the environment.
+            "VQPU_AGENT_KEY_FILE": str(self._key_file()),
             "PREFECT_API_URL": self.prefect_api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             **self.env,
@@ -96,6 +97,14 @@ class AgentProcess:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         self._wait_ready(timeout_s)
         return self
+
+    def _key_file(self) -> Path:
+        path = self.workdir / f"agent-{self.agent_id}.key"
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.key + "\n")
+        return path
 
     def _wait_ready(self, timeout_s: float) -> None:
         """Ready once its log says it serves (the engine started after the cluster and the deployment)."""

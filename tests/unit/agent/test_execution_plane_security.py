@@ -52,9 +52,9 @@ def test_what_a_child_is_given_on_purpose_comes_on_top_of_the_allow_list() -> No
 
 
 def test_the_agent_withdraws_its_key_from_its_own_environment() -> None:
-    environ = dict(LOGIN_SHELL)
-    assert withdraw_secrets(environ) == ["VQPU_AGENT_KEY"]
-    assert "VQPU_AGENT_KEY" not in environ
+    environ = {**LOGIN_SHELL, "VQPU_AGENT_KEY_FILE": "/home/agent/.vqpu/agent.key"}
+    assert withdraw_secrets(environ) == ["VQPU_AGENT_KEY", "VQPU_AGENT_KEY_FILE"]
+    assert not {name for name in environ if name.startswith("VQPU_")}
 
 
 def test_a_local_cluster_speaks_tls_with_its_own_credentials_and_serves_no_dashboard() -> None:
