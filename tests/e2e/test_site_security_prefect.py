@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterName
@@ -25,7 +26,7 @@ from prefect.states import Cancelling
 from agent.artifacts import COUNTS_WITHHELD
 from harness.circuits import BELL, busy
 from harness.intruder import Intruder, intruder_unavailable
-from harness.prefect_server import prefect_api
+from harness.prefect_server import PrefectServerProcess, prefect_api
 from harness.stack import LocalStack
 from tests.e2e.sites import Site
 
@@ -239,3 +240,13 @@ def test_an_operator_with_the_stacks_credential_cancels_a_running_task_and_the_r
     assert len(cancelled) == 1
     assert cancelled[0]["data"]["by"] == "operator" and cancelled[0]["data"]["via"] == "prefect", cancelled[0]
     assert cancelled[0]["data"]["actor"] == f'prefect:flow-run/{run.id} "pressed in the UI"'
+
+
+def test_the_prefect_ui_asks_for_the_credential_and_talks_to_its_own_server(tmp_path: Path) -> None:
+    """As scripts/stack.sh serves it: the UI's settings say basic auth (the UI then shows its login page and
+    sends what is typed there as the credential) and name this server's API, not Prefect's default port."""
+    with PrefectServerProcess(tmp_path / "prefect", ui=True) as server:
+        settings = httpx.get(f"{server.url}/ui-settings", timeout=10).json()
+        assert settings["auth"] == "BASIC" and settings["api_url"] == server.api_url
+        assert httpx.get(server.url, timeout=10, follow_redirects=True).status_code == 200  # the page itself
+        assert httpx.post(f"{server.api_url}/flow_runs/filter", json={}, timeout=10).status_code == 401
