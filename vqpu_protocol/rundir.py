@@ -404,15 +404,19 @@ def write_error(run_dir: Path, error: ErrorDocument) -> None:
 def atomic_write(path: Path, content: bytes) -> None:
     """Write then rename, so a reader sees the old file or the whole new one, never a torn one.
 
-    The file is 0600 from its creation under an unpredictable temporary name made exclusively, inside
-    the directory opened without following a symlink; the rename replaces a link at `path`, never
-    writes through it."""
+    The file is 0600 from its creation under an unpredictable temporary name made exclusively without
+    following a link, in the directory held open (never a symlink) for the rename; the rename replaces a
+    link at `path`, never writes through it."""
     dir_fd = os.open(path.parent, _NO_FOLLOW_DIR)
     try:
         tmp = f".{path.name}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(tmp, _NEW_FILE, PRIVATE_FILE_MODE, dir_fd=dir_fd)
+        # By its full path, so that audit hooks see which file is opened (tests/e2e: the runner opens
+        # nothing outside its run directory); then checked to be in the directory held open.
+        fd = os.open(path.parent / tmp, _NEW_FILE, PRIVATE_FILE_MODE)
         try:
             with os.fdopen(fd, "wb") as fh:
+                if not os.path.samestat(os.fstat(fh.fileno()), os.stat(tmp, dir_fd=dir_fd, follow_symlinks=False)):
+                    raise UnsafeRunDir(errno.EXDEV, "was replaced while it was written to", str(path.parent))
                 fh.write(content)
                 fh.flush()
                 os.fsync(fh.fileno())
