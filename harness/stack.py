@@ -200,10 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     stack = LocalStack(workdir, ui=not args.no_ui, slots=args.slots).start()
     info = stack.describe()
     keys = stack.keys
+    ui = f"{info['prefect_ui']}   (it asks for the Prefect auth string below, whole)" if info["prefect_ui"] else "(off)"
     print(
         f"""
   control plane   {info["control_plane"]}   (API docs: {info["api_docs"]})
-  Prefect UI      {info["prefect_ui"] or "(off)"}   (it asks for the credential: the whole string below)
+  Prefect UI      {ui}
   Prefect API     {info["prefect_api"]}
   Prefect auth    {info["prefect_auth_string"]}   (PREFECT_API_AUTH_STRING for Prefect clients)
   keys            user  {keys["user"]}
