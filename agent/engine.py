@@ -233,7 +233,7 @@ class Engine:
             else:
                 if swept.removed or swept.bundles_removed:
                     log.info(
-                        "retention: %d finished run director(ies) removed (%d bundled), %d old bundle(s) removed",
+                        "retention: removed %d finished run directories (%d kept as bundles) and %d old bundles",
                         len(swept.removed),
                         len(swept.bundled),
                         len(swept.bundles_removed),

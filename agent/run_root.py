@@ -24,10 +24,10 @@ import stat
 from pathlib import Path
 
 from agent.site import RunRootPolicy
+from vqpu_protocol.rundir import PRIVATE_DIR_MODE
 
 log = logging.getLogger("agent")
 
-PRIVATE_DIR_MODE = 0o700
 _HINT = (
     "use a run_root under the agent's home (e.g. ~/.local/state/vqpu/runs), or set run_root_policy: "
     "shared-filesystem if the directories above it are a shared filesystem the site trusts"

@@ -1,6 +1,7 @@
 """The engine makes a run directory only from an id that is one safe path component: a hostile id from
 the control plane is refused with nothing written anywhere and nothing reported; a good one gets a
-private run directory and a claim note only the agent's account can read."""
+private run directory and a claim note only the agent's account can read. Its retention loop sweeps
+the run root as soon as it starts."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import anyio
 import httpx
 import pytest
 
-from agent.claims import CLAIM_FILE
+from agent.claims import CLAIM_FILE, Claim
 from agent.control_plane import ControlPlane
 from agent.engine import Engine, EngineSettings
 from agent.prefect_bridge import PrefectBridge
 from agent.scheduler.base import Resources
 from agent.scheduler.memory import MemoryScheduler
+from agent.site import Retention
 from device_registry import catalog
 from vqpu_protocol.api.agent import ClaimedTask
 
@@ -51,6 +53,19 @@ def _claimed(task_id: str) -> ClaimedTask:
         "snapshot_sha256": hashlib.sha256(snapshot.encode()).hexdigest(),
     }
     return ClaimedTask.model_validate({"task": task, "snapshot": snapshot, "claim_token": "tok-1", "attempt": 1})
+
+
+def _engine(run_root: Path, control_plane: ControlPlane, retention: Retention | None = None) -> Engine:
+    settings = EngineSettings(
+        slots=8,
+        run_root=run_root,
+        claim_wait_s=0,
+        heartbeat_s=1,
+        grace_s=0,
+        resources=Resources(cpus=1),
+        retention=retention,
+    )
+    return Engine(settings, control_plane, MemoryScheduler(), NoPrefect())
 
 
 def _start_each(run_root: Path, ids: list[str]) -> list[httpx.Request]:
@@ -101,3 +116,30 @@ def test_a_control_plane_id_gets_a_private_run_directory_and_claim_note(tmp_path
         CLAIM_FILE: 0o600,
     }
     assert [r.url.path for r in sent] == ["/v1/agent/tasks/t-0123456789abcdef0123/failed"]
+
+
+def test_the_retention_loop_sweeps_at_start_sparing_open_claims_and_running_tasks(tmp_path: Path) -> None:
+    def claimed(task_id: str, ended: Any) -> Path:
+        run_dir = tmp_path / f"{task_id}.1"
+        run_dir.mkdir(mode=0o700)
+        Claim(task_id, 1, "tok", "line-16", "agent-1").save(run_dir, ended=ended)
+        os.utime(run_dir / CLAIM_FILE, (1, 1))
+        os.utime(run_dir, (1, 1))
+        return run_dir
+
+    done, open_claim, running = claimed("t-done", "reported"), claimed("t-open", None), claimed("t-running", "fenced")
+
+    async def main() -> None:
+        control_plane = ControlPlane("http://cp", "key", "agent-1", transport=httpx.MockTransport(httpx.Response))
+        engine = _engine(tmp_path, control_plane, Retention(keep_days=1))
+        engine.inflight["t-running"] = engine._execution(Claim("t-running", 1, "tok", "line-16", "agent-1"), running)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(engine._retention_loop)
+            with anyio.move_on_after(5):
+                while done.exists():
+                    await anyio.sleep(0.01)
+            await anyio.sleep(0.1)  # whatever else that first sweep would remove, it has
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert not done.exists() and open_claim.is_dir() and running.is_dir()
