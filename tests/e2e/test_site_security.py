@@ -34,7 +34,7 @@ from distributed.comm.core import CommClosedError
 from distributed.core import rpc
 from distributed.security import Security
 
-ports = json.loads(sys.argv[1])
+addresses = json.loads(sys.argv[1])
 PATHS = ("/json/identity.json", "/info/main/workers.html", "/metrics", "/health")
 stranger = Security.temporary()  # a certificate of its own: TLS, but not the agent's
 
@@ -47,9 +47,9 @@ async def dask_identity(address, **kwargs):
     except BaseException as exc:  # neither answered nor refused: the test cannot tell, so it fails
         return {"error": repr(exc)[:300]}
 
-def http(port, path):
+def http(address, path):
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as reply:
+        with urllib.request.urlopen(f"http://{address}{path}", timeout=3) as reply:
             return {"status": reply.status, "body": reply.read(200).decode(errors="replace")}
     except urllib.error.HTTPError as exc:
         return {"status": exc.code}
@@ -58,13 +58,11 @@ def http(port, path):
 
 async def main():
     out = {}
-    for port in ports:
-        out[port] = {
-            "tcp": await dask_identity(f"tcp://127.0.0.1:{port}"),
-            "tls": await dask_identity(
-                f"tls://127.0.0.1:{port}", connection_args=stranger.get_connection_args("client")
-            ),
-            "http": {p: http(port, p) for p in PATHS},
+    for address in addresses:
+        out[address] = {
+            "tcp": await dask_identity(f"tcp://{address}"),
+            "tls": await dask_identity(f"tls://{address}", connection_args=stranger.get_connection_args("client")),
+            "http": {p: http(address, p) for p in PATHS},
         }
     print(json.dumps(out))
 
@@ -89,16 +87,18 @@ def _tree(pid: int) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-def _listening_ports(processes: list[psutil.Process]) -> list[int]:
-    ports: set[int] = set()
+def _listening_ports(processes: list[psutil.Process]) -> list[str]:
+    """`host:port` of every TCP socket the processes listen on (a wildcard address as 127.0.0.1)."""
+    found: set[str] = set()
     for proc in processes:
         try:
             for conn in proc.net_connections(kind="inet"):
                 if conn.status == psutil.CONN_LISTEN:
-                    ports.add(conn.laddr.port)
+                    host = conn.laddr.ip if conn.laddr.ip not in ("0.0.0.0", "::") else "127.0.0.1"
+                    found.add(f"[{host}]:{conn.laddr.port}" if ":" in host else f"{host}:{conn.laddr.port}")
         except psutil.NoSuchProcess:
             continue
-    return sorted(ports)
+    return sorted(found)
 
 
 def _environ(proc: psutil.Process) -> bytes:
@@ -108,7 +108,7 @@ def _environ(proc: psutil.Process) -> bytes:
         return b""
 
 
-def _attack(intruder: Intruder, ports: list[int]) -> dict[str, dict[str, dict[str, object]]]:
+def _attack(intruder: Intruder, ports: list[str]) -> dict[str, dict[str, dict[str, object]]]:
     done = intruder.run([_python(), "-c", ATTACK, json.dumps(ports)], timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     result: dict[str, dict[str, dict[str, object]]] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -121,11 +121,10 @@ def _python() -> str:
 
 def _assert_nothing_answers(found: dict[str, dict[str, dict[str, object]]]) -> None:
     for port, tried in found.items():
-        assert "error" not in tried["tcp"] and "error" not in tried["tls"], (
-            f"port {port}: the attack itself failed: {tried}"
-        )
-        assert "refused" in tried["tcp"], f"port {port} spoke Dask to another account over plain TCP: {tried['tcp']}"
-        assert "refused" in tried["tls"], f"port {port} accepted another account's certificate: {tried['tls']}"
+        tcp, tls = tried["tcp"], tried["tls"]
+        assert "answered" not in tcp, f"port {port} spoke Dask to another account over plain TCP: {tcp}"
+        assert "answered" not in tls, f"port {port} accepted another account's certificate: {tls}"
+        assert "refused" in tcp and "refused" in tls, f"port {port}: the attack itself failed: {tried}"
         for path, reply in tried["http"].items():  # type: ignore[union-attr]
             assert reply.get("status") != 200, f"port {port} served {path} to another account: {reply}"  # type: ignore[union-attr]
 
@@ -176,10 +175,11 @@ def test_no_runner_worker_or_zygote_of_a_local_agent_holds_the_agent_key(site: S
     assert site.wait(task_id)["state"] == "COMPLETED"
 
 
-def _batch_workers(scheduler_ports: list[int]) -> list[psutil.Process]:
+def _batch_workers(scheduler: list[str]) -> list[psutil.Process]:
     """The processes of the agent's batch jobs (started by slurmd, not by the agent): each job's Dask
     worker names the scheduler's address on its command line; its nanny's children come with it."""
-    address = re.compile(r"\b(?:tcp|tls)://\S+:(?:" + "|".join(map(str, scheduler_ports)) + r")\b")
+    ports = "|".join(address.rsplit(":", 1)[1] for address in scheduler)
+    address = re.compile(r"\b(?:tcp|tls)://\S+:(?:" + ports + r")\b")
     found = [p for p in psutil.process_iter() if "dask_worker" in _cmdline(p) and address.search(_cmdline(p))]
     return [child for p in found for child in _tree(p.pid)]
 
