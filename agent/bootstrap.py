@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from prefect.client.orchestration import PrefectClient
 
 from agent.control_plane import ControlPlane
 from agent.engine import Engine, EngineSettings
+from agent.environment import withdraw_secrets
 from agent.flow_engine import keep_sigterm_for_the_agent
 from agent.prefect_bridge import PrefectBridge
 from agent.run_root import RunRootError, ensure_run_root
@@ -48,20 +50,21 @@ def agent_config(
     work_pool: str | None = None,
     env: Mapping[str, str] = os.environ,
 ) -> AgentConfig:
-    """Flags win over the environment: --site/VQPU_SITE, --url/VQPU_URL, --key/VQPU_AGENT_KEY,
-    --agent-id/VQPU_AGENT_ID; Prefect's API from PREFECT_API_URL."""
+    """Flags win over the environment: --site/VQPU_SITE, --url/VQPU_URL, --key/VQPU_AGENT_KEY (or the
+    file VQPU_AGENT_KEY_FILE names, private to this account), --agent-id/VQPU_AGENT_ID; Prefect's API
+    from PREFECT_API_URL."""
     site_file = site_path or env.get("VQPU_SITE")
     if not site_file:
         raise AgentConfigError("no site file: pass --site FILE or set VQPU_SITE (see deployments/sites/)")
     site = load_site(Path(site_file))
     url = url or env.get("VQPU_URL")
-    key = key or env.get("VQPU_AGENT_KEY")
+    key = key or env.get("VQPU_AGENT_KEY") or _key_from_file(env.get("VQPU_AGENT_KEY_FILE"))
     prefect_api_url = env.get("PREFECT_API_URL")
     missing = [
         name
         for name, value in (
             ("VQPU_URL (or --url)", url),
-            ("VQPU_AGENT_KEY (or --key)", key),
+            ("VQPU_AGENT_KEY_FILE or VQPU_AGENT_KEY (or --key)", key),
             ("PREFECT_API_URL", prefect_api_url),
         )
         if not value
@@ -77,6 +80,32 @@ def agent_config(
         work_pool=work_pool or site.prefect.work_pool,
         prefect_api_url=prefect_api_url,
     )
+
+
+def _key_from_file(path: str | None) -> str | None:
+    """The key in `path`, which must be a regular file of this account's that no other account can read
+    (as OpenSSH asks of a private key): anything else is refused, naming the path and what is wrong."""
+    if not path:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise AgentConfigError(f"VQPU_AGENT_KEY_FILE {path}: cannot open it ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise AgentConfigError(f"VQPU_AGENT_KEY_FILE {path}: not a regular file")
+        if st.st_uid != os.geteuid():
+            raise AgentConfigError(f"VQPU_AGENT_KEY_FILE {path}: owned by uid {st.st_uid}, not this account")
+        if st.st_mode & 0o077:
+            raise AgentConfigError(
+                f"VQPU_AGENT_KEY_FILE {path}: mode {stat.S_IMODE(st.st_mode):04o} lets other accounts read it; "
+                "chmod 600 it"
+            )
+        key = fh.read(4096).decode("utf-8", "replace").strip()
+    if not key:
+        raise AgentConfigError(f"VQPU_AGENT_KEY_FILE {path}: empty")
+    return key
 
 
 def build_scheduler(config: AgentConfig) -> Scheduler:
@@ -107,6 +136,7 @@ def engine_settings(site: SiteConfig) -> EngineSettings:
         grace_s=site.grace_s,
         resources=Resources(cpus=r.cpus, gpus=r.gpus, memory_mb=r.memory_mb),
         devices=site.devices,
+        retention=site.retention,
     )
 
 
@@ -125,6 +155,9 @@ async def running_engine(
     except RunRootError as exc:
         logging.getLogger("agent").error("refusing to start: %s", exc)
         raise AgentConfigError(str(exc)) from None
+    # From here on the key lives in this process's memory only: nothing it starts can inherit it (Dask's
+    # nannies start workers with the agent's own environment).
+    withdraw_secrets()
     umask = os.umask(0o077)
     try:
         keep_sigterm_for_the_agent()
@@ -137,10 +170,10 @@ async def running_engine(
                     config.work_pool,
                     config.site.prefect.deployment,
                     config.site.run_root / ".prefect-results",
+                    include_counts=config.site.prefect.artifacts_include_counts,
                 )
                 await bridge.ensure_deployment(base_job_template)
-                settings = replace(engine_settings(config.site), retention=config.site.retention)
-                yield Engine(settings, control_plane, scheduler, bridge)
+                yield Engine(engine_settings(config.site), control_plane, scheduler, bridge)
             finally:
                 with anyio.CancelScope(shield=True):  # a cancelled agent must still release its cluster's jobs
                     await scheduler.close()

@@ -1,11 +1,13 @@
 """`vqpu-agent`: run the login-node agent, or show the batch script a site would run.
 
     vqpu-agent start --site SITE.yaml [--url URL] [--key KEY] [--agent-id ID] [--pid-file F]
-    vqpu-agent render-job --site SITE.yaml [--scheduler-address tcp://HOST:PORT]
+    vqpu-agent render-job --site SITE.yaml [--scheduler-address tls://HOST:PORT]
 
-`start` needs the control plane's URL and an agent key (--url/--key, else VQPU_URL/VQPU_AGENT_KEY)
-and Prefect's API (PREFECT_API_URL). It exits 0 after SIGTERM once in-flight work is drained, 2 on a
-configuration error. `render-job` starts nothing and opens no port.
+`start` needs the control plane's URL and an agent key (--url, else VQPU_URL; the key from the private
+file VQPU_AGENT_KEY_FILE names, else VQPU_AGENT_KEY, else --key) and Prefect's API and credential
+(PREFECT_API_URL, PREFECT_API_AUTH_STRING). It exits 0 after SIGTERM once in-flight work is drained, 2 on
+a configuration error, a run root it must not trust, or a credential Prefect refuses. `render-job` starts
+nothing and opens no port.
 """
 
 from __future__ import annotations
@@ -30,14 +32,25 @@ def main(argv: list[str] | None = None) -> int:
 
 def _start(args: argparse.Namespace) -> int:
     import anyio
+    from prefect.client.orchestration import get_client
 
     from agent.bootstrap import AgentConfigError, agent_config
+    from agent.prefect_bridge import PrefectCredentialRefused, check_credential
+    from agent.run_root import RunRootError, ensure_run_root
     from agent.worker import VQPUWorker
+
+    async def prefect_takes_our_credential() -> None:
+        async with get_client() as client:
+            await check_credential(client)
 
     _log_to_stderr(args.log_level)
     try:
         config = agent_config(args.site, url=args.url, key=args.key, agent_id=args.agent_id)
-    except AgentConfigError as exc:
+        # Checked again where the engine starts (for `prefect worker start --type vqpu`); here, to exit 2 with
+        # one line rather than a traceback from inside Prefect's worker.
+        ensure_run_root(config.site.run_root, config.site.run_root_policy)
+        anyio.run(prefect_takes_our_credential)
+    except (AgentConfigError, RunRootError, PrefectCredentialRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     worker = VQPUWorker(
@@ -88,11 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     start.set_defaults(command=_start)
 
+    from agent.cluster import PLACEHOLDER_SCHEDULER
+
     render = commands.add_parser("render-job", help="print the batch script a site would submit; starts nothing")
     render.add_argument("--site", type=Path, required=True, help="site file")
     render.add_argument(
         "--scheduler-address",
-        default="tcp://LOGIN-NODE:8786",
+        default=PLACEHOLDER_SCHEDULER,
         help="the Dask scheduler address the workers would connect to (a placeholder by default)",
     )
     render.set_defaults(command=_render_job)

@@ -93,7 +93,8 @@ def cluster_spec(
         if site.resources.gpus > 0:
             kwargs["resources"] = {"GPU": site.resources.gpus}
         # The workers inherit this process's environment, from which the agent withdrew its key at start.
-        kwargs["env"] = _worker_prefect_env(prefect_api_url)
+        if prefect_api_url is not None:
+            kwargs["env"] = _worker_prefect_env(prefect_api_url)
         return LocalCluster, kwargs
     if isinstance(s, SlurmScheduler | PbsScheduler):
         kwargs = _job_kwargs(site, s, prefect_api_url=prefect_api_url)

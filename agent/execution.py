@@ -49,6 +49,7 @@ class Execution:
     fenced: bool = False
     handed_back: bool = False
     refusal: str | None = None
+    result_refused: Rejected | None = None  # the control plane refused the result as not this task's (422)
     finished: bool = False  # a terminal report was taken or refused: nothing more will be sent
     _stop: anyio.Event = field(default_factory=anyio.Event)
     done: anyio.Event = field(default_factory=anyio.Event)
@@ -182,7 +183,19 @@ class Execution:
             error = outcome if outcome is not None else self._no_outcome(evidence)
             report = FailedReport(claim_token=self.token, error=error, scheduler=scheduler)
         if not await self._send(report):
-            return self._state_after_refusal()
+            if self.result_refused is None:
+                return self._state_after_refusal()
+            # The control plane found the result is not this task's (wrong shots, provenance, widths): what the
+            # runner left cannot be reported as its outcome, and the task must not wait to go stale.
+            error = ErrorDocument(
+                code=ErrorCode.INVALID_RESULT,
+                message=f"the control plane refused the runner's result: {self.result_refused}"[:2000],
+                detail={"status": self.result_refused.status},
+            )
+            report = FailedReport(claim_token=self.token, error=error, scheduler=scheduler)
+            if not await self._send(report):
+                return self._state_after_refusal()
+            return Failed(message=f"{ErrorCode.INVALID_RESULT}: the runner's result did not match its task")
         if isinstance(outcome, ResultDocument):
             await publish_artifacts(self, outcome, include_counts=self.include_counts)
             return Completed(message=f"{outcome.shots} shots in {outcome.timings.total_s:.3f} s")
@@ -222,6 +235,13 @@ class Execution:
                 log.info("task %s: running report refused (%s)", self.task_id, exc)
                 return True
             log.warning("task %s: report refused: %s", self.task_id, exc)
+            if (
+                isinstance(report, CompletedReport)
+                and exc.code == ErrorCode.INVALID_RESULT
+                and self.result_refused is None
+            ):
+                self.result_refused = exc  # still ours, nothing stored: report it failed instead
+                return False
             self.refusal = str(exc)
             self._ended()
             return False

@@ -41,6 +41,24 @@ class PrefectCredentialRefused(RuntimeError):
     """The Prefect server requires a credential the agent does not have (PREFECT_API_AUTH_STRING)."""
 
 
+async def check_credential(client: PrefectClient) -> None:
+    """Fail early, and plainly, when the Prefect server refuses this process's credential: Prefect's worker
+    would otherwise end in a traceback from inside its setup."""
+    try:
+        await client.hello()
+    except PrefectHTTPStatusError as exc:
+        if exc.response.status_code != 401:
+            raise
+        raise _refused(client) from None
+
+
+def _refused(client: PrefectClient) -> PrefectCredentialRefused:
+    return PrefectCredentialRefused(
+        f"the Prefect server at {client.api_url} refused the agent's credential (401): set "
+        "PREFECT_API_AUTH_STRING to the server's PREFECT_SERVER_API_AUTH_STRING (docs/agent.md, Prefect)"
+    )
+
+
 def idempotency_key(task_id: str, attempt: int) -> str:
     return f"vqpu-task:{task_id}:{attempt}"
 
@@ -90,10 +108,7 @@ class PrefectBridge:
         except PrefectHTTPStatusError as exc:
             if exc.response.status_code != 401:
                 raise
-            raise PrefectCredentialRefused(
-                f"the Prefect server at {self.client.api_url} refused the agent's credential (401): set "
-                "PREFECT_API_AUTH_STRING to the server's PREFECT_SERVER_API_AUTH_STRING (docs/agent.md, Prefect)"
-            ) from None
+            raise _refused(self.client) from None
         except ObjectNotFound:
             pool = await self.client.create_work_pool(
                 WorkPoolCreate(name=self.work_pool, type=WORKER_TYPE, base_job_template=base_job_template)

@@ -446,7 +446,10 @@ def _dump(doc: Document) -> bytes:
 
 
 def read_task(run_dir: Path) -> TaskDocument:
-    data = read_json(run_dir / TASK_FILE)
+    """The runner's task: like every run-dir file, never through a symlink and never over the limit; but read
+    as a stream, so a FIFO is waited on (only the run directory's owner can make one there; the scheduler
+    contract tests hold a runner that way). The agent never reads one: see read_file."""
+    data = _decode(run_dir / TASK_FILE, read_file(run_dir / TASK_FILE, stream=True))
     if not isinstance(data, dict):
         raise RunDirError(ErrorCode.INVALID_TASK, f"{TASK_FILE} must hold a JSON object")
     try:
@@ -457,18 +460,19 @@ def read_task(run_dir: Path) -> TaskDocument:
         raise RunDirError(code, f"invalid {TASK_FILE}: {_summary(problems)}", problems) from None
 
 
-def read_file(path: Path) -> bytes:
+def read_file(path: Path, *, stream: bool = False) -> bytes:
     """A run-dir file's bytes: never through a symlink, never a FIFO or device (which could block or never
-    end), never a file over MAX_FILE_BYTES."""
+    end), never a file over MAX_FILE_BYTES. With `stream`, a FIFO is read too, waiting for its writer."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (0 if stream else os.O_NONBLOCK)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise RunDirError(ErrorCode.MISSING_FILE, f"{path.name} is missing from the run directory") from None
     except OSError as exc:
         raise RunDirError(ErrorCode.MISSING_FILE, f"cannot read {path.name}: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as fh:
         st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
+        if not (stat.S_ISREG(st.st_mode) or (stream and stat.S_ISFIFO(st.st_mode))):
             raise RunDirError(ErrorCode.MISSING_FILE, f"cannot read {path.name}: not a regular file")
         if st.st_size > MAX_FILE_BYTES:
             raise RunDirError(
@@ -482,7 +486,10 @@ def read_file(path: Path) -> bytes:
 
 def read_json(path: Path) -> Any:
     """A run-dir file, decoded (see read_file: no symlink followed, no huge or special file read)."""
-    raw = read_file(path)
+    return _decode(path, read_file(path))
+
+
+def _decode(path: Path, raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:

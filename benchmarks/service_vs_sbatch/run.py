@@ -51,7 +51,7 @@ from benchmarks.service_vs_sbatch.report import AIMS, PAPER, USER_STEPS, render
 from benchmarks.service_vs_sbatch.workload import CHAIN, DEPTH, DEVICE, SHOTS, Circuit, make_circuits
 from device_registry import Snapshot, catalog
 from harness.postgres import postgres_unreachable, scratch_postgres_database
-from harness.prefect_server import prefect_api
+from harness.prefect_server import PrefectServerProcess, prefect_api
 from harness.stack import LocalStack
 from vqpu_protocol.rundir import RESULT_FILE, TaskDocument, write_inputs
 
@@ -480,8 +480,8 @@ async def _read_prefect(names: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def read_prefect(api_url: str, names: list[str]) -> dict[str, dict[str, Any]]:
-    with prefect_api(api_url):
+def read_prefect(server: PrefectServerProcess, names: list[str]) -> dict[str, dict[str, Any]]:
+    with prefect_api(server):
         return asyncio.run(_read_prefect(names))
 
 
@@ -588,7 +588,7 @@ def run_service(
             "batch": cpu_account(samples[1], samples[2], **owners),
         }
         records = [first, *sequential, *batch["tasks"]]
-        flows = read_prefect(stack.prefect.api_url, [f"vqpu-{r['task_id']}" for r in records])
+        flows = read_prefect(stack.prefect, [f"vqpu-{r['task_id']}" for r in records])
         for r in records:
             enrich_service(r, service, workdir / "runs", flows)
         out.update({"warmup": first, "sequential": sequential, "batch": batch})

@@ -66,7 +66,8 @@ def _wait_task_runs(prefect: SyncPrefectClient, run: FlowRun, state: StateType, 
 @pytest.mark.slow
 def test_a_rest_submission_runs_on_a_slurm_node_and_its_flow_run_mirrors_it(site: Site, prefect_env: str) -> None:
     require_slurm()
-    site.agent("slurm-local")
+    # The site opts in to counts in Prefect (off by default: results are tenant data).
+    site.agent("slurm-local", prefect={"artifacts_include_counts": True})
     task_id = site.submit(BELL, shots=2000, seed=11)
     task = site.wait(task_id)
     assert task["state"] == "COMPLETED", task["error"]

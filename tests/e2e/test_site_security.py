@@ -19,9 +19,11 @@ import pytest
 
 from harness.agents import AgentProcess, site_file
 from harness.circuits import busy
+from harness.documents import result_document
 from harness.intruder import Intruder, intruder_unavailable
 from tests.e2e.sites import Site
 from tests.requirements import require_slurm
+from vqpu_protocol.rundir import RESULT_FILE, SNAPSHOT_FILE, TASK_FILE, TaskDocument, atomic_write
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -254,3 +256,40 @@ def test_an_agent_refuses_a_key_file_other_accounts_can_read(tmp_path: Path, sit
     agent.env["VQPU_AGENT_KEY_FILE"] = str(key_file)
     with pytest.raises(RuntimeError, match=r"mode 0644 lets other accounts read it"):
         agent.start(timeout_s=60)
+
+
+def test_a_forged_result_left_in_a_run_directory_ends_the_task_failed_not_completed(
+    site: Site, prefect_env: str
+) -> None:
+    """A runner that was subverted (or a run directory tampered with) leaves a valid-looking result that is not
+    its task's: the control plane refuses it, and the agent reports the task FAILED at once rather than
+    leaving it RUNNING until it goes stale."""
+    agent = site.agent("local", scheduler={"kind": "memory"}, runner={"mode": "process"})
+    task_id = site.submit(LONG, dialect="qasm2", shots=100)
+    site.wait_running(task_id)
+    runner = next(p for p in _tree(agent.pid) if re.search(r"-m runner \S*" + re.escape(task_id), _cmdline(p)))
+    run_dir = Path(runner.cmdline()[-1])
+    task = TaskDocument.model_validate_json((run_dir / TASK_FILE).read_bytes())
+    snapshot = json.loads((run_dir / SNAPSHOT_FILE).read_bytes())
+    claimed = {
+        "attempt": task.attempt,
+        "task": {
+            "id": task.task_id,
+            "device": snapshot["device_id"],
+            "epoch": snapshot["epoch"],
+            "snapshot_sha256": task.snapshot_sha256,
+            "seed": task.seed,
+            "options": task.options.model_dump(mode="json"),
+            "dialect": task.dialect,
+        },
+    }
+    forged = result_document(claimed, {"1": 7})  # 7 shots of a 1-bit outcome for a 100-shot, 10-bit task
+    atomic_write(run_dir / RESULT_FILE, json.dumps(forged).encode())
+    runner.kill()
+
+    ended = site.wait(task_id, timeout_s=60)
+    assert ended["state"] == "FAILED", ended
+    assert ended["error"]["code"] == "INVALID_RESULT"
+    rejected = [e for e in site.events(task_id) if e["type"] == "TASK_REPORT_REJECTED"]
+    assert rejected and rejected[0]["data"]["field"] == "shots", rejected
+    assert site.user.get(f"/v1/tasks/{task_id}/result").status_code != 200  # nothing of the forgery was stored

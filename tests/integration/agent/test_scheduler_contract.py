@@ -54,11 +54,13 @@ async def sbatch_scheduler(request: pytest.FixtureRequest) -> Scheduler:
 
 
 async def dask_scheduler(request: pytest.FixtureRequest) -> Scheduler:
-    # The runner step is a Prefect task run (prefect-dask), reported to the session's Prefect server.
+    # The runner step is a Prefect task run (prefect-dask), reported to the session's Prefect server with its
+    # credential, which the workers inherit from this process's environment.
     prefect: PrefectServerProcess = request.getfixturevalue("prefect_server")
-    site = parse_site(
-        {"site": "contract", "slots": 2, "run_root": "/tmp/vqpu-contract", "scheduler": {"kind": "local"}}
-    )
+    request.getfixturevalue("monkeypatch").setenv("PREFECT_API_AUTH_STRING", prefect.auth_string)
+    run_root: Path = request.getfixturevalue("tmp_path") / "runs"
+    run_root.mkdir(mode=0o700)
+    site = parse_site({"site": "contract", "slots": 2, "run_root": str(run_root), "scheduler": {"kind": "local"}})
     return DaskAdapter(site, prefect_api_url=prefect.api_url, cwd=ROOT)
 
 

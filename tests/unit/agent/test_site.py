@@ -369,7 +369,7 @@ def test_setonix_job_loads_modules_and_prologue_before_the_worker(setonix_script
 def test_setonix_worker_retires_before_the_walltime_and_offers_its_gpu(setonix_script: str) -> None:
     worker = next(line for line in setonix_script.splitlines() if "distributed.cli.dask_worker" in line)
     assert worker.startswith("/software/projects/pawsey0001/vqpu-agent/venv/bin/python -m distributed.cli.dask_worker")
-    assert " tcp://LOGIN-NODE:8786 " in worker
+    assert " tls://LOGIN-NODE:8786 " in worker
     assert "--lifetime 55m" in worker
     assert "--lifetime-stagger 150s" in worker
     assert "--resources GPU=1" in worker
@@ -380,8 +380,8 @@ def test_setonix_worker_retires_before_the_walltime_and_offers_its_gpu(setonix_s
 def test_render_job_takes_the_scheduler_address_and_leaves_prefect_out_when_not_given(
     no_listening_socket: None,
 ) -> None:
-    script = render_job(load_site(SITES / "slurm-local.yaml"), prefect_api_url=None, scheduler_address="tcp://h:1")
-    assert " tcp://h:1 " in script
+    script = render_job(load_site(SITES / "slurm-local.yaml"), prefect_api_url=None, scheduler_address="tls://h:1")
+    assert " tls://h:1 " in script
     assert "PREFECT_API_URL" not in script
     assert "--gres" not in script and "--resources" not in script
     assert "#SBATCH -p debug" in script.splitlines()
