@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -131,7 +132,7 @@ def start_cluster(site: SiteConfig, *, prefect_api_url: str | None, private_dir:
     assert isinstance(s, SlurmScheduler | PbsScheduler)
     if s.log_directory is not None:
         # Slurm and PBS do not create the directory of a job's output file; the job would fail at start.
-        Path(s.log_directory).expanduser().mkdir(parents=True, exist_ok=True)
+        _private_log_directory(Path(s.log_directory).expanduser())
     cluster = cls(**kwargs)
     try:
         cluster.adapt(
@@ -182,6 +183,19 @@ def render_job(site: SiteConfig, *, prefect_api_url: str | None, scheduler_addre
         rendered: str = render_script(s, site.resources, run_dir, job_name(run_dir), s.python or sys.executable)
         return rendered
     raise SiteError(f"site {site.site!r} runs no batch jobs: its scheduler is {s.kind}")
+
+
+def _private_log_directory(path: Path) -> None:
+    """Made 0700 if missing; refused if another account owns it or could write in it: the jobs' output files
+    are opened there by name, so a link planted in it would have a job write over what it points at."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        what = "a symlink" if stat.S_ISLNK(st.st_mode) else f"mode {stat.S_IMODE(st.st_mode):04o}"
+        raise SiteError(
+            f"scheduler.log_directory {path}: must be a directory of this account's that no other account can "
+            f"write (found uid {st.st_uid}, {what})"
+        )
 
 
 def _worker_prefect_env(prefect_api_url: str | None) -> dict[str, str]:

@@ -160,6 +160,7 @@ def _open_log(run_dir: Path) -> IO[bytes] | None:
     """RUN_DIR/runner.log for what the runner prints outside its own log (a traceback before logging
     starts); None when the run dir cannot take it, and the runner then reports that itself."""
     try:
-        return open(run_dir / LOG_FILE, "ab")  # closed by the job's watcher
+        fd = os.open(run_dir / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        return os.fdopen(fd, "ab")  # closed by the job's watcher
     except OSError:
         return None

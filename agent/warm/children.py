@@ -147,7 +147,8 @@ def run_process(
 ) -> Outcome:
     """`python -m runner RUN_DIR`, as a scheduler job would start it, to its end."""
     log_path = os.path.join(run_dir, LOG_FILE)
-    with open(log_path if os.path.isdir(run_dir) else os.devnull, "ab") as log:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(log_path if os.path.isdir(run_dir) else os.devnull, flags, 0o600), "ab") as log:
         proc = subprocess.Popen(
             [python, "-m", "runner", run_dir],
             cwd=cwd,

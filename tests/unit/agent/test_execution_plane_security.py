@@ -148,3 +148,17 @@ def test_a_key_file_reached_through_a_symlink_is_refused(tmp_path: Path) -> None
     env = {"VQPU_URL": "http://cp", "PREFECT_API_URL": "http://p/api", "VQPU_AGENT_KEY_FILE": str(link)}
     with pytest.raises(AgentConfigError, match="cannot open it"):
         agent_config(_site_file(tmp_path), env=env)
+
+
+def test_a_batch_log_directory_another_account_could_write_is_refused(tmp_path: Path) -> None:
+    from agent.cluster import _private_log_directory
+    from agent.site import SiteError
+
+    fresh = tmp_path / "logs" / "slurm"
+    _private_log_directory(fresh)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(SiteError, match=r"log_directory .*shared.*mode 0777"):
+        _private_log_directory(shared)
