@@ -39,6 +39,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from pydantic import BaseModel, ConfigDict, Field
 
 from vqpu_client import Client, errors
+from vqpu_client.keys import read_key_file
 from vqpu_protocol.api.tasks import TaskView
 from vqpu_protocol.rundir import ResultDocument, RunOptions
 
@@ -87,14 +88,17 @@ class Submission(BaseModel):
 def connect(
     url: str | None = None, *, timeout_s: float = 30.0, key_env: str = KEY_ENV, key_kind: str = "API"
 ) -> Client:
-    """A client for `url` (else VQPU_URL) with the key in the environment variable `key_env`."""
+    """A client for `url` (else VQPU_URL) with the key in the environment variable `key_env`, or in the
+    private file that `key_env`_FILE names (refused if another account could read it: vqpu_client.keys)."""
     url = url or os.environ.get(URL_ENV)
-    key = os.environ.get(key_env)
+    key_file = os.environ.get(f"{key_env}_FILE")
+    key = os.environ.get(key_env) or (read_key_file(key_file) if key_file else None)
     if not url:
         raise ConnectionSettingsError(f"no vQPU service URL: pass url= or set {URL_ENV}")
     if not key:
         raise ConnectionSettingsError(
-            f"no vQPU {key_kind} key: set {key_env} in the environment of the process that runs the flow"
+            f"no vQPU {key_kind} key: set {key_env}_FILE (a file only you can read) or {key_env} in the "
+            "environment of the process that runs the flow"
         )
     return Client(url, key, timeout_s=timeout_s)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from prefect.states import Failed
 
@@ -60,6 +62,21 @@ def test_without_a_url_or_a_key_in_the_environment_there_is_no_connection(monkey
     monkeypatch.setenv("VQPU_KEY", "k")
     with tasks.connect("http://127.0.0.1:9") as client:  # made, not used: nothing is sent
         assert client.url == "http://127.0.0.1:9"
+
+
+def test_a_flow_reads_its_key_from_a_private_file_and_refuses_one_others_can_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("VQPU_KEY", raising=False)
+    key_file = tmp_path / "user.key"
+    key_file.write_text("from-the-file\n")
+    key_file.chmod(0o600)
+    monkeypatch.setenv("VQPU_KEY_FILE", str(key_file))
+    with tasks.connect("http://127.0.0.1:9") as client:  # made, not used: nothing is sent
+        assert client.url == "http://127.0.0.1:9"
+    key_file.chmod(0o644)
+    with pytest.raises(errors.UsageError, match="0644"):
+        tasks.connect("http://127.0.0.1:9")
 
 
 def test_only_failures_another_attempt_can_fix_are_retried() -> None:
