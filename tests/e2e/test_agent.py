@@ -76,7 +76,8 @@ def test_a_rest_submission_runs_on_a_slurm_node_and_its_flow_run_mirrors_it(site
     job_id = provenance["scheduler_job_id"]
     assert job_id is not None and job_id.isdigit(), "the runner ran inside a Slurm job"
     assert task["scheduler"]["adapter"] == "dask" and task["scheduler"]["job_id"] == job_id
-    assert task["scheduler"]["exit_code"] == 0 and task["scheduler"]["worker"].startswith("tcp://")
+    # The worker the runner step ran on speaks TLS only.
+    assert task["scheduler"]["exit_code"] == 0 and task["scheduler"]["worker"].startswith("tls://")
     assert sum(result["counts"].values()) == 2000
 
     with _prefect() as prefect:

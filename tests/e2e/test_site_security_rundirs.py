@@ -138,10 +138,11 @@ def test_an_agent_refuses_to_start_on_a_run_root_another_account_controls_naming
 ) -> None:
     run_root, reason = ATTACKS[attack](intruder, in_tmp)
     before = sorted(os.listdir(run_root)) if run_root.is_dir() else None
-    with pytest.raises(RuntimeError, match="exited"):
+    with pytest.raises(RuntimeError, match="exited 2"):  # a configuration error: one line, no traceback
         refusing_site.agent("local", agent_id=f"refused-{attack}", run_root=str(run_root))
     log = refusing_site.agents[-1].log_file.read_text(errors="replace")
-    assert f"refusing to start: {reason}" in log, log[-3000:]
+    assert f"error: {reason}" in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
     assert "serving" not in log
     after = sorted(os.listdir(run_root)) if run_root.is_dir() else None
     assert after == before, "the agent wrote into a run root it refused"
