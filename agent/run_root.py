@@ -29,7 +29,7 @@ from vqpu_protocol.rundir import PRIVATE_DIR_MODE
 log = logging.getLogger("agent")
 
 _HINT = (
-    "use a run_root under the agent's home (e.g. ~/.local/state/vqpu/runs), or set run_root_policy: "
+    "use a run_root under the agent's home (e.g. ~/.local/share/vqpu/runs), or set run_root_policy: "
     "shared-filesystem if the directories above it are a shared filesystem the site trusts"
 )
 
