@@ -17,7 +17,7 @@ from prefect.client.orchestration import PrefectClient
 
 from agent.control_plane import ControlPlane
 from agent.engine import Engine, EngineSettings
-from agent.environment import withdraw_secrets
+from agent.environment import confine_environment
 from agent.flow_engine import keep_sigterm_for_the_agent
 from agent.prefect_bridge import PrefectBridge
 from agent.run_root import RunRootError, ensure_run_root
@@ -50,15 +50,17 @@ def agent_config(
     work_pool: str | None = None,
     env: Mapping[str, str] = os.environ,
 ) -> AgentConfig:
-    """Flags win over the environment: --site/VQPU_SITE, --url/VQPU_URL, --key/VQPU_AGENT_KEY (or the
-    file VQPU_AGENT_KEY_FILE names, private to this account), --agent-id/VQPU_AGENT_ID; Prefect's API
-    from PREFECT_API_URL."""
+    """Flags win over the environment: --site/VQPU_SITE, --url/VQPU_URL, --key/the file VQPU_AGENT_KEY_FILE
+    names (private to this account)/VQPU_AGENT_KEY (setting both variables is refused), --agent-id/
+    VQPU_AGENT_ID; Prefect's API from PREFECT_API_URL."""
     site_file = site_path or env.get("VQPU_SITE")
     if not site_file:
         raise AgentConfigError("no site file: pass --site FILE or set VQPU_SITE (see deployments/sites/)")
     site = load_site(Path(site_file))
     url = url or env.get("VQPU_URL")
-    key = key or env.get("VQPU_AGENT_KEY") or _key_from_file(env.get("VQPU_AGENT_KEY_FILE"))
+    if env.get("VQPU_AGENT_KEY") and env.get("VQPU_AGENT_KEY_FILE"):
+        raise AgentConfigError("both VQPU_AGENT_KEY and VQPU_AGENT_KEY_FILE are set: unset one")
+    key = key or _key_from_file(env.get("VQPU_AGENT_KEY_FILE")) or env.get("VQPU_AGENT_KEY")
     prefect_api_url = env.get("PREFECT_API_URL")
     missing = [
         name
@@ -155,9 +157,9 @@ async def running_engine(
     except RunRootError as exc:
         logging.getLogger("agent").error("refusing to start: %s", exc)
         raise AgentConfigError(str(exc)) from None
-    # From here on the key lives in this process's memory only: nothing it starts can inherit it (Dask's
-    # nannies start workers with the agent's own environment).
-    withdraw_secrets()
+    # From here on the key lives in this process's memory only, and the environment holds only what the agent
+    # and its LocalCluster's workers need: Dask's nannies start workers with the agent's own environment.
+    confine_environment()
     umask = os.umask(0o077)
     try:
         keep_sigterm_for_the_agent()

@@ -4,7 +4,8 @@
     vqpu-agent render-job --site SITE.yaml [--scheduler-address tls://HOST:PORT]
 
 `start` needs the control plane's URL and an agent key (--url, else VQPU_URL; the key from the private
-file VQPU_AGENT_KEY_FILE names, else VQPU_AGENT_KEY, else --key) and Prefect's API and credential
+file VQPU_AGENT_KEY_FILE names, or VQPU_AGENT_KEY; --key too, with a warning: every account can read a
+process's command line) and Prefect's API and credential
 (PREFECT_API_URL, PREFECT_API_AUTH_STRING). It exits 0 after SIGTERM once in-flight work is drained, 2 on
 a configuration error, a run root it must not trust, or a credential Prefect refuses. `render-job` starts
 nothing and opens no port.
@@ -44,6 +45,13 @@ def _start(args: argparse.Namespace) -> int:
             await check_credential(client)
 
     _log_to_stderr(args.log_level)
+    if args.key is not None:
+        print(
+            "vqpu-agent: warning: --key puts the agent key in this process's command line, which every account on "
+            "this machine can read (ps, /proc/PID/cmdline); keep it in a file only this account can read and set "
+            "VQPU_AGENT_KEY_FILE",
+            file=sys.stderr,
+        )
     try:
         config = agent_config(args.site, url=args.url, key=args.key, agent_id=args.agent_id)
         # Checked again where the engine starts (for `prefect worker start --type vqpu`); here, to exit 2 with
@@ -95,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     start = commands.add_parser("start", help="claim and run tasks until SIGTERM")
     start.add_argument("--site", type=Path, default=None, help="site file (default: $VQPU_SITE)")
     start.add_argument("--url", default=None, help="control plane URL (default: $VQPU_URL)")
-    start.add_argument("--key", default=None, help="agent API key (default: $VQPU_AGENT_KEY)")
+    start.add_argument("--key", default=None, help=argparse.SUPPRESS)  # visible to every account: warned about
     start.add_argument("--agent-id", default=None, help="default: $VQPU_AGENT_ID, else the site's, else SITE-HOST")
     start.add_argument("--pid-file", type=Path, default=None, help="write the agent's PID here while it runs")
     start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

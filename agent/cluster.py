@@ -48,6 +48,8 @@ PRIVATE_DIR_PREFIX = ".dask-"
 PLACEHOLDER_TASK = "TASK-ID"
 
 WORKER_NAME = "vqpu-worker"
+WORKER_DIR_VARIABLE = "VQPU_WORKER_DIR"
+"""The batch job's shell variable naming its worker's private directory."""
 
 ADAPT_INTERVAL_S = 1
 ONE_WORKER_PER_STEP = "1ms"
@@ -91,6 +93,10 @@ def cluster_spec(
             # No dashboard: it has no authentication of its own (see agent.dask_security).
             "dashboard_address": None,
         }
+        if private_dir is not None:
+            # Dask's default is $TMPDIR/dask-scratch-space, which it adopts whoever made it: another account
+            # could make it first and swap a worker's directory (the warm runner's socket and scratch live there).
+            kwargs["local_directory"] = str(private_dir)
         if site.resources.gpus > 0:
             kwargs["resources"] = {"GPU": site.resources.gpus}
         # The workers inherit this process's environment, from which the agent withdrew its key at start.
@@ -120,7 +126,9 @@ def start_cluster(site: SiteConfig, *, prefect_api_url: str | None, private_dir:
     s = site.scheduler
     serve_no_http()
     if isinstance(s, LocalScheduler):
-        cls, kwargs = cluster_spec(site, prefect_api_url=prefect_api_url, security=in_memory_credentials())
+        cls, kwargs = cluster_spec(
+            site, prefect_api_url=prefect_api_url, security=in_memory_credentials(), private_dir=private_dir
+        )
         # The nannies of a LocalCluster live in this process and read the setting each time they
         # (re)start a worker, so it is set here for the process, not for the construction only.
         dask.config.set({"distributed.worker.daemon": False})
@@ -265,6 +273,12 @@ def _job_kwargs(site: SiteConfig, s: SlurmScheduler | PbsScheduler, prefect_api_
     # Telemetry off: compute nodes often have no route out, and a Prefect task engine there would try.
     prologue += [f"export {_DAEMON_OFF}", "export DO_NOT_TRACK=1"]
     prologue += [f"export {name}={shlex.quote(value)}" for name, value in NO_HTTP_ROUTES_ENV.items()]
+    # The worker's directory (its scratch, the warm runner's socket) is a fresh 0700 one on the node, not Dask's
+    # default $TMPDIR/dask-scratch-space, which Dask adopts whoever made it; removed when the job ends.
+    prologue += [
+        f'{WORKER_DIR_VARIABLE}="$(mktemp -d "${{TMPDIR:-/tmp}}/vqpu-dask-XXXXXXXX")" || exit 1',
+        f"trap 'rm -rf \"${WORKER_DIR_VARIABLE}\"' EXIT",
+    ]
     if prefect_api_url is not None:
         # prefect-dask's DaskTaskRunner runs Prefect's task engine on the worker, which reports here (its
         # credential, if any, comes through the job's environment: see _worker_prefect_env).
@@ -284,6 +298,7 @@ def _job_kwargs(site: SiteConfig, s: SlurmScheduler | PbsScheduler, prefect_api_
         "job_script_prologue": prologue,
         "python": s.python or sys.executable,
         "interface": s.interface,
+        "local_directory": f'"${WORKER_DIR_VARIABLE}"',
     }
     if isinstance(s, SlurmScheduler):
         kwargs["queue"] = s.partition

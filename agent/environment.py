@@ -52,10 +52,6 @@ ALLOWED_PREFIXES = (
     "OPENBLAS_",
 )
 
-SECRETS = ("VQPU_AGENT_KEY", "VQPU_AGENT_KEY_FILE", "VQPU_KEY", "VQPU_KEY_FILE", "VQPU_ADMIN_KEY", "VQPU_USER_KEY")
-"""Credentials of this service (or where to find them) that the agent process reads once and then drops
-from its environment."""
-
 
 def allowed(name: str) -> bool:
     return name in ALLOWED or name.startswith(ALLOWED_PREFIXES)
@@ -70,9 +66,40 @@ def child_environment(
     return env
 
 
-def withdraw_secrets(environ: MutableMapping[str, str] | None = None) -> list[str]:
-    """Remove the service's credentials from this process's environment (the agent keeps them in memory
-    only), so that nothing it starts afterwards can inherit them: Dask's nannies start workers with the
-    agent's own environment. Returns the names removed."""
+AGENT_NAMES = frozenset(
+    {
+        # How the agent reaches the control plane and Prefect: proxies and certificate bundles.
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "XDG_RUNTIME_DIR",
+        "XDG_CONFIG_HOME",
+        "XDG_CACHE_HOME",
+        "XDG_DATA_HOME",
+        "VQPU_URL",
+        "VQPU_SITE",
+        "VQPU_AGENT_ID",
+    }
+)
+AGENT_PREFIXES = ("PREFECT_", "DASK_", "PYTHON")
+"""Beyond a child's allow-list, what the agent process itself runs on: Prefect's and Dask's settings (a Dask
+worker of a LocalCluster inherits them: Prefect's task engine runs the runner step there), the interpreter's."""
+
+
+def confine_environment(environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """Reduce this process's environment to what the agent and the Dask workers it starts on this machine
+    need: a LocalCluster's nannies start workers with the agent's own environment, so whatever else the
+    operator's login shell carried (cloud tokens, other services' keys, the agent key itself, which the agent
+    has read by now) is removed. Returns the names removed."""
     env = os.environ if environ is None else environ
-    return [name for name in SECRETS if env.pop(name, None) is not None]
+    removed = [name for name in env if not (allowed(name) or name in AGENT_NAMES or name.startswith(AGENT_PREFIXES))]
+    for name in removed:
+        del env[name]
+    return sorted(removed)

@@ -53,7 +53,10 @@ class AgentProcess:
         admin_key: str | None = None,
         env: Mapping[str, str] | None = None,
         log_level: str = "info",
+        key_in_environment: bool = False,
     ) -> None:
+        """The key reaches the agent in a 0600 file (VQPU_AGENT_KEY_FILE), as a site should give it, or with
+        `key_in_environment` in VQPU_AGENT_KEY."""
         self.workdir = workdir
         self.site = site
         self.url = url
@@ -63,6 +66,7 @@ class AgentProcess:
         self.admin_key = admin_key
         self.env = dict(env or {})
         self.log_level = log_level
+        self.key_in_environment = key_in_environment
         self.pid_file = workdir / f"agent-{agent_id}.pid"
         self.log_file = workdir / f"agent-{agent_id}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -87,8 +91,11 @@ class AgentProcess:
             **os.environ,
             "DO_NOT_TRACK": "1",
             "VQPU_URL": self.url,
-            # As a site runs it: the key in a file only this account can read, not in the environment.
-            "VQPU_AGENT_KEY_FILE": str(self._key_file()),
+            **(
+                {"VQPU_AGENT_KEY": self.key}
+                if self.key_in_environment
+                else {"VQPU_AGENT_KEY_FILE": str(self._key_file())}  # a file only this account can read
+            ),
             "PREFECT_API_URL": self.prefect_api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             **self.env,

@@ -47,7 +47,8 @@ class Zygote:
             path = os.path.join(scratch, name)
             os.makedirs(path, exist_ok=True)
             env[variable] = path
-        with open(self.log_path, "ab") as log:
+        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(log_fd, "ab") as log:
             self.proc = subprocess.Popen(
                 [python, "-m", "agent.warm.zygote", self.socket_path],
                 cwd=cwd,

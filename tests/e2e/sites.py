@@ -37,7 +37,12 @@ class Site:
         return {"Authorization": f"Bearer {self.keys[who]}"}
 
     def agent(
-        self, base: str = "local", agent_id: str = "agent-1", env: dict[str, str] | None = None, **overrides: Any
+        self,
+        base: str = "local",
+        agent_id: str = "agent-1",
+        env: dict[str, str] | None = None,
+        key_in_environment: bool = False,
+        **overrides: Any,
     ) -> AgentProcess:
         """A started agent for deployments/sites/BASE.yaml, its run_root in this site's workdir."""
         assert self.prefect_api_url is not None, "agents need a Prefect server: give the site its API URL"
@@ -52,6 +57,7 @@ class Site:
             agent_id=agent_id,
             admin_key=self.keys["admin"],
             env=env,
+            key_in_environment=key_in_environment,
         )
         self.agents.append(agent)
         return agent.start()

@@ -156,7 +156,10 @@ def test_no_other_account_can_reach_the_agents_local_dask_cluster(
 
 
 def test_no_runner_worker_or_zygote_of_a_local_agent_holds_the_agent_key(site: Site, prefect_env: str) -> None:
-    agent = site.agent("local", slots=1)
+    secret = "site-secret-" + os.urandom(8).hex()
+    # The key in the agent's environment (a file is better, but both must hold), beside a credential the
+    # operator's login shell happened to carry: a LocalCluster's workers start from the agent's environment.
+    agent = site.agent("local", slots=1, key_in_environment=True, env={"AWS_SECRET_ACCESS_KEY": secret})
     task_id = site.submit(LONG, dialect="qasm2", shots=100)
     site.wait_running(task_id)
 
@@ -170,6 +173,7 @@ def test_no_runner_worker_or_zygote_of_a_local_agent_holds_the_agent_key(site: S
         environ = _environ(proc)
         assert environ, f"could not read the environment of {_cmdline(proc)}"
         assert key not in environ, f"the agent key is in the environment of {_cmdline(proc)}"
+        assert secret.encode() not in environ, f"the login shell's credential reached {_cmdline(proc)}"
         assert b"VQPU_AGENT_KEY" not in environ, f"{_cmdline(proc)} was told where the agent key is"
     for proc in runners:  # the runner is told nothing about Prefect or Dask either: an allow-list, not a copy
         names = {entry.split(b"=", 1)[0] for entry in _environ(proc).split(b"\0") if entry}
@@ -190,7 +194,7 @@ def test_no_other_account_can_reach_a_slurm_clusters_scheduler_or_workers(
     site: Site, intruder: Intruder, prefect_env: str
 ) -> None:
     require_slurm()
-    agent = site.agent("slurm-local")
+    agent = site.agent("slurm-local", key_in_environment=True)  # the key in its environment: it must not travel
     task_id = site.submit(LONG, dialect="qasm2", shots=100)
     site.wait_running(task_id, timeout_s=120)
 
@@ -220,7 +224,7 @@ def test_an_sbatch_jobs_runner_gets_an_allow_listed_environment(site: Site, pref
     require_slurm()
     secret = "site-secret-" + os.urandom(8).hex()
     # A credential the agent's login shell happened to carry: an sbatch job inherits everything by default.
-    agent = site.agent("sbatch-local", env={"AWS_SECRET_ACCESS_KEY": secret})
+    agent = site.agent("sbatch-local", key_in_environment=True, env={"AWS_SECRET_ACCESS_KEY": secret})
     task_id = site.submit(LONG, dialect="qasm2", shots=100)
     site.wait_running(task_id, timeout_s=120)
 

@@ -13,7 +13,7 @@ from dask_jobqueue.slurm import SLURMJob
 from agent.bootstrap import AgentConfigError, agent_config
 from agent.cluster import cluster_spec, render_job
 from agent.dask_security import file_credentials, private_directory, private_job_class, write_private
-from agent.environment import child_environment, withdraw_secrets
+from agent.environment import child_environment, confine_environment
 from agent.site import load_site, parse_site
 
 SITES = Path(__file__).resolve().parents[3] / "deployments" / "sites"
@@ -51,10 +51,26 @@ def test_what_a_child_is_given_on_purpose_comes_on_top_of_the_allow_list() -> No
     assert "PREFECT_API_AUTH_STRING" not in env
 
 
-def test_the_agent_withdraws_its_key_from_its_own_environment() -> None:
-    environ = {**LOGIN_SHELL, "VQPU_AGENT_KEY_FILE": "/home/agent/.vqpu/agent.key"}
-    assert withdraw_secrets(environ) == ["VQPU_AGENT_KEY", "VQPU_AGENT_KEY_FILE"]
-    assert not {name for name in environ if name.startswith("VQPU_")}
+def test_the_agent_keeps_only_what_it_and_its_workers_run_on_in_its_own_environment() -> None:
+    environ = {
+        **LOGIN_SHELL,
+        "VQPU_AGENT_KEY_FILE": "/home/agent/.vqpu/agent.key",
+        "VQPU_URL": "https://cp",
+        "PREFECT_API_URL": "http://p/api",
+        "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
+        "HTTPS_PROXY": "http://proxy:3128",
+    }
+    removed = confine_environment(environ)
+    assert removed == [
+        "AWS_SECRET_ACCESS_KEY",
+        "GITHUB_TOKEN",
+        "SSH_AUTH_SOCK",
+        "VQPU_AGENT_KEY",
+        "VQPU_AGENT_KEY_FILE",
+    ]
+    # Prefect's credential stays: the LocalCluster's workers run Prefect's task engine; runners never get it.
+    assert environ["PREFECT_API_AUTH_STRING"] == "operator:secret"
+    assert {"PATH", "VQPU_URL", "PREFECT_API_URL", "DASK_DISTRIBUTED__WORKER__DAEMON", "HTTPS_PROXY"} <= set(environ)
 
 
 def test_a_local_cluster_speaks_tls_with_its_own_credentials_and_serves_no_dashboard() -> None:
