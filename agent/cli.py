@@ -1,6 +1,6 @@
 """`vqpu-agent`: run the login-node agent, or show the batch script a site would run.
 
-    vqpu-agent start --site SITE.yaml [--url URL] [--key KEY] [--agent-id ID] [--pid-file F]
+    vqpu-agent start --site SITE.yaml [--url URL] [--agent-id ID] [--pid-file F]
     vqpu-agent render-job --site SITE.yaml [--scheduler-address tls://HOST:PORT]
 
 `start` needs the control plane's URL and an agent key (--url, else VQPU_URL; the key from the private

@@ -6,7 +6,8 @@ that listens without authentication is code execution inside the agent for every
 reach its port (on a login node: every account; on a batch cluster: every job). Each agent start makes
 its own self-signed certificate and key (`Security.temporary()`); the scheduler, its workers and the
 agent's client each present it and accept only a peer that presents it too. A LocalCluster gets them in
-memory (passed to its worker processes through a pipe); a batch cluster's workers read them from files
+memory (passed to its worker processes through a pipe; distributed writes them to a private temporary
+file only to load them into an SSL context); a batch cluster's workers read them from files
 in a directory private to the agent's account (0700, files 0600, created with O_EXCL) on the run root's
 file system, which the compute nodes share. Their paths, not their contents, are on the workers'
 command lines.

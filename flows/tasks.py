@@ -92,7 +92,9 @@ def connect(
     private file that `key_env`_FILE names (refused if another account could read it: vqpu_client.keys)."""
     url = url or os.environ.get(URL_ENV)
     key_file = os.environ.get(f"{key_env}_FILE")
-    key = os.environ.get(key_env) or (read_key_file(key_file) if key_file else None)
+    if key_file and os.environ.get(key_env):
+        raise ConnectionSettingsError(f"both {key_env} and {key_env}_FILE are set: unset one")
+    key = read_key_file(key_file) if key_file else os.environ.get(key_env)
     if not url:
         raise ConnectionSettingsError(f"no vQPU service URL: pass url= or set {URL_ENV}")
     if not key:

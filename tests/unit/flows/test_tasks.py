@@ -74,6 +74,10 @@ def test_a_flow_reads_its_key_from_a_private_file_and_refuses_one_others_can_rea
     monkeypatch.setenv("VQPU_KEY_FILE", str(key_file))
     with tasks.connect("http://127.0.0.1:9") as client:  # made, not used: nothing is sent
         assert client.url == "http://127.0.0.1:9"
+    monkeypatch.setenv("VQPU_KEY", "k")
+    with pytest.raises(ConnectionSettingsError, match="both VQPU_KEY and VQPU_KEY_FILE"):
+        tasks.connect("http://127.0.0.1:9")
+    monkeypatch.delenv("VQPU_KEY")
     key_file.chmod(0o644)
     with pytest.raises(errors.UsageError, match="0644"):
         tasks.connect("http://127.0.0.1:9")
