@@ -42,3 +42,15 @@ def require_slurm() -> None:
         if os.environ.get("VQPU_REQUIRE_SLURM") == "1":
             pytest.fail(message + "; VQPU_REQUIRE_SLURM=1 requires it")
         pytest.skip(message + "; as root, `scripts/slurm-local.sh start` installs and starts a single-node Slurm")
+
+
+def browser() -> str:
+    """The headless Chromium (Debian's `chromium`) that page tests drive; a skip without one, unless
+    VQPU_REQUIRE_BROWSER=1 makes its absence a failure."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        message = "no headless browser (Debian's chromium) is installed"
+        if os.environ.get("VQPU_REQUIRE_BROWSER") == "1":
+            pytest.fail(message + "; VQPU_REQUIRE_BROWSER=1 requires it")
+        pytest.skip(message + "; as root, `apt-get install -y chromium` installs it")
+    return found

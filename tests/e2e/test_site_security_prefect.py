@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +30,7 @@ from harness.intruder import Intruder, intruder_unavailable
 from harness.prefect_server import PrefectServerProcess, prefect_api
 from harness.stack import LocalStack
 from tests.e2e.sites import Site
+from tests.requirements import browser
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -250,3 +252,20 @@ def test_the_prefect_ui_asks_for_the_credential_and_talks_to_its_own_server(tmp_
         assert settings["auth"] == "BASIC" and settings["api_url"] == server.api_url
         assert httpx.get(server.url, timeout=10, follow_redirects=True).status_code == 200  # the page itself
         assert httpx.post(f"{server.api_url}/flow_runs/filter", json={}, timeout=10).status_code == 401
+
+
+def test_a_browser_opening_the_prefect_ui_is_shown_the_login_form_not_the_flow_runs(tmp_path: Path) -> None:
+    """In a real headless Chromium: the UI scripts/stack.sh serves renders its login page (a password field
+    for the credential) and none of the operators' view; the screenshot is kept beside the test's files."""
+    chromium = browser()
+    with PrefectServerProcess(tmp_path / "prefect", ui=True) as server:
+        page = f"{server.ui_url}/runs"
+        common = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000"]
+        dom = subprocess.run([*common, "--dump-dom", page], capture_output=True, text=True, timeout=120, check=True)
+        shot = tmp_path / "prefect-ui.png"
+        subprocess.run(
+            [*common, "--window-size=1280,800", f"--screenshot={shot}", page], capture_output=True, timeout=120
+        )
+    assert 'type="password"' in dom.stdout and "Login" in dom.stdout, dom.stdout[-2000:]
+    assert "Flow runs" not in dom.stdout  # the page behind the login did not render
+    assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
