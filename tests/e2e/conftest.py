@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.intruder import Intruder, intruder_unavailable
 from harness.prefect_server import PrefectServerProcess
 from harness.servers import ServerProcess, make_keys
 from tests.e2e.sites import Site
@@ -26,3 +27,16 @@ def site(tmp_path: Path, prefect_server: PrefectServerProcess) -> Iterator[Site]
             yield site
         finally:
             site.close()
+
+
+@pytest.fixture
+def intruder() -> Iterator[Intruder]:
+    """Another account on this machine (harness.intruder); a skip where this process cannot become one."""
+    reason = intruder_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    attacker = Intruder()
+    try:
+        yield attacker
+    finally:
+        attacker.close()

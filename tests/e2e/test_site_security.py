@@ -11,7 +11,6 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -20,7 +19,7 @@ import pytest
 from harness.agents import AgentProcess, site_file
 from harness.circuits import busy
 from harness.documents import result_document
-from harness.intruder import Intruder, intruder_unavailable
+from harness.intruder import Intruder
 from tests.e2e.sites import Site
 from tests.requirements import require_slurm
 from vqpu_protocol.rundir import RESULT_FILE, SNAPSHOT_FILE, TASK_FILE, TaskDocument, atomic_write
@@ -70,18 +69,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-@pytest.fixture
-def intruder() -> Iterator[Intruder]:
-    reason = intruder_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    attacker = Intruder()
-    try:
-        yield attacker
-    finally:
-        attacker.close()
 
 
 def _tree(pid: int) -> list[psutil.Process]:

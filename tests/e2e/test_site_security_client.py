@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from harness.circuits import BELL
-from harness.intruder import Intruder, intruder_unavailable
+from harness.intruder import Intruder
 from harness.servers import ServerProcess, make_keys
 from vqpu_service.domain.model import Role
 
@@ -66,16 +66,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     keys = make_keys(workdir / "keys.json", user=Role.USER, tenant=Role.USER, admin=Role.ADMIN)
     with ServerProcess(workdir, f"sqlite:///{workdir / 'cp.db'}", workdir / "keys.json") as process:
         yield Site(process, keys)
-
-
-@pytest.fixture
-def intruder() -> Iterator[Intruder]:
-    why = intruder_unavailable()
-    if why is not None:
-        pytest.skip(why)
-    found = Intruder()
-    yield found
-    found.close()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ import pytest
 
 from harness.circuits import BELL, qasm2
 from harness.documents import result_document
-from harness.intruder import Intruder, intruder_unavailable
+from harness.intruder import Intruder
 from harness.runner_process import run_runner_process
 from harness.servers import ServerProcess, make_keys
 from vqpu_protocol.api.agent import ClaimedTask
@@ -133,23 +133,20 @@ def test_a_stolen_agent_key_reads_no_tenants_circuit_and_lists_no_tasks(served: 
             assert task_id not in events.read().decode()
 
 
-@pytest.mark.skipif(intruder_unavailable() is not None, reason=str(intruder_unavailable()))
-def test_the_database_a_real_server_creates_is_private_and_another_account_cannot_open_it(served: Served) -> None:
+def test_the_database_a_real_server_creates_is_private_and_another_account_cannot_open_it(
+    served: Served, intruder: Intruder
+) -> None:
     submit(served, "alice", BELL, "qasm3")  # something worth stealing, and a WAL
     db = served.work / "vqpu.db"
     files = [db, db.with_name("vqpu.db-wal"), db.with_name("vqpu.db-shm")]
     assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
     assert all(f.stat().st_uid == os.geteuid() for f in files)
-    intruder = Intruder()
-    try:
-        probe = intruder.python(
-            "import sqlite3, sys\n"
-            f"try:\n    open({str(db)!r}, 'rb').read(16)\nexcept PermissionError:\n    print('no read')\n"
-            f"try:\n    sqlite3.connect('file:{db}?mode=ro', uri=True).execute('select circuit from task').fetchall()\n"
-            "except sqlite3.Error as exc:\n    print('no query:', exc)\n"
-        )
-    finally:
-        intruder.close()
+    probe = intruder.python(
+        "import sqlite3, sys\n"
+        f"try:\n    open({str(db)!r}, 'rb').read(16)\nexcept PermissionError:\n    print('no read')\n"
+        f"try:\n    sqlite3.connect('file:{db}?mode=ro', uri=True).execute('select circuit from task').fetchall()\n"
+        "except sqlite3.Error as exc:\n    print('no query:', exc)\n"
+    )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.splitlines()[0] == "no read" and probe.stdout.splitlines()[1].startswith("no query")
 

@@ -35,15 +35,6 @@ ME = os.geteuid()
 
 
 @pytest.fixture
-def intruder() -> Iterator[Intruder]:
-    other = Intruder()
-    try:
-        yield other
-    finally:
-        other.close()
-
-
-@pytest.fixture
 def in_tmp() -> Iterator[Callable[[str], Path]]:
     """Names in the machine's real /tmp (every account may create there), removed afterwards."""
     made: list[Path] = []
