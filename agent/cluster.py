@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +39,7 @@ from agent.site import (
     lifetime_seconds,
     walltime_seconds,
 )
+from vqpu_protocol.rundir import UnsafeRunDir, private_dir
 
 # Placeholders in a rendered script: the real values exist only once a cluster or a task does.
 PLACEHOLDER_SCHEDULER = "tls://LOGIN-NODE:8786"
@@ -167,10 +167,7 @@ def render_job(site: SiteConfig, *, prefect_api_url: str | None, scheduler_addre
     """
     s = site.scheduler
     if isinstance(s, SlurmScheduler | PbsScheduler):
-        from dask_jobqueue.pbs import PBSJob
-        from dask_jobqueue.slurm import SLURMJob
-
-        job_cls = SLURMJob if isinstance(s, SlurmScheduler) else PBSJob
+        job_cls = _job_class(s)
         # The credentials' real directory exists only once an agent starts; its files have these names.
         security = files_security(site.run_root / f"{PRIVATE_DIR_PREFIX}XXXXXXXX")
         job: Any = job_cls(
@@ -196,14 +193,10 @@ def render_job(site: SiteConfig, *, prefect_api_url: str | None, scheduler_addre
 def _private_log_directory(path: Path) -> None:
     """Made 0700 if missing; refused if another account owns it or could write in it: the jobs' output files
     are opened there by name, so a link planted in it would have a job write over what it points at."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        what = "a symlink" if stat.S_ISLNK(st.st_mode) else f"mode {stat.S_IMODE(st.st_mode):04o}"
-        raise SiteError(
-            f"scheduler.log_directory {path}: must be a directory of this account's that no other account can "
-            f"write (found uid {st.st_uid}, {what})"
-        )
+    try:
+        private_dir(path)
+    except UnsafeRunDir as exc:
+        raise SiteError(f"scheduler.log_directory {path} {exc.strerror}") from None
 
 
 def _worker_prefect_env(prefect_api_url: str | None) -> dict[str, str]:

@@ -24,7 +24,7 @@ import stat
 from pathlib import Path
 
 from agent.site import RunRootPolicy
-from vqpu_protocol.rundir import PRIVATE_DIR_MODE
+from vqpu_protocol.rundir import PRIVATE_DIR_MODE, make_missing_dirs
 
 log = logging.getLogger("agent")
 
@@ -86,20 +86,12 @@ def _ancestors(run_root: Path) -> list[Path]:
 
 
 def _create_missing(run_root: Path) -> None:
-    missing: list[Path] = []
-    probe = run_root
-    while not os.path.lexists(probe) and probe != probe.parent:
-        missing.append(probe)
-        probe = probe.parent
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory, PRIVATE_DIR_MODE)
-        except FileExistsError:
-            pass  # someone was quicker: the checks that follow judge what is there
-        except OSError as exc:
-            raise RunRootError(f"run_root {run_root}: cannot create {directory}: {exc.strerror}") from None
-        else:
-            log.info("created %s (mode 0700)", directory)
+    try:
+        made = make_missing_dirs(run_root)  # one someone was quicker to make: the checks that follow judge it
+    except OSError as exc:
+        raise RunRootError(f"run_root {run_root}: cannot create {exc.filename}: {exc.strerror}") from None
+    for directory in made:
+        log.info("created %s (mode 0700)", directory)
 
 
 def _check_root(run_root: Path, me: int) -> None:

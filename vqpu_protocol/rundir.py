@@ -363,16 +363,25 @@ def write_inputs(run_dir: Path, task: TaskDocument, snapshot_json: bytes) -> Non
 def private_dir(path: Path) -> Path:
     """`path` as a directory of this account's: made 0700 when missing (missing parents too, 0700); an
     existing one must be a real directory (not a symlink) owned by this account, writable by no one else."""
+    make_missing_dirs(path)
+    check_own_dir(path)
+    return path
+
+
+def make_missing_dirs(path: Path) -> list[Path]:
+    """Create `path` and whatever is missing above it, top down, each 0700; returns what this call made. One
+    that someone else made meanwhile is left alone, for the caller's checks to judge like any existing one."""
     missing: list[Path] = []
     probe = path
     while not os.path.lexists(probe) and probe != probe.parent:
         missing.append(probe)
         probe = probe.parent
+    made: list[Path] = []
     for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # made meanwhile: judged below like any existing directory
+        with contextlib.suppress(FileExistsError):
             os.mkdir(directory, PRIVATE_DIR_MODE)
-    check_own_dir(path)
-    return path
+            made.append(directory)
+    return made
 
 
 def check_own_dir(path: Path) -> os.stat_result:
