@@ -31,7 +31,10 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"  # (413)
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"  # (415) a body that is not application/json
     NOT_ADMISSIBLE = "NOT_ADMISSIBLE"  # (422) the circuit cannot run on the device; violations in detail
+    TOO_LARGE = "TOO_LARGE"  # (422) a priced size over a limit (memory, gates, result): detail names it
+    TOO_LONG = "TOO_LONG"  # (422) the task's estimated run time exceeds its wall-time limit; detail has both
     INVALID_RESULT = "INVALID_RESULT"  # (422) a completed report whose result is not vqpu.result/1
+    QUEUE_FULL = "QUEUE_FULL"  # (429) the owner has as many QUEUED tasks as allowed; Retry-After says when to retry
     UNAVAILABLE = "UNAVAILABLE"  # (503)
     INTERNAL = "INTERNAL"  # (500) a bug: quote the correlation id
 
@@ -39,6 +42,7 @@ class ErrorCode(StrEnum):
     NOT_ADMISSIBLE_AT_CLAIM = "NOT_ADMISSIBLE_AT_CLAIM"  # the epoch bound at claim no longer admits it
     FORCE_FAILED = "FORCE_FAILED"  # an admin force-failed the task
     EXECUTION_ERROR = "EXECUTION_ERROR"  # the agent could not execute it (its Prefect or scheduler failed)
+    TIME_LIMIT_EXCEEDED = "TIME_LIMIT_EXCEEDED"  # the run reached its wall-time limit (detail: limit_s, used_s)
 
     # --- the runner's error.json (exit 2: the run directory can never succeed as it is) --------
     MISSING_FILE = "MISSING_FILE"

@@ -47,3 +47,13 @@ MAX_QUEUED_CHECK: Final = 200
 """Most QUEUED tasks one queued-violations answer re-checks (oldest first), so that it stays bounded work:
 the admissibility check reads about 2.5 MB of source a second (a 1,000-gate circuit in ~4 ms), so 200
 such circuits take under a second."""
+MAX_RUNTIME_S: Final = 7 * 24 * 3600.0
+"""Longest wall-time limit (`options.max_runtime_s`) any task may have; the control plane's ceilings and
+the site's are lower."""
+MAX_EXPANDED_OPS: Final = 100_000_000
+"""Most operations a circuit may expand to (a broadcast `sx q;` on an n-qubit register counts n): the
+server's default `max_expanded_ops` is lower."""
+MAX_COUNTS_CHARS: Final = 2_000_000
+"""Most characters a result's counts may hold in the worst case: min(shots, 2^clbits) keys, each of the
+counts key width plus 12 (quotes, separators and the count). Checked at submit and by the runner
+before it simulates, so that a result always fits the server's default 4 MiB report body."""

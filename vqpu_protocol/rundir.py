@@ -39,6 +39,7 @@ from vqpu_protocol.limits import (
     MAX_MEMORY_CHARS,
     MAX_MEMORY_SHOTS,
     MAX_NOISE_SCALE,
+    MAX_RUNTIME_S,
     MAX_SERIAL,
     MAX_SHOTS,
     Dialect,
@@ -78,6 +79,11 @@ class Method(StrEnum):
     STATEVECTOR = "statevector"
     DENSITY_MATRIX = "density_matrix"
     MATRIX_PRODUCT_STATE = "matrix_product_state"
+
+
+class Precision(StrEnum):
+    DOUBLE = "double"  # complex128 amplitudes: 16 bytes each
+    SINGLE = "single"  # complex64 amplitudes: 8 bytes each (half the memory; what makes GPUs pay off)
 
 
 class DeviceChoice(StrEnum):
@@ -130,6 +136,9 @@ class NoiseOptions(Document):
         return tuple((k, f) for k in NOISE_KINDS if (f := self.factor(k)) != 1.0)
 
 
+RuntimeLimit = Annotated[float, Field(gt=0, le=MAX_RUNTIME_S, allow_inf_nan=False)]
+
+
 class RunOptions(Document):
     """How the runner executes a task. Submitted with the task and validated at the door."""
 
@@ -144,6 +153,12 @@ class RunOptions(Document):
         False, description=f"return every shot's outcome in `memory` (at most {MAX_MEMORY_SHOTS} shots)"
     )
     noise: NoiseOptions = Field(default_factory=NoiseOptions, description="scale or remove noise channels")
+    precision: Precision = Field(Precision.DOUBLE, strict=False, description="Aer's floating-point precision")
+    max_runtime_s: RuntimeLimit | None = Field(
+        None,
+        description="wall-time limit of the run in seconds; absent: the control plane's ceiling for your key. "
+        "Lowered to the ceiling and to the site's own; a run that reaches it fails TIME_LIMIT_EXCEEDED",
+    )
 
     @field_validator("noise")
     @classmethod
@@ -166,6 +181,18 @@ def memory_chars(shots: int, key_width: int) -> int:
     return shots * key_width
 
 
+class RunLimits(Document):
+    """What the site allows this run: written by the agent into task.json, enforced by the runner."""
+
+    max_runtime_s: RuntimeLimit | None = Field(
+        None, description="wall-time limit: the task's (already capped by the control plane) and the site's, lower"
+    )
+    memory_bytes: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="host memory one runner may use (the site's per-slot memory); Aer's max_memory_mb"
+    )
+    gpu_memory_bytes: Annotated[int, Field(ge=1)] | None = Field(None, description="GPU memory one runner may use")
+
+
 class TaskDocument(Document):
     """`vqpu.task/1`: task.json."""
 
@@ -178,6 +205,7 @@ class TaskDocument(Document):
     seed: Seed | None = None
     snapshot_sha256: Sha256 = Field(description="sha256 of snapshot.json: the runner refuses any other snapshot")
     options: RunOptions = Field(default_factory=RunOptions)
+    limits: RunLimits = Field(default_factory=RunLimits, description="the site's bounds on this run")
 
     @field_validator("options")
     @classmethod

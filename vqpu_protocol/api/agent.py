@@ -9,8 +9,17 @@ from pydantic import Field
 from vqpu_protocol.api.tasks import SchedulerEvidence, TaskView
 from vqpu_protocol.errors import ErrorDocument
 from vqpu_protocol.limits import MAX_CLAIM_BATCH, MAX_CLAIM_WAIT_S, MAX_HEARTBEAT_TASKS, Dialect
-from vqpu_protocol.rundir import ResultDocument, RunOptions, TaskDocument
+from vqpu_protocol.rundir import ResultDocument, RunOptions, RuntimeLimit, TaskDocument
 from vqpu_protocol.wire import Id, Request, Response, SafeStr
+
+
+class SlotCapacity(Request):
+    """What one of the agent's slots can hold, from its site file: admission refuses a task that no
+    agent serving its device could run."""
+
+    memory_bytes: Annotated[int, Field(ge=1)] = Field(description="host memory of one slot (runner process)")
+    gpu_memory_bytes: Annotated[int, Field(ge=1)] | None = Field(None, description="GPU memory of one slot, if any")
+    max_runtime_s: RuntimeLimit | None = Field(None, description="the site's wall-time ceiling for one task")
 
 
 class ClaimRequest(Request):
@@ -20,6 +29,7 @@ class ClaimRequest(Request):
     wait_s: Annotated[float, Field(ge=0, le=MAX_CLAIM_WAIT_S)] = Field(
         0, description="long-poll: wait this long for work (capped by the server's max_claim_wait_s)"
     )
+    capacity: SlotCapacity | None = Field(None, description="what one slot holds; absent from older agents")
 
 
 class ClaimedTaskBody(Response):
