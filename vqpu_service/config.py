@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from vqpu_protocol.codes import ErrorCode
-from vqpu_protocol.limits import MAX_CIRCUIT_BYTES, MAX_CLAIM_WAIT_S, MAX_SHOTS
+from vqpu_protocol.limits import MAX_CIRCUIT_BYTES, MAX_CLAIM_WAIT_S, MAX_EXPANDED_OPS, MAX_RUNTIME_S, MAX_SHOTS
 from vqpu_service.domain.errors import InvalidRequest
 
 DEFAULT_HOME = Path.home() / ".local" / "share" / "vqpu"
@@ -45,6 +45,36 @@ class Settings(BaseModel):
     sse_queue_size: int = Field(default=1024, gt=0, description="events buffered per SSE subscriber before eviction")
     sse_keepalive_s: float = Field(default=15.0, gt=0, description="an idle SSE stream sends a comment this often")
     event_poll_s: float = Field(default=1.0, gt=0, description="event table poll, for commits by other processes")
+    # --- pricing and fairness (docs/admission.md) ---
+    max_expanded_ops: int = Field(
+        default=5_000_000,
+        gt=0,
+        le=MAX_EXPANDED_OPS,
+        description="most operations a circuit may expand to, broadcasts unrolled (TOO_LARGE above)",
+    )
+    default_slot_memory_bytes: int = Field(
+        default=8 * 1024**3,
+        gt=0,
+        description="a slot's memory when no live agent serving the device has declared its own (TOO_LARGE above)",
+    )
+    max_runtime_s: float = Field(
+        default=3600.0, gt=0, le=MAX_RUNTIME_S, description="wall-time ceiling of a user key's task (TOO_LONG above)"
+    )
+    admin_max_runtime_s: float = Field(
+        default=86400.0, gt=0, le=MAX_RUNTIME_S, description="wall-time ceiling of an admin key's task"
+    )
+    max_running_per_owner: int = Field(
+        default=16, gt=0, description="RUNNING tasks one owner may hold at once; the claim skips its others"
+    )
+    max_queued_per_owner: int = Field(
+        default=1000, gt=0, description="QUEUED tasks one owner may have; a submit past it is 429 QUEUE_FULL"
+    )
+    queue_full_retry_after_s: int = Field(default=30, gt=0, le=3600, description="the Retry-After of a 429 QUEUE_FULL")
+    queued_check_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        gt=0,
+        description="circuit bytes one queued-violations call re-checks at most before it stops and says where",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
