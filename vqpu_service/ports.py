@@ -16,7 +16,7 @@ from device_registry import Snapshot
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.events import Event, EventType, NewEvent
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, Task
+from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, SlotCapacity, Task
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,17 @@ class Store(abc.ABC):
         oldest first; only `owner`'s when given."""
 
     @abc.abstractmethod
-    def claim(self, agent_id: str, max_tasks: int, devices: Sequence[str] | None, now: datetime) -> list[Claimed]:
+    def claim(
+        self,
+        agent_id: str,
+        max_tasks: int,
+        devices: Sequence[str] | None,
+        now: datetime,
+        capacity: SlotCapacity | None = None,
+    ) -> list[Claimed]:
         """Oldest eligible QUEUED tasks -> RUNNING under a fresh token, bound to the device's current
-        epoch (or the pinned one), in one transaction."""
+        epoch (or the pinned one), in one transaction. Records on the agent what one of its slots
+        holds (`capacity`, None: not declared) and which devices it claims for (None: any)."""
 
     @abc.abstractmethod
     def report(self, task_id: str, rep: Report, now: datetime) -> tuple[Task, Outcome]:
@@ -127,6 +135,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def agents(self) -> list[Agent]: ...
+
+    @abc.abstractmethod
+    def slot_memory(self, device_id: str) -> int | None:
+        """The largest per-slot memory any agent not lost declared while claiming for this device (or for
+        any device); None when none has declared one."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -18,6 +18,7 @@ from vqpu_protocol.api.agent import (
     HeartbeatRequest,
     ReportAck,
     RunningReport,
+    SlotCapacity,
 )
 from vqpu_service.api.deps import Box, Who
 from vqpu_service.api.routing import JsonRoute, with_body
@@ -25,6 +26,7 @@ from vqpu_service.api.tasks import TaskId
 from vqpu_service.api.views import claimed_view, task_view
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.lifecycle import Action
+from vqpu_service.domain.model import SlotCapacity as Capacity
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"], route_class=JsonRoute)
 _REPORTS = with_body(403, 404, 409)
@@ -36,7 +38,9 @@ _REPORTS = with_body(403, 404, 409)
     response_model=ClaimResponse,
 )
 async def claim(body: ClaimRequest, who: Who, box: Box) -> ClaimResponse | Response:
-    claimed = await box.agents.claim(who, body.agent_id, body.max_tasks, body.devices, body.wait_s)
+    claimed = await box.agents.claim(
+        who, body.agent_id, body.max_tasks, body.devices, body.wait_s, _capacity(body.capacity)
+    )
     if not claimed:
         return Response(status_code=204)
     return ClaimResponse(tasks=[claimed_view(c) for c in claimed])
@@ -86,6 +90,12 @@ async def _report(box: Box, who: Who, task_id: str, rep: Report) -> ReportAck:
     task, outcome = await anyio.to_thread.run_sync(box.agents.report, who, task_id, rep)
     view = task_view(task, box.settings.liveness_window_s, datetime.now(UTC))
     return ReportAck(**view.model_dump(), repeated=outcome is Outcome.REPEATED)
+
+
+def _capacity(declared: SlotCapacity | None) -> Capacity | None:
+    if declared is None:
+        return None
+    return Capacity(declared.memory_bytes, declared.gpu_memory_bytes, declared.max_runtime_s)
 
 
 def _dump(body: RunningReport | CompletedReport | FailedReport | CancelledReport) -> dict[str, Any] | None:

@@ -46,6 +46,8 @@ class NewTask:
     classical_layout: list[int] | None = None
     """The circuit's classical declarations in source order: each register's width, 0 for a lone
     OpenQASM 3 `bit c;`. What a result's bitstrings are checked against (`domain.results`)."""
+    estimate: dict[str, Any] | None = None
+    """The task's price as admission computed it (memory, operations, wall time); None: not priced."""
 
 
 @dataclass
@@ -85,6 +87,8 @@ class Task:
     body_sha256: str | None = None
     classical_layout: list[int] | None = None
     """See `NewTask`; None for a task stored before the layout was recorded (its widths go unchecked)."""
+    estimate: dict[str, Any] | None = None
+    """See `NewTask`; None for a task stored before admission priced tasks."""
 
     def stale(self, now: datetime, window_s: float) -> bool:
         """RUNNING without a heartbeat from its owner within the liveness window (a flag, never a state)."""
@@ -113,8 +117,21 @@ class HeartbeatReply:
 
 
 @dataclass(frozen=True)
+class SlotCapacity:
+    """What one of an agent's slots can hold, as its last claim declared it."""
+
+    memory_bytes: int
+    gpu_memory_bytes: int | None = None
+    max_runtime_s: float | None = None
+
+
+@dataclass(frozen=True)
 class Agent:
     agent_id: str
     first_seen: datetime
     last_seen: datetime
     lost: bool
+    capacity: SlotCapacity | None = None
+    """None: the agent has not declared one (an older agent)."""
+    devices: tuple[str, ...] | None = None
+    """The devices its last claim asked for; None: any device."""

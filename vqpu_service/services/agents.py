@@ -11,7 +11,7 @@ import anyio
 
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import Forbidden
-from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, Principal, Role, Task
+from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, Principal, Role, SlotCapacity, Task
 from vqpu_service.ports import Store
 
 
@@ -52,21 +52,29 @@ class AgentService:
         """A waiting CLAIM re-reads the database at least this often, even if no wake-up arrived."""
 
     async def claim(
-        self, who: Principal, agent_id: str, max_tasks: int, devices: Sequence[str] | None, wait_s: float
+        self,
+        who: Principal,
+        agent_id: str,
+        max_tasks: int,
+        devices: Sequence[str] | None,
+        wait_s: float,
+        capacity: SlotCapacity | None = None,
     ) -> list[Claimed]:
         _agent_only(who)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait_s, self._max_wait)
         while True:
             since = self._work.generation
-            claimed = await anyio.to_thread.run_sync(self._claim_now, agent_id, max_tasks, devices)
+            claimed = await anyio.to_thread.run_sync(self._claim_now, agent_id, max_tasks, devices, capacity)
             remaining = deadline - loop.time()
             if claimed or remaining <= 0:
                 return claimed
             await self._work.wait(since, min(remaining, self._recheck))
 
-    def _claim_now(self, agent_id: str, max_tasks: int, devices: Sequence[str] | None) -> list[Claimed]:
-        return self._store.claim(agent_id, max_tasks, devices, datetime.now(UTC))
+    def _claim_now(
+        self, agent_id: str, max_tasks: int, devices: Sequence[str] | None, capacity: SlotCapacity | None
+    ) -> list[Claimed]:
+        return self._store.claim(agent_id, max_tasks, devices, datetime.now(UTC), capacity)
 
     def report(self, who: Principal, task_id: str, rep: Report) -> tuple[Task, Outcome]:
         _agent_only(who)

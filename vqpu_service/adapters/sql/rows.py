@@ -7,7 +7,7 @@ from dataclasses import fields
 from vqpu_service.adapters.sql.schema import AgentRow, EventRow, TaskRow
 from vqpu_service.domain.events import Event, EventType
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, Task
+from vqpu_service.domain.model import Agent, SlotCapacity, Task
 
 _TASK_FIELDS = [f.name for f in fields(Task)]
 _MUTABLE = [name for name in _TASK_FIELDS if name not in ("id", "seq")]
@@ -36,4 +36,16 @@ def to_event(row: EventRow) -> Event:
 
 
 def to_agent(row: AgentRow) -> Agent:
-    return Agent(row.agent_id, row.first_seen, row.last_seen, row.lost)
+    capacity = (
+        None if row.memory_bytes is None else SlotCapacity(row.memory_bytes, row.gpu_memory_bytes, row.max_runtime_s)
+    )
+    devices = None if row.devices is None else tuple(row.devices)
+    return Agent(row.agent_id, row.first_seen, row.last_seen, row.lost, capacity, devices)
+
+
+def declare(row: AgentRow, capacity: SlotCapacity | None, devices: list[str] | None) -> None:
+    """Record what the agent's latest claim said it can hold and which devices it serves."""
+    row.memory_bytes = None if capacity is None else capacity.memory_bytes
+    row.gpu_memory_bytes = None if capacity is None else capacity.gpu_memory_bytes
+    row.max_runtime_s = None if capacity is None else capacity.max_runtime_s
+    row.devices = None if devices is None else sorted(set(devices))

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -76,6 +87,7 @@ class TaskRow(SQLModel, table=True):
     idempotency_key: str | None = None
     body_sha256: str | None = None
     classical_layout: Any = _json()  # added after release: `upgrade` adds it to an existing table
+    estimate: Any = _json()  # added after release
 
 
 class DeviceRow(SQLModel, table=True):
@@ -117,3 +129,8 @@ class AgentRow(SQLModel, table=True):
     first_seen: datetime = _ts()
     last_seen: datetime = _ts()
     lost: bool = False
+    # What the agent's last claim declared (added after release; NULL: not declared).
+    memory_bytes: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    gpu_memory_bytes: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    max_runtime_s: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    devices: Any = _json()  # the devices it claims for; NULL: any

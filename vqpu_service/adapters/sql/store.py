@@ -16,7 +16,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from device_registry import Snapshot
 from vqpu_service.adapters.sql import devices
-from vqpu_service.adapters.sql.rows import apply, to_agent, to_event, to_task
+from vqpu_service.adapters.sql.rows import apply, declare, to_agent, to_event, to_task
 from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, EventRow, TaskRow
 from vqpu_service.adapters.sql.tx import Transactions
 from vqpu_service.adapters.sql.upgrade import add_missing_columns
@@ -25,7 +25,7 @@ from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import Fenced, IdempotencyConflict, IllegalTransition, InvalidResult, NotFound
 from vqpu_service.domain.events import DEVICE_EVENTS, Event, EventType, NewEvent, task_event
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, Task
+from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, SlotCapacity, Task
 from vqpu_service.ports import DeviceEpoch, EventFilter, Store
 
 Recheck = Callable[[Task, DeviceEpoch], list[dict[str, object]]]
@@ -129,7 +129,14 @@ class SqlStore(Store):
         with self.tx.session(write=False) as s:
             return [to_task(r) for r in s.exec(q.order_by(col(TaskRow.seq)).limit(limit))]
 
-    def claim(self, agent_id: str, max_tasks: int, devices_: Sequence[str] | None, now: datetime) -> list[Claimed]:
+    def claim(
+        self,
+        agent_id: str,
+        max_tasks: int,
+        devices_: Sequence[str] | None,
+        now: datetime,
+        capacity: SlotCapacity | None = None,
+    ) -> list[Claimed]:
         q = select(TaskRow).where(TaskRow.state == str(TaskState.QUEUED))
         if devices_ is not None:
             q = q.where(col(TaskRow.device_id).in_(list(devices_)))
@@ -138,7 +145,8 @@ class SqlStore(Store):
             q = q.with_for_update(skip_locked=True)
         claimed: list[Claimed] = []
         with self.tx.session(write=True) as s:
-            events = self._touch_agent(s, agent_id, now)
+            agent, events = self._seen(s, agent_id, now)
+            declare(agent, capacity, None if devices_ is None else list(devices_))
             for row in s.exec(q).all():
                 task = to_task(row)
                 bound = self._binding(s, task)
@@ -244,15 +252,20 @@ class SqlStore(Store):
         return stale
 
     def _touch_agent(self, s: Session, agent_id: str, now: datetime) -> list[NewEvent]:
+        return self._seen(s, agent_id, now)[1]
+
+    def _seen(self, s: Session, agent_id: str, now: datetime) -> tuple[AgentRow, list[NewEvent]]:
+        """The agent's row, now seen (made on its first request); AGENT_SEEN when it was new or lost."""
         agent = s.get(AgentRow, agent_id)
         if agent is None:
-            s.add(AgentRow(agent_id=agent_id, first_seen=now, last_seen=now, lost=False))
+            agent = AgentRow(agent_id=agent_id, first_seen=now, last_seen=now, lost=False)
+            s.add(agent)
         else:
             agent.last_seen = now
             if not agent.lost:
-                return []
+                return agent, []
             agent.lost = False
-        return [NewEvent(EventType.AGENT_SEEN, f"agent:{agent_id}", {"agent_id": agent_id})]
+        return agent, [NewEvent(EventType.AGENT_SEEN, f"agent:{agent_id}", {"agent_id": agent_id})]
 
     def _row(self, s: Session, task_id: str, *, lock: bool = False) -> TaskRow:
         q = select(TaskRow).where(TaskRow.id == task_id)
@@ -325,3 +338,14 @@ class SqlStore(Store):
     def agents(self) -> list[Agent]:
         with self.tx.session(write=False) as s:
             return [to_agent(r) for r in s.exec(select(AgentRow).order_by(col(AgentRow.agent_id)))]
+
+    def slot_memory(self, device_id: str) -> int | None:
+        q = select(AgentRow).where(col(AgentRow.lost).is_(False), col(AgentRow.memory_bytes).is_not(None))
+        with self.tx.session(write=False) as s:
+            agents = [to_agent(r) for r in s.exec(q)]  # a site runs a handful of agents: filter them here
+        serving = [
+            a.capacity.memory_bytes
+            for a in agents
+            if a.capacity is not None and (a.devices is None or device_id in a.devices)
+        ]
+        return max(serving, default=None)
