@@ -19,7 +19,7 @@ from qiskit_qasm3_import.converter import ConvertVisitor
 from qiskit_qasm3_import.state import State
 
 from device_registry import Snapshot
-from device_registry.admissibility import ViolationCode, disallowed_includes
+from device_registry.admissibility import CircuitStats, ViolationCode, disallowed_includes
 from runner.errors import InvalidPayload
 from vqpu_protocol.codes import ErrorCode
 
@@ -177,3 +177,61 @@ def active_qubits(circuit: QuantumCircuit) -> frozenset[int]:
     return frozenset(
         circuit.find_bit(q).index for inst in circuit.data if inst.operation.name != "barrier" for q in inst.qubits
     )
+
+
+_NOT_ACTING = frozenset({"barrier", "measure", "delay"})
+"""Operations that do not act on a measured qubit's state again (Aer still samples after them)."""
+
+
+def circuit_stats(circuit: QuantumCircuit) -> CircuitStats:
+    """What the admissibility pass counts (`Checker.stats`), read off the circuit Aer is given: the same
+    numbers for a native circuit, and the true ones for a translated circuit the pass could not count.
+    The operations of a conditional block count as the pass counts them: each once, every branch."""
+    tally = _Tally()
+    tally.walk(circuit, [circuit.find_bit(q).index for q in circuit.qubits])
+    order = sorted(tally.active)
+    crossings = tuple(sum(n for (low, high), n in tally.spans.items() if low <= here < high) for here in order[:-1])
+    return CircuitStats(
+        expanded_ops=tally.ops,
+        two_qubit_ops=tally.two_qubit,
+        active_qubits=frozenset(order),
+        clbits=circuit.num_clbits,
+        classical_registers=len(circuit.cregs),
+        dynamic=tally.dynamic,
+        crossings=crossings,
+    )
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.ops = self.two_qubit = 0
+        self.active: set[int] = set()
+        self.measured: set[int] = set()
+        self.spans: dict[tuple[int, int], int] = {}
+        self.dynamic = False
+
+    def walk(self, circuit: QuantumCircuit, physical: list[int]) -> None:
+        index = {q: physical[i] for i, q in enumerate(circuit.qubits)}
+        for inst in circuit.data:
+            operation, name = inst.operation, inst.operation.name
+            qubits = [index[q] for q in inst.qubits]
+            blocks = getattr(operation, "blocks", ())
+            if blocks:  # a conditional: a shot's outcome steers it, so Aer simulates each shot
+                self.dynamic = True
+                for block in blocks:
+                    self.walk(block, qubits)
+                continue
+            if name == "barrier":
+                continue
+            self.ops += 1
+            self.active.update(qubits)
+            if name == "reset":
+                self.dynamic = True
+            elif name == "measure":
+                self.measured.update(qubits)
+            elif name not in _NOT_ACTING and not self.measured.isdisjoint(qubits):
+                self.dynamic = True
+            if len(qubits) > 1:
+                self.two_qubit += 1
+                span = (min(qubits), max(qubits))
+                self.spans[span] = self.spans.get(span, 0) + 1

@@ -16,6 +16,9 @@ the same convention the runner uses when it executes the program.
 What the pass cannot verify without a compiler (loops, subroutines, `input` parameters, gate
 modifiers applied to non-native gates, index expressions) is not waved through: it is reported as a
 `PARSE_ERROR` (or `UNKNOWN_GATE` for modified gates), so nothing admitted is unchecked.
+
+On the way the pass counts what a price needs (`Checker.stats`, a `CircuitStats`): operations as
+broadcast, the qubits they touch, the classical bits, and whether Aer must simulate shot by shot.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 from device_registry.admissibility.checker import Checker
 from device_registry.admissibility.dialects import DIALECTS, INCLUDES
 from device_registry.admissibility.includes import disallowed_includes
+from device_registry.admissibility.stats import CircuitStats
 from device_registry.admissibility.violations import Violation, ViolationCode
 from device_registry.snapshot import Snapshot
 
@@ -30,6 +34,8 @@ __all__ = [
     "DIALECTS",
     "INCLUDES",
     "MAX_VIOLATIONS",
+    "Checker",
+    "CircuitStats",
     "Violation",
     "ViolationCode",
     "check",

@@ -15,6 +15,7 @@ from device_registry.admissibility.device import Device
 from device_registry.admissibility.lexer import Lexer, Lines
 from device_registry.admissibility.registers import Registers
 from device_registry.admissibility.statements import Statements, unsupported
+from device_registry.admissibility.stats import CircuitStats, Tally
 from device_registry.admissibility.syntax import clip, first_word
 from device_registry.admissibility.violations import Rejection, Violation, parse_error
 from device_registry.snapshot import Snapshot
@@ -38,7 +39,8 @@ class Checker:
         self.source, self.dialect, self.limit = source, dialect, limit
         self.device = Device(snapshot)
         self.registers = Registers(dialect)
-        self.statements = Statements(dialect, self.device, self.registers, self._report)
+        self.tally = Tally(self.device.num_qubits)
+        self.statements = Statements(dialect, self.device, self.registers, self._report, self.tally)
         self.lines = Lines(source)
         self.violations: list[Violation] = []
         self.probe = 0
@@ -48,6 +50,11 @@ class Checker:
         with contextlib.suppress(_Stop):
             self._walk()
         return self.violations
+
+    @property
+    def stats(self) -> CircuitStats:
+        """The program's size as far as `run` read it: the whole program's when it found no violation."""
+        return self.tally.freeze(self.registers.classical)
 
     # --- blocks -------------------------------------------------------------------
 
@@ -108,11 +115,13 @@ class Checker:
         if syntax.ELSE.match(rest):
             rest = rest[4:].lstrip()
             if not rest:
+                self.tally.dynamic = True
                 return True
         condition = syntax.strip_if(rest)
         if condition is None or condition.strip():
             self._report(unsupported(first_word(header) or header[:1], header))
             return False
+        self.tally.dynamic = True  # a shot's outcome steers the block: Aer simulates each shot
         return True
 
     # --- statements ---------------------------------------------------------------
@@ -129,12 +138,18 @@ class Checker:
         if a is None or a >= len(online) or not online[a]:
             return False
         if m.group(5) is None and m.group(7) is None:
-            return arity == 1
+            if arity != 1:
+                return False
+            self.tally.one(a)
+            return True
         b = self.registers.plain_qubit(m.group(5), m.group(6), m.group(7))
         if arity != 2 or b is None or b >= len(online) or not online[b]:
             return False
         edge = self.device.couplings.get((a, b))
-        return edge is not None and edge.gate == name
+        if edge is None or edge.gate != name:
+            return False
+        self.tally.multi((a, b))
+        return True
 
     def _statement(self, stmt: str, first: bool) -> None:
         try:

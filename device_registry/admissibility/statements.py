@@ -13,6 +13,7 @@ from device_registry.admissibility import syntax
 from device_registry.admissibility.device import Device
 from device_registry.admissibility.dialects import INCLUDES
 from device_registry.admissibility.registers import Registers
+from device_registry.admissibility.stats import Tally
 from device_registry.admissibility.syntax import clip, first_word
 from device_registry.admissibility.violations import Rejection, ViolationCode, parse_error
 
@@ -38,8 +39,11 @@ _UNSUPPORTED = {
 
 
 class Statements:
-    def __init__(self, dialect: str, device: Device, registers: Registers, report: Callable[[Rejection], None]) -> None:
+    def __init__(
+        self, dialect: str, device: Device, registers: Registers, report: Callable[[Rejection], None], tally: Tally
+    ) -> None:
         self.dialect, self.device, self.registers, self.report = dialect, device, registers, report
+        self.tally = tally
         self.included = False
 
     def read(self, stmt: str, first: bool) -> None:
@@ -51,6 +55,7 @@ class Statements:
         if stmt.startswith("else") and syntax.ELSE.match(stmt):
             stmt = stmt[4:].lstrip()
         if stmt.startswith("if") and syntax.IF.match(stmt):
+            self.tally.dynamic = True  # a shot's outcome steers the rest: Aer simulates each shot
             body = syntax.strip_if(stmt)
             if body is None:
                 raise parse_error(f"unbalanced parentheses in {clip(stmt)!r}")
@@ -134,7 +139,9 @@ class Statements:
             self._classical_target(target)
         elif self.dialect == "qasm2":
             raise parse_error(f"an OpenQASM 2 measurement needs '-> creg': {clip(stmt)!r}")
-        self._require_online(self._operand(source), "measure")
+        qubits = self._operand(source)
+        self.tally.measure(qubits)
+        self._require_online(qubits, "measure")
 
     def _classical_target(self, text: str) -> None:
         try:
@@ -170,8 +177,7 @@ class Statements:
         device = self.device
         if name in device.directives:
             if name != "barrier":  # a barrier is a scheduling fence: no pulse reaches the qubits it spans
-                for group in operands:
-                    self._require_online(group, name, raising=False)
+                self._directive(name, operands)
             return
         if name not in device.native:
             raise device.not_native(name, tuple(q for group in operands for q in group))
@@ -183,6 +189,7 @@ class Statements:
                 self._require_online(group, name, raising=False)
             if len(operands) != 1:
                 raise parse_error(f"{name} acts on 1 qubit; {len(operands)} operands given")
+            self.tally.each(operands[0])
             return
         if len(operands) != arity:
             raise parse_error(f"{name} acts on {arity} qubits; {len(operands)} operand(s) given")
@@ -190,9 +197,23 @@ class Statements:
         if pairs is None:
             raise parse_error(f"registers of different sizes in one broadcast: {clip(stmt)!r}")
         for qubits in pairs:
+            self.tally.multi(qubits)
+        for qubits in pairs:
             problem = device.multi_qubit_problem(name, qubits)
             if problem is not None:
                 self.report(problem)
+
+    def _directive(self, name: str, operands: list[tuple[int, ...]]) -> None:
+        """`reset` or `delay`: one operation per qubit named; a reset anywhere makes every shot its own."""
+        tally = self.tally
+        for group in operands:
+            self._require_online(group, name, raising=False)
+            if name == "reset":
+                tally.each(group)
+                tally.dynamic = True
+            else:  # a delay on a measured qubit still lets Aer sample (measured: Aer 0.18)
+                tally.ops += len(group)
+                tally.active.update(group)
 
     # --- operands -----------------------------------------------------------------
 
