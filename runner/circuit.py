@@ -172,13 +172,6 @@ def check_admissible(circuit: QuantumCircuit, snapshot: Snapshot) -> None:
         )
 
 
-def active_qubits(circuit: QuantumCircuit) -> frozenset[int]:
-    """Qubits some operation touches (barriers do not make a qubit active)."""
-    return frozenset(
-        circuit.find_bit(q).index for inst in circuit.data if inst.operation.name != "barrier" for q in inst.qubits
-    )
-
-
 _NOT_ACTING = frozenset({"barrier", "measure", "delay"})
 """Operations that do not act on a measured qubit's state again (Aer still samples after them)."""
 

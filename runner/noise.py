@@ -30,17 +30,10 @@ from qiskit_aer.noise import (
 )
 
 from device_registry import Qubit, Snapshot
+from vqpu_protocol.pricing_noise import READOUT_SCALED_CAP, UNTIMED_1Q
 from vqpu_protocol.rundir import NoiseModelName, NoiseOptions
 
-UNTIMED_1Q = frozenset({"rz", "id"})
-"""Gates the paper model leaves noiseless: virtual frame changes and explicit idles."""
-
 _CACHE_SIZE = 64
-
-
-READOUT_SCALED_CAP = 0.5
-"""A scaled readout flip probability stops at a coin toss (the readout then says nothing); past it
-would be a readout that lies, not more noise. A calibrated value above it is kept as it is."""
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,14 @@ from importlib.metadata import PackageNotFoundError, version
 from qiskit import QuantumCircuit
 
 from runner import __version__, circuit, simulate
-from runner.errors import InvalidPayload
+from runner.errors import InvalidPayload, SimulationFailed
 from runner.noise import NoiseCache
 from runner.rundir import RunInputs
 from runner.targets import TargetCache
 from vqpu_protocol.codes import ErrorCode
-from vqpu_protocol.limits import MAX_MEMORY_CHARS
-from vqpu_protocol.rundir import Provenance, ResultDocument, Timings, memory_chars, scheduler_job_id
+from vqpu_protocol.limits import MAX_COUNTS_CHARS, MAX_MEMORY_CHARS
+from vqpu_protocol.pricing import Price, price, simulator_memory_mb
+from vqpu_protocol.rundir import Provenance, ResultDocument, RunLimits, Timings, memory_chars, scheduler_job_id
 
 
 @dataclass
@@ -42,11 +43,21 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
         raise InvalidPayload(ErrorCode.NO_MEASUREMENTS, "the circuit measures no qubit, so it has no counts to return")
     if task.options.memory:
         _check_memory_size(fitted.circuit, task.shots)
-    active = circuit.active_qubits(fitted.circuit)
+    stats = circuit.circuit_stats(fitted.circuit)
+    active = stats.active_qubits
+    priced = price(stats, snapshot, task.options, task.shots)
+    _check_counts_size(priced, task.shots, stats.key_width)
+    _check_memory_limit(priced, task.limits)
     t2 = time.perf_counter()
     noise = caches.noise.get(snapshot, active, task.options.noise_model, task.options.noise)
     t3 = time.perf_counter()
-    chosen = simulate.plan(task.options, len(active), noisy=noise.model is not None)
+    limit = task.limits.memory_bytes
+    chosen = simulate.plan(
+        task.options,
+        len(active),
+        noisy=noise.model is not None,
+        max_memory_mb=None if limit is None else simulator_memory_mb(limit, stats.expanded_ops),
+    )
     sampled = simulate.run(fitted.circuit, noise.model, chosen, task.shots, seed, memory=task.options.memory)
     t4 = time.perf_counter()
 
@@ -97,6 +108,42 @@ def _check_memory_size(fitted: QuantumCircuit, shots: int) -> None:
             f"options.memory: {shots} shots of {key_width}-character outcomes make {chars} characters; "
             f"the limit is {MAX_MEMORY_CHARS} (fewer shots, or no memory)",
             {"field": "options.memory", "shots": shots, "key_width": key_width, "limit": MAX_MEMORY_CHARS},
+        )
+
+
+def _check_counts_size(priced: Price, shots: int, key_width: int) -> None:
+    """Refuse, before simulating, counts that could be too big to report (the worst case, as admission does)."""
+    if priced.counts_chars > MAX_COUNTS_CHARS:
+        raise InvalidPayload(
+            ErrorCode.TOO_LARGE,
+            f"counts: {shots} shots of {priced.clbits} classical bits can make {priced.counts_chars} characters "
+            f"of counts; the limit is {MAX_COUNTS_CHARS} (fewer shots, or fewer classical bits)",
+            {
+                "field": "counts",
+                "shots": shots,
+                "clbits": priced.clbits,
+                "key_width": key_width,
+                "chars": priced.counts_chars,
+                "limit": MAX_COUNTS_CHARS,
+            },
+        )
+
+
+def _check_memory_limit(priced: Price, limits: RunLimits) -> None:
+    """Fail at once, rather than let Aer try, a run whose priced memory is more than the site allows it."""
+    allowed = limits.memory_bytes
+    if allowed is not None and priced.memory_bytes > allowed:
+        raise SimulationFailed(
+            ErrorCode.OUT_OF_MEMORY,
+            f"a {priced.method} run of {priced.active_qubits} qubits needs {priced.memory_bytes} bytes; "
+            f"this site allows a run {allowed} bytes",
+            {
+                "field": "memory",
+                "method": priced.method,
+                "active_qubits": priced.active_qubits,
+                "memory_bytes": priced.memory_bytes,
+                "limit": allowed,
+            },
         )
 
 

@@ -1,4 +1,7 @@
-"""Choosing the Aer method and device for a run, and running it. Every choice is reported."""
+"""Choosing the Aer method and device for a run, and running it. Every choice is reported.
+
+The method is `vqpu_protocol.pricing.plan_method`'s, the one the control plane priced the task with.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,8 @@ from qiskit_aer.noise import NoiseModel
 
 from runner.errors import SimulationFailed
 from vqpu_protocol.codes import ErrorCode
-from vqpu_protocol.rundir import DeviceChoice, Method, RunOptions
-
-DENSITY_MATRIX_MAX_QUBITS = 10
-"""A density matrix of n qubits costs 4^n amplitudes: exact and shot-free up to here, too big beyond."""
+from vqpu_protocol.pricing import plan_method
+from vqpu_protocol.rundir import DeviceChoice, Precision, RunOptions
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ def gpu_available() -> bool:
         return False
 
 
-def plan(options: RunOptions, num_active: int, noisy: bool) -> Plan:
+def plan(options: RunOptions, num_active: int, noisy: bool, *, max_memory_mb: int | None = None) -> Plan:
+    """The method priced for this run, on the device this node offers; `max_memory_mb` bounds Aer's state
+    (and the shots it runs side by side), absent: Aer's own default, the machine's memory."""
     device = _device(options.device)
     reasons: list[str] = [
         f"device {device}: "
@@ -45,19 +48,14 @@ def plan(options: RunOptions, num_active: int, noisy: bool) -> Plan:
             else ("GPU present" if device == "GPU" else "no GPU build/device present")
         )
     ]
-    if options.method is not Method.AUTO:
-        method = options.method.value
-        reasons.append("method requested")
-    elif not noisy:
-        method = "statevector"
-        reasons.append("ideal: one statevector, measurement sampled")
-    elif num_active <= DENSITY_MATRIX_MAX_QUBITS:
-        method = "density_matrix"
-        reasons.append(f"noisy, {num_active} <= {DENSITY_MATRIX_MAX_QUBITS} active qubits: exact channels")
-    else:
-        method = "statevector"
-        reasons.append(f"noisy, {num_active} active qubits: trajectories")
+    method, why = plan_method(options, num_active, noisy)
+    reasons.append(why)
     extra: dict[str, Any] = {}
+    if options.precision is not Precision.DOUBLE:  # Aer's default: a double-precision run is as it always was
+        extra["precision"] = options.precision.value
+        reasons.append(f"{options.precision.value} precision requested")
+    if max_memory_mb is not None:
+        extra["max_memory_mb"] = max_memory_mb
     if method == "statevector" and noisy:
         if device == "CPU":
             extra["shot_branching_enable"] = True

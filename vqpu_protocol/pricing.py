@@ -18,7 +18,7 @@ from vqpu_protocol.pricing_noise import is_noisy, noise_kinds
 from vqpu_protocol.rundir import Method, Precision, RunOptions
 from vqpu_protocol.wire import Document
 
-__all__ = ["MODEL", "Price", "is_noisy", "plan_method", "price", "worst_counts_chars"]
+__all__ = ["MODEL", "Price", "is_noisy", "plan_method", "price", "simulator_memory_mb", "worst_counts_chars"]
 
 MODEL = "aer-cpu/1"
 """The cost model's id: changes whenever a formula or a coefficient below does."""
@@ -101,6 +101,12 @@ def plan_method(options: RunOptions, num_active: int, noisy: bool) -> tuple[str,
     if num_active <= DENSITY_MATRIX_MAX_QUBITS:
         return "density_matrix", f"noisy, {num_active} <= {DENSITY_MATRIX_MAX_QUBITS} active qubits: exact channels"
     return "statevector", f"noisy, {num_active} active qubits: trajectories"
+
+
+def simulator_memory_mb(limit_bytes: int, expanded_ops: int) -> int:
+    """Aer's `max_memory_mb` for a run allowed `limit_bytes` in all: what the runner itself leaves of it.
+    A task priced within the limit always passes Aer's own check (its state fits in this)."""
+    return max((limit_bytes - RUNNER_BYTES - expanded_ops * BYTES_PER_OP) >> 20, 1)
 
 
 def worst_counts_chars(shots: int, clbits: int, key_width: int) -> int:

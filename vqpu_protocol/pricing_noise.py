@@ -17,7 +17,8 @@ from vqpu_protocol.rundir import NoiseModelName, RunOptions
 UNTIMED_1Q = frozenset({"rz", "id"})
 """Gates the paper model leaves noiseless: virtual frame changes and explicit idles."""
 READOUT_SCALED_CAP = 0.5
-"""A scaled readout flip probability stops at a coin toss (as `runner.noise` does)."""
+"""A scaled readout flip probability stops at a coin toss (the readout then says nothing); past it
+would be a readout that lies, not more noise. A calibrated value above it is kept as it is."""
 AER_IDEAL_DECAY = 1e-8
 """Aer drops a relaxation channel whose T2 exceeds its T1 and whose decay over the gate is below about
 this as ideal (measured, Aer 0.18: 4.8e-9 dropped, 1.2e-8 kept); T2 <= T1 is never dropped."""

@@ -1,0 +1,92 @@
+"""The runner bounds a run before simulating it: counts that could be too big to report, a state bigger
+than the site allows, and Aer's own memory limit and precision set from the task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from device_registry import Snapshot
+from runner import pipeline, simulate
+from runner.errors import InvalidPayload, SimulationFailed
+from runner.pipeline import Caches
+from runner.rundir import RunInputs
+from vqpu_protocol.codes import ErrorCode
+from vqpu_protocol.limits import MAX_COUNTS_CHARS
+from vqpu_protocol.pricing import RUNNER_BYTES
+from vqpu_protocol.rundir import TaskDocument
+
+
+def _inputs(source: str, snapshot: Snapshot, shots: int, **fields: Any) -> RunInputs:
+    task = TaskDocument.model_validate(
+        {
+            "task_id": "t",
+            "circuit": source,
+            "dialect": "qasm2",
+            "shots": shots,
+            "seed": 7,
+            "snapshot_sha256": snapshot.sha256(),
+            **fields,
+        }
+    )
+    return RunInputs(task=task, snapshot=snapshot)
+
+
+def _whole_register(n: int) -> str:
+    return f"OPENQASM 2.0;\nqreg q[{n}];\ncreg c[{n}];\nsx q;\nmeasure q -> c;\n"
+
+
+@pytest.fixture
+def no_simulation(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the run was simulated")
+
+    monkeypatch.setattr(simulate, "run", refuse)
+
+
+@pytest.mark.usefixtures("no_simulation")
+def test_counts_that_could_exceed_the_limit_are_refused_before_simulating(fez: Snapshot) -> None:
+    inputs = _inputs(_whole_register(156), fez, 100_000, options={"method": "matrix_product_state"})
+    with pytest.raises(InvalidPayload) as refused:
+        pipeline.execute(inputs, Caches())
+    assert refused.value.code is ErrorCode.TOO_LARGE
+    assert refused.value.detail["field"] == "counts"
+    assert refused.value.detail["limit"] == MAX_COUNTS_CHARS
+    assert (refused.value.detail["shots"], refused.value.detail["clbits"]) == (100_000, 156)
+    assert str(MAX_COUNTS_CHARS) in refused.value.message
+
+
+def test_counts_within_the_limit_run(fez_ideal: Snapshot) -> None:
+    shots = MAX_COUNTS_CHARS // (20 + 12)  # exactly at the limit: one 20-bit key per shot
+    result = pipeline.execute(_inputs(_whole_register(20), fez_ideal, shots), Caches())
+    assert sum(result.counts.values()) == shots
+
+
+@pytest.mark.usefixtures("no_simulation")
+def test_a_state_bigger_than_the_site_allows_fails_out_of_memory_at_once(fez_ideal: Snapshot) -> None:
+    limit = RUNNER_BYTES + 2**30  # a 1 GiB state allowance; 30 qubits need 16 GiB
+    inputs = _inputs(_whole_register(30), fez_ideal, 10, limits={"memory_bytes": limit})
+    with pytest.raises(SimulationFailed) as failed:
+        pipeline.execute(inputs, Caches())
+    assert failed.value.code is ErrorCode.OUT_OF_MEMORY
+    assert failed.value.detail["limit"] == limit
+    assert failed.value.detail["memory_bytes"] > 16 * 2**30
+    assert str(limit) in failed.value.message and str(failed.value.detail["memory_bytes"]) in failed.value.message
+
+
+def test_aer_is_given_the_sites_memory_and_the_tasks_precision(fez_ideal: Snapshot) -> None:
+    limit = RUNNER_BYTES + 64 * 2**20
+    inputs = _inputs(
+        _whole_register(12), fez_ideal, 100, options={"precision": "single"}, limits={"memory_bytes": limit}
+    )
+    result = pipeline.execute(inputs, Caches())
+    options = result.provenance.simulator_options
+    assert options["precision"] == "single"
+    assert 60 <= int(options["max_memory_mb"]) <= 64
+
+
+def test_a_run_without_site_limits_or_precision_is_the_run_it_always_was(fez_ideal: Snapshot) -> None:
+    result = pipeline.execute(_inputs(_whole_register(4), fez_ideal, 100), Caches())
+    assert result.provenance.simulator_options == {}
+    assert result.provenance.method == "statevector"
