@@ -40,7 +40,11 @@ log = logging.getLogger("vqpu_service")
 
 
 def build_store(settings: Settings) -> SqlStore:
-    store = SqlStore(make_engine(settings.database_url))
+    store = SqlStore(
+        make_engine(settings.database_url),
+        max_running_per_owner=settings.max_running_per_owner,
+        max_queued_per_owner=settings.max_queued_per_owner,
+    )
     store.create_schema()
     return store
 

@@ -48,7 +48,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def submit(self, new: NewTask, now: datetime) -> tuple[Task, bool]:
         """Store a QUEUED task and its TASK_SUBMITTED event; with an idempotency key already used by the
-        same owner, return that task and False (raise IdempotencyConflict if the body differs)."""
+        same owner, return that task and False (raise IdempotencyConflict if the body differs). Raise
+        QueueFull when the owner already has its cap of QUEUED tasks (a repeat is still answered)."""
 
     @abc.abstractmethod
     def get_task(self, task_id: str) -> Task: ...
@@ -72,9 +73,11 @@ class Store(abc.ABC):
         now: datetime,
         capacity: SlotCapacity | None = None,
     ) -> list[Claimed]:
-        """Oldest eligible QUEUED tasks -> RUNNING under a fresh token, bound to the device's current
-        epoch (or the pinned one), in one transaction. Records on the agent what one of its slots
-        holds (`capacity`, None: not declared) and which devices it claims for (None: any)."""
+        """Up to `max_tasks` QUEUED tasks -> RUNNING under a fresh token, bound to the device's current
+        epoch (or the pinned one), in one transaction; which ones is `domain.claiming.claim_order`'s
+        fair order (oldest first within an owner), no owner past its RUNNING cap. Records on the agent
+        what one of its slots holds (`capacity`, None: not declared) and which devices it claims for
+        (None: any)."""
 
     @abc.abstractmethod
     def report(self, task_id: str, rep: Report, now: datetime) -> tuple[Task, Outcome]:

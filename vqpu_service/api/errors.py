@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vqpu_protocol.codes import ErrorCode, code_for_fields
-from vqpu_service.domain.errors import ServiceError
+from vqpu_service.domain.errors import QueueFull, ServiceError
 
 log = logging.getLogger("vqpu_service.api")
 HEADER = "X-Correlation-ID"
@@ -49,7 +49,9 @@ def correlation_id(request: Request) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service(request: Request, exc: ServiceError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.detail, correlation_id(request))
+        return error_response(
+            exc.status, exc.code, exc.message, exc.detail, correlation_id(request), _retry(request, exc)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -71,6 +73,13 @@ def install(app: FastAPI) -> None:
         cid = correlation_id(request)
         log.exception("unhandled error (correlation id %s)", cid)
         return error_response(500, ErrorCode.INTERNAL, "internal error; quote the correlation id", None, cid)
+
+
+def _retry(request: Request, exc: ServiceError) -> dict[str, str] | None:
+    """A 429 says when to come back (RFC 9110 Retry-After, in seconds)."""
+    if not isinstance(exc, QueueFull):
+        return None
+    return {"Retry-After": str(request.app.state.container.settings.queue_full_retry_after_s)}
 
 
 _HTTP_CODES = {

@@ -13,6 +13,7 @@ ServiceError
 │   └── IdempotencyConflict    the same Idempotency-Key with a different body
 ├── PayloadTooLarge       413  a body, circuit or snapshot over the configured limit
 ├── UnsupportedMediaType  415  a body that is not application/json
+├── QueueFull             429  the owner already has as many QUEUED tasks as allowed (Retry-After)
 └── Unavailable           503  the store cannot serve right now
 """
 
@@ -77,6 +78,10 @@ class IdempotencyConflict(Conflict):
 
 class PayloadTooLarge(ServiceError):
     code, status = ErrorCode.PAYLOAD_TOO_LARGE, 413
+
+
+class QueueFull(ServiceError):
+    code, status = ErrorCode.QUEUE_FULL, 429
 
 
 class UnsupportedMediaType(ServiceError):

@@ -73,15 +73,20 @@ def test_an_agents_latest_claim_replaces_what_it_declared_before(store: SqlStore
     assert store.slot_memory("ibm-fez") is None
 
 
-def test_a_database_from_before_estimates_and_capacities_gains_the_columns(store: SqlStore) -> None:
+def test_a_database_from_before_estimates_capacities_and_fair_claims_gains_their_columns_and_index(
+    store: SqlStore,
+) -> None:
     old, _ = store.submit(new_task(store), now())
     store.claim("agent", 1, ["ibm-fez"], now())
     with store.tx.engine.begin() as conn:  # the tables an older release made
         conn.execute(text("ALTER TABLE task DROP COLUMN estimate"))
         for column in ("memory_bytes", "gpu_memory_bytes", "max_runtime_s", "devices"):
             conn.execute(text(f"ALTER TABLE agent DROP COLUMN {column}"))
+        conn.execute(text("DROP INDEX ix_task_state_owner_seq"))
     assert "estimate" not in {c["name"] for c in inspect(store.tx.engine).get_columns("task")}
     store.create_schema()  # what every start does
+    store.create_schema()  # and again: adding is done once
+    assert "ix_task_state_owner_seq" in {i["name"] for i in inspect(store.tx.engine).get_indexes("task")}
     assert store.get_task(old.id).estimate is None
     assert store.slot_memory("ibm-fez") is None
     store.claim("agent", 1, None, now(), SlotCapacity(GIB))

@@ -49,6 +49,7 @@ class TaskRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("owner", "idempotency_key", name="uq_task_idempotency"),
         Index("ix_task_state_seq", "state", "seq"),
+        Index("ix_task_state_owner_seq", "state", "owner", "seq"),  # per-owner counts and claim candidates
         Index("ix_task_owner_seq", "owner", "seq"),
         Index("ix_task_device_state", "device_id", "state"),
     )

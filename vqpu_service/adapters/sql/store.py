@@ -1,7 +1,9 @@
 """SqlStore: the Store port over SQLModel, for SQLite and PostgreSQL alike.
 
-CLAIM is one transaction: SQLite holds the write lock from BEGIN IMMEDIATE; PostgreSQL locks the
-selected rows with FOR UPDATE SKIP LOCKED, so concurrent claimers take disjoint tasks without waiting.
+CLAIM is one transaction: SQLite holds the write lock from BEGIN IMMEDIATE; PostgreSQL serialises
+claims on an advisory lock and locks the chosen rows with FOR UPDATE SKIP LOCKED (`claims`), so
+concurrent claimers take disjoint tasks and the per-owner RUNNING cap holds. Which tasks, in which
+order, is `domain.claiming`'s decision: fair across owners.
 """
 
 from __future__ import annotations
@@ -15,14 +17,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from device_registry import Snapshot
-from vqpu_service.adapters.sql import devices
+from vqpu_service.adapters.sql import claims, devices
 from vqpu_service.adapters.sql.rows import apply, declare, to_agent, to_event, to_task
 from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, EventRow, TaskRow
 from vqpu_service.adapters.sql.tx import Transactions
-from vqpu_service.adapters.sql.upgrade import add_missing_columns
-from vqpu_service.domain import decisions
+from vqpu_service.adapters.sql.upgrade import add_missing_columns, add_missing_indexes
+from vqpu_service.domain import claiming, decisions
 from vqpu_service.domain.decisions import Outcome, Report
-from vqpu_service.domain.errors import Fenced, IdempotencyConflict, IllegalTransition, InvalidResult, NotFound
+from vqpu_service.domain.errors import (
+    Fenced,
+    IdempotencyConflict,
+    IllegalTransition,
+    InvalidResult,
+    NotFound,
+    QueueFull,
+)
 from vqpu_service.domain.events import DEVICE_EVENTS, Event, EventType, NewEvent, task_event
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, SlotCapacity, Task
@@ -33,9 +42,20 @@ Recheck = Callable[[Task, DeviceEpoch], list[dict[str, object]]]
 
 
 class SqlStore(Store):
-    def __init__(self, engine: Engine, *, recheck: Recheck | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        recheck: Recheck | None = None,
+        max_running_per_owner: int | None = None,
+        max_queued_per_owner: int | None = None,
+    ) -> None:
         self.tx = Transactions(engine)
         self._recheck = recheck
+        self._max_running = max_running_per_owner
+        """A claim gives no owner more RUNNING tasks than this (None: no cap)."""
+        self._max_queued = max_queued_per_owner
+        """A submit past this many QUEUED tasks of its owner is QueueFull (None: no cap)."""
         self._epochs = devices.EpochCache()
 
     def set_recheck(self, recheck: Recheck) -> None:
@@ -44,6 +64,7 @@ class SqlStore(Store):
     def create_schema(self) -> None:
         SQLModel.metadata.create_all(self.tx.engine)
         add_missing_columns(self.tx.engine, SQLModel.metadata)
+        add_missing_indexes(self.tx.engine, SQLModel.metadata)
 
     def close(self) -> None:
         self.tx.engine.dispose()
@@ -57,6 +78,18 @@ class SqlStore(Store):
                 if existing is not None:
                     return existing, False
                 self.tx.lock_order(s)  # task seqs commit in seq order: cursor paging never skips one
+                if self._max_queued is not None and claims.queued(s, new.owner) >= self._max_queued:
+                    # Counted under the lock every submit takes, so concurrent submits cannot both
+                    # take the last place. A repeat of a submit that committed while this one waited
+                    # for the lock is still answered with its task.
+                    existing = self._idempotent(s, new)
+                    if existing is not None:
+                        return existing, False
+                    raise QueueFull(
+                        f"{new.owner} already has {self._max_queued} tasks queued, the most allowed; "
+                        "retry once some have been claimed",
+                        {"limit": self._max_queued},
+                    )
                 row = TaskRow(
                     id=f"t-{secrets.token_hex(10)}",
                     state=str(TaskState.QUEUED),
@@ -137,17 +170,15 @@ class SqlStore(Store):
         now: datetime,
         capacity: SlotCapacity | None = None,
     ) -> list[Claimed]:
-        q = select(TaskRow).where(TaskRow.state == str(TaskState.QUEUED))
-        if devices_ is not None:
-            q = q.where(col(TaskRow.device_id).in_(list(devices_)))
-        q = q.order_by(col(TaskRow.seq)).limit(max_tasks)
-        if not self.tx.sqlite:
-            q = q.with_for_update(skip_locked=True)
         claimed: list[Claimed] = []
         with self.tx.session(write=True) as s:
+            claims.serialise_claims(s, self.tx.sqlite)
             agent, events = self._seen(s, agent_id, now)
             declare(agent, capacity, None if devices_ is None else list(devices_))
-            for row in s.exec(q).all():
+            held = claims.running(s)
+            found = claims.candidates(s, devices_, max_tasks, claiming.at_cap(held, self._max_running))
+            order = claiming.claim_order(found, held, self._max_running)
+            for row in claims.take(s, order, max_tasks, self.tx.sqlite):
                 task = to_task(row)
                 bound = self._binding(s, task)
                 problems = self._recheck(task, bound) if self._recheck and bound.sha256 != task.admitted_sha256 else []

@@ -1,7 +1,8 @@
 """Additive upgrades of an existing database, the same on SQLite and PostgreSQL.
 
-`create_all` creates the tables a database lacks but never alters one it has, so a column a later
-release adds to a table would be missing from every database created before it. This adds it. Only
+`create_all` creates the tables a database lacks but never alters one it has, so a column or index a
+later release adds to a table would be missing from every database created before it. This adds them
+(an index with `IF NOT EXISTS` on both databases; building one on a large table delays that start). Only
 a nullable column without a default can be added this way: the rows that predate it read NULL, which
 the domain reads as "not recorded". Anything else needs a real migration, and starting fails loudly.
 Safe when several server processes start on one database at once: PostgreSQL adds with
@@ -13,7 +14,8 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import Column, Engine, MetaData, Table, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.schema import CreateIndex
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +54,26 @@ def _add(engine: Engine, table: Table, column: Column[object]) -> None:
     except OperationalError as exc:
         if not (sqlite and "duplicate column name" in str(exc.orig)):
             raise
+
+
+def add_missing_indexes(engine: Engine, metadata: MetaData) -> list[str]:
+    """Create on each existing table the named indexes `metadata` declares and it lacks; returns their names."""
+    inspector = inspect(engine)
+    added = []
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {i["name"] for i in inspector.get_indexes(table.name)}
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            if index.name is None or index.name in present:
+                continue
+            try:
+                with engine.begin() as conn:
+                    conn.execute(CreateIndex(index, if_not_exists=True))
+            except (IntegrityError, OperationalError, ProgrammingError):  # did a process starting beside this one?
+                if index.name not in {i["name"] for i in inspect(engine).get_indexes(table.name)}:
+                    raise
+            added.append(str(index.name))
+    if added:
+        log.warning("upgraded the database schema: added indexes %s", ", ".join(added))
+    return added

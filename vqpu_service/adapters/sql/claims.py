@@ -1,0 +1,69 @@
+"""The reads and locks behind a fair CLAIM and a capped submit; the policy is `domain.claiming`'s.
+
+A claim reads, per owner, RUNNING counts and the oldest few QUEUED tasks (a window function: bounded
+by the claim's size, not by the queue's depth), lets the domain order them, then locks the chosen rows
+by id. PostgreSQL refuses FOR UPDATE beside a window function, so the lock is a second statement,
+which re-checks each row is still QUEUED (a cancel may have committed in between) and skips rows
+another transaction holds. Claims take CLAIM_LOCK first, so the counts they decide on are still true
+when they commit: the RUNNING cap is exact. SQLite needs none of this: BEGIN IMMEDIATE serialises writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, text
+from sqlmodel import Session, col, select
+
+from vqpu_service.adapters.sql.schema import TaskRow
+from vqpu_service.domain.claiming import Candidate
+from vqpu_service.domain.lifecycle import TaskState
+
+CLAIM_LOCK = 0x76717063  # 'vqpc': one claim at a time decides (PostgreSQL), so per-owner counts stay true
+QUEUED, RUNNING = str(TaskState.QUEUED), str(TaskState.RUNNING)
+
+
+def serialise_claims(s: Session, sqlite: bool) -> None:
+    if not sqlite:
+        s.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=CLAIM_LOCK))  # type: ignore[call-overload]
+
+
+def running(s: Session) -> dict[str, int]:
+    """RUNNING tasks per owner, on every device."""
+    q = select(TaskRow.owner, func.count()).where(TaskRow.state == RUNNING).group_by(col(TaskRow.owner))
+    return {owner: int(n) for owner, n in s.exec(q)}
+
+
+def queued(s: Session, owner: str) -> int:
+    q = select(func.count()).select_from(TaskRow).where(TaskRow.owner == owner, TaskRow.state == QUEUED)
+    return int(s.exec(q).one())
+
+
+def candidates(
+    s: Session, devices: Sequence[str] | None, per_owner: int, skip_owners: Sequence[str]
+) -> list[Candidate]:
+    """Each owner's `per_owner` oldest QUEUED tasks (on `devices`, None: any), owners in `skip_owners` left out."""
+    rank = func.row_number().over(partition_by=col(TaskRow.owner), order_by=col(TaskRow.seq)).label("rank")
+    inner = select(TaskRow.seq, TaskRow.id, TaskRow.owner, rank).where(TaskRow.state == QUEUED)
+    if devices is not None:
+        inner = inner.where(col(TaskRow.device_id).in_(list(devices)))
+    if skip_owners:
+        inner = inner.where(col(TaskRow.owner).not_in(list(skip_owners)))
+    ranked = inner.subquery()
+    q = select(ranked.c.seq, ranked.c.id, ranked.c.owner).where(ranked.c.rank <= per_owner)
+    return [Candidate(int(seq), task_id, owner) for seq, task_id, owner in s.exec(q)]
+
+
+def take(s: Session, order: Sequence[Candidate], max_tasks: int, sqlite: bool) -> list[TaskRow]:
+    """Lock up to `max_tasks` of the ordered candidates that are still QUEUED and free, in that order.
+
+    A row skipped here only leaves its owner with fewer than the order allowed, so later picks never
+    break the cap the order was built under."""
+    taken: list[TaskRow] = []
+    rest = list(order)
+    while rest and len(taken) < max_tasks:
+        batch, rest = rest[: max_tasks - len(taken)], rest[max_tasks - len(taken) :]
+        q = select(TaskRow).where(col(TaskRow.id).in_([c.task_id for c in batch]), TaskRow.state == QUEUED)
+        rows = {r.id: r for r in s.exec(q if sqlite else q.with_for_update(skip_locked=True))}
+        taken += [rows[c.task_id] for c in batch if c.task_id in rows]
+    return taken
