@@ -226,10 +226,14 @@ class SweepReport(BaseModel):
     rows: list[SweepRow]
 
 
-def _not_admissible(client: Client, device: str, bench: Benchmark, epoch: int, options: RunOptions) -> str | None:
-    view = client.viability(device, bench.circuit, epoch=epoch, options=options)
+def _not_admissible(
+    client: Client, device: str, bench: Benchmark, epoch: int, options: RunOptions, shots: int
+) -> str | None:
+    view = client.viability(device, bench.circuit, epoch=epoch, options=options, shots=shots)
     if view.admissible:
         return None
+    if view.refusal is not None:
+        return f"{view.refusal.code}: {view.refusal.message}"
     return "; ".join(f"{v.code}: {v.message}" for v in view.violations)
 
 
@@ -256,7 +260,9 @@ def calibration_epoch_sweep(
     bench_set = benchmarks(repetitions)
     with connect(url) as client:
         chosen = select_epochs([e.epoch for e in client.epochs(device)], epochs, last)
-        blocked = {(e, b.name): _not_admissible(client, device, b, e, options) for e in chosen for b in bench_set}
+        blocked = {
+            (e, b.name): _not_admissible(client, device, b, e, options, shots) for e in chosen for b in bench_set
+        }
     runnable = [(e, b) for e in chosen for b in bench_set if blocked[(e, b.name)] is None]
     submissions = [
         Submission(device=device, circuit=b.circuit, shots=shots, seed=seed, epoch=e, options=options, label=b.name)

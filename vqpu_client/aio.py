@@ -134,8 +134,11 @@ class AsyncClient:
         dialect: str | None = None,
         epoch: int | None = None,
         options: RunOptions | Mapping[str, Any] | None = None,
+        shots: int | None = None,
     ) -> ViabilityView:
-        return await self._send(calls.viability(device_id, circuit, dialect=dialect, epoch=epoch, options=options))
+        return await self._send(
+            calls.viability(device_id, circuit, dialect=dialect, epoch=epoch, options=options, shots=shots)
+        )
 
     async def queued_violations(self, device_id: str, epoch: int) -> QueuedViolations:
         """Your QUEUED, unpinned tasks on the device (every one for an admin) that `epoch` would refuse."""

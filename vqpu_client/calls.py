@@ -248,10 +248,13 @@ def viability(
     dialect: str | None,
     epoch: int | None,
     options: RunOptions | Mapping[str, Any] | None,
+    shots: int | None = None,
 ) -> Call[ViabilityView]:
     body: dict[str, Any] = {"circuit": circuit, "dialect": dialect_of(circuit, dialect)}
     if epoch is not None:
         body["epoch"] = epoch
+    if shots is not None:
+        body["shots"] = shots
     opts = options_body(options)
     if opts:
         body["options"] = opts

@@ -150,8 +150,11 @@ class Client:
         dialect: str | None = None,
         epoch: int | None = None,
         options: RunOptions | Mapping[str, Any] | None = None,
+        shots: int | None = None,
     ) -> ViabilityView:
-        return self._send(calls.viability(device_id, circuit, dialect=dialect, epoch=epoch, options=options))
+        return self._send(
+            calls.viability(device_id, circuit, dialect=dialect, epoch=epoch, options=options, shots=shots)
+        )
 
     def queued_violations(self, device_id: str, epoch: int) -> QueuedViolations:
         """Your QUEUED, unpinned tasks on the device (every one for an admin) that `epoch` would refuse."""

@@ -68,6 +68,7 @@ def status_lines(t: TaskView) -> list[str]:
         ("shots", t.shots),
         ("seed", t.seed),
         ("options", _options(t)),
+        ("estimate", _estimate(t)),
         ("tags", ", ".join(t.tags) or None),
         ("epoch", f"pinned {t.epoch}" if t.epoch is not None else "bound at claim"),
         ("admitted", f"epoch {t.admitted_epoch}"),
@@ -81,6 +82,23 @@ def status_lines(t: TaskView) -> list[str]:
         ("error", None if t.error is None else f"{t.error.code}: {t.error.message}"),
     ]
     return [f"{k:<10} {'-' if v is None else v}" for k, v in rows]
+
+
+def _estimate(t: TaskView) -> str | None:
+    p = t.estimate
+    if p is None:
+        return None
+    return (
+        f"{p.estimated_runtime_s:.3g} s, {_size(p.memory_bytes)}; {p.method} ({p.precision}) on {p.active_qubits} "
+        f"qubits, {p.expanded_ops} operations{', noisy' if p.noisy else ''}"
+    )
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} B"
 
 
 def _options(t: TaskView) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from device_registry.snapshot import Duration, EdgeStatus, Name, Probability, QubitStatus, Seconds
 from vqpu_protocol.api.tasks import Circuit
-from vqpu_protocol.limits import Dialect
+from vqpu_protocol.limits import MAX_SHOTS, Dialect
+from vqpu_protocol.pricing import Price
 from vqpu_protocol.rundir import RunOptions
 from vqpu_protocol.wire import Request, Response, Serial
 
@@ -18,6 +19,7 @@ class Viability(Request):
     dialect: Dialect
     epoch: Serial | None = None
     options: RunOptions = Field(default_factory=RunOptions, description="checked as a submission's would be")
+    shots: Annotated[int, Field(ge=1, le=MAX_SHOTS)] = Field(1024, description="the shots the price is for")
 
 
 class ViolationView(Response):
@@ -28,12 +30,22 @@ class ViolationView(Response):
     message: str
 
 
+class LimitRefusal(Response):
+    code: str = Field(description="TOO_LARGE or TOO_LONG: what a submission of it would be refused with (422)")
+    message: str
+    detail: dict[str, Any]
+
+
 class ViabilityView(Response):
     device_id: str
     epoch: int
     sha256: str
-    admissible: bool
+    admissible: bool = Field(description="a submission with these options and shots would be accepted")
     violations: list[ViolationView]
+    price: Price | None = Field(
+        None, description="what the run would cost (docs/admission.md); null when the device refuses the circuit"
+    )
+    refusal: LimitRefusal | None = Field(None, description="the limit the price exceeds, if any")
 
 
 class EpochView(Response):

@@ -37,6 +37,7 @@ def task_view(task: Task, window_s: float, now: datetime) -> TaskView:
             "stale": task.stale(now, window_s),
             "scheduler": task.scheduler,
             "error": task.error,
+            "estimate": task.estimate,
             "created_at": task.created_at.isoformat(),
             "updated_at": task.updated_at.isoformat(),
             "claimed_at": _iso(task.claimed_at),

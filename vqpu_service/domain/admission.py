@@ -2,8 +2,8 @@
 
 The price itself (method, memory, expanded size, worst counts size, estimated run time) comes from
 `vqpu_protocol.pricing`; here it is plain numbers, compared with the bounds in a fixed order so that
-a task over several limits is always refused for the same one: memory first (it can take a node
-down), then size, then the result, then time.
+a task over several limits is always refused for the same one: the circuit's own expanded size first
+(what the user wrote), then the memory it needs, then its time, then its result.
 """
 
 from __future__ import annotations
@@ -38,14 +38,6 @@ class Bounds:
 
 def check(cost: Cost, bounds: Bounds) -> None:
     """Raise NotAdmissible with TOO_LARGE or TOO_LONG naming the first limit the task exceeds."""
-    if cost.memory_bytes > bounds.slot_memory_bytes:
-        raise _too_large(
-            "memory",
-            f"{cost.method} on {cost.active_qubits} active qubits needs {_bytes(cost.memory_bytes)}; "
-            f"a slot holds {_bytes(bounds.slot_memory_bytes)} ({bounds.slot_memory_source})",
-            cost.memory_bytes,
-            bounds.slot_memory_bytes,
-        )
     if cost.expanded_ops > bounds.max_expanded_ops:
         raise _too_large(
             "expanded_ops",
@@ -54,13 +46,13 @@ def check(cost: Cost, bounds: Bounds) -> None:
             cost.expanded_ops,
             bounds.max_expanded_ops,
         )
-    if cost.counts_chars > bounds.max_counts_chars:
+    if cost.memory_bytes > bounds.slot_memory_bytes:
         raise _too_large(
-            "counts",
-            f"the counts could hold {cost.counts_chars} characters (shots or 2^clbits distinct outcomes); "
-            f"the limit is {bounds.max_counts_chars}: fewer shots, or fewer measured bits",
-            cost.counts_chars,
-            bounds.max_counts_chars,
+            "memory",
+            f"{cost.method} on {cost.active_qubits} active qubits needs {_bytes(cost.memory_bytes)}; "
+            f"a slot holds {_bytes(bounds.slot_memory_bytes)} ({bounds.slot_memory_source})",
+            cost.memory_bytes,
+            bounds.slot_memory_bytes,
         )
     if cost.estimated_runtime_s > bounds.max_runtime_s:
         raise NotAdmissible(
@@ -68,6 +60,14 @@ def check(cost: Cost, bounds: Bounds) -> None:
             f"{bounds.max_runtime_s:g} s",
             {"limit": "max_runtime_s", "estimated_s": cost.estimated_runtime_s, "limit_s": bounds.max_runtime_s},
             code=ErrorCode.TOO_LONG,
+        )
+    if cost.counts_chars > bounds.max_counts_chars:
+        raise _too_large(
+            "counts",
+            f"the counts could hold {cost.counts_chars} characters (shots or 2^clbits distinct outcomes); "
+            f"the limit is {bounds.max_counts_chars}: fewer shots, or fewer measured bits",
+            cost.counts_chars,
+            bounds.max_counts_chars,
         )
 
 

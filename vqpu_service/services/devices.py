@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from device_registry import Snapshot, SnapshotError, parse_snapshot
-from device_registry.admissibility import DIALECTS, MAX_VIOLATIONS, Violation, check
+from device_registry.admissibility import DIALECTS, MAX_VIOLATIONS, CircuitStats, Violation, check
 from device_registry.admissibility.checker import Checker
 from vqpu_protocol.api.devices import DevicePatch
 from vqpu_protocol.codes import ErrorCode
 from vqpu_service.adapters.cache import TTLCache
 from vqpu_service.domain.errors import InvalidRequest
 from vqpu_service.ports import DeviceEpoch, Store
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one admissibility pass over a circuit found: its violations, its classical layout (each
+    classical declaration's width in source order, 0 for a lone `bit c;`: what its results must look
+    like) and its size (what it is priced from; None for a dialect the pass does not read)."""
+
+    violations: list[Violation]
+    classical: list[int]
+    stats: CircuitStats | None
 
 
 class DeviceService:
@@ -77,14 +89,12 @@ class DeviceService:
     def viability(self, record: DeviceEpoch, circuit: str, dialect: str) -> list[Violation]:
         return check(circuit, dialect, self.snapshot(record))
 
-    def admission(self, record: DeviceEpoch, circuit: str, dialect: str) -> tuple[list[Violation], list[int]]:
-        """The violations, and the circuit's classical layout read by the same pass (each classical
-        declaration's width in source order, 0 for a lone `bit c;`): what its results must look like."""
+    def admission(self, record: DeviceEpoch, circuit: str, dialect: str) -> Reading:
         if dialect not in DIALECTS:
-            return self.viability(record, circuit, dialect), []
+            return Reading(self.viability(record, circuit, dialect), [], None)
         checker = Checker(circuit, dialect, self.snapshot(record), MAX_VIOLATIONS)
         violations = checker.run()
-        return violations, list(checker.registers.classical.values())
+        return Reading(violations, list(checker.registers.classical.values()), checker.stats)
 
 
 def _parse(data: dict[str, Any]) -> Snapshot:

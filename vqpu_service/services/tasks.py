@@ -5,17 +5,32 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from device_registry.admissibility import Violation
+from vqpu_protocol import pricing
+from vqpu_protocol.api.devices import Viability
 from vqpu_protocol.api.tasks import SubmitTask
 from vqpu_protocol.codes import ErrorCode
-from vqpu_protocol.rundir import ResultDocument
-from vqpu_service.config import Settings
+from vqpu_protocol.limits import MAX_COUNTS_CHARS
+from vqpu_protocol.pricing import Price
+from vqpu_protocol.rundir import ResultDocument, RunOptions
+from vqpu_service.config import Settings, env_name
+from vqpu_service.domain import admission
 from vqpu_service.domain.errors import Conflict, Forbidden, InvalidRequest, NotAdmissible, NotFound, PayloadTooLarge
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import NewTask, Principal, Role, Task
-from vqpu_service.ports import Store
-from vqpu_service.services.devices import DeviceService
+from vqpu_service.ports import DeviceEpoch, Store
+from vqpu_service.services.devices import DeviceService, Reading
+
+
+@dataclass(frozen=True)
+class Verdict:
+    record: DeviceEpoch
+    violations: list[Violation]
+    price: Price | None
+    refusal: InvalidRequest | None
 
 
 class TaskService:
@@ -45,13 +60,16 @@ class TaskService:
         record = (
             self._devices.current(body.device) if body.epoch is None else self._devices.epoch(body.device, body.epoch)
         )
-        violations, classical = self._devices.admission(record, body.circuit, body.dialect)
-        if violations:
+        reading = self._devices.admission(record, body.circuit, body.dialect)
+        if reading.violations:
+            violations = reading.violations
             raise NotAdmissible(
                 f"the circuit cannot run on {record.device_id} epoch {record.epoch}: {violations[0].message}"
                 + (f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""),
                 {"device_id": record.device_id, "epoch": record.epoch, "violations": [v.to_dict() for v in violations]},
             )
+        limit_s = self.runtime_limit(who, body.options)
+        price = self.price(record, body, reading, limit_s)
         wire = body.model_dump(mode="json")
         return NewTask(
             owner=who.name,
@@ -64,10 +82,74 @@ class TaskService:
             admitted_epoch=record.epoch,
             admitted_sha256=record.sha256,
             tags=list(body.tags),
-            options=wire["options"],
+            options=wire["options"] | {"max_runtime_s": limit_s},  # the limit every site enforces
             idempotency_key=idempotency_key,
             body_sha256=submission_sha256(body),
-            classical_layout=classical,
+            classical_layout=reading.classical,
+            estimate=None if price is None else price.model_dump(mode="json"),
+        )
+
+    def runtime_limit(self, who: Principal, options: RunOptions) -> float:
+        """The task's wall-time limit: what it asks, at most its key's ceiling; the ceiling when it asks none.
+        Asking more than the ceiling is refused rather than quietly lowered."""
+        ceiling, name = (
+            (self._settings.admin_max_runtime_s, "admin_max_runtime_s")
+            if who.role is Role.ADMIN
+            else (self._settings.max_runtime_s, "max_runtime_s")
+        )
+        if options.max_runtime_s is None:
+            return ceiling
+        if options.max_runtime_s > ceiling:
+            raise InvalidRequest(
+                f"options.max_runtime_s: {options.max_runtime_s:g} s is over this key's ceiling of {ceiling:g} s "
+                f"({env_name(name)})",
+                {"field": "options.max_runtime_s", "asked_s": options.max_runtime_s, "ceiling_s": ceiling},
+                code=ErrorCode.INVALID_OPTIONS,
+            )
+        return options.max_runtime_s
+
+    def price(self, record: DeviceEpoch, body: SubmitTask, reading: Reading, limit_s: float) -> Price | None:
+        """What the task will cost, refused (TOO_LARGE, TOO_LONG) when it exceeds a bound; None for a
+        circuit the pass could not size (a dialect it does not read is refused before this)."""
+        price = self._priced(record, body.options, body.shots, reading)
+        if price is not None:
+            try:
+                admission.check(_cost(price), self._bounds(record.device_id, limit_s))
+            except NotAdmissible as refused:  # the refusal shows the whole price, not only the number over
+                refused.detail = {**(refused.detail or {}), "estimate": price.model_dump(mode="json")}
+                raise
+        return price
+
+    def viability(self, who: Principal, device_id: str, body: Viability) -> Verdict:
+        """A submission's checks without a task: the violations, else the price and the limit it exceeds."""
+        record = self._devices.current(device_id) if body.epoch is None else self._devices.epoch(device_id, body.epoch)
+        reading = self._devices.admission(record, body.circuit, body.dialect)
+        if reading.violations:
+            return Verdict(record, reading.violations, None, None)
+        price = self._priced(record, body.options, body.shots, reading)
+        try:
+            limit_s = self.runtime_limit(who, body.options)
+            if price is not None:
+                admission.check(_cost(price), self._bounds(device_id, limit_s))
+        except InvalidRequest as refused:  # TOO_LARGE, TOO_LONG, or a wall-time limit over the ceiling
+            return Verdict(record, [], price, refused)
+        return Verdict(record, [], price, None)
+
+    def _priced(self, record: DeviceEpoch, options: RunOptions, shots: int, reading: Reading) -> Price | None:
+        if reading.stats is None:
+            return None
+        return pricing.price(reading.stats, self._devices.snapshot(record), options, shots)
+
+    def _bounds(self, device_id: str, limit_s: float) -> admission.Bounds:
+        declared = self._store.slot_memory(device_id)
+        return admission.Bounds(
+            slot_memory_bytes=self._settings.default_slot_memory_bytes if declared is None else declared,
+            slot_memory_source="declared by the agents serving the device"
+            if declared is not None
+            else f"{env_name('default_slot_memory_bytes')}: no agent serving the device has declared its slots",
+            max_expanded_ops=self._settings.max_expanded_ops,
+            max_counts_chars=MAX_COUNTS_CHARS,
+            max_runtime_s=limit_s,
         )
 
     def get(self, who: Principal, task_id: str) -> Task:
@@ -117,3 +199,14 @@ def submission_sha256(body: SubmitTask) -> str:
     release adds with a default does not turn a retry across the upgrade into a conflict."""
     canonical = body.model_dump(mode="json", exclude_defaults=True)
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _cost(price: Price) -> admission.Cost:
+    return admission.Cost(
+        method=price.method,
+        active_qubits=price.active_qubits,
+        memory_bytes=price.memory_bytes,
+        expanded_ops=price.expanded_ops,
+        counts_chars=price.counts_chars,
+        estimated_runtime_s=price.estimated_runtime_s,
+    )

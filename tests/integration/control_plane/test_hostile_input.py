@@ -170,6 +170,8 @@ def test_good_run_options_are_stored_and_handed_to_the_agent(api: Api) -> None:
         "device": "CPU",
         "memory": True,
         "noise": noise,
+        "precision": "double",
+        "max_runtime_s": 3600.0,  # none asked: the user key's ceiling, which every site enforces
     }
     [claimed] = api.call("POST", "/v1/agent/claim", "agent", json={"agent_id": "a1"}).json()["tasks"]
     assert claimed["task"]["options"] == task["options"]

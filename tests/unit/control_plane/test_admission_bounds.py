@@ -62,6 +62,10 @@ def test_an_estimate_over_the_wall_time_limit_is_too_long_with_the_estimate() ->
     assert err.detail == {"limit": "max_runtime_s", "estimated_s": 1.5e7, "limit_s": 3600.0}
 
 
-def test_memory_is_named_first_when_a_task_breaks_several_limits() -> None:
+def test_the_expanded_size_is_named_first_when_a_task_breaks_several_limits() -> None:
     err = refusal(cost(memory_bytes=2**40, expanded_ops=10**9, estimated_runtime_s=1e9))
+    assert err.detail["limit"] == "expanded_ops"
+    err = refusal(cost(memory_bytes=2**40, counts_chars=10**9, estimated_runtime_s=1e9))
     assert err.detail["limit"] == "memory"
+    err = refusal(cost(counts_chars=10**9, estimated_runtime_s=1e9))
+    assert err.detail["limit"] == "max_runtime_s"
