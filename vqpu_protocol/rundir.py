@@ -54,6 +54,7 @@ SNAPSHOT_FILE = "snapshot.json"
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 LOG_FILE = "runner.log"
+USAGE_FILE = "usage.json"
 SCRATCH_DIR = "scratch"
 SCHEDULER_JOB_VARIABLES = ("SLURM_JOB_ID", "SLURM_JOBID", "PBS_JOBID", "LSB_JOBID")
 """Where a batch scheduler puts the job's id in its environment: a run's `provenance.scheduler_job_id`."""
@@ -276,6 +277,24 @@ class Provenance(Document):
     scheduler_job_id: Text | None
 
 
+class RunUsage(Document):
+    """What one run used, for the site's accounting: `usage.json`, written by the runner as it exits
+    (whatever the outcome), and the `usage` of an agent's terminal report."""
+
+    wall_s: Seconds = Field(description="the runner's wall time, from its start to its exit (or its kill)")
+    cpu_s: Seconds | None = Field(
+        None, description="user + system CPU time of the runner process and all its threads: core-seconds"
+    )
+    gpu_s: Seconds | None = Field(None, description="wall time of the simulation on a GPU; null when none was used")
+    peak_rss_bytes: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="peak resident memory of the runner process, where the platform reports it"
+    )
+    measured_by: Literal["runner", "agent"] = Field(
+        "runner",
+        description="runner: its own account; agent: the runner left none (killed, crashed), so the agent's clock",
+    )
+
+
 class ResultDocument(Document):
     """`vqpu.result/1`: result.json, and the `result` of a completed report."""
 
@@ -431,6 +450,21 @@ def check_own_dir(path: Path) -> os.stat_result:
 def write_result(run_dir: Path, result: ResultDocument) -> None:
     atomic_write(run_dir / RESULT_FILE, _dump(result))
     _unlink(run_dir / ERROR_FILE)
+
+
+def write_usage(run_dir: Path, usage: RunUsage) -> None:
+    atomic_write(run_dir / USAGE_FILE, _dump(usage))
+
+
+def read_usage(run_dir: Path) -> RunUsage | None:
+    """The runner's account of what it used; None when it left none or what it left is not one (the
+    agent then reports its own clock: accounting never fails a task)."""
+    if not os.path.lexists(run_dir / USAGE_FILE):
+        return None
+    try:
+        return RunUsage.model_validate(read_json(run_dir / USAGE_FILE))
+    except (RunDirError, ValidationError):
+        return None
 
 
 def write_error(run_dir: Path, error: ErrorDocument) -> None:

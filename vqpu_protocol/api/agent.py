@@ -9,7 +9,7 @@ from pydantic import Field
 from vqpu_protocol.api.tasks import SchedulerEvidence, TaskView
 from vqpu_protocol.errors import ErrorDocument
 from vqpu_protocol.limits import MAX_CLAIM_BATCH, MAX_CLAIM_WAIT_S, MAX_HEARTBEAT_TASKS, Dialect
-from vqpu_protocol.rundir import ResultDocument, RunOptions, RuntimeLimit, TaskDocument
+from vqpu_protocol.rundir import ResultDocument, RunOptions, RuntimeLimit, RunUsage, TaskDocument
 from vqpu_protocol.wire import Id, Request, Response, SafeStr
 
 
@@ -78,12 +78,14 @@ class CompletedReport(Request):
     claim_token: Id
     result: ResultDocument
     scheduler: SchedulerEvidence | None = None
+    usage: RunUsage | None = Field(None, description="what the run used (accounting); absent from older agents")
 
 
 class FailedReport(Request):
     claim_token: Id
     error: ErrorDocument
     scheduler: SchedulerEvidence | None = None
+    usage: RunUsage | None = Field(None, description="what the run used (accounting); absent from older agents")
 
 
 CancelSource = Literal["control-plane", "prefect"]
@@ -95,6 +97,7 @@ MAX_ACTOR_CHARS = 200
 class CancelledReport(Request):
     claim_token: Id
     scheduler: SchedulerEvidence | None = None
+    usage: RunUsage | None = Field(None, description="what the run used (accounting); absent from older agents")
     requested_by: CancelSource | None = Field(
         None,
         description="where the cancel came from; `prefect` is recorded as the site operator's cancel "
