@@ -4,7 +4,9 @@ As a process (`process_main`, behind `python -m runner` and `vqpu-runner`) the r
 the scratch space of the libraries it loads into its run directory: dill probes the temporary
 directory when Qiskit imports it, and stevedore caches Qiskit's plugin list under ~/.cache. So the
 process touches no file outside its run directory but the installed code it imports; that is why
-Qiskit is imported only after that (in `_run`), never when this module is.
+Qiskit is imported only after that (in `_run`), never when this module is. Once it has read its task,
+a runner process bounds itself by the task's `limits` (runner.limits: a wall-time watchdog, a memory
+rlimit); `main`, a run inside the caller's process, leaves the caller's process alone.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import traceback
 from pathlib import Path
 
 from device_registry import RegistryError
-from runner.errors import InvalidPayload, RunnerError
+from runner import limits
+from runner.errors import InvalidPayload, RunnerError, SimulationFailed
 from runner.rundir import read_inputs
 from vqpu_protocol.codes import ErrorCode, ExitCode
 from vqpu_protocol.errors import ErrorDocument
@@ -37,19 +40,19 @@ def process_main(argv: list[str] | None = None) -> int:
             path = run_dir / SCRATCH_DIR / name
             path.mkdir(parents=True, exist_ok=True)
             os.environ[variable] = str(path)
-    return _logged_run(run_dir, started)
+    return _logged_run(run_dir, started, bounded=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """One run, in this process (its environment untouched)."""
+    """One run, in this process (its environment untouched, no limits set on it)."""
     started = time.perf_counter()
-    return _logged_run(_parse(argv), started)
+    return _logged_run(_parse(argv), started, bounded=False)
 
 
-def _logged_run(run_dir: Path, started: float) -> int:
+def _logged_run(run_dir: Path, started: float, *, bounded: bool) -> int:
     handler = _log_to(run_dir)
     try:
-        return _run(run_dir, started)
+        return _run(run_dir, started, bounded)
     finally:
         if handler is not None:
             log.removeHandler(handler)
@@ -63,9 +66,10 @@ def _parse(argv: list[str] | None) -> Path:
     return run_dir
 
 
-def _run(run_dir: Path, started: float) -> int:
+def _run(run_dir: Path, started: float, bounded: bool) -> int:
     from runner import pipeline  # Qiskit and Aer: loaded once the scratch space is confined
 
+    memory_bytes: int | None = None
     try:
         inputs = read_inputs(run_dir)
         log.info(
@@ -75,11 +79,18 @@ def _run(run_dir: Path, started: float) -> int:
             inputs.snapshot.device_id,
             inputs.snapshot.epoch,
         )
+        if bounded:
+            memory_bytes = inputs.task.limits.memory_bytes
+            limits.enforce(run_dir, inputs.task.limits, time.perf_counter() - started)
         result = pipeline.execute(inputs, pipeline.Caches(), started)
     except RegistryError as exc:  # the registry's own errors end here, as the typed error they are
         return _failed(run_dir, InvalidPayload(ErrorCode.INVALID_SNAPSHOT, f"unusable snapshot: {exc}"))
     except RunnerError as exc:
         return _failed(run_dir, exc)
+    except MemoryError:  # past the memory limit (runner.limits), or the node's memory is gone
+        limit = f"its limit of {memory_bytes} bytes" if memory_bytes is not None else "the memory available"
+        detail = {"memory_bytes": memory_bytes}
+        return _failed(run_dir, SimulationFailed(ErrorCode.OUT_OF_MEMORY, f"the run needed more than {limit}", detail))
     except Exception as exc:
         log.error("runner crashed:\n%s", traceback.format_exc())
         crash = ErrorDocument(code=ErrorCode.RUNNER_CRASH, message=f"{type(exc).__name__}: {exc}"[:4096])
