@@ -139,6 +139,7 @@ def engine_settings(site: SiteConfig) -> EngineSettings:
         resources=Resources(cpus=r.cpus, gpus=r.gpus, memory_mb=r.memory_mb),
         devices=site.devices,
         retention=site.retention,
+        limits=site.site_limits(),
     )
 
 
@@ -163,7 +164,8 @@ async def running_engine(
     umask = os.umask(0o077)
     try:
         keep_sigterm_for_the_agent()
-        async with ControlPlane(config.url, config.key, config.agent_id) as control_plane:
+        capacity = config.site.slot_capacity()
+        async with ControlPlane(config.url, config.key, config.agent_id, capacity=capacity) as control_plane:
             scheduler = build_scheduler(config)
             await scheduler.start()
             try:

@@ -33,6 +33,7 @@ class ClaimNote(Document):
     claim_token: Id
     device: Id
     agent_id: Id
+    max_runtime_s: float | None = None  # the run's wall-time limit, as task.json has it (absent in older notes)
     ended: Ending | None = None
 
 
@@ -43,10 +44,11 @@ class Claim:
     claim_token: str
     device: str
     agent_id: str
+    max_runtime_s: float | None = None
 
     @classmethod
-    def of(cls, claimed: ClaimedTask, agent_id: str) -> Claim:
-        return cls(claimed.task.id, claimed.attempt, claimed.claim_token, claimed.task.device, agent_id)
+    def of(cls, claimed: ClaimedTask, agent_id: str, max_runtime_s: float | None = None) -> Claim:
+        return cls(claimed.task.id, claimed.attempt, claimed.claim_token, claimed.task.device, agent_id, max_runtime_s)
 
     def save(self, run_dir: Path, ended: Ending | None = None) -> None:
         note = ClaimNote(**asdict(self), ended=ended)

@@ -29,15 +29,12 @@ from agent.dask_security import (
 )
 from agent.environment import child_environment
 from agent.site import (
-    DaskBatchScheduler,
     LocalScheduler,
     PbsScheduler,
     SbatchScheduler,
     SiteConfig,
     SiteError,
     SlurmScheduler,
-    lifetime_seconds,
-    walltime_seconds,
 )
 from vqpu_protocol.rundir import UnsafeRunDir, private_dir
 
@@ -254,7 +251,7 @@ def _job_kwargs(site: SiteConfig, s: SlurmScheduler | PbsScheduler, prefect_api_
         directives += [f"-o {log_dir}/", f"-e {log_dir}/"]
 
     worker_args = ["--lifetime", s.lifetime()]
-    stagger = _lifetime_stagger_s(s)
+    stagger = s.lifetime_stagger_s()
     if stagger > 0:
         # Workers started together (one adapt step) would otherwise all retire at the same moment.
         worker_args += ["--lifetime-stagger", f"{stagger}s"]
@@ -313,10 +310,3 @@ def _pbs_resource_spec(s: PbsScheduler, gpus: int) -> str:
     if gpus > 0:
         spec += f":ngpus={gpus * s.processes}"
     return spec
-
-
-def _lifetime_stagger_s(s: DaskBatchScheduler) -> int:
-    """A tenth of the lifetime, but never so much that a late worker outlives its job's walltime."""
-    lifetime = lifetime_seconds(s.lifetime())
-    margin = walltime_seconds(s.walltime) - lifetime
-    return max(0, min(lifetime // 10, margin // 2))

@@ -32,6 +32,7 @@ from vqpu_protocol.api.agent import (
     HeartbeatTask,
     ReportAck,
     RunningReport,
+    SlotCapacity,
 )
 from vqpu_protocol.codes import ErrorCode
 
@@ -72,9 +73,11 @@ class ControlPlane:
         *,
         retry_for_s: float = 120.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        capacity: SlotCapacity | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.agent_id = agent_id
+        self.capacity = capacity  # what one slot holds (the site file's): sent with every claim
         self.retry_for_s = retry_for_s
         self._http = httpx.AsyncClient(
             base_url=self.url,
@@ -94,7 +97,9 @@ class ControlPlane:
 
     async def claim(self, max_tasks: int, wait_s: float, devices: list[str] | None = None) -> list[ClaimedTask]:
         """Long-poll for up to `max_tasks` tasks; [] when none came within `wait_s`."""
-        body = ClaimRequest(agent_id=self.agent_id, max_tasks=max_tasks, wait_s=wait_s, devices=devices)
+        body = ClaimRequest(
+            agent_id=self.agent_id, max_tasks=max_tasks, wait_s=wait_s, devices=devices, capacity=self.capacity
+        )
         response = await self._send("POST", "/v1/agent/claim", body, timeout=wait_s + 15.0)
         if response.status_code == 204:
             return []

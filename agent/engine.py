@@ -12,7 +12,7 @@ execution holds.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -24,11 +24,11 @@ from agent.execution import Execution
 from agent.prefect_bridge import PrefectBridge
 from agent.retention import sweep
 from agent.scheduler.base import JobHandle, Resources, Scheduler
-from agent.site import Retention
+from agent.site import Retention, run_limits
 from vqpu_protocol.api.agent import ClaimedTask, FailedReport
 from vqpu_protocol.codes import ErrorCode
 from vqpu_protocol.errors import ErrorDocument
-from vqpu_protocol.rundir import RunDirError, UnsafeRunDirName, materialise, run_dir_for
+from vqpu_protocol.rundir import RunDirError, RunLimits, UnsafeRunDirName, run_dir_for, write_inputs
 
 log = logging.getLogger("agent")
 
@@ -46,6 +46,9 @@ class EngineSettings:
     resources: Resources
     devices: list[str] | None = None
     retention: Retention | None = None
+    limits: RunLimits | None = None
+    """The site's bounds on every run (SiteConfig.site_limits): each run's task.json gets them, its wall-time
+    limit lowered to the task's own."""
 
 
 class Engine:
@@ -130,10 +133,12 @@ class Engine:
             # no safe URL either, so nothing is reported: the task goes stale there, for an operator to see.
             log.error("claim refused, nothing written or reported: %s", exc)
             return
-        claim = Claim.of(claimed, self.control_plane.agent_id)
+        limits = run_limits(self.settings.limits or RunLimits(), task.options.max_runtime_s)
+        claim = Claim.of(claimed, self.control_plane.agent_id, limits.max_runtime_s)
         log.info("task %s attempt %s claimed (%s, %d shots)", task.id, claimed.attempt, task.device, task.shots)
         try:
-            materialise(run_dir, claimed)
+            document = claimed.task_document().model_copy(update={"limits": limits})
+            write_inputs(run_dir, document, claimed.snapshot.encode())
             claim.save(run_dir)
         except (OSError, RunDirError) as exc:  # a full or unwritable run_root: say so for this task, go on
             log.error("task %s: cannot write its run directory %s: %s", task.id, run_dir, exc)
@@ -148,12 +153,16 @@ class Engine:
         runs.start_soon(self._execute, execution)
 
     def _execution(self, claim: Claim, run_dir: Path, handle: JobHandle | None = None) -> Execution:
+        # The run's own limit, as its task.json has it; a claim noted by an older agent has the site's.
+        limit = claim.max_runtime_s
+        if limit is None and self.settings.limits is not None:
+            limit = self.settings.limits.max_runtime_s
         return Execution(
             claim=claim,
             run_dir=run_dir,
             control_plane=self.control_plane,
             scheduler=self.scheduler,
-            resources=self.settings.resources,
+            resources=replace(self.settings.resources, max_runtime_s=limit),
             handle=handle,
         )
 

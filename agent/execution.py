@@ -19,6 +19,7 @@ from prefect.states import Cancelled, Completed, Failed
 from agent.artifacts import publish_artifacts
 from agent.claims import Claim
 from agent.control_plane import ControlPlane, ControlPlaneError, Fenced, Rejected, Report
+from agent.deadline import time_limit_error
 from agent.scheduler.base import JobHandle, JobState, Resources, Scheduler, TerminalEvidence
 from vqpu_protocol.api.agent import CancelledReport, CompletedReport, FailedReport, RunningReport
 from vqpu_protocol.api.tasks import SchedulerEvidence
@@ -205,13 +206,16 @@ class Execution:
         return Failed(message=f"{report.error.code}: {report.error.message}"[:2000])
 
     def _no_outcome(self, evidence: TerminalEvidence) -> ErrorDocument:
-        """The runner left neither result.json nor error.json: say what the scheduler saw."""
+        """The runner left neither result.json nor error.json: say what the scheduler saw. A job the scheduler
+        stopped at its wall-time limit (the runner's own watchdog did not get to) is TIME_LIMIT_EXCEEDED."""
         detail = {
             "exit_code": evidence.exit_code,
             "scheduler_state": evidence.scheduler_state or str(evidence.state),
             "reason": evidence.reason,
             "runner_log_tail": _log_tail(self.run_dir / LOG_FILE),
         }
+        if evidence.timed_out:
+            return time_limit_error(self.resources.max_runtime_s, evidence.used_s, **detail)
         code = evidence.exit_code if evidence.exit_code is not None else "none"
         return ErrorDocument(
             code=ErrorCode.RUNNER_CRASH,

@@ -3,6 +3,7 @@ descriptions, loaded from YAML; unknown or conflicting options are refused namin
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from pathlib import Path
@@ -11,6 +12,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agent.deadline import KILL_GRACE_S
+from vqpu_protocol.api.agent import SlotCapacity
+from vqpu_protocol.rundir import RunLimits, RuntimeLimit
 from vqpu_protocol.wire import Id
 
 _DURATION = re.compile(r"^(?:(\d+)-)?(\d{1,2}):(\d{2}):(\d{2})$")
@@ -68,7 +72,25 @@ class TaskResources(Model):
     gpus: Annotated[int, Field(ge=0, le=16)] = Field(
         0, description="GPUs per runner process (Dask resource `GPU`, Slurm `--gres=gpu:N`)"
     )
-    memory_mb: Annotated[int, Field(ge=64)] | None = Field(None, description="memory per runner process")
+    memory_mb: Annotated[int, Field(ge=64)] | None = Field(
+        None,
+        description="memory per runner process, in MiB: the runner's memory limit (task.json limits.memory_bytes, "
+        "Aer's max_memory_mb, its RLIMIT_DATA) and what each claim says a slot holds; sbatch's --mem when set. "
+        "Default: the batch job's memory / processes (slurm, pbs); this machine's memory / slots (local, memory, "
+        "and sbatch, where you should set it: the login node's memory says nothing about the compute nodes')",
+    )
+    gpu_memory_mb: Annotated[int, Field(ge=64)] | None = Field(
+        None,
+        description="GPU memory per runner process (all of its GPUs together), in MiB; only with gpus. "
+        "Default: not stated (the agent cannot see the compute nodes' GPUs)",
+    )
+    max_runtime_s: RuntimeLimit | None = Field(
+        None,
+        description="the site's wall-time ceiling for one run, in seconds: a task's own limit is lowered to it, "
+        "and a run that reaches it fails TIME_LIMIT_EXCEEDED. Default: 24 h (local, memory); the walltime less "
+        f"the {KILL_GRACE_S:g} s kill grace (sbatch); nine tenths of the shortest worker lifetime less that grace "
+        "(slurm, pbs: a run must end before its worker retires)",
+    )
 
 
 class Adapt(Model):
@@ -153,6 +175,17 @@ class DaskBatchScheduler(BatchSettings):
         walltime = walltime_seconds(self.walltime)
         return f"{walltime - min(300, walltime // 10)}s"
 
+    def lifetime_stagger_s(self) -> int:
+        """Dask's `--lifetime-stagger`: a tenth of the lifetime, but never so much that a late worker outlives
+        its job's walltime (workers started together would otherwise all retire at the same moment)."""
+        lifetime = lifetime_seconds(self.lifetime())
+        margin = walltime_seconds(self.walltime) - lifetime
+        return max(0, min(lifetime // 10, margin // 2))
+
+    def shortest_lifetime_s(self) -> int:
+        """The shortest life a worker may get: the lifetime less its stagger."""
+        return lifetime_seconds(self.lifetime()) - self.lifetime_stagger_s()
+
 
 class SlurmScheduler(DaskBatchScheduler):
     """dask-jobqueue SLURMCluster: long-lived batch jobs that each run Dask workers."""
@@ -189,6 +222,16 @@ SchedulerSettings = Annotated[
     LocalScheduler | SlurmScheduler | PbsScheduler | SbatchScheduler | MemoryScheduler,
     Field(discriminator="kind"),
 ]
+
+
+MIB = 1024 * 1024
+DEFAULT_RUNTIME_CEILING_S = 24 * 3600.0
+"""The wall-time ceiling of a site that sets none and has no walltime or worker lifetime to bound it."""
+
+
+def node_memory_bytes() -> int:
+    """This machine's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 RunRootPolicy = Literal["private", "shared-filesystem"]
@@ -297,10 +340,85 @@ class SiteConfig(Model):
                     f"resources.cpus: {s.processes} worker(s) x {self.resources.cpus} cpus exceed "
                     f"scheduler.cores ({s.cores})"
                 )
+        self._runtime_fits()
+        if self.resources.gpu_memory_mb is not None and self.resources.gpus == 0:
+            raise ValueError("resources.gpu_memory_mb: set, but resources.gpus is 0")
         return self
+
+    def _runtime_fits(self) -> None:
+        """A run at the site's ceiling, plus the kill grace, must fit in what runs it: a worker's shortest life
+        (a Dask batch site; see docs/agent.md, "Worker lifetime"), or the walltime (sbatch)."""
+        ceiling, s = self.resources.max_runtime_s, self.scheduler
+        if ceiling is None:
+            if isinstance(s, SlurmScheduler | PbsScheduler) and s.shortest_lifetime_s() <= 2 * KILL_GRACE_S:
+                raise ValueError(f"scheduler.worker_lifetime: {s.lifetime()} leaves no time for a run")
+            return
+        if isinstance(s, SlurmScheduler | PbsScheduler) and ceiling + KILL_GRACE_S >= s.shortest_lifetime_s():
+            raise ValueError(
+                f"resources.max_runtime_s: {ceiling:g} s plus the {KILL_GRACE_S:g} s kill grace does not fit in the "
+                f"shortest worker lifetime ({s.shortest_lifetime_s()} s: worker_lifetime {s.lifetime()} less its "
+                "stagger): a run could never end before its worker retires"
+            )
+        if isinstance(s, SbatchScheduler) and ceiling + KILL_GRACE_S > walltime_seconds(s.walltime):
+            raise ValueError(
+                f"resources.max_runtime_s: {ceiling:g} s plus the {KILL_GRACE_S:g} s kill grace exceeds "
+                f"scheduler.walltime ({s.walltime})"
+            )
+
+    # --- what one slot holds -------------------------------------------------------------------
+
+    def runtime_ceiling_s(self) -> float:
+        """The longest any run may take here: resources.max_runtime_s, or its default (see the field)."""
+        if self.resources.max_runtime_s is not None:
+            return self.resources.max_runtime_s
+        s = self.scheduler
+        if isinstance(s, SlurmScheduler | PbsScheduler):
+            return float(max(1, int(0.9 * s.shortest_lifetime_s() - KILL_GRACE_S)))
+        if isinstance(s, SbatchScheduler):
+            return walltime_seconds(s.walltime) - KILL_GRACE_S
+        return DEFAULT_RUNTIME_CEILING_S
+
+    def slot_memory_bytes(self) -> int:
+        """Host memory of one slot: resources.memory_mb, or its default (see the field)."""
+        if self.resources.memory_mb is not None:
+            return self.resources.memory_mb * MIB
+        s = self.scheduler
+        if isinstance(s, SlurmScheduler | PbsScheduler):
+            from dask.utils import parse_bytes  # dask-jobqueue's own reading of `memory`
+
+            return max(1, int(parse_bytes(s.memory)) // s.processes)
+        return max(1, node_memory_bytes() // self.slots)
+
+    def slot_capacity(self) -> SlotCapacity:
+        """What every CLAIM says one slot holds."""
+        gpu = self.resources.gpu_memory_mb
+        return SlotCapacity(
+            memory_bytes=self.slot_memory_bytes(),
+            gpu_memory_bytes=None if gpu is None else gpu * MIB,
+            max_runtime_s=self.runtime_ceiling_s(),
+        )
+
+    def site_limits(self) -> RunLimits:
+        """The bounds of any run here: the site's wall-time ceiling and one slot's memory."""
+        capacity = self.slot_capacity()
+        return RunLimits(
+            max_runtime_s=capacity.max_runtime_s,
+            memory_bytes=capacity.memory_bytes,
+            gpu_memory_bytes=capacity.gpu_memory_bytes,
+        )
 
     def agent_name(self) -> str:
         return self.agent_id or f"{self.site}-{socket.gethostname()}"[:128]
+
+
+def run_limits(site: RunLimits, task_max_runtime_s: float | None) -> RunLimits:
+    """task.json `limits` of one run: the site's, with the task's own wall-time limit where it is lower (the
+    control plane has already lowered it to its ceiling for the task's owner; an older one sends none)."""
+    ceiling = site.max_runtime_s
+    if task_max_runtime_s is None:
+        return site
+    limit = task_max_runtime_s if ceiling is None else min(task_max_runtime_s, ceiling)
+    return site.model_copy(update={"max_runtime_s": limit})
 
 
 def load_site(path: Path) -> SiteConfig:

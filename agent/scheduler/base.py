@@ -19,6 +19,8 @@ from pathlib import Path
 
 import anyio
 
+from agent.deadline import TIMEOUT
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -27,7 +29,9 @@ class Resources:
     cpus: int = 1
     gpus: int = 0
     memory_mb: int | None = None
-    walltime_s: int | None = None
+    max_runtime_s: float | None = None
+    """The run's wall-time limit (task.json limits.max_runtime_s): the adapter stops a runner still running
+    `agent.deadline.KILL_GRACE_S` past it, and its evidence then says TIMEOUT. None: no limit."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class JobHandle:
 class JobState(StrEnum):
     COMPLETED = "COMPLETED"  # the runner process exited (any exit code: the run dir says what happened)
     CANCELLED = "CANCELLED"  # ended by cancel(), or by the scheduler on request
-    FAILED = "FAILED"  # the job could not run the runner (launch failure, node failure, timeout)
+    FAILED = "FAILED"  # the job could not run the runner to its end (launch failure, node failure, TIMEOUT)
     LOST = "LOST"  # the scheduler no longer knows the job and it left no evidence
 
 
@@ -57,6 +61,12 @@ class TerminalEvidence:
     worker: str | None = None
     job_id: str | None = None
     reason: str | None = None
+    used_s: float | None = None  # how long the runner ran, when the scheduler says (a TIMEOUT always does)
+
+    @property
+    def timed_out(self) -> bool:
+        """The scheduler stopped the job at its wall-time limit (agent.deadline.TIMEOUT)."""
+        return self.scheduler_state == TIMEOUT
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from prefect_dask.task_runners import DaskTaskRunner
 
 from agent.cluster import PRIVATE_DIR_PREFIX, start_cluster
 from agent.dask_security import private_directory
+from agent.deadline import TIMEOUT
 from agent.scheduler.base import (
     JobHandle,
     JobState,
@@ -42,7 +43,7 @@ from agent.scheduler.base import (
     TerminalEvidence,
 )
 from agent.site import SiteConfig
-from agent.warm import WarmRunnerPlugin, kill_runner, run_on_worker
+from agent.warm import WarmRunnerPlugin, ensure_lifetime_fits, kill_runner, run_on_worker
 
 log = logging.getLogger("agent.scheduler.dask")
 
@@ -57,9 +58,9 @@ class PrefectOnWorkers(distributed.WorkerPlugin):
         importlib.import_module("prefect.task_engine")
 
 
-def run_runner(run_dir: str) -> dict[str, Any]:
-    """Run the hermetic runner on this Dask worker, in a killable child process."""
-    return run_on_worker(run_dir)
+def run_runner(run_dir: str, limit_s: float | None = None) -> dict[str, Any]:
+    """Run the hermetic runner on this Dask worker, in a killable child process, within its wall-time limit."""
+    return run_on_worker(run_dir, limit_s, check_lifetime=False)  # run_runner_step checked, outside Prefect
 
 
 # Made from a module-level function (not a decorated one) so that the function pickles by reference:
@@ -67,14 +68,21 @@ def run_runner(run_dir: str) -> dict[str, Any]:
 runner_step = task(name="runner", persist_result=False, cache_policy=NO_CACHE, log_prints=False)(run_runner)
 
 
-def run_runner_step(task_run_id: UUID, run_dir: str, context: dict[str, Any]) -> State[Any]:
+def run_runner_step(
+    task_run_id: UUID, run_dir: str, context: dict[str, Any], limit_s: float | None = None
+) -> State[Any]:
     """On the Dask worker: the runner step as a task run of the flow run that submitted it, through Prefect's
-    task engine (what prefect-dask's client wraps a Prefect task in, with a leaner context: see `submit`)."""
+    task engine (what prefect-dask's client wraps a Prefect task in, with a leaner context: see `submit`).
+
+    First the lifetime rule (agent.warm.plugin.ensure_lifetime_fits): on a worker that would retire before the
+    run's limit, the step goes back to the Dask scheduler before Prefect's engine sees it (the engine would
+    take `distributed.Reschedule` for the step's failure)."""
+    ensure_lifetime_fits(limit_s)
     state = run_task_sync(
         cast(Task[..., Any], runner_step),
         task_run_id=task_run_id,
-        parameters={"run_dir": run_dir},
-        dependencies={"run_dir": set()},
+        parameters={"run_dir": run_dir, "limit_s": limit_s},
+        dependencies={"run_dir": set(), "limit_s": set()},
         context=context,
         return_type="state",
     )
@@ -160,7 +168,7 @@ class DaskAdapter(Scheduler):
             asset_ctx_kwargs={
                 "task": runner_step,
                 "task_run_id": task_run_id,
-                "task_inputs": {"run_dir": set()},
+                "task_inputs": {"run_dir": set(), "limit_s": set()},
                 "copy_to_child_ctx": True,
             }
         )
@@ -170,6 +178,7 @@ class DaskAdapter(Scheduler):
             task_run_id,
             str(run_dir),
             context,
+            resources.max_runtime_s,
             key=f"vqpu-runner-{run_dir.name}-{next(self._ids)}",
             pure=False,
             **extra,
@@ -200,6 +209,17 @@ class DaskAdapter(Scheduler):
                 state=JobState.FAILED, job_id=handle.job_id, scheduler_state=state.type.value, reason=state.message
             )
         ran: dict[str, Any] = await state.aresult()
+        if ran.get("timed_out"):  # the worker's kill timer stopped a child its own watchdog did not
+            return TerminalEvidence(
+                state=JobState.FAILED,
+                exit_code=ran.get("exit_code"),
+                scheduler_state=TIMEOUT,
+                node=ran.get("node"),
+                worker=ran.get("worker"),
+                job_id=ran.get("job_id") or handle.job_id,
+                reason=f"killed past its wall-time limit of {ran.get('limit_s')} s",
+                used_s=ran.get("used_s"),
+            )
         killed = bool(ran.get("killed"))
         return TerminalEvidence(
             state=JobState.CANCELLED if killed else JobState.COMPLETED,

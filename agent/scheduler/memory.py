@@ -10,10 +10,12 @@ import os
 import signal
 import socket
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from agent.deadline import TIMEOUT, kill_after_s
 from agent.environment import child_environment
 from agent.scheduler.base import (
     JobHandle,
@@ -38,8 +40,11 @@ class _Job:
     handle: JobHandle
     process: asyncio.subprocess.Process
     log: IO[bytes] | None
+    limit_s: float | None = None
+    started: float = field(default_factory=time.monotonic)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False
+    timed_out_after_s: float | None = None  # killed at its wall-time limit plus the grace, after this long
     watcher: asyncio.Task[None] | None = None
 
 
@@ -79,7 +84,7 @@ class MemoryScheduler(Scheduler):
             if log is not None:
                 log.close()
             raise SchedulerError(f"cannot start {self.python} -m runner: {exc}") from exc
-        job = _Job(handle=handle, process=process, log=log)
+        job = _Job(handle=handle, process=process, log=log, limit_s=resources.max_runtime_s)
         job.watcher = asyncio.create_task(_watch(job), name=f"vqpu-memory-{handle.job_id}")
         self._jobs[handle.job_id] = job
         return handle
@@ -132,6 +137,16 @@ class MemoryScheduler(Scheduler):
             return TerminalEvidence(
                 state=JobState.CANCELLED, exit_code=code, node=self.node, job_id=job.handle.job_id, reason="cancelled"
             )
+        if job.timed_out_after_s is not None:
+            return TerminalEvidence(
+                state=JobState.FAILED,
+                exit_code=code,
+                scheduler_state=TIMEOUT,
+                node=self.node,
+                job_id=job.handle.job_id,
+                reason=f"killed past its wall-time limit of {job.limit_s:g} s",
+                used_s=job.timed_out_after_s,
+            )
         # A negative code is Python's way of saying the runner was killed by that signal.
         reason = f"killed by signal {-code}" if code is not None and code < 0 else None
         return TerminalEvidence(
@@ -140,8 +155,18 @@ class MemoryScheduler(Scheduler):
 
 
 async def _watch(job: _Job) -> None:
+    """Wait for the runner to end; one still running at its limit plus the grace is killed (its own watchdog
+    should have ended it at the limit)."""
     try:
-        await job.process.wait()
+        if job.limit_s is None:
+            await job.process.wait()
+        else:
+            try:
+                await asyncio.wait_for(job.process.wait(), kill_after_s(job.limit_s) - (time.monotonic() - job.started))
+            except TimeoutError:
+                job.timed_out_after_s = time.monotonic() - job.started
+                _signal_group(job, signal.SIGKILL)
+                await job.process.wait()
     finally:
         if job.log is not None:
             job.log.close()

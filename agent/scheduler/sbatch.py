@@ -19,8 +19,10 @@ import os
 import re
 import shlex
 import sys
+from datetime import datetime
 from pathlib import Path
 
+from agent.deadline import slurm_minutes
 from agent.environment import child_environment
 from agent.scheduler.base import (
     JobHandle,
@@ -31,7 +33,7 @@ from agent.scheduler.base import (
     SchedulerError,
     TerminalEvidence,
 )
-from agent.site import SbatchScheduler, TaskResources
+from agent.site import SbatchScheduler, TaskResources, walltime_seconds
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,15 @@ def slurm_duration(seconds: int) -> str:
     minutes, secs = divmod(rest, 60)
     clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
     return f"{days}-{clock}" if days else clock
+
+
+def job_walltime(settings: SbatchScheduler, max_runtime_s: float | None) -> str:
+    """The job's `--time`: the run's limit plus the kill grace in whole minutes (Slurm's unit; it stops the job
+    a little after the limit, and the runner's own watchdog ends the run at it), never beyond the site's
+    walltime; the walltime for a run without a limit."""
+    if max_runtime_s is None:
+        return settings.walltime
+    return slurm_duration(min(walltime_seconds(settings.walltime), 60 * slurm_minutes(max_runtime_s)))
 
 
 def render_script(
@@ -163,9 +174,17 @@ def evidence_from_fields(fields: dict[str, str], job_id: str) -> TerminalEvidenc
     # The runner's own exit status is the evidence; a signal is given as Python gives it (-N).
     exit_code = -signum if signum else code
 
+    used_s = _used_s(fields)
+
     def evidence(job_state: JobState, exit_status: int | None) -> TerminalEvidence:
         return TerminalEvidence(
-            state=job_state, exit_code=exit_status, scheduler_state=state, node=node, job_id=job_id, reason=reason
+            state=job_state,
+            exit_code=exit_status,
+            scheduler_state=state,
+            node=node,
+            job_id=job_id,
+            reason=reason,
+            used_s=used_s,
         )
 
     if state == "CANCELLED":  # 0:0 when it was cancelled before it started: no exit status at all
@@ -174,6 +193,17 @@ def evidence_from_fields(fields: dict[str, str], job_id: str) -> TerminalEvidenc
         return evidence(JobState.COMPLETED, exit_code)
     # FAILED with 0:0 is a launch failure (a runner that exited 0 is COMPLETED); the rest never ran to the end.
     return evidence(JobState.FAILED, exit_code if (code or signum) else None)
+
+
+def _used_s(fields: dict[str, str]) -> float | None:
+    """How long the job ran: `scontrol`'s RunTime, or the jobcomp record's EndTime less its StartTime."""
+    with contextlib.suppress(ValueError):
+        if (run_time := _value(fields.get("RunTime"))) is not None:
+            return float(walltime_seconds(run_time))
+        start, end = _value(fields.get("StartTime")), _value(fields.get("EndTime"))
+        if start is not None and end is not None:
+            return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    return None
 
 
 def _exit_code(text: str) -> tuple[int | None, int]:
@@ -216,9 +246,7 @@ class SbatchAdapter(Scheduler):
 
     async def submit(self, run_dir: Path, resources: Resources) -> JobHandle:
         run_dir = Path(os.path.abspath(run_dir))
-        settings = self.settings
-        if resources.walltime_s is not None:
-            settings = settings.model_copy(update={"walltime": slurm_duration(resources.walltime_s)})
+        settings = self.settings.model_copy(update={"walltime": job_walltime(self.settings, resources.max_runtime_s)})
         task_resources = TaskResources(cpus=resources.cpus, gpus=resources.gpus, memory_mb=resources.memory_mb)
         script = render_script(
             settings, task_resources, run_dir, job_name(run_dir), self.python, self.comment, cwd=self.cwd

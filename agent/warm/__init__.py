@@ -13,9 +13,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.warm.plugin import PLUGIN_NAME, Mode, WarmRunnerPlugin, kill_runner, run_on_worker
+    from agent.warm.plugin import (
+        PLUGIN_NAME,
+        Mode,
+        WarmRunnerPlugin,
+        ensure_lifetime_fits,
+        kill_runner,
+        run_on_worker,
+    )
 
-__all__ = ["PLUGIN_NAME", "Mode", "WarmRunnerPlugin", "kill_runner", "run_on_worker"]
+__all__ = ["PLUGIN_NAME", "Mode", "WarmRunnerPlugin", "ensure_lifetime_fits", "kill_runner", "run_on_worker"]
 
 
 def __getattr__(name: str) -> Any:

@@ -115,7 +115,8 @@ class Zygote:
 
 def _follow(conn: socket.socket, on_pid: OnPid, on_end: OnEnd) -> Outcome | None:
     """Read the conversation of one run to its end; None when the zygote died before forking."""
-    conn.settimeout(WARM_TIMEOUT_S)  # only until the first line: after that a run takes what it takes
+    # Only until the first line: after that the run's own limit bounds it (the plugin's kill timer ends the child).
+    conn.settimeout(WARM_TIMEOUT_S)
     pid: int | None = None
     child_exit: int | None = None
     status: tuple[str, int] | None = None

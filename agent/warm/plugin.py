@@ -1,4 +1,9 @@
-"""The Dask side: the worker plugin that owns the runner processes, the task that runs one, the kill."""
+"""The Dask side: the worker plugin that owns the runner processes, the task that runs one, the kill.
+
+Each run has a wall-time limit (the agent's `limit_s`, task.json's limits.max_runtime_s): the runner ends
+itself there; a child still running `agent.deadline.KILL_GRACE_S` later is killed here and the run's
+outcome says `timed_out`. A run starts only on a worker that will live long enough for it (the worker's
+`--lifetime`; see `ensure_lifetime_fits`)."""
 
 from __future__ import annotations
 
@@ -16,7 +21,9 @@ from functools import partial
 from typing import Any, Literal, get_args
 
 import distributed
+from distributed.core import Status
 
+from agent.deadline import KillTimer, kill_after_s
 from agent.warm.children import Outcome, Zygote, kill_group, run_process
 from vqpu_protocol.rundir import scheduler_job_id
 
@@ -26,12 +33,17 @@ MAX_SOCKET_PATH = 100
 """AF_UNIX paths are limited to 108 bytes on Linux; stay clear of it."""
 
 
+RETIRE_WAIT_S = 5.0
+"""How long a step waits for its worker to say it is retiring before handing the step back to the scheduler."""
+
+
 @dataclass
 class _Run:
     run_dir: str
     pid: int | None = None
     killed: bool = False
     done: bool = False
+    timer: KillTimer | None = None  # kills the child at its limit plus the grace
 
 
 class WarmRunnerPlugin(distributed.WorkerPlugin):
@@ -107,12 +119,15 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
         with self._lock:
             return {key: run.pid for key, run in self._runs.items()}
 
-    def run(self, run_dir: str, worker_address: str) -> dict[str, Any]:
-        """One run of the runner on `run_dir`, to its end; what `run_on_worker` returns."""
+    def run(self, run_dir: str, worker_address: str, limit_s: float | None = None) -> dict[str, Any]:
+        """One run of the runner on `run_dir`, to its end, its child killed if it is still running
+        `kill_after_s(limit_s)` after it started; what `run_on_worker` returns."""
         start_s = time.time()
         started = time.perf_counter()
         key = os.path.abspath(run_dir)
         run = self._register(key)
+        if limit_s is not None:
+            run.timer = KillTimer(limit_s, partial(self._time_out, run))
         try:
             if self._was_doomed(key):
                 run.killed = True
@@ -123,6 +138,9 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
             with self._lock:
                 run.done = True
                 self._runs.pop(run.run_dir, None)
+            if run.timer is not None:
+                run.timer.stop()
+        timed_out = run.timer is not None and run.timer.fired and not run.killed
         signum = outcome.signal
         if run.killed and signum is None and outcome.exit_code is None:
             signum = signal.SIGKILL  # the zygote died too, so nobody saw the status; but we sent this
@@ -130,6 +148,9 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
             "exit_code": outcome.exit_code,
             "signal": None if signum is None else int(signum),
             "killed": run.killed,
+            "timed_out": timed_out,
+            "limit_s": limit_s,
+            "used_s": run.timer.used_s if timed_out and run.timer is not None else None,
             "mode": self.mode,
             "node": socket.gethostname(),
             "worker": worker_address,
@@ -178,11 +199,21 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
                 # kill_runner, or teardown, came before the pid did.
                 if (run.killed or self._closed) and not run.done:
                     kill_group(pid)
+                elif run.timer is not None:
+                    run.timer.start()
 
     def _ended(self, run: _Run) -> None:
         # From here on the pid may be reaped and reused: it must not be signalled any more.
         with self._lock:
             run.done = True
+        if run.timer is not None:
+            run.timer.stop()
+
+    def _time_out(self, run: _Run) -> None:
+        """The kill timer fired: the runner outlived its limit and its own watchdog (a wedged child)."""
+        with self._lock:
+            if run.pid is not None and not run.done:
+                kill_group(run.pid)
 
     def _thread_env(self) -> dict[str, str]:
         if self.threads is None:
@@ -261,14 +292,61 @@ DOOM_FOR_S = 600.0
 """How long a kill that found no runner keeps the run dir's step from starting on this worker."""
 
 
-def run_on_worker(run_dir: str) -> dict[str, Any]:
-    """Run the runner on `run_dir` in a killable child of this Dask worker; a Dask task.
+def run_on_worker(run_dir: str, limit_s: float | None = None, *, check_lifetime: bool = True) -> dict[str, Any]:
+    """Run the runner on `run_dir` in a killable child of this Dask worker, within its wall-time limit; a Dask task.
 
     Submit it with `pure=False` (or a unique key): Dask would otherwise hand back the result of an
-    earlier run of the same directory instead of running it again.
+    earlier run of the same directory instead of running it again. With `check_lifetime` it first makes
+    sure the worker lives long enough for the run (`ensure_lifetime_fits`); a caller that runs it inside
+    a framework that would swallow `distributed.Reschedule` (Prefect's task engine) checks first itself.
     """
     worker = distributed.get_worker()
-    return _plugin(worker).run(run_dir, worker.address)
+    if check_lifetime:
+        ensure_lifetime_fits(limit_s, worker)
+    return _plugin(worker).run(run_dir, worker.address, limit_s)
+
+
+def lifetime_left_s(worker: distributed.Worker) -> float | None:
+    """How long this worker has before its `--lifetime` retires it; None without a lifetime. Counted from its
+    process's start, a little before Dask's own timer started (so never more than it really has)."""
+    lifetime = getattr(worker, "lifetime", None)
+    if not lifetime:
+        return None
+    return float(lifetime) - process_age_s()
+
+
+def process_age_s() -> float:
+    """How long this process has existed (Linux: from /proc; elsewhere: since this module was loaded)."""
+    try:
+        with open("/proc/self/stat", "rb") as stat, open("/proc/uptime", "rb") as uptime:
+            # The command name (field 2) may hold spaces: fields are counted after its closing parenthesis.
+            started_ticks = int(stat.read().rsplit(b")", 1)[1].split()[19])
+            return float(uptime.read().split()[0]) - started_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _LOADED
+
+
+_LOADED = time.monotonic()
+
+
+def ensure_lifetime_fits(limit_s: float | None, worker: distributed.Worker | None = None) -> None:
+    """The lifetime rule: a run starts only on a worker that lives at least its limit plus the kill grace
+    longer. A worker that does not retires now (gracefully: it takes no more work and leaves) and the step is
+    handed back to the Dask scheduler (`distributed.Reschedule`), which gives it to another worker, one that
+    `adapt` starts if need be. Nothing of the run has started. The site file guarantees that a fresh worker
+    always fits the longest run (`resources.max_runtime_s` against `worker_lifetime`, agent.site)."""
+    worker = worker if worker is not None else distributed.get_worker()
+    left = lifetime_left_s(worker)
+    if left is None or limit_s is None or left >= kill_after_s(limit_s):
+        return
+    if worker.status == Status.running:
+        reason = f"vqpu: {left:.0f} s of lifetime left, a run of up to {kill_after_s(limit_s):g} s asked for"
+        worker.loop.add_callback(worker.close_gracefully, reason=reason)
+        # Until the scheduler knows the worker is retiring, it might hand the step straight back to it.
+        deadline = time.monotonic() + RETIRE_WAIT_S
+        while worker.status == Status.running and time.monotonic() < deadline:
+            time.sleep(0.01)
+    raise distributed.Reschedule()
 
 
 def kill_runner(run_dir: str, dask_worker: distributed.Worker | None = None) -> bool:
