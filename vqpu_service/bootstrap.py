@@ -18,7 +18,6 @@ import anyio
 from fastapi import FastAPI
 
 from device_registry import catalog
-from device_registry.admissibility import check
 from vqpu_service.adapters.auth import KeyRing, check_keys_file
 from vqpu_service.adapters.broker import Broker
 from vqpu_service.adapters.pg_listen import PostgresListener
@@ -35,6 +34,7 @@ from vqpu_service.ports import DeviceEpoch
 from vqpu_service.services.agents import AgentService, WorkSignal
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.tasks import TaskService
+from vqpu_service.services.verdicts import REMEMBERED, Verdicts
 
 log = logging.getLogger("vqpu_service")
 
@@ -54,7 +54,7 @@ def build(settings: Settings) -> Container:
     work = WorkSignal()
     store = build_store(settings)
     devices = DeviceService(store, settings.device_cache_ttl_s)
-    wire_recheck(store, devices)
+    verdicts = wire_recheck(store, devices)
     return Container(
         settings=settings,
         store=store,
@@ -64,16 +64,20 @@ def build(settings: Settings) -> Container:
         agents=AgentService(store, work, settings.max_claim_wait_s, settings.claim_recheck_s),
         work=work,
         broker=Broker(),
+        verdicts=verdicts,
     )
 
 
-def wire_recheck(store: SqlStore, devices: DeviceService) -> None:
-    """At claim, a task is re-checked against the epoch it binds when that is not the one it was admitted on."""
+def wire_recheck(store: SqlStore, devices: DeviceService) -> Verdicts:
+    """At claim, a task is re-checked against the epoch it binds when that is not the one it was admitted
+    on. The verdicts are remembered, and shared with the queued-violations inspection (returned)."""
+    verdicts = Verdicts(devices, REMEMBERED)
 
     def recheck(task: Task, bound: DeviceEpoch) -> list[dict[str, object]]:
-        return [v.to_dict() for v in check(task.circuit, task.dialect, devices.snapshot(bound))]
+        return [v.to_dict() for v in verdicts.check(task, bound)]
 
     store.set_recheck(recheck)
+    return verdicts
 
 
 def register_catalog(store: SqlStore) -> list[str]:

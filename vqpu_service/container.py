@@ -11,6 +11,7 @@ from vqpu_service.ports import Store
 from vqpu_service.services.agents import AgentService, WorkSignal
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.tasks import TaskService
+from vqpu_service.services.verdicts import Verdicts
 
 
 @dataclass
@@ -23,4 +24,5 @@ class Container:
     agents: AgentService
     work: WorkSignal
     broker: Broker
+    verdicts: Verdicts
     ready: bool = False

@@ -34,6 +34,19 @@ class DeviceEpoch:
 
 
 @dataclass(frozen=True)
+class QueuedRef:
+    """A QUEUED task as an inspection pages through the queue: what to decide whether to re-check it
+    and what that would cost, without its circuit."""
+
+    seq: int
+    task_id: str
+    owner: str
+    admitted_epoch: int
+    admitted_sha256: str
+    circuit_bytes: int
+
+
+@dataclass(frozen=True)
 class EventFilter:
     task_id: str | None = None
     device_id: str | None = None
@@ -60,9 +73,11 @@ class Store(abc.ABC):
     ) -> list[Task]: ...
 
     @abc.abstractmethod
-    def queued_unpinned(self, device_id: str, *, owner: str | None, limit: int) -> list[Task]:
+    def queued_unpinned(
+        self, device_id: str, *, owner: str | None, after_seq: int | None, limit: int
+    ) -> list[QueuedRef]:
         """QUEUED tasks on the device without a pinned epoch (they bind whatever is current at claim),
-        oldest first; only `owner`'s when given."""
+        oldest first, after `after_seq` when given; only `owner`'s when given. No circuits are read."""
 
     @abc.abstractmethod
     def claim(

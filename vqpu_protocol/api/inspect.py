@@ -27,11 +27,23 @@ class RefusedTask(Response):
 
 class QueuedViolations(Response):
     """GET /v1/devices/{id}/epochs/{n}/queued-violations: the caller's QUEUED, unpinned tasks on the
-    device (all of them for an admin), oldest first, that epoch n would refuse."""
+    device (all of them for an admin), oldest first, that epoch n would refuse. One call stops after
+    MAX_QUEUED_CHECK tasks or the server's byte budget of re-checked circuit source, whichever comes
+    first, and says where: pass `next_after` back as `after` to go on."""
 
     device_id: str
     epoch: int
     sha256: str
-    checked: int = Field(description=f"QUEUED unpinned tasks checked, oldest first; at most {MAX_QUEUED_CHECK}")
-    truncated: bool = Field(description=f"more than {MAX_QUEUED_CHECK} were queued: the newer ones were not checked")
+    checked: int = Field(
+        description=f"QUEUED unpinned tasks checked by this call, oldest first; at most {MAX_QUEUED_CHECK}"
+    )
+    truncated: bool = Field(description="the call stopped before the end of the queue: newer tasks were not checked")
     tasks: list[RefusedTask] = Field(description="the checked tasks this epoch would not admit, oldest first")
+    checked_bytes: int = Field(
+        0, description="circuit source this call re-checked; at most the budget (or one circuit, if larger)"
+    )
+    budget_bytes: int | None = Field(None, description="the server's budget of re-checked source per call")
+    cached: int = Field(0, description="of `checked`, verdicts the server already knew (they cost nothing)")
+    next_after: str | None = Field(
+        None, description="with `truncated`: the last task checked; ask again with `after` set to it to go on"
+    )

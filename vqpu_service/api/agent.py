@@ -25,6 +25,7 @@ from vqpu_service.api.routing import JsonRoute, with_body
 from vqpu_service.api.tasks import TaskId
 from vqpu_service.api.views import claimed_view, task_view
 from vqpu_service.domain.decisions import Outcome, Report
+from vqpu_service.domain.errors import InvalidRequest
 from vqpu_service.domain.lifecycle import Action
 from vqpu_service.domain.model import SlotCapacity as Capacity
 
@@ -92,9 +93,16 @@ async def _report(box: Box, who: Who, task_id: str, rep: Report) -> ReportAck:
     return ReportAck(**view.model_dump(), repeated=outcome is Outcome.REPEATED)
 
 
+_STORABLE = 2**63 - 1
+"""The largest byte count the agent table holds (a signed 64-bit column on both databases)."""
+
+
 def _capacity(declared: SlotCapacity | None) -> Capacity | None:
     if declared is None:
         return None
+    for name in ("memory_bytes", "gpu_memory_bytes"):
+        if (getattr(declared, name) or 0) > _STORABLE:
+            raise InvalidRequest(f"capacity.{name} is over {_STORABLE}", {"field": f"capacity.{name}"})
     return Capacity(declared.memory_bytes, declared.gpu_memory_bytes, declared.max_runtime_s)
 
 

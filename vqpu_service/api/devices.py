@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from device_registry import Snapshot
 from vqpu_protocol.api.devices import DeviceList, DevicePatch, EpochList, EpochView, Viability, ViabilityView
@@ -17,7 +17,7 @@ from vqpu_service.api.errors import INVALID_CODE
 from vqpu_service.api.routing import JsonRoute, with_body, with_key
 from vqpu_service.api.views import device_summary, epoch_view, violation_view
 from vqpu_service.ports import DeviceEpoch
-from vqpu_service.services.queue_check import refused_by
+from vqpu_service.services.queue_check import QueueCheck, refused_by
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"], route_class=JsonRoute)
 DeviceId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
@@ -60,10 +60,22 @@ async def epoch(device_id: DeviceId, epoch: Epoch, who: Who, box: Box) -> Respon
 
 
 @router.get("/{device_id}/epochs/{epoch}/queued-violations", responses=with_key(403, 404))
-async def queued_violations(device_id: DeviceId, epoch: Epoch, who: Who, box: Box) -> QueuedViolations:
+async def queued_violations(
+    device_id: DeviceId,
+    epoch: Epoch,
+    who: Who,
+    box: Box,
+    after: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_CHARS)] = None,
+) -> QueuedViolations:
     """The QUEUED tasks that bind at claim and that this epoch would refuse (a user's own; all for an
-    admin; 403 to an agent)."""
-    found = await anyio.to_thread.run_sync(refused_by, box.store, box.devices, who, device_id, epoch)
+    admin; 403 to an agent), oldest first, after the task `after` when given. Bounded: see the
+    response's `truncated` and `next_after`."""
+    budget = box.settings.queued_check_bytes
+
+    def run() -> QueueCheck:
+        return refused_by(box.store, box.devices, box.verdicts, who, device_id, epoch, after=after, budget_bytes=budget)
+
+    found = await anyio.to_thread.run_sync(run)
     return QueuedViolations(
         device_id=device_id,
         epoch=found.record.epoch,
@@ -71,9 +83,13 @@ async def queued_violations(device_id: DeviceId, epoch: Epoch, who: Who, box: Bo
         checked=found.checked,
         truncated=found.truncated,
         tasks=[
-            RefusedTask(task_id=t.id, admitted_epoch=t.admitted_epoch, violations=[violation_view(v) for v in vs])
+            RefusedTask(task_id=t.task_id, admitted_epoch=t.admitted_epoch, violations=[violation_view(v) for v in vs])
             for t, vs in found.refused
         ],
+        checked_bytes=found.checked_bytes,
+        budget_bytes=budget,
+        cached=found.cached,
+        next_after=found.next_after,
     )
 
 

@@ -65,6 +65,12 @@ def test_a_claim_over_http_declares_the_agents_slot(api: Api) -> None:
     assert agent.capacity == SlotCapacity(2 * GIB, None, 60.0)
 
 
+def test_a_capacity_no_database_can_hold_is_a_400_not_a_crash(api: Api) -> None:
+    body = {"agent_id": "a", "capacity": {"memory_bytes": 2**64}}
+    r = api.call("POST", "/v1/agent/claim", "agent", json=body)
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "INVALID_REQUEST")
+
+
 def test_an_agents_latest_claim_replaces_what_it_declared_before(store: SqlStore) -> None:
     store.claim("agent", 1, [LINE], now(), SlotCapacity(32 * GIB))
     store.claim("agent", 1, ["ibm-fez"], now(), SlotCapacity(16 * GIB))

@@ -1,4 +1,5 @@
-"""The reads and locks behind a fair CLAIM and a capped submit; the policy is `domain.claiming`'s.
+"""The queue's reads and locks: behind a fair CLAIM, a capped submit and a paged queue inspection.
+Which tasks a claim takes is `domain.claiming`'s decision; this only loads and locks.
 
 A claim reads, per owner, RUNNING counts and the oldest few QUEUED tasks (a window function: bounded
 by the claim's size, not by the queue's depth), lets the domain order them, then locks the chosen rows
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, text
+from sqlalchemy import LargeBinary, cast, func, text
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from vqpu_service.adapters.sql.schema import TaskRow
 from vqpu_service.domain.claiming import Candidate
 from vqpu_service.domain.lifecycle import TaskState
+from vqpu_service.ports import QueuedRef
 
 CLAIM_LOCK = 0x76717063  # 'vqpc': one claim at a time decides (PostgreSQL), so per-owner counts stay true
 QUEUED, RUNNING = str(TaskState.QUEUED), str(TaskState.RUNNING)
@@ -67,3 +70,21 @@ def take(s: Session, order: Sequence[Candidate], max_tasks: int, sqlite: bool) -
         rows = {r.id: r for r in s.exec(q if sqlite else q.with_for_update(skip_locked=True))}
         taken += [rows[c.task_id] for c in batch if c.task_id in rows]
     return taken
+
+
+def queued_unpinned(
+    s: Session, sqlite: bool, device_id: str, owner: str | None, after_seq: int | None, limit: int
+) -> list[QueuedRef]:
+    """The QUEUED tasks a claim would bind to the device's current epoch, oldest first, with the size of
+    their circuit in bytes (PostgreSQL reads it from the value's header, not the value)."""
+    size = func.length(cast(TaskRow.circuit, LargeBinary)) if sqlite else func.octet_length(TaskRow.circuit)
+    t = TaskRow.__table__.c  # type: ignore[attr-defined]  # SQLModel's select types at most four columns
+    q = sa_select(t.seq, t.id, t.owner, t.admitted_epoch, t.admitted_sha256, size).where(
+        t.device_id == device_id, t.state == QUEUED, t.pinned_epoch.is_(None)
+    )
+    if owner is not None:
+        q = q.where(t.owner == owner)
+    if after_seq is not None:
+        q = q.where(t.seq > after_seq)
+    rows = s.connection().execute(q.order_by(t.seq).limit(limit))
+    return [QueuedRef(int(seq), i, o, epoch, sha, int(n)) for seq, i, o, epoch, sha, n in rows]

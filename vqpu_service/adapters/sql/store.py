@@ -1,7 +1,7 @@
 """SqlStore: the Store port over SQLModel, for SQLite and PostgreSQL alike.
 
 CLAIM is one transaction: SQLite holds the write lock from BEGIN IMMEDIATE; PostgreSQL serialises
-claims on an advisory lock and locks the chosen rows with FOR UPDATE SKIP LOCKED (`claims`), so
+claims on an advisory lock and locks the chosen rows with FOR UPDATE SKIP LOCKED (`queue`), so
 concurrent claimers take disjoint tasks and the per-owner RUNNING cap holds. Which tasks, in which
 order, is `domain.claiming`'s decision: fair across owners.
 """
@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from device_registry import Snapshot
-from vqpu_service.adapters.sql import claims, devices
+from vqpu_service.adapters.sql import devices, queue
 from vqpu_service.adapters.sql.rows import apply, declare, to_agent, to_event, to_task
 from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, EventRow, TaskRow
 from vqpu_service.adapters.sql.tx import Transactions
@@ -35,7 +35,7 @@ from vqpu_service.domain.errors import (
 from vqpu_service.domain.events import DEVICE_EVENTS, Event, EventType, NewEvent, task_event
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, SlotCapacity, Task
-from vqpu_service.ports import DeviceEpoch, EventFilter, Store
+from vqpu_service.ports import DeviceEpoch, EventFilter, QueuedRef, Store
 
 Recheck = Callable[[Task, DeviceEpoch], list[dict[str, object]]]
 """Admissibility of a queued task on the epoch a claim would bind; [] when it still fits."""
@@ -78,7 +78,7 @@ class SqlStore(Store):
                 if existing is not None:
                     return existing, False
                 self.tx.lock_order(s)  # task seqs commit in seq order: cursor paging never skips one
-                if self._max_queued is not None and claims.queued(s, new.owner) >= self._max_queued:
+                if self._max_queued is not None and queue.queued(s, new.owner) >= self._max_queued:
                     # Counted under the lock every submit takes, so concurrent submits cannot both
                     # take the last place. A repeat of a submit that committed while this one waited
                     # for the lock is still answered with its task.
@@ -151,16 +151,11 @@ class SqlStore(Store):
         with self.tx.session(write=False) as s:
             return [to_task(r) for r in s.exec(q.order_by(col(TaskRow.seq)).limit(limit))]
 
-    def queued_unpinned(self, device_id: str, *, owner: str | None, limit: int) -> list[Task]:
-        q = select(TaskRow).where(
-            TaskRow.device_id == device_id,
-            TaskRow.state == str(TaskState.QUEUED),
-            col(TaskRow.pinned_epoch).is_(None),
-        )
-        if owner is not None:
-            q = q.where(TaskRow.owner == owner)
+    def queued_unpinned(
+        self, device_id: str, *, owner: str | None, after_seq: int | None, limit: int
+    ) -> list[QueuedRef]:
         with self.tx.session(write=False) as s:
-            return [to_task(r) for r in s.exec(q.order_by(col(TaskRow.seq)).limit(limit))]
+            return queue.queued_unpinned(s, self.tx.sqlite, device_id, owner, after_seq, limit)
 
     def claim(
         self,
@@ -172,13 +167,13 @@ class SqlStore(Store):
     ) -> list[Claimed]:
         claimed: list[Claimed] = []
         with self.tx.session(write=True) as s:
-            claims.serialise_claims(s, self.tx.sqlite)
+            queue.serialise_claims(s, self.tx.sqlite)
             agent, events = self._seen(s, agent_id, now)
             declare(agent, capacity, None if devices_ is None else list(devices_))
-            held = claims.running(s)
-            found = claims.candidates(s, devices_, max_tasks, claiming.at_cap(held, self._max_running))
+            held = queue.running(s)
+            found = queue.candidates(s, devices_, max_tasks, claiming.at_cap(held, self._max_running))
             order = claiming.claim_order(found, held, self._max_running)
-            for row in claims.take(s, order, max_tasks, self.tx.sqlite):
+            for row in queue.take(s, order, max_tasks, self.tx.sqlite):
                 task = to_task(row)
                 bound = self._binding(s, task)
                 problems = self._recheck(task, bound) if self._recheck and bound.sha256 != task.admitted_sha256 else []
