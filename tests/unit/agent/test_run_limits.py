@@ -14,6 +14,7 @@ import anyio
 import httpx
 import pytest
 
+from agent.bootstrap import engine_settings
 from agent.claims import Claim, read_note
 from agent.control_plane import ControlPlane
 from agent.deadline import KILL_GRACE_S, TIMEOUT, KillTimer, slurm_minutes
@@ -182,6 +183,11 @@ def test_every_claim_says_what_one_slot_holds() -> None:
     assert [b["capacity"] for b in bodies] == [
         {"memory_bytes": GIB, "gpu_memory_bytes": None, "max_runtime_s": 60.0}
     ] * 2
+
+
+def test_the_agent_is_wired_with_its_sites_limits() -> None:
+    loaded = parse_site(site({"kind": "local"}, resources={"memory_mb": 1024, "max_runtime_s": 90}))
+    assert engine_settings(loaded).limits == RunLimits(max_runtime_s=90, memory_bytes=GIB)
 
 
 # --- Slurm ------------------------------------------------------------------------------------
