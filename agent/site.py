@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.deadline import KILL_GRACE_S
 from vqpu_protocol.api.agent import SlotCapacity
+from vqpu_protocol.limits import MAX_RUNTIME_S
 from vqpu_protocol.rundir import RunLimits, RuntimeLimit
 from vqpu_protocol.wire import Id
 
@@ -373,10 +374,12 @@ class SiteConfig(Model):
             return self.resources.max_runtime_s
         s = self.scheduler
         if isinstance(s, SlurmScheduler | PbsScheduler):
-            return float(max(1, int(0.9 * s.shortest_lifetime_s() - KILL_GRACE_S)))
-        if isinstance(s, SbatchScheduler):
-            return walltime_seconds(s.walltime) - KILL_GRACE_S
-        return DEFAULT_RUNTIME_CEILING_S
+            bound = float(max(1, int(0.9 * s.shortest_lifetime_s() - KILL_GRACE_S)))
+        elif isinstance(s, SbatchScheduler):
+            bound = walltime_seconds(s.walltime) - KILL_GRACE_S
+        else:
+            bound = DEFAULT_RUNTIME_CEILING_S
+        return min(bound, MAX_RUNTIME_S)
 
     def slot_memory_bytes(self) -> int:
         """Host memory of one slot: resources.memory_mb, or its default (see the field)."""

@@ -62,6 +62,11 @@ def test_an_sbatch_slots_ceiling_is_its_walltime_less_the_grace() -> None:
     assert loaded.slot_capacity().max_runtime_s == 1800 - KILL_GRACE_S
 
 
+def test_a_walltime_beyond_a_week_still_gives_a_ceiling_any_task_may_have() -> None:
+    loaded = parse_site(site({"kind": "sbatch", "walltime": "14-00:00:00"}))
+    assert loaded.slot_capacity().max_runtime_s == 7 * 24 * 3600
+
+
 def test_the_site_file_sets_memory_gpu_memory_and_the_ceiling() -> None:
     resources = {"memory_mb": 2048, "gpus": 1, "gpu_memory_mb": 40960, "max_runtime_s": 600}
     capacity = parse_site(site({"kind": "local"}, resources=resources)).slot_capacity()
