@@ -8,17 +8,30 @@ functions, so the control plane and the runner can never disagree on the method 
 
 from __future__ import annotations
 
-from typing import Annotated
+import statistics
+from typing import Annotated, NamedTuple
 
 from pydantic import Field
 
 from device_registry import Snapshot, gates
 from device_registry.admissibility import CircuitStats
 from vqpu_protocol.pricing_noise import is_noisy, noise_kinds
-from vqpu_protocol.rundir import Method, Precision, RunOptions
+from vqpu_protocol.rundir import Method, NoiseModelName, Precision, RunOptions
 from vqpu_protocol.wire import Document
 
-__all__ = ["MODEL", "Price", "is_noisy", "plan_method", "price", "simulator_memory_mb", "worst_counts_chars"]
+__all__ = [
+    "COST",
+    "MODEL",
+    "Cost",
+    "Price",
+    "is_noisy",
+    "plan_method",
+    "price",
+    "runtime_terms",
+    "simulator_memory_mb",
+    "state_bytes",
+    "worst_counts_chars",
+]
 
 MODEL = "aer-cpu/1"
 """The cost model's id: changes whenever a formula or a coefficient below does."""
@@ -37,29 +50,60 @@ AMPLITUDE_BYTES = {Precision.DOUBLE: 16, Precision.SINGLE: 8}
 COUNTS_ENTRY_CHARS = 12
 """Characters of a counts entry besides its key: quotes, colon, comma, space and the count."""
 
-# --- the cost model: coefficients measured on a 2-core CPU node (benchmarks/admission_cost/results.json) ---
+# --- the cost model, measured on a 2-core CPU node: benchmarks/admission_cost (results.json, REPORT.md) ---
 RUNNER_BYTES = 160 * 2**20
-"""A runner's resident memory besides the state: Python, Qiskit, Aer, the parsed circuit."""
+"""A runner's resident memory besides the state: Python, Qiskit, Aer, the parsed snapshot."""
 BYTES_PER_OP = 2_000
 """Resident memory per operation of the parsed circuit (Qiskit's and Aer's copies of it)."""
-START_S = 1.5
-"""Starting a runner: the interpreter and the imports of Qiskit and Aer."""
-PARSE_S_PER_OP = 2.0e-5
-"""Parsing, fitting and handing one operation to Aer."""
-SIMULATE_S = 0.01
-"""One Aer run's fixed cost."""
-OP_S = 1.0e-6
-"""One operation's fixed cost, however small the state."""
-AMPLITUDE_OP_S = 1.5e-9
-"""One operation on one statevector amplitude (or density-matrix element)."""
-SHOT_S = 1.0e-6
-"""Sampling one shot and counting its outcome."""
-SHOT_PASS_S = 5.0e-6
-"""The fixed cost of simulating one shot on its own (a trajectory, or a dynamic circuit)."""
-MPS_OP_S = 2.0e-9
-"""One multi-qubit operation of a matrix product state per χ³."""
-MPS_SHOT_S = 2.0e-9
-"""Sampling one shot of a matrix product state, per qubit per χ²."""
+
+
+class Cost(NamedTuple):
+    """Seconds per unit of each term of `runtime_terms`: a run's estimate is their sum."""
+
+    start: float
+    """Starting a runner process: the interpreter and the imports of Qiskit and Aer."""
+    parse_op: float
+    """Parsing, fitting and handing one operation to Aer."""
+    run: float
+    """One Aer run's fixed cost."""
+    op: float
+    """One operation applied once, however small the state."""
+    amplitude_op: float
+    """One operation on one statevector amplitude (ideal, or a dynamic circuit's shot)."""
+    trajectory_amplitude_op: float
+    """One operation on one amplitude of a noisy shot (its noise sampled; shots branch and run side by side)."""
+    relaxation_amplitude_op: float
+    """The same under the `relaxation` model, whose thermal-relaxation channels are not unitary mixtures."""
+    element_op: float
+    """One operation on one density-matrix element."""
+    relaxation_element_op: float
+    """The same under the `relaxation` model."""
+    mps_op: float
+    """One operation of a matrix product state, counted once and, if it acts on several qubits, χ³ times
+    more, χ the largest bond dimension the state can reach."""
+    shot: float
+    """Sampling one shot and counting its outcome."""
+    shot_pass: float
+    """Simulating one shot on its own, besides its operations."""
+    mps_shot: float
+    """Sampling one shot of a matrix product state, per qubit per χ² of its largest bond."""
+
+
+COST = Cost(
+    start=0.6,
+    parse_op=2.0e-5,
+    run=0.01,
+    op=1.0e-6,
+    amplitude_op=1.5e-9,
+    trajectory_amplitude_op=1.5e-9,
+    relaxation_amplitude_op=5e-9,
+    element_op=1.5e-9,
+    relaxation_element_op=5e-9,
+    mps_op=2.0e-9,
+    shot=1.0e-6,
+    shot_pass=5.0e-6,
+    mps_shot=2.0e-9,
+)
 
 RANK_TWO_GATES = frozenset(
     {"cx", "CX", "cy", "cz", "ch", "cs", "csdg", "csx", "crx", "cry", "crz", "cp", "cphase", "cu1", "cu3", "cu"}
@@ -116,43 +160,77 @@ def worst_counts_chars(shots: int, clbits: int, key_width: int) -> int:
 
 
 def price(stats: CircuitStats, snapshot: Snapshot, options: RunOptions, shots: int) -> Price:
+    terms = runtime_terms(stats, snapshot, options, shots)
+    seconds = dict(zip(Cost._fields, COST, strict=True))
+    simulate_s = sum(seconds[name] * amount for name, amount in terms.items() if name not in _WHOLE_RUN)
+    runtime_s = simulate_s + sum(seconds[name] * terms[name] for name in _WHOLE_RUN)
     n = len(stats.active_qubits)
-    gate_noise, readout_noise = noise_kinds(snapshot, stats.active_qubits, options)
-    noisy = gate_noise or readout_noise
-    method, _ = plan_method(options, n, noisy)
-    amplitude = AMPLITUDE_BYTES[options.precision]
-    # Gate noise on a pure state is sampled per shot; a density matrix holds it exactly and is sampled once.
-    per_shot = stats.dynamic or (gate_noise and method != "density_matrix")
-    ops = stats.expanded_ops
-    if method == "matrix_product_state":
-        bits = _bond_bits(stats, snapshot)
-        state = sum(2 << (a + b) for a, b in zip((0, *bits), (*bits, 0), strict=True)) * amplitude if n else 0
-        chi = 2.0 ** max(bits, default=0)
-        one_pass = SIMULATE_S + ops * OP_S + stats.two_qubit_ops * chi**3 * MPS_OP_S
-        sample = n * chi**2 * MPS_SHOT_S + SHOT_S
-    else:
-        exponent = 2 * n if method == "density_matrix" else n
-        state = amplitude << exponent
-        size = 2.0 ** min(exponent, 1000)
-        one_pass = SIMULATE_S + ops * (OP_S + size * AMPLITUDE_OP_S)
-        sample = SHOT_S
-    simulate_s = shots * (one_pass + SHOT_PASS_S) if per_shot else one_pass + shots * sample
-    simulate_s = min(simulate_s, MAX_PRICED_SECONDS)
+    state = state_bytes(stats, snapshot, options, terms.method)
     return Price(
-        method=method,
+        method=terms.method,
         precision=options.precision,
-        noisy=noisy,
-        per_shot=per_shot,
+        noisy=terms.noisy,
+        per_shot=terms.per_shot,
         active_qubits=n,
         clbits=stats.clbits,
-        expanded_ops=ops,
+        expanded_ops=stats.expanded_ops,
         state_bytes=min(state, MAX_PRICED_BYTES),
-        memory_bytes=min(state + RUNNER_BYTES + ops * BYTES_PER_OP, MAX_PRICED_BYTES),
+        memory_bytes=min(state + RUNNER_BYTES + stats.expanded_ops * BYTES_PER_OP, MAX_PRICED_BYTES),
         counts_chars=worst_counts_chars(shots, stats.clbits, stats.key_width),
-        estimated_simulate_s=simulate_s,
-        estimated_runtime_s=min(START_S + ops * PARSE_S_PER_OP + simulate_s, MAX_PRICED_SECONDS),
+        estimated_simulate_s=min(simulate_s, MAX_PRICED_SECONDS),
+        estimated_runtime_s=min(runtime_s, MAX_PRICED_SECONDS),
         model=MODEL,
     )
+
+
+_WHOLE_RUN = ("start", "parse_op")
+"""The terms outside Aer's simulation."""
+
+
+class Terms(dict[str, float]):
+    """How many units of each `Cost` term a run takes, and the plan they follow from."""
+
+    def __init__(self, method: str, noisy: bool, per_shot: bool) -> None:
+        super().__init__(dict.fromkeys(Cost._fields, 0.0))
+        self.method, self.noisy, self.per_shot = method, noisy, per_shot
+
+
+def runtime_terms(stats: CircuitStats, snapshot: Snapshot, options: RunOptions, shots: int) -> Terms:
+    """The run time's terms (so that benchmarks/admission_cost can fit `Cost` to what it measures)."""
+    n = len(stats.active_qubits)
+    gate_noise, readout_noise = noise_kinds(snapshot, stats.active_qubits, options)
+    method, _ = plan_method(options, n, gate_noise or readout_noise)
+    # Gate noise on a pure state is sampled per shot; a density matrix holds it exactly and is sampled once.
+    per_shot = stats.dynamic or (gate_noise and method != "density_matrix")
+    passes = float(shots) if per_shot else 1.0
+    ops = float(stats.expanded_ops)
+    t = Terms(method, gate_noise or readout_noise, per_shot)
+    t.update(start=1.0, parse_op=ops, run=1.0, op=ops * passes, shot=float(shots), shot_pass=shots if per_shot else 0)
+    relaxation = options.noise_model is NoiseModelName.RELAXATION and gate_noise
+    if method == "matrix_product_state":
+        # An operation lands on some cut: price it at the mean of chi^3 (chi^2 to sample) over the cuts.
+        bits = _bond_bits(stats, snapshot) or [0]
+        t["mps_op"] = (ops + stats.two_qubit_ops * statistics.fmean(8.0 ** min(b, 300) for b in bits)) * passes
+        t["mps_shot"] = shots * n * statistics.fmean(4.0 ** min(b, 300) for b in bits)
+    elif method == "density_matrix":
+        t["relaxation_element_op" if relaxation else "element_op"] = ops * 4.0 ** min(n, 500) * passes
+    elif gate_noise:
+        kind = "relaxation_amplitude_op" if relaxation else "trajectory_amplitude_op"
+        t[kind] = ops * 2.0 ** min(n, 1000) * passes
+    else:
+        t["amplitude_op"] = ops * 2.0 ** min(n, 1000) * passes
+    return t
+
+
+def state_bytes(stats: CircuitStats, snapshot: Snapshot, options: RunOptions, method: str) -> int:
+    """The simulator state's memory: 2^n amplitudes, 4^n for a density matrix, a site tensor of 2·χ·χ'
+    amplitudes per qubit of a matrix product state (its bonds as `_bond_bits` bounds them)."""
+    n = len(stats.active_qubits)
+    amplitude = AMPLITUDE_BYTES[options.precision]
+    if method == "matrix_product_state":
+        bits = _bond_bits(stats, snapshot)
+        return sum(2 << (a + b) for a, b in zip((0, *bits), (*bits, 0), strict=True)) * amplitude if n else 0
+    return amplitude << (2 * n if method == "density_matrix" else n)
 
 
 def _bond_bits(stats: CircuitStats, snapshot: Snapshot) -> list[int]:

@@ -15,7 +15,7 @@ from runner.rundir import RunInputs
 from vqpu_protocol.codes import ErrorCode
 from vqpu_protocol.limits import MAX_COUNTS_CHARS
 from vqpu_protocol.pricing import RUNNER_BYTES
-from vqpu_protocol.rundir import TaskDocument
+from vqpu_protocol.rundir import RunOptions, TaskDocument
 
 
 def _inputs(source: str, snapshot: Snapshot, shots: int, **fields: Any) -> RunInputs:
@@ -90,3 +90,15 @@ def test_a_run_without_site_limits_or_precision_is_the_run_it_always_was(fez_ide
     result = pipeline.execute(_inputs(_whole_register(4), fez_ideal, 100), Caches())
     assert result.provenance.simulator_options == {}
     assert result.provenance.method == "statevector"
+
+
+def test_noisy_trajectories_under_a_memory_limit_run_without_shot_branching(fez: Snapshot) -> None:
+    # Aer 0.18.2 segfaults when shot branching wants more memory than max_memory_mb allows (measured: a
+    # 14-qubit, 1,000-shot Fez run under 200-300 MiB); Aer's parallel shots respect the limit instead.
+    limited = simulate.plan(RunOptions(device="CPU"), 14, noisy=True, max_memory_mb=256)
+    free = simulate.plan(RunOptions(device="CPU"), 14, noisy=True)
+    assert "shot_branching_enable" not in limited.options and limited.options["max_memory_mb"] == 256
+    assert free.options == {"shot_branching_enable": True}
+    inputs = _inputs(_whole_register(12), fez, 50, limits={"memory_bytes": RUNNER_BYTES + 40 * 2**20})
+    result = pipeline.execute(inputs, Caches())
+    assert (result.provenance.method, sum(result.counts.values())) == ("statevector", 50)
