@@ -1,7 +1,7 @@
 """A task past its wall-time limit, end to end: the real control plane, Prefect server and agent process, a
 site whose ceiling is 3 s, and a circuit that simulates for much longer. The user sees the task FAILED with
 TIME_LIMIT_EXCEEDED naming the limit, within the limit plus 5 s of the run starting, on a Dask LocalCluster's
-warm runner and on one sbatch job per task."""
+warm runner, on a SLURMCluster worker's and on one sbatch job per task."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ LONG = qasm2("sx q;\n" * 50 + "measure q -> c;", qubits=20)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("base", ["local", "sbatch-local"])
+@pytest.mark.parametrize("base", ["local", "slurm-local", "sbatch-local"])
 def test_a_task_past_the_sites_wall_time_limit_fails_time_limit_exceeded(
     site: Site, prefect_env: str, base: str
 ) -> None:
-    if base == "sbatch-local":
+    if base != "local":
         require_slurm()
     site.agent(base, resources={"max_runtime_s": LIMIT_S})
     task_id = site.submit(LONG, dialect="qasm2", shots=5, seed=3)
