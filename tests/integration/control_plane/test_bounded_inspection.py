@@ -1,9 +1,11 @@
 """The queued-violations inspection and the claim's re-check cost what the server allows, not what users
 stored (SQLite and PostgreSQL): one call re-checks at most its byte budget of circuit source and says
-where it stopped; a verdict once known is not computed again, by the next call or by the claim."""
+where it stopped; a verdict once known is not computed again, by the next call or by the claim; and
+the claim computes one before it takes its locks."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,15 +16,20 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from device_registry import parse_snapshot
+from device_registry.admissibility import Violation
 from harness.circuits import hostile_circuits
 from tests.integration.control_plane.api_client import Api, error
 from tests.integration.control_plane.conftest import TABLES
 from tests.integration.control_plane.tasks import BELL, LINE, new_task
 from vqpu_service.adapters.auth import create_key
-from vqpu_service.bootstrap import app_for, build_store
+from vqpu_service.adapters.sql.store import SqlStore
+from vqpu_service.bootstrap import app_for, build_store, wire_recheck
 from vqpu_service.config import Settings
 from vqpu_service.container import Container
 from vqpu_service.domain.model import Role
+from vqpu_service.ports import DeviceEpoch
+from vqpu_service.services.devices import DeviceService
 
 MIB = 1024 * 1024
 BUDGET = 3 * MIB + MIB // 2
@@ -138,6 +145,35 @@ def test_after_must_name_a_task_the_caller_may_see(one_at_a_time: Api) -> None:
         assert (r.status_code, error(r)["code"]) == (404, "NOT_FOUND")
     assert violations(api, epoch, "root", after=bobs)["checked"] == 1  # an admin pages through everyone's
     assert violations(api, epoch, "alice", after=mine)["checked"] == 0
+
+
+def test_a_claim_re_checks_before_it_takes_the_write_lock_so_submits_do_not_wait(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    devices = DeviceService(store, ttl_s=0)
+    wire_recheck(store, devices)
+    task, _ = store.submit(new_task(store, circuit=FITS), now())
+    data = store.current_epoch(LINE).snapshot().to_json_dict()
+    data["qubits"][15]["status"] = "OFFLINE"
+    store.new_epoch(LINE, parse_snapshot(data), now())  # the claim binds a new epoch: it must re-check
+
+    submits: list[threading.Thread] = []
+    waited: list[bool] = []
+    check = devices.viability
+
+    def while_checking(record: DeviceEpoch, circuit: str, dialect: str) -> list[Violation]:
+        submit = threading.Thread(target=lambda: store.submit(new_task(store, "bob"), now()))
+        submit.start()
+        submit.join(5)
+        waited.append(submit.is_alive())
+        submits.append(submit)
+        return check(record, circuit, dialect)
+
+    monkeypatch.setattr(devices, "viability", while_checking)
+    [claimed] = store.claim("agent", 1, None, now())
+    for submit in submits:
+        submit.join(60)
+    assert claimed.task.id == task.id and waited == [False]  # checked once, and nobody waited for it
 
 
 def now() -> datetime:

@@ -165,6 +165,8 @@ class SqlStore(Store):
         now: datetime,
         capacity: SlotCapacity | None = None,
     ) -> list[Claimed]:
+        if self._recheck is not None:
+            self._check_ahead(self._recheck, devices_, max_tasks)
         claimed: list[Claimed] = []
         with self.tx.session(write=True) as s:
             queue.serialise_claims(s, self.tx.sqlite)
@@ -187,12 +189,27 @@ class SqlStore(Store):
             self.tx.write_events(s, events, now)
         return claimed
 
+    def _check_ahead(self, recheck: Recheck, devices_: Sequence[str] | None, max_tasks: int) -> None:
+        """Re-check, before the claim's transaction, the tasks it will most likely take and that bind
+        another snapshot than they were admitted on. The verdicts are remembered (`bootstrap.wire_recheck`),
+        so the transaction, which holds the claim lock (on SQLite, the database's write lock), seldom
+        computes one itself: the costly part runs while others may claim and submit."""
+        with self.tx.session(write=False) as s:
+            held = queue.running(s)
+            found = queue.candidates(s, devices_, max_tasks, claiming.at_cap(held, self._max_running))
+            likely = [c.task_id for c in claiming.claim_order(found, held, self._max_running)[:max_tasks]]
+            for task_id, device_id, pinned, admitted in queue.admitted_on(s, likely):
+                bound = self._bound(s, device_id, pinned)
+                if bound.sha256 != admitted:
+                    recheck(to_task(self._row(s, task_id)), bound)
+
     def _binding(self, s: Session, task: Task) -> DeviceEpoch:
+        return self._bound(s, task.device_id, task.pinned_epoch)
+
+    def _bound(self, s: Session, device_id: str, pinned_epoch: int | None) -> DeviceEpoch:
         """The pinned epoch, else the device's current epoch as committed now (never a cached read)."""
-        epoch = (
-            task.pinned_epoch if task.pinned_epoch is not None else devices.device_row(s, task.device_id).current_epoch
-        )
-        return self._epochs.get(s, task.device_id, epoch)
+        epoch = pinned_epoch if pinned_epoch is not None else devices.device_row(s, device_id).current_epoch
+        return self._epochs.get(s, device_id, epoch)
 
     def report(self, task_id: str, rep: Report, now: datetime) -> tuple[Task, Outcome]:
         try:
