@@ -8,6 +8,7 @@ only), and a cancel set in Prefect is reported as the operator's, with the Prefe
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from vqpu_protocol.api.agent import CancelledReport, CompletedReport, FailedRepo
 from vqpu_protocol.api.tasks import SchedulerEvidence
 from vqpu_protocol.codes import ErrorCode
 from vqpu_protocol.errors import ErrorDocument
-from vqpu_protocol.rundir import LOG_FILE, ResultDocument, read_outcome
+from vqpu_protocol.rundir import LOG_FILE, ResultDocument, RunUsage, read_outcome, read_usage
 
 log = logging.getLogger("agent.execution")
 
@@ -52,6 +53,7 @@ class Execution:
     refusal: str | None = None
     result_refused: Rejected | None = None  # the control plane refused the result as not this task's (422)
     finished: bool = False  # a terminal report was taken or refused: nothing more will be sent
+    submitted_at: float | None = None  # time.monotonic() when this agent submitted the runner step
     _stop: anyio.Event = field(default_factory=anyio.Event)
     done: anyio.Event = field(default_factory=anyio.Event)
 
@@ -107,6 +109,7 @@ class Execution:
             found = TerminalEvidence(JobState.COMPLETED, scheduler_state="found", job_id=job)
             return await self._report_outcome(outcome, found)
         if self.handle is None:
+            self.submitted_at = time.monotonic()
             self.handle = await self.scheduler.submit(self.run_dir, self.resources)
             log.info("task %s attempt %s: submitted as %s job %s", self.task_id, self.attempt, *self._job())
         else:
@@ -165,10 +168,16 @@ class Execution:
         scheduler = self._evidence(evidence)
         if self.cancel_source == PREFECT:  # an operator's cancel (whoever holds the site's Prefect credential)
             report = CancelledReport(
-                claim_token=self.token, scheduler=scheduler, requested_by="prefect", actor=self.cancel_actor
+                claim_token=self.token,
+                scheduler=scheduler,
+                requested_by="prefect",
+                actor=self.cancel_actor,
+                usage=self._usage(evidence),
             )
         else:  # the control plane knows who asked it (the owner or an admin)
-            report = CancelledReport(claim_token=self.token, scheduler=scheduler, requested_by="control-plane")
+            report = CancelledReport(
+                claim_token=self.token, scheduler=scheduler, requested_by="control-plane", usage=self._usage(evidence)
+            )
         if not await self._send(report):
             return self._state_after_refusal()
         return Cancelled(message=f"cancelled ({self.cancel_source}); the runner was stopped")
@@ -177,12 +186,13 @@ class Execution:
         self, outcome: ResultDocument | ErrorDocument | None, evidence: TerminalEvidence
     ) -> State[Any]:
         scheduler = self._evidence(evidence)
+        usage = self._usage(evidence)
         report: Report
         if isinstance(outcome, ResultDocument):
-            report = CompletedReport(claim_token=self.token, result=outcome, scheduler=scheduler)
+            report = CompletedReport(claim_token=self.token, result=outcome, scheduler=scheduler, usage=usage)
         else:
             error = outcome if outcome is not None else self._no_outcome(evidence)
-            report = FailedReport(claim_token=self.token, error=error, scheduler=scheduler)
+            report = FailedReport(claim_token=self.token, error=error, scheduler=scheduler, usage=usage)
         if not await self._send(report):
             if self.result_refused is None:
                 return self._state_after_refusal()
@@ -193,7 +203,7 @@ class Execution:
                 message=f"the control plane refused the runner's result: {self.result_refused}"[:2000],
                 detail={"status": self.result_refused.status},
             )
-            report = FailedReport(claim_token=self.token, error=error, scheduler=scheduler)
+            report = FailedReport(claim_token=self.token, error=error, scheduler=scheduler, usage=usage)
             if not await self._send(report):
                 return self._state_after_refusal()
             return Failed(message=f"{ErrorCode.INVALID_RESULT}: the runner's result did not match its task")
@@ -267,6 +277,18 @@ class Execution:
         if self.fenced:
             return Cancelled(message=f"task {self.task_id} was handed to another attempt: nothing reported")
         return Failed(message=f"the control plane refused the outcome: {self.refusal}"[:2000])
+
+    def _usage(self, evidence: TerminalEvidence | None) -> RunUsage | None:
+        """What the run used, for the site's accounting: the runner's own account (usage.json), else the
+        scheduler's or this agent's clock; None for a run that never started here."""
+        found = read_usage(self.run_dir)
+        if found is not None:
+            return found
+        if evidence is not None and evidence.used_s is not None:
+            return RunUsage(wall_s=evidence.used_s, measured_by="agent")
+        if self.submitted_at is not None:
+            return RunUsage(wall_s=time.monotonic() - self.submitted_at, measured_by="agent")
+        return None
 
     def _evidence(self, evidence: TerminalEvidence | None) -> SchedulerEvidence:
         handle = self.handle

@@ -6,7 +6,8 @@ directory when Qiskit imports it, and stevedore caches Qiskit's plugin list unde
 process touches no file outside its run directory but the installed code it imports; that is why
 Qiskit is imported only after that (in `_run`), never when this module is. Once it has read its task,
 a runner process bounds itself by the task's `limits` (runner.limits: a wall-time watchdog, a memory
-rlimit); `main`, a run inside the caller's process, leaves the caller's process alone.
+rlimit), and as it ends it writes what it used (runner.usage: usage.json); `main`, a run inside the
+caller's process, leaves the caller's process alone and accounts for nothing.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import traceback
 from pathlib import Path
 
 from device_registry import RegistryError
-from runner import limits
+from runner import limits, usage
 from runner.errors import InvalidPayload, RunnerError, SimulationFailed
 from runner.rundir import read_inputs
 from vqpu_protocol.codes import ErrorCode, ExitCode
 from vqpu_protocol.errors import ErrorDocument
-from vqpu_protocol.rundir import LOG_FILE, SCRATCH_DIR, write_error, write_result
+from vqpu_protocol.rundir import LOG_FILE, SCRATCH_DIR, ResultDocument, write_error, write_result
 
 log = logging.getLogger("runner")
 
@@ -51,9 +52,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _logged_run(run_dir: Path, started: float, *, bounded: bool) -> int:
     handler = _log_to(run_dir)
+    done: list[ResultDocument] = []
     try:
-        return _run(run_dir, started, bounded)
+        return _run(run_dir, started, bounded, done)
     finally:
+        if bounded and run_dir.is_dir():  # a process accounts for itself (usage.json), whatever the outcome
+            gpu_s = next((r.timings.simulate_s for r in done if r.provenance.device == "GPU"), None)
+            usage.record(run_dir, usage.own(time.perf_counter() - started, gpu_s))
         if handler is not None:
             log.removeHandler(handler)
             handler.close()
@@ -66,7 +71,7 @@ def _parse(argv: list[str] | None) -> Path:
     return run_dir
 
 
-def _run(run_dir: Path, started: float, bounded: bool) -> int:
+def _run(run_dir: Path, started: float, bounded: bool, done: list[ResultDocument]) -> int:
     from runner import pipeline  # Qiskit and Aer: loaded once the scratch space is confined
 
     memory_bytes: int | None = None
@@ -97,6 +102,7 @@ def _run(run_dir: Path, started: float, bounded: bool) -> int:
         _report(run_dir, crash)
         return ExitCode.CRASH
     write_result(run_dir, result)
+    done.append(result)
     log.info(
         "done: %s shots, method %s on %s, %.3f s",
         result.shots,

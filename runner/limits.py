@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
+from runner import usage
 from vqpu_protocol.codes import ErrorCode, ExitCode
 from vqpu_protocol.errors import ErrorDocument
 from vqpu_protocol.rundir import ERROR_FILE, RESULT_FILE, RunLimits, write_error
@@ -155,7 +156,8 @@ def _expire(runner: int, pidfd: int | None, run_dir: Path, limit_s: float, used_
     ending = signal.SIGKILL
     try:
         if os.path.lexists(run_dir / RESULT_FILE) or os.path.lexists(run_dir / ERROR_FILE):
-            return  # it finished as the limit came: its outcome stands
+            return  # it finished as the limit came: its outcome stands (and it accounts for itself)
+        usage.record(run_dir, usage.stopped(runner, used_s))  # read while it is stopped: it never writes its own
         error = ErrorDocument(
             code=ErrorCode.TIME_LIMIT_EXCEEDED,
             message=f"the run reached its wall-time limit of {limit_s:g} s ({used_s:.1f} s used) and was stopped",
