@@ -8,7 +8,15 @@ import anyio
 from fastapi import APIRouter, Path, Query, Response
 
 from device_registry import Snapshot
-from vqpu_protocol.api.devices import DeviceList, DevicePatch, EpochList, EpochView, Viability, ViabilityView
+from vqpu_protocol.api.devices import (
+    DeviceList,
+    DevicePatch,
+    EpochList,
+    EpochView,
+    LimitRefusal,
+    Viability,
+    ViabilityView,
+)
 from vqpu_protocol.api.inspect import QueuedViolations, RefusedTask
 from vqpu_protocol.codes import ErrorCode
 from vqpu_protocol.limits import MAX_ID_CHARS, MAX_SERIAL
@@ -96,14 +104,18 @@ async def queued_violations(
 @router.post("/{device_id}/viability", responses=with_body(404))
 async def viability(device_id: DeviceId, body: Viability, who: Who, box: Box) -> ViabilityView:
     def run() -> ViabilityView:
-        record = box.devices.current(device_id) if body.epoch is None else box.devices.epoch(device_id, body.epoch)
-        found = box.devices.viability(record, body.circuit, body.dialect)
+        found = box.tasks.viability(who, device_id, body)
+        refusal = found.refusal
         return ViabilityView(
             device_id=device_id,
-            epoch=record.epoch,
-            sha256=record.sha256,
-            admissible=not found,
-            violations=[violation_view(v) for v in found],
+            epoch=found.record.epoch,
+            sha256=found.record.sha256,
+            admissible=not found.violations and refusal is None,
+            violations=[violation_view(v) for v in found.violations],
+            price=found.price,
+            refusal=None
+            if refusal is None
+            else LimitRefusal(code=str(refusal.code), message=refusal.message, detail=refusal.detail or {}),
         )
 
     return await anyio.to_thread.run_sync(run)
