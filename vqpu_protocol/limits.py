@@ -57,3 +57,5 @@ MAX_COUNTS_CHARS: Final = 2_000_000
 """Most characters a result's counts may hold in the worst case: min(shots, 2^clbits) keys, each of the
 counts key width plus 12 (quotes, separators and the count). Checked at submit and by the runner
 before it simulates, so that a result always fits the server's default 4 MiB report body."""
+MAX_BYTES: Final = 2**63 - 1
+"""Largest byte count any document carries (a 64-bit integer column)."""

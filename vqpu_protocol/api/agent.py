@@ -8,7 +8,7 @@ from pydantic import Field
 
 from vqpu_protocol.api.tasks import SchedulerEvidence, TaskView
 from vqpu_protocol.errors import ErrorDocument
-from vqpu_protocol.limits import MAX_CLAIM_BATCH, MAX_CLAIM_WAIT_S, MAX_HEARTBEAT_TASKS, Dialect
+from vqpu_protocol.limits import MAX_BYTES, MAX_CLAIM_BATCH, MAX_CLAIM_WAIT_S, MAX_HEARTBEAT_TASKS, Dialect
 from vqpu_protocol.rundir import ResultDocument, RunOptions, RuntimeLimit, RunUsage, TaskDocument
 from vqpu_protocol.wire import Id, Request, Response, SafeStr
 
@@ -17,8 +17,12 @@ class SlotCapacity(Request):
     """What one of the agent's slots can hold, from its site file: admission refuses a task that no
     agent serving its device could run."""
 
-    memory_bytes: Annotated[int, Field(ge=1)] = Field(description="host memory of one slot (runner process)")
-    gpu_memory_bytes: Annotated[int, Field(ge=1)] | None = Field(None, description="GPU memory of one slot, if any")
+    memory_bytes: Annotated[int, Field(ge=1, le=MAX_BYTES)] = Field(
+        description="host memory of one slot (runner process)"
+    )
+    gpu_memory_bytes: Annotated[int, Field(ge=1, le=MAX_BYTES)] | None = Field(
+        None, description="GPU memory of one slot, if any"
+    )
     max_runtime_s: RuntimeLimit | None = Field(None, description="the site's wall-time ceiling for one task")
 
 

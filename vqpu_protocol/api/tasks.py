@@ -9,7 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from vqpu_protocol.errors import ErrorDocument
 from vqpu_protocol.limits import MAX_CIRCUIT_BYTES, MAX_SHOTS, MAX_TAG_CHARS, MAX_TAGS, Dialect
 from vqpu_protocol.pricing import Price
-from vqpu_protocol.rundir import RunOptions, check_memory_shots
+from vqpu_protocol.rundir import RunOptions, RunUsage, check_memory_shots
 from vqpu_protocol.wire import Id, Request, Response, SafeStr, Seed, Serial
 
 TaskStateName = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
@@ -63,6 +63,9 @@ class TaskView(Response):
     stale: bool = Field(description="RUNNING without a heartbeat within the liveness window (a flag, not a state)")
     scheduler: SchedulerEvidence | None
     error: ErrorDocument | None
+    usage: RunUsage | None = Field(
+        None, description="what the run used (a terminal task's; with `scheduler`: the job id and node), for accounting"
+    )
     estimate: Price | None = Field(
         None, description="the price admission computed (docs/admission.md); null for a task stored before pricing"
     )
