@@ -140,10 +140,12 @@ class AsyncClient:
             calls.viability(device_id, circuit, dialect=dialect, epoch=epoch, options=options, shots=shots)
         )
 
-    async def queued_violations(self, device_id: str, epoch: int) -> QueuedViolations:
-        """Your QUEUED, unpinned tasks on the device (every one for an admin) that `epoch` would refuse."""
+    async def queued_violations(self, device_id: str, epoch: int, *, after: str | None = None) -> QueuedViolations:
+        """Your QUEUED, unpinned tasks on the device (every one for an admin) that `epoch` would refuse, oldest
+        first. One answer re-checks a bounded amount of source: when it is `truncated`, ask again with
+        `after=answer.next_after` for the rest."""
         path = f"/v1/devices/{device_id}/epochs/{epoch}/queued-violations"
-        return await self._send(Call("GET", path, calls.model(QueuedViolations)))
+        return await self._send(Call("GET", path, calls.model(QueuedViolations), params={"after": after}))
 
     async def register_device(self, snapshot: Snapshot) -> EpochView:
         return await self._send(calls.device_write("POST", "/v1/devices", snapshot.to_json_dict()))

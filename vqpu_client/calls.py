@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from device_registry import Snapshot
 from device_registry.snapshot import parse_snapshot
-from vqpu_client.errors import APIError, TransportError, UsageError, WaitTimeoutError, api_error
+from vqpu_client.errors import APIError, QueueFullError, TransportError, UsageError, WaitTimeoutError, api_error
 from vqpu_client.sse import EVENT_STREAM, StreamBroken
 from vqpu_protocol.api.devices import DevicePatch, EpochView, ViabilityView
 from vqpu_protocol.api.tasks import EventView, TaskView
@@ -139,11 +139,23 @@ def error_of(response: httpx.Response) -> APIError:
     correlation = response.headers.get("X-Correlation-ID")
     try:
         info = response.json()["error"]
-        return api_error(status, str(info["code"]), str(info["message"]), info.get("detail"), correlation)
+        error = api_error(status, str(info["code"]), str(info["message"]), info.get("detail"), correlation)
+        if isinstance(error, QueueFullError):
+            error.retry_after_s = _retry_after(response.headers.get("Retry-After"))
+        return error
     except (ValueError, KeyError, TypeError):
         # Not our error body: a proxy or load balancer answered. Keep its words, bounded.
         text = response.text[:300].strip() or response.reason_phrase
         return api_error(status, f"HTTP_{status}", text, None, correlation)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the server sends seconds; an HTTP date from a proxy is not read)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
 
 
 def model(cls: type[M]) -> Callable[[httpx.Response], M]:

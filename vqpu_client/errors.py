@@ -92,6 +92,28 @@ class NotAdmissibleError(APIError):
         return [v for v in found if isinstance(v, dict)] if isinstance(found, list) else []
 
 
+class LimitExceededError(InvalidRequestError):
+    """422 TOO_LARGE or TOO_LONG: the task's price exceeds a limit (memory, expanded size, result size, wall
+    time); nothing was stored. `limit` names the limit, `estimate` is the whole price (docs/admission.md)."""
+
+    @property
+    def limit(self) -> str | None:
+        found = self.detail.get("limit") if isinstance(self.detail, dict) else None
+        return found if isinstance(found, str) else None
+
+    @property
+    def estimate(self) -> dict[str, Any] | None:
+        found = self.detail.get("estimate") if isinstance(self.detail, dict) else None
+        return found if isinstance(found, dict) else None
+
+
+class QueueFullError(APIError):
+    """429 QUEUE_FULL: you have as many QUEUED tasks as the server allows; nothing was stored. Submit again
+    after `retry_after_s` seconds (the server's Retry-After), or once some of your tasks have started."""
+
+    retry_after_s: float | None = None
+
+
 class UnavailableError(APIError):
     """503: the server is starting, draining, or its database does not answer (retried before raised)."""
 
@@ -143,6 +165,9 @@ _BY_CODE: dict[str, type[APIError]] = {
     ErrorCode.RESULT_NOT_READY: ResultNotReadyError,
     ErrorCode.NO_RESULT: NoResultError,
     ErrorCode.NOT_ADMISSIBLE: NotAdmissibleError,
+    ErrorCode.TOO_LARGE: LimitExceededError,
+    ErrorCode.TOO_LONG: LimitExceededError,
+    ErrorCode.QUEUE_FULL: QueueFullError,
 }
 _BY_STATUS: dict[int, type[APIError]] = {
     400: InvalidRequestError,
@@ -154,6 +179,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
     413: PayloadTooLargeError,
     415: InvalidRequestError,
     422: InvalidRequestError,
+    429: QueueFullError,
     503: UnavailableError,
 }
 
