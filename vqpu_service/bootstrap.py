@@ -34,6 +34,7 @@ from vqpu_service.ports import DeviceEpoch
 from vqpu_service.services.agents import AgentService, WorkSignal
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.tasks import TaskService
+from vqpu_service.services.usage import UsageService
 from vqpu_service.services.verdicts import REMEMBERED, Verdicts
 
 log = logging.getLogger("vqpu_service")
@@ -65,6 +66,7 @@ def build(settings: Settings) -> Container:
         work=work,
         broker=Broker(),
         verdicts=verdicts,
+        usage=UsageService(store),
     )
 
 

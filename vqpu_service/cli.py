@@ -4,6 +4,7 @@
     vqpu-server keys create --role user|agent|admin --name NAME     (the new key is the last line)
     vqpu-server devices register-catalog | list
     vqpu-server admin requeue TASK [--reason R] | force-fail TASK [--reason R] | agents
+    vqpu-server admin usage --since T [--until T] [--by owner|device|agent] [--format json|csv]
 
 The database comes from --db, else VQPU_DATABASE_URL, else a SQLite file under ~/.local/share/vqpu.
 """
@@ -22,7 +23,8 @@ from types import FrameType
 
 from vqpu_service.config import Settings, load_settings
 from vqpu_service.domain.errors import InvalidRequest, ServiceError
-from vqpu_service.domain.model import Role
+from vqpu_service.domain.model import Principal, Role
+from vqpu_service.domain.usage import Grouping
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +101,8 @@ def _devices_list(args: argparse.Namespace, settings: Settings) -> int:
 def _admin(args: argparse.Namespace, settings: Settings) -> int:
     from vqpu_service.bootstrap import build_store
 
+    if args.action == "usage":
+        return _usage(args, settings)
     if args.action != "agents" and not args.task:
         raise InvalidRequest(f"admin {args.action} needs a task id")
     store = build_store(settings)
@@ -113,6 +117,26 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{task.id}: {task.state} (attempt {task.attempt})")
     finally:
         store.close()
+    return 0
+
+
+def _usage(args: argparse.Namespace, settings: Settings) -> int:
+    """The accounting export (docs/operations.md, "Accounting"), JSON or CSV on stdout."""
+    from vqpu_service.api.views import usage_report
+    from vqpu_service.bootstrap import build_store
+    from vqpu_service.services.usage import UsageService, moment
+
+    if args.since is None:
+        raise InvalidRequest("admin usage needs --since (ISO 8601, e.g. 2026-12-01)")
+    since = moment(args.since, "--since")
+    until = None if args.until is None else moment(args.until, "--until")
+    store = build_store(settings)
+    try:
+        export = UsageService(store).export(Principal("cli-admin", Role.ADMIN), since, until, Grouping(args.by))
+    finally:
+        store.close()
+    report = usage_report(export)
+    sys.stdout.write(report.csv() if args.format == "csv" else report.model_dump_json(indent=2) + "\n")
     return 0
 
 
@@ -136,9 +160,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     devices.add_parser("list", help="devices at their current epoch").set_defaults(command=_devices_list)
     admin = sub.add_parser("admin", help="recovery actions, straight against the database")
-    admin.add_argument("action", choices=["requeue", "force-fail", "agents"])
+    admin.add_argument("action", choices=["requeue", "force-fail", "agents", "usage"])
     admin.add_argument("task", nargs="?")
     admin.add_argument("--reason", default="operator action")
+    admin.add_argument("--since", help="usage: the period's start, ISO 8601 (inclusive; no zone: UTC)")
+    admin.add_argument("--until", help="usage: the period's end, ISO 8601 (exclusive; default: now)")
+    admin.add_argument("--by", choices=[str(g) for g in Grouping], default="owner", help="usage: group by")
+    admin.add_argument("--format", choices=["json", "csv"], default="json", help="usage: output format")
     admin.set_defaults(command=_admin)
     for sp in (serve, create, admin, *devices.choices.values()):
         sp.add_argument("--db", help="database URL (default: VQPU_DATABASE_URL, else the SQLite file)")

@@ -11,6 +11,7 @@ from vqpu_service.ports import Store
 from vqpu_service.services.agents import AgentService, WorkSignal
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.tasks import TaskService
+from vqpu_service.services.usage import UsageService
 from vqpu_service.services.verdicts import Verdicts
 
 
@@ -25,4 +26,5 @@ class Container:
     work: WorkSignal
     broker: Broker
     verdicts: Verdicts
+    usage: UsageService
     ready: bool = False

@@ -17,6 +17,7 @@ from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.events import Event, EventType, NewEvent
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, SlotCapacity, Task
+from vqpu_service.domain.usage import Grouping, UsageTotals
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,11 @@ class Store(abc.ABC):
     def sweep_liveness(self, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:
         """Flag newly stale tasks (TASK_STALE), mark silent agents lost (AGENT_LOST); with auto_requeue,
         requeue stale tasks below max_attempts. Returns the ids of tasks newly found stale."""
+
+    @abc.abstractmethod
+    def usage(self, since: datetime, until: datetime, by: Grouping) -> list[UsageTotals]:
+        """Per `by`, the terminal tasks finished in [since, until) and the sums of their recorded usage,
+        ordered by the group's key."""
 
     # --- devices ---------------------------------------------------------------------
 

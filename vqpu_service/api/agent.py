@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,16 +57,18 @@ async def running(task_id: TaskId, body: RunningReport, who: Who, box: Box) -> R
 async def completed(task_id: TaskId, body: CompletedReport, who: Who, box: Box) -> ReportAck:
     result = body.result.model_dump(mode="json", by_alias=True)
     return await _report(
-        box, who, task_id, Report(Action.REPORT_COMPLETED, body.claim_token, result=result, scheduler=_dump(body))
+        box,
+        who,
+        task_id,
+        Report(Action.REPORT_COMPLETED, body.claim_token, result=result, scheduler=_dump(body), usage=_usage(body)),
     )
 
 
 @router.post("/tasks/{task_id}/failed", responses=_REPORTS)
 async def failed(task_id: TaskId, body: FailedReport, who: Who, box: Box) -> ReportAck:
     error = body.error.model_dump(mode="json")
-    return await _report(
-        box, who, task_id, Report(Action.REPORT_FAILED, body.claim_token, error=error, scheduler=_dump(body))
-    )
+    rep = Report(Action.REPORT_FAILED, body.claim_token, error=error, scheduler=_dump(body), usage=_usage(body))
+    return await _report(box, who, task_id, rep)
 
 
 @router.post("/tasks/{task_id}/cancelled", responses=_REPORTS)
@@ -74,6 +77,7 @@ async def cancelled(task_id: TaskId, body: CancelledReport, who: Who, box: Box) 
         Action.REPORT_CANCELLED,
         body.claim_token,
         scheduler=_dump(body),
+        usage=_usage(body),
         requested_by=body.requested_by,
         actor=body.actor,
     )
@@ -104,6 +108,19 @@ def _capacity(declared: SlotCapacity | None) -> Capacity | None:
         if (getattr(declared, name) or 0) > _STORABLE:
             raise InvalidRequest(f"capacity.{name} is over {_STORABLE}", {"field": f"capacity.{name}"})
     return Capacity(declared.memory_bytes, declared.gpu_memory_bytes, declared.max_runtime_s)
+
+
+def _usage(body: CompletedReport | FailedReport | CancelledReport) -> dict[str, Any] | None:
+    """The report's usage as stored; numbers a database column cannot hold (infinite, over 64 bits) are refused."""
+    if body.usage is None:
+        return None
+    usage = body.usage.model_dump(mode="json")
+    for name in ("wall_s", "cpu_s", "gpu_s"):
+        if usage[name] is not None and not math.isfinite(usage[name]):
+            raise InvalidRequest(f"usage.{name} is not a finite number", {"field": f"usage.{name}"})
+    if (usage["peak_rss_bytes"] or 0) > _STORABLE:
+        raise InvalidRequest(f"usage.peak_rss_bytes is over {_STORABLE}", {"field": "usage.peak_rss_bytes"})
+    return usage
 
 
 def _dump(body: RunningReport | CompletedReport | FailedReport | CancelledReport) -> dict[str, Any] | None:

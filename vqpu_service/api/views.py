@@ -6,6 +6,7 @@ from datetime import datetime
 
 from device_registry import Snapshot
 from device_registry.admissibility import Violation
+from vqpu_protocol.api.admin import UsageReport, UsageRow
 from vqpu_protocol.api.agent import AgentView, ClaimedTask, ClaimedTaskBody
 from vqpu_protocol.api.devices import DeviceSummary, EpochView, ViolationView
 from vqpu_protocol.api.tasks import EventView, TaskView
@@ -13,6 +14,7 @@ from vqpu_protocol.rundir import RunOptions
 from vqpu_service.domain.events import Event
 from vqpu_service.domain.model import Agent, Claimed, Task
 from vqpu_service.ports import DeviceEpoch
+from vqpu_service.services.usage import UsageExport
 
 
 def task_view(task: Task, window_s: float, now: datetime) -> TaskView:
@@ -38,6 +40,7 @@ def task_view(task: Task, window_s: float, now: datetime) -> TaskView:
             "scheduler": task.scheduler,
             "error": task.error,
             "estimate": task.estimate,
+            "usage": task.usage,
             "created_at": task.created_at.isoformat(),
             "updated_at": task.updated_at.isoformat(),
             "claimed_at": _iso(task.claimed_at),
@@ -94,6 +97,15 @@ def agent_view(agent: Agent, now: datetime, window_s: float) -> AgentView:
         first_seen=agent.first_seen.isoformat(),
         last_seen=agent.last_seen.isoformat(),
         lost=agent.lost or (now - agent.last_seen).total_seconds() > window_s,
+    )
+
+
+def usage_report(export: UsageExport) -> UsageReport:
+    return UsageReport(
+        since=export.since.isoformat(),
+        until=export.until.isoformat(),
+        by=export.by.value,
+        rows=[UsageRow.model_validate(vars(t)) for t in export.rows],
     )
 
 

@@ -35,6 +35,9 @@ class Report:
     """A cancelled report: where the cancel came from (`control-plane`, `prefect`); None: not said."""
     actor: str | None = None
     """A cancelled report: who asked, as that source names them."""
+    usage: dict[str, Any] | None = None
+    """A terminal report: what the run used (`vqpu_protocol.rundir.RunUsage`). Not part of `digest`: an
+    agent's retry may carry a re-measured clock, and a repeat must still answer `repeated`."""
 
     def digest(self) -> str:
         body: dict[str, Any] = {"action": str(self.action), "result": self.result, "error": self.error}
@@ -82,6 +85,7 @@ def report(task: Task, rep: Report, now: datetime) -> tuple[Outcome, list[NewEve
     task.scheduler = rep.scheduler if rep.scheduler is not None else task.scheduler  # the terminal evidence
     task.outcome_token, task.outcome_digest = rep.claim_token, rep.digest()
     task.result, task.error = rep.result, rep.error
+    task.usage = rep.usage
     if rep.action is Action.REPORT_COMPLETED:
         return Outcome.APPLIED, [_event(EventType.TASK_COMPLETED, task, attempt=task.attempt)]
     if rep.action is Action.REPORT_FAILED:

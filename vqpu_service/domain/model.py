@@ -89,6 +89,9 @@ class Task:
     """See `NewTask`; None for a task stored before the layout was recorded (its widths go unchecked)."""
     estimate: dict[str, Any] | None = None
     """See `NewTask`; None for a task stored before admission priced tasks."""
+    usage: dict[str, Any] | None = None
+    """What its run used, from its terminal report (`vqpu_protocol.rundir.RunUsage`); None: not reported
+    (it never ran, it was force-failed, or an older agent reported it)."""
 
     def stale(self, now: datetime, window_s: float) -> bool:
         """RUNNING without a heartbeat from its owner within the liveness window (a flag, never a state)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from typing import Any
 
 from vqpu_service.adapters.sql.schema import AgentRow, EventRow, TaskRow
 from vqpu_service.domain.events import Event, EventType
@@ -26,6 +27,17 @@ def apply(row: TaskRow, task: Task) -> None:
         value = getattr(task, name)
         if getattr(row, name) != value:
             setattr(row, name, str(value) if name == "state" else value)
+            if name == "usage":
+                _usage_columns(row, value or {})
+
+
+def _usage_columns(row: TaskRow, usage: dict[str, Any]) -> None:
+    """The usage's numbers in the columns the accounting export sums (NULL where not reported)."""
+    row.usage_wall_s = usage.get("wall_s")
+    row.usage_cpu_s = usage.get("cpu_s")
+    row.usage_gpu_s = usage.get("gpu_s")
+    row.usage_peak_rss_bytes = usage.get("peak_rss_bytes")
+    row.usage_measured_by = usage.get("measured_by")
 
 
 def to_event(row: EventRow) -> Event:

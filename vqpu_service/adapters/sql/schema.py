@@ -52,6 +52,7 @@ class TaskRow(SQLModel, table=True):
         Index("ix_task_state_owner_seq", "state", "owner", "seq"),  # per-owner counts and claim candidates
         Index("ix_task_owner_seq", "owner", "seq"),
         Index("ix_task_device_state", "device_id", "state"),
+        Index("ix_task_finished_at", "finished_at"),  # the accounting export's period
     )
 
     seq: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
@@ -89,6 +90,14 @@ class TaskRow(SQLModel, table=True):
     body_sha256: str | None = None
     classical_layout: Any = _json()  # added after release: `upgrade` adds it to an existing table
     estimate: Any = _json()  # added after release
+    usage: Any = _json()  # added after release: what the run used, as its terminal report said
+    # The usage's numbers again, as typed columns (added after release), so the accounting export sums
+    # them in SQL, the same on both databases, without reading every task's JSON (rows.apply sets them).
+    usage_wall_s: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    usage_cpu_s: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    usage_gpu_s: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    usage_peak_rss_bytes: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    usage_measured_by: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class DeviceRow(SQLModel, table=True):

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from device_registry import Snapshot
-from vqpu_service.adapters.sql import devices, queue
+from vqpu_service.adapters.sql import devices, queue, usage
 from vqpu_service.adapters.sql.rows import apply, declare, to_agent, to_event, to_task
 from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, EventRow, TaskRow
 from vqpu_service.adapters.sql.tx import Transactions
@@ -35,6 +35,7 @@ from vqpu_service.domain.errors import (
 from vqpu_service.domain.events import DEVICE_EVENTS, Event, EventType, NewEvent, task_event
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, SlotCapacity, Task
+from vqpu_service.domain.usage import Grouping, UsageTotals
 from vqpu_service.ports import DeviceEpoch, EventFilter, QueuedRef, Store
 
 Recheck = Callable[[Task, DeviceEpoch], list[dict[str, object]]]
@@ -316,6 +317,10 @@ class SqlStore(Store):
         if row is None:
             raise NotFound(f"unknown task {task_id!r}", {"task_id": task_id})
         return row
+
+    def usage(self, since: datetime, until: datetime, by: Grouping) -> list[UsageTotals]:
+        with self.tx.session(write=False) as s:
+            return usage.totals(s, since, until, by)
 
     # --- devices ---------------------------------------------------------------------
 
