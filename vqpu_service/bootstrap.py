@@ -33,6 +33,8 @@ from vqpu_service.domain.model import Task
 from vqpu_service.ports import DeviceEpoch
 from vqpu_service.services.agents import AgentService, WorkSignal
 from vqpu_service.services.devices import DeviceService
+from vqpu_service.services.events import EventService
+from vqpu_service.services.queue_check import QueueInspector
 from vqpu_service.services.tasks import TaskService
 from vqpu_service.services.usage import UsageService
 from vqpu_service.services.verdicts import REMEMBERED, Verdicts
@@ -61,12 +63,14 @@ def build(settings: Settings) -> Container:
         store=store,
         keys=KeyRing(settings.keys_file),
         devices=devices,
-        tasks=TaskService(store, devices, settings, on_submit=work.notify_threadsafe),
+        tasks=TaskService(store, devices, settings, on_work=work.notify_threadsafe),
         agents=AgentService(store, work, settings.max_claim_wait_s, settings.claim_recheck_s),
         work=work,
         broker=Broker(),
         verdicts=verdicts,
         usage=UsageService(store),
+        events=EventService(store),
+        queue=QueueInspector(store, devices, verdicts),
     )
 
 

@@ -10,6 +10,8 @@ from vqpu_service.config import Settings
 from vqpu_service.ports import Store
 from vqpu_service.services.agents import AgentService, WorkSignal
 from vqpu_service.services.devices import DeviceService
+from vqpu_service.services.events import EventService
+from vqpu_service.services.queue_check import QueueInspector
 from vqpu_service.services.tasks import TaskService
 from vqpu_service.services.usage import UsageService
 from vqpu_service.services.verdicts import Verdicts
@@ -27,4 +29,6 @@ class Container:
     broker: Broker
     verdicts: Verdicts
     usage: UsageService
+    events: EventService
+    queue: QueueInspector
     ready: bool = False

@@ -24,15 +24,14 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=JsonRoute)
 @router.post("/tasks/{task_id}/requeue", responses=with_body(403, 404, 409))
 async def requeue(task_id: TaskId, who: Admin, box: Box, body: AdminAction | None = None) -> TaskView:
     reason = (body or AdminAction()).reason
-    task = await anyio.to_thread.run_sync(box.store.requeue, task_id, who.name, reason, datetime.now(UTC))
-    box.work.notify()
+    task = await anyio.to_thread.run_sync(box.tasks.requeue, who, task_id, reason)
     return task_view(task, box.settings.liveness_window_s, datetime.now(UTC))
 
 
 @router.post("/tasks/{task_id}/force-fail", responses=with_body(403, 404, 409))
 async def force_fail(task_id: TaskId, who: Admin, box: Box, body: AdminAction | None = None) -> TaskView:
     reason = (body or AdminAction()).reason
-    task = await anyio.to_thread.run_sync(box.store.force_fail, task_id, who.name, reason, datetime.now(UTC))
+    task = await anyio.to_thread.run_sync(box.tasks.force_fail, who, task_id, reason)
     return task_view(task, box.settings.liveness_window_s, datetime.now(UTC))
 
 

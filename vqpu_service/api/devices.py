@@ -25,7 +25,7 @@ from vqpu_service.api.errors import INVALID_CODE
 from vqpu_service.api.routing import JsonRoute, with_body, with_key
 from vqpu_service.api.views import device_summary, epoch_view, violation_view
 from vqpu_service.ports import DeviceEpoch
-from vqpu_service.services.queue_check import QueueCheck, refused_by
+from vqpu_service.services.queue_check import QueueCheck
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"], route_class=JsonRoute)
 DeviceId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
@@ -56,7 +56,7 @@ async def current(device_id: DeviceId, who: Who, box: Box) -> Response:
 
 @router.get("/{device_id}/epochs", responses=with_key(404))
 async def epochs(device_id: DeviceId, who: Who, box: Box) -> EpochList:
-    rows = await anyio.to_thread.run_sync(box.store.epochs, device_id)
+    rows = await anyio.to_thread.run_sync(box.devices.epochs, device_id)
     return EpochList.model_validate(
         {"device_id": device_id, "epochs": [{"epoch": e, "sha256": s, "created_at": t.isoformat()} for e, s, t in rows]}
     )
@@ -81,7 +81,7 @@ async def queued_violations(
     budget = box.settings.queued_check_bytes
 
     def run() -> QueueCheck:
-        return refused_by(box.store, box.devices, box.verdicts, who, device_id, epoch, after=after, budget_bytes=budget)
+        return box.queue.refused_by(who, device_id, epoch, after=after, budget_bytes=budget)
 
     found = await anyio.to_thread.run_sync(run)
     return QueuedViolations(

@@ -50,7 +50,7 @@ async def events(
     flt = EventFilter(task_id=task, device_id=device, types=types, owner=readable_owner(who))
     start = parse_last_event_id(last_event_id_header, last_event_id)
     stream = event_stream(
-        box.store,
+        box.events.after,
         box.broker,
         flt,
         start,
@@ -66,7 +66,7 @@ async def health(box: Box) -> Health:
     if not box.ready:
         raise Unavailable("the service is starting")
     try:
-        last = await anyio.to_thread.run_sync(box.store.last_event_id)
+        last = await anyio.to_thread.run_sync(box.events.last_id)
     except Exception as exc:  # any store failure means the same thing here: not healthy
         raise Unavailable(f"the database does not answer: {exc}") from exc
     return Health(status="ok", version=__version__, last_event_id=last)

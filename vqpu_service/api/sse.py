@@ -19,7 +19,7 @@ from vqpu_protocol.limits import MAX_SERIAL
 from vqpu_service.adapters.broker import Broker
 from vqpu_service.domain.errors import InvalidRequest
 from vqpu_service.domain.events import Event
-from vqpu_service.ports import EventFilter, Store
+from vqpu_service.ports import EventFilter
 
 PAGE = 500
 KEEPALIVE = ": keep-alive\n\n"
@@ -46,8 +46,12 @@ def parse_last_event_id(header: str | None, query: int | None) -> int:
     return query
 
 
+Replay = Callable[[int, EventFilter, int], list[Event]]
+"""Committed events after an id that pass a filter, at most so many, oldest first (`EventService.after`)."""
+
+
 async def event_stream(
-    store: Store,
+    replay: Replay,
     broker: Broker,
     flt: EventFilter,
     last_event_id: int,
@@ -60,7 +64,7 @@ async def event_stream(
     try:
         last = last_event_id
         while True:
-            page = await anyio.to_thread.run_sync(store.events_after, last, flt, PAGE)
+            page = await anyio.to_thread.run_sync(replay, last, flt, PAGE)
             for event in page:
                 yield frame(event)
                 last = event.id

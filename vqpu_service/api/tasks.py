@@ -20,7 +20,6 @@ from vqpu_service.api.views import event_view, task_view
 from vqpu_service.domain.errors import InvalidRequest
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Task
-from vqpu_service.ports import EventFilter
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=JsonRoute)
 TaskId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
@@ -87,8 +86,7 @@ async def cancel(task_id: TaskId, who: Who, box: Box) -> TaskView:
 
 @router.get("/{task_id}/events", responses=with_key(404))
 async def events(task_id: TaskId, who: Who, box: Box) -> EventList:
-    await anyio.to_thread.run_sync(box.tasks.get, who, task_id)  # tenancy
-    found = await anyio.to_thread.run_sync(box.store.events_after, 0, EventFilter(task_id=task_id), 10_000)
+    found = await anyio.to_thread.run_sync(box.tasks.events, who, task_id)
     return EventList(events=[event_view(e) for e in found])
 
 

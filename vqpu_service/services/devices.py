@@ -46,6 +46,10 @@ class DeviceService:
     def epoch(self, device_id: str, epoch: int) -> DeviceEpoch:
         return self._store.epoch(device_id, epoch)
 
+    def epochs(self, device_id: str) -> list[tuple[int, str, datetime]]:
+        """(epoch, sha256, created_at) of every epoch of the device, oldest first."""
+        return self._store.epochs(device_id)
+
     def snapshot(self, record: DeviceEpoch) -> Snapshot:
         """The parsed snapshot of an epoch; epochs are immutable, so parsed once per sha256."""
         with self._lock:

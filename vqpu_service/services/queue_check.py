@@ -38,6 +38,22 @@ class QueueCheck:
     refused: list[tuple[QueuedRef, list[Violation]]] = field(default_factory=list)
 
 
+class QueueInspector:
+    def __init__(self, store: Store, devices: DeviceService, verdicts: Verdicts) -> None:
+        self._store = store
+        self._devices = devices
+        self._verdicts = verdicts
+
+    def refused_by(
+        self, who: Principal, device_id: str, epoch: int, *, after: str | None, budget_bytes: int
+    ) -> QueueCheck:
+        """The caller's QUEUED unpinned tasks on the device (everyone's for an admin; 403 to an agent) that
+        `epoch` refuses, from the oldest (after the task `after`, when given) until a bound is reached."""
+        return refused_by(
+            self._store, self._devices, self._verdicts, who, device_id, epoch, after=after, budget_bytes=budget_bytes
+        )
+
+
 def refused_by(
     store: Store,
     devices: DeviceService,

@@ -19,9 +19,10 @@ from vqpu_protocol.rundir import ResultDocument, RunOptions
 from vqpu_service.config import Settings, env_name
 from vqpu_service.domain import admission
 from vqpu_service.domain.errors import Conflict, Forbidden, InvalidRequest, NotAdmissible, NotFound, PayloadTooLarge
+from vqpu_service.domain.events import Event
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import NewTask, Principal, Role, Task
-from vqpu_service.ports import DeviceEpoch, Store
+from vqpu_service.ports import DeviceEpoch, EventFilter, Store
 from vqpu_service.services.devices import DeviceService, Reading
 
 
@@ -34,11 +35,12 @@ class Verdict:
 
 
 class TaskService:
-    def __init__(self, store: Store, devices: DeviceService, settings: Settings, on_submit: Callable[[], None]) -> None:
+    def __init__(self, store: Store, devices: DeviceService, settings: Settings, on_work: Callable[[], None]) -> None:
         self._store = store
         self._devices = devices
         self._settings = settings
-        self._on_submit = on_submit
+        self._on_work = on_work
+        """Called, from any thread, once a task has been queued (a submit, a requeue): wakes waiting claims."""
 
     def submit(self, who: Principal, body: SubmitTask, idempotency_key: str | None) -> tuple[Task, bool]:
         if who.role is Role.AGENT:
@@ -46,7 +48,7 @@ class TaskService:
         new = self.admit(who, body, idempotency_key)
         task, created = self._store.submit(new, datetime.now(UTC))
         if created:
-            self._on_submit()
+            self._on_work()
         return task, created
 
     def admit(self, who: Principal, body: SubmitTask, idempotency_key: str | None) -> NewTask:
@@ -183,6 +185,31 @@ class TaskService:
             raise Forbidden("agents report cancellation through /v1/agent/tasks/{id}/cancelled")
         self.get(who, task_id)
         return self._store.cancel(task_id, who.name, datetime.now(UTC))
+
+    def events(self, who: Principal, task_id: str) -> list[Event]:
+        """A task's events, oldest first, to whoever may read the task."""
+        self.get(who, task_id)  # tenancy
+        return self._store.events_after(0, EventFilter(task_id=task_id), MAX_TASK_EVENTS)
+
+    def requeue(self, who: Principal, task_id: str, reason: str) -> Task:
+        """Explicit recovery: RUNNING -> QUEUED, fencing the owner's token (admins only)."""
+        _admin_only(who)
+        task = self._store.requeue(task_id, who.name, reason, datetime.now(UTC))
+        self._on_work()
+        return task
+
+    def force_fail(self, who: Principal, task_id: str, reason: str) -> Task:
+        _admin_only(who)
+        return self._store.force_fail(task_id, who.name, reason, datetime.now(UTC))
+
+
+MAX_TASK_EVENTS = 10_000
+"""The most events one task's event list returns: a task has a handful; a report-spamming agent's is bounded."""
+
+
+def _admin_only(who: Principal) -> None:
+    if not who.is_admin:
+        raise Forbidden(f"this needs an admin key; {who.name} is a {who.role}")
 
 
 def readable_owner(who: Principal) -> str | None:

@@ -56,7 +56,13 @@ async def connected() -> bool:
 
 def stream(store: Store, broker: Broker, last_id: int, *, keepalive_s: float = 5.0, maxsize: int = 1000) -> Any:
     return event_stream(
-        store, broker, EventFilter(), last_id, keepalive_s=keepalive_s, maxsize=maxsize, is_disconnected=connected
+        store.events_after,
+        broker,
+        EventFilter(),
+        last_id,
+        keepalive_s=keepalive_s,
+        maxsize=maxsize,
+        is_disconnected=connected,
     )
 
 

@@ -1,0 +1,21 @@
+"""The control plane's layering, as issue 18 (must-have 6) states it: every API call goes through a
+service, never to the store directly."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import vqpu_service
+
+PACKAGE = Path(vqpu_service.__file__).parent
+
+
+def test_no_api_module_reaches_the_store_but_through_a_service() -> None:
+    reaching = [
+        f"{path.name}:{n}"
+        for path in sorted((PACKAGE / "api").glob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\.store\b|\bStore\b", line)
+    ]
+    assert reaching == []
