@@ -52,6 +52,10 @@ class Outcome(Enum):
     REPEATED = "repeated"  # the same terminal report again: answer with the stored outcome
 
 
+def submitted(task: Task) -> list[NewEvent]:
+    return [_event(EventType.TASK_SUBMITTED, task, shots=task.shots, epoch=task.pinned_epoch)]
+
+
 def claim(task: Task, agent_id: str, token: str, epoch: int, sha256: str, now: datetime) -> list[NewEvent]:
     task.state = next_state(task.state, Action.CLAIM)
     task.attempt += 1

@@ -67,3 +67,26 @@ class Event:
 
 def task_event(type_: EventType, task_id: str, device_id: str, owner: str, **data: Any) -> NewEvent:
     return NewEvent(type_, f"task:{task_id}", data, task_id=task_id, device_id=device_id, owner=owner)
+
+
+def agent_seen(agent_id: str) -> NewEvent:
+    """An agent made its first request, or its first since it was found lost."""
+    return NewEvent(EventType.AGENT_SEEN, f"agent:{agent_id}", {"agent_id": agent_id})
+
+
+def agent_lost(agent_id: str, last_seen: datetime) -> NewEvent:
+    """An agent was silent for longer than the liveness window."""
+    data = {"agent_id": agent_id, "last_seen": last_seen.isoformat()}
+    return NewEvent(EventType.AGENT_LOST, f"agent:{agent_id}", data)
+
+
+def device_registered(device_id: str, epoch: int, sha256: str, num_qubits: int) -> NewEvent:
+    return _device_event(EventType.DEVICE_REGISTERED, device_id, epoch, sha256, num_qubits=num_qubits)
+
+
+def device_updated(device_id: str, epoch: int, sha256: str, previous_epoch: int) -> NewEvent:
+    return _device_event(EventType.DEVICE_UPDATED, device_id, epoch, sha256, previous_epoch=previous_epoch)
+
+
+def _device_event(type_: EventType, device_id: str, epoch: int, sha256: str, **data: Any) -> NewEvent:
+    return NewEvent(type_, f"device:{device_id}", {"epoch": epoch, "sha256": sha256, **data}, device_id=device_id)

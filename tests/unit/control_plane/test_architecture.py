@@ -1,5 +1,5 @@
 """The control plane's layering, as issue 18 (must-have 6) states it: every API call goes through a
-service, never to the store directly."""
+service, never to the store directly; the SQL adapter stores what the domain decided and mints nothing."""
 
 from __future__ import annotations
 
@@ -19,3 +19,13 @@ def test_no_api_module_reaches_the_store_but_through_a_service() -> None:
         if re.search(r"\.store\b|\bStore\b", line)
     ]
     assert reaching == []
+
+
+def test_the_sql_adapter_mints_no_secret_and_builds_no_event() -> None:
+    found = [
+        f"{path.name}:{n}: {line.strip()}"
+        for path in sorted((PACKAGE / "adapters" / "sql").glob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\bsecrets\b|\bNewEvent\(|\btask_event\(|\bEventType\.", line)
+    ]
+    assert found == []

@@ -11,7 +11,7 @@ from device_registry import Snapshot
 from vqpu_protocol.codes import ErrorCode
 from vqpu_service.adapters.sql.schema import DeviceRow, EpochRow
 from vqpu_service.domain.errors import Conflict, NotFound
-from vqpu_service.domain.events import EventType, NewEvent
+from vqpu_service.domain.events import NewEvent, device_registered, device_updated
 from vqpu_service.ports import DeviceEpoch
 
 
@@ -53,8 +53,7 @@ def register(s: Session, snapshot: Snapshot, now: datetime) -> tuple[EpochRow, l
     s.flush()
     row = _epoch_row(snapshot, now)
     s.add(row)
-    event = _event(EventType.DEVICE_REGISTERED, row, num_qubits=snapshot.num_qubits)
-    return row, [event]
+    return row, [device_registered(row.device_id, row.epoch, row.sha256, snapshot.num_qubits)]
 
 
 def already_registered(device_id: str) -> Conflict:
@@ -75,7 +74,7 @@ def add_epoch(s: Session, device_id: str, snapshot: Snapshot, now: datetime) -> 
     row = _epoch_row(snapshot, now)
     s.add(row)
     device.current_epoch, device.updated_at = snapshot.epoch, now
-    return row, [_event(EventType.DEVICE_UPDATED, row, previous_epoch=previous)]
+    return row, [device_updated(row.device_id, row.epoch, row.sha256, previous)]
 
 
 def _epoch_row(snapshot: Snapshot, now: datetime) -> EpochRow:
@@ -85,12 +84,6 @@ def _epoch_row(snapshot: Snapshot, now: datetime) -> EpochRow:
         sha256=snapshot.sha256(),
         snapshot_json=snapshot.canonical_json().decode(),
         created_at=now,
-    )
-
-
-def _event(type_: EventType, row: EpochRow, **data: object) -> NewEvent:
-    return NewEvent(
-        type_, f"device:{row.device_id}", {"epoch": row.epoch, "sha256": row.sha256, **data}, device_id=row.device_id
     )
 
 

@@ -8,7 +8,6 @@ order, is `domain.claiming`'s decision: fair across owners.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -22,7 +21,7 @@ from vqpu_service.adapters.sql.rows import apply, declare, to_agent, to_event, t
 from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, EventRow, TaskRow
 from vqpu_service.adapters.sql.tx import Transactions
 from vqpu_service.adapters.sql.upgrade import add_missing_columns, add_missing_indexes
-from vqpu_service.domain import claiming, decisions
+from vqpu_service.domain import claiming, decisions, ids
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import (
     Fenced,
@@ -32,7 +31,7 @@ from vqpu_service.domain.errors import (
     NotFound,
     QueueFull,
 )
-from vqpu_service.domain.events import DEVICE_EVENTS, Event, EventType, NewEvent, task_event
+from vqpu_service.domain.events import DEVICE_EVENTS, Event, NewEvent, agent_lost, agent_seen
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
@@ -92,7 +91,7 @@ class SqlStore(Store):
                         {"limit": self._max_queued},
                     )
                 row = TaskRow(
-                    id=f"t-{secrets.token_hex(10)}",
+                    id=ids.task_id(),
                     state=str(TaskState.QUEUED),
                     attempt=0,
                     created_at=now,
@@ -102,16 +101,7 @@ class SqlStore(Store):
                 s.add(row)
                 s.flush()
                 task = to_task(row)
-                event = task_event(
-                    EventType.TASK_SUBMITTED,
-                    task.id,
-                    task.device_id,
-                    task.owner,
-                    state=str(task.state),
-                    shots=task.shots,
-                    epoch=task.pinned_epoch,
-                )
-                self.tx.write_events(s, [event], now)
+                self.tx.write_events(s, decisions.submitted(task), now)
                 return task, True
         except IntegrityError:  # a concurrent submit with the same key won the race
             with self.tx.session(write=False) as s:
@@ -183,7 +173,7 @@ class SqlStore(Store):
                 if problems:
                     events += decisions.fail_unbindable(task, problems, bound.epoch, now)
                 else:
-                    token = secrets.token_urlsafe(24)
+                    token = ids.claim_token()
                     events += decisions.claim(task, agent_id, token, bound.epoch, bound.sha256, now)
                     claimed.append(Claimed(task, bound.snapshot_json, token, task.attempt))
                 apply(row, task)
@@ -285,13 +275,7 @@ class SqlStore(Store):
                 apply(row, task)
             for agent in s.exec(silent).all():
                 agent.lost = True
-                events.append(
-                    NewEvent(
-                        EventType.AGENT_LOST,
-                        f"agent:{agent.agent_id}",
-                        {"agent_id": agent.agent_id, "last_seen": agent.last_seen.isoformat()},
-                    )
-                )
+                events.append(agent_lost(agent.agent_id, agent.last_seen))
             self.tx.write_events(s, events, now)
         return stale
 
@@ -309,7 +293,7 @@ class SqlStore(Store):
             if not agent.lost:
                 return agent, []
             agent.lost = False
-        return agent, [NewEvent(EventType.AGENT_SEEN, f"agent:{agent_id}", {"agent_id": agent_id})]
+        return agent, [agent_seen(agent_id)]
 
     def _row(self, s: Session, task_id: str, *, lock: bool = False) -> TaskRow:
         q = select(TaskRow).where(TaskRow.id == task_id)
