@@ -29,9 +29,9 @@ from vqpu_service.config import Settings
 from vqpu_service.container import Container
 from vqpu_service.domain.errors import Conflict
 from vqpu_service.domain.events import DEVICE_EVENTS, WORK_AVAILABLE, Event
-from vqpu_service.domain.model import Task
-from vqpu_service.ports import DeviceEpoch
+from vqpu_service.ports import Store
 from vqpu_service.services.agents import AgentService, WorkSignal
+from vqpu_service.services.claims import ClaimService
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.events import EventService
 from vqpu_service.services.queue_check import QueueInspector
@@ -43,11 +43,7 @@ log = logging.getLogger("vqpu_service")
 
 
 def build_store(settings: Settings) -> SqlStore:
-    store = SqlStore(
-        make_engine(settings.database_url),
-        max_running_per_owner=settings.max_running_per_owner,
-        max_queued_per_owner=settings.max_queued_per_owner,
-    )
+    store = SqlStore(make_engine(settings.database_url), max_queued_per_owner=settings.max_queued_per_owner)
     store.create_schema()
     return store
 
@@ -57,14 +53,15 @@ def build(settings: Settings) -> Container:
     work = WorkSignal()
     store = build_store(settings)
     devices = DeviceService(store, settings.device_cache_ttl_s)
-    verdicts = wire_recheck(store, devices)
+    claims = build_claims(store, devices, settings)
+    verdicts = claims.verdicts
     return Container(
         settings=settings,
         store=store,
         keys=KeyRing(settings.keys_file),
         devices=devices,
         tasks=TaskService(store, devices, settings, on_work=work.notify_threadsafe),
-        agents=AgentService(store, work, settings.max_claim_wait_s, settings.claim_recheck_s),
+        agents=AgentService(store, claims, work, settings.max_claim_wait_s, settings.claim_recheck_s),
         work=work,
         broker=Broker(),
         verdicts=verdicts,
@@ -74,16 +71,10 @@ def build(settings: Settings) -> Container:
     )
 
 
-def wire_recheck(store: SqlStore, devices: DeviceService) -> Verdicts:
-    """At claim, a task is re-checked against the epoch it binds when that is not the one it was admitted
-    on. The verdicts are remembered, and shared with the queued-violations inspection (returned)."""
-    verdicts = Verdicts(devices, REMEMBERED)
-
-    def recheck(task: Task, bound: DeviceEpoch) -> list[dict[str, object]]:
-        return [v.to_dict() for v in verdicts.check(task, bound)]
-
-    store.set_recheck(recheck)
-    return verdicts
+def build_claims(store: Store, devices: DeviceService, settings: Settings) -> ClaimService:
+    """CLAIM's policy over the store, with the verdicts its re-check remembers; the queued-violations
+    inspection shares them (`ClaimService.verdicts`), so neither pays twice for one (task, epoch)."""
+    return ClaimService(store, Verdicts(devices, REMEMBERED), settings.max_running_per_owner)
 
 
 def register_catalog(store: SqlStore) -> list[str]:

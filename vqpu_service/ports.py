@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
 from device_registry import Snapshot
+from vqpu_service.domain.claiming import Candidate
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.events import Event, EventType, NewEvent
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, SlotCapacity, Task
+from vqpu_service.domain.model import Agent, HeartbeatReply, NewTask, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
 
 
@@ -56,6 +58,54 @@ class EventFilter:
     """Only events this tenant may see (its own tasks, and device/agent-free events); None: all."""
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """What decides a QUEUED task's binding at claim, without its circuit."""
+
+    task_id: str
+    device_id: str
+    pinned_epoch: int | None
+    admitted_sha256: str
+
+
+class ClaimReads(abc.ABC):
+    """What a claim decides on, read in one transaction: the queue (on the devices it claims for) and the epochs."""
+
+    @abc.abstractmethod
+    def running(self) -> dict[str, int]:
+        """RUNNING tasks per owner, on every device."""
+
+    @abc.abstractmethod
+    def candidates(self, per_owner: int, skip_owners: Sequence[str]) -> list[Candidate]:
+        """Each owner's `per_owner` oldest QUEUED tasks on the claimed devices, owners in `skip_owners` left out."""
+
+    @abc.abstractmethod
+    def admitted(self, task_ids: Sequence[str]) -> list[Admitted]: ...
+
+    @abc.abstractmethod
+    def task(self, task_id: str) -> Task: ...
+
+    @abc.abstractmethod
+    def current_epoch(self, device_id: str) -> int:
+        """The device's current epoch number as committed now (never a cached read)."""
+
+    @abc.abstractmethod
+    def epoch(self, device_id: str, epoch: int) -> DeviceEpoch: ...
+
+
+class ClaimUnit(ClaimReads):
+    """One claim's transaction: it holds the claim lock, so no other claim decides on the same counts (D3),
+    has recorded the agent as seen with what it declared, and commits every saved change with its events."""
+
+    @abc.abstractmethod
+    def take(self, order: Sequence[Candidate], max_tasks: int) -> list[Task]:
+        """Lock up to `max_tasks` of the ordered candidates that are still QUEUED and free, in that order."""
+
+    @abc.abstractmethod
+    def save(self, task: Task, events: Sequence[NewEvent]) -> None:
+        """Write back a taken task as the domain changed it, with its events."""
+
+
 class Store(abc.ABC):
     # --- tasks -----------------------------------------------------------------------
 
@@ -81,19 +131,16 @@ class Store(abc.ABC):
         oldest first, after `after_seq` when given; only `owner`'s when given. No circuits are read."""
 
     @abc.abstractmethod
-    def claim(
-        self,
-        agent_id: str,
-        max_tasks: int,
-        devices: Sequence[str] | None,
-        now: datetime,
-        capacity: SlotCapacity | None = None,
-    ) -> list[Claimed]:
-        """Up to `max_tasks` QUEUED tasks -> RUNNING under a fresh token, bound to the device's current
-        epoch (or the pinned one), in one transaction; which ones is `domain.claiming.claim_order`'s
-        fair order (oldest first within an owner), no owner past its RUNNING cap. Records on the agent
-        what one of its slots holds (`capacity`, None: not declared) and which devices it claims for
-        (None: any)."""
+    def claim_reads(self, devices: Sequence[str] | None) -> AbstractContextManager[ClaimReads]:
+        """A read-only look at what a claim for `devices` (None: any) would decide on; takes no lock."""
+
+    @abc.abstractmethod
+    def claiming(
+        self, agent_id: str, devices: Sequence[str] | None, capacity: SlotCapacity | None, now: datetime
+    ) -> AbstractContextManager[ClaimUnit]:
+        """One claim's transaction (`services.claims` decides in it). On entry it takes the claim lock and
+        records the agent as seen, with what one of its slots holds (`capacity`, None: not declared) and
+        which devices it claims for (None: any); on a clean exit it commits."""
 
     @abc.abstractmethod
     def report(self, task_id: str, rep: Report, now: datetime) -> tuple[Task, Outcome]:

@@ -44,6 +44,12 @@ def claim_order(
     return order
 
 
+def binds(pinned_epoch: int | None, current_epoch: int) -> int:
+    """The epoch a claim binds a task to: the one it pinned at submission, else the device's current one
+    as committed when the claim runs (D5)."""
+    return pinned_epoch if pinned_epoch is not None else current_epoch
+
+
 def at_cap(running: Mapping[str, int], max_running: int | None) -> list[str]:
     """The owners a claim cannot give another task to."""
     if max_running is None:

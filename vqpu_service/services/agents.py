@@ -13,6 +13,7 @@ from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import Forbidden
 from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, Principal, Role, SlotCapacity, Task
 from vqpu_service.ports import Store
+from vqpu_service.services.claims import ClaimService
 
 
 class WorkSignal:
@@ -44,8 +45,11 @@ class WorkSignal:
 
 
 class AgentService:
-    def __init__(self, store: Store, work: WorkSignal, max_wait_s: float, recheck_s: float) -> None:
+    def __init__(
+        self, store: Store, claims: ClaimService, work: WorkSignal, max_wait_s: float, recheck_s: float
+    ) -> None:
         self._store = store
+        self._claims = claims
         self._work = work
         self._max_wait = max_wait_s
         self._recheck = recheck_s
@@ -74,7 +78,7 @@ class AgentService:
     def _claim_now(
         self, agent_id: str, max_tasks: int, devices: Sequence[str] | None, capacity: SlotCapacity | None
     ) -> list[Claimed]:
-        return self._store.claim(agent_id, max_tasks, devices, datetime.now(UTC), capacity)
+        return self._claims.claim(agent_id, max_tasks, devices, datetime.now(UTC), capacity)
 
     def report(self, who: Principal, task_id: str, rep: Report) -> tuple[Task, Outcome]:
         _agent_only(who)

@@ -1,7 +1,7 @@
 """Which QUEUED tasks a device epoch would refuse: the claim-time admissibility check, asked ahead of time.
 
 A task without a pinned epoch binds whatever epoch is current when an agent claims it, and is re-checked
-then (`bootstrap.wire_recheck`); one the bound epoch no longer admits fails NOT_ADMISSIBLE_AT_CLAIM. This
+then (`services.claims`); one the bound epoch no longer admits fails NOT_ADMISSIBLE_AT_CLAIM. This
 runs the same check against any epoch, so that an operator (or a user) sees before a change goes live which
 queued tasks it would fail. Bounded whatever users stored: one call reads at most `MAX_QUEUED_CHECK` tasks,
 oldest (first to be claimed) first, and re-checks at most `budget_bytes` of circuit source; verdicts

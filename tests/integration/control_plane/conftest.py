@@ -12,14 +12,13 @@ from sqlalchemy import text
 from device_registry import catalog
 from harness.postgres import scratch_postgres_database
 from tests.integration.control_plane.api_client import Api
+from tests.integration.control_plane.claiming import ClaimingStore
 from tests.requirements import require_postgres
 from vqpu_service.adapters.auth import create_key
 from vqpu_service.adapters.sql.engine import make_engine
-from vqpu_service.adapters.sql.store import SqlStore
-from vqpu_service.bootstrap import app_for, build_store, wire_recheck
+from vqpu_service.bootstrap import app_for, build_store
 from vqpu_service.config import Settings
 from vqpu_service.domain.model import Role
-from vqpu_service.services.devices import DeviceService
 
 TABLES = ("event", "task", "device_epoch", "device", "agent")
 
@@ -40,9 +39,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[SqlStore]:
-    s = SqlStore(make_engine(database_url))
-    wire_recheck(s, DeviceService(s, ttl_s=0))
+def store(database_url: str) -> Iterator[ClaimingStore]:
+    s = ClaimingStore(make_engine(database_url))
     s.create_schema()
     if not s.tx.sqlite:
         with s.tx.engine.begin() as conn:

@@ -20,16 +20,18 @@ from device_registry import parse_snapshot
 from device_registry.admissibility import Violation
 from harness.circuits import hostile_circuits
 from tests.integration.control_plane.api_client import Api, error
+from tests.integration.control_plane.claiming import ClaimingStore
 from tests.integration.control_plane.conftest import TABLES
 from tests.integration.control_plane.tasks import BELL, LINE, new_task
 from vqpu_service.adapters.auth import create_key
-from vqpu_service.adapters.sql.store import SqlStore
-from vqpu_service.bootstrap import app_for, build_store, wire_recheck
+from vqpu_service.bootstrap import app_for, build_store
 from vqpu_service.config import Settings
 from vqpu_service.container import Container
 from vqpu_service.domain.model import Role
 from vqpu_service.ports import DeviceEpoch
+from vqpu_service.services.claims import ClaimService
 from vqpu_service.services.devices import DeviceService
+from vqpu_service.services.verdicts import REMEMBERED, Verdicts
 
 MIB = 1024 * 1024
 BUDGET = 3 * MIB + MIB // 2
@@ -148,10 +150,10 @@ def test_after_must_name_a_task_the_caller_may_see(one_at_a_time: Api) -> None:
 
 
 def test_a_claim_re_checks_before_it_takes_the_write_lock_so_submits_do_not_wait(
-    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+    store: ClaimingStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     devices = DeviceService(store, ttl_s=0)
-    wire_recheck(store, devices)
+    store.claims = ClaimService(store, Verdicts(devices, REMEMBERED), None)
     task, _ = store.submit(new_task(store, circuit=FITS), now())
     data = store.current_epoch(LINE).snapshot().to_json_dict()
     data["qubits"][15]["status"] = "OFFLINE"

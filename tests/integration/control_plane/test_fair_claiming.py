@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from tests.integration.control_plane.api_client import Api, error
+from tests.integration.control_plane.claiming import ClaimingStore
 from tests.integration.control_plane.conftest import TABLES
 from tests.integration.control_plane.tasks import completed, new_task
 from vqpu_service.adapters.auth import create_key
@@ -32,7 +33,7 @@ def now() -> datetime:
 
 def capped(store: SqlStore, *, running: int | None = None, queued: int | None = None) -> SqlStore:
     """The same database under per-owner caps (the fixture's store has none)."""
-    return SqlStore(store.tx.engine, max_running_per_owner=running, max_queued_per_owner=queued)
+    return ClaimingStore(store.tx.engine, max_running_per_owner=running, max_queued_per_owner=queued)
 
 
 def submit_many(store: SqlStore, owner: str, n: int) -> list[str]:

@@ -29,3 +29,13 @@ def test_the_sql_adapter_mints_no_secret_and_builds_no_event() -> None:
         if re.search(r"\bsecrets\b|\bNewEvent\(|\btask_event\(|\bEventType\.", line)
     ]
     assert found == []
+
+
+def test_the_sql_adapter_holds_no_claim_policy() -> None:
+    found = [
+        f"{path.name}:{n}: {line.strip()}"
+        for path in sorted((PACKAGE / "adapters" / "sql").glob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"claim_order|at_cap|max_running|recheck|fail_unbindable|vqpu_service\.services", line)
+    ]
+    assert found == []

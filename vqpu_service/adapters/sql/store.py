@@ -1,14 +1,15 @@
 """SqlStore: the Store port over SQLModel, for SQLite and PostgreSQL alike.
 
-CLAIM is one transaction: SQLite holds the write lock from BEGIN IMMEDIATE; PostgreSQL serialises
-claims on an advisory lock and locks the chosen rows with FOR UPDATE SKIP LOCKED (`queue`), so
-concurrent claimers take disjoint tasks and the per-owner RUNNING cap holds. Which tasks, in which
-order, is `domain.claiming`'s decision: fair across owners.
+CLAIM is one transaction (`claiming`, `adapters.sql.claims`): SQLite holds the write lock from BEGIN
+IMMEDIATE; PostgreSQL serialises claims on an advisory lock and locks the chosen rows with FOR UPDATE
+SKIP LOCKED (`queue`), so concurrent claimers take disjoint tasks and the per-owner RUNNING cap holds.
+Which tasks, in which order, bound to which epoch, is decided by `services.claims` and `domain`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, or_
@@ -17,11 +18,12 @@ from sqlmodel import Session, SQLModel, col, select
 
 from device_registry import Snapshot
 from vqpu_service.adapters.sql import devices, queue, usage
+from vqpu_service.adapters.sql.claims import SqlClaimReads, SqlClaimUnit
 from vqpu_service.adapters.sql.rows import apply, declare, to_agent, to_event, to_task
 from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, EventRow, TaskRow
 from vqpu_service.adapters.sql.tx import Transactions
 from vqpu_service.adapters.sql.upgrade import add_missing_columns, add_missing_indexes
-from vqpu_service.domain import claiming, decisions, ids
+from vqpu_service.domain import decisions, ids
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import (
     Fenced,
@@ -33,33 +35,17 @@ from vqpu_service.domain.errors import (
 )
 from vqpu_service.domain.events import DEVICE_EVENTS, Event, NewEvent, agent_lost, agent_seen
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, NewTask, SlotCapacity, Task
+from vqpu_service.domain.model import Agent, HeartbeatReply, NewTask, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
-from vqpu_service.ports import DeviceEpoch, EventFilter, QueuedRef, Store
-
-Recheck = Callable[[Task, DeviceEpoch], list[dict[str, object]]]
-"""Admissibility of a queued task on the epoch a claim would bind; [] when it still fits."""
+from vqpu_service.ports import ClaimReads, ClaimUnit, DeviceEpoch, EventFilter, QueuedRef, Store
 
 
 class SqlStore(Store):
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        recheck: Recheck | None = None,
-        max_running_per_owner: int | None = None,
-        max_queued_per_owner: int | None = None,
-    ) -> None:
+    def __init__(self, engine: Engine, *, max_queued_per_owner: int | None = None) -> None:
         self.tx = Transactions(engine)
-        self._recheck = recheck
-        self._max_running = max_running_per_owner
-        """A claim gives no owner more RUNNING tasks than this (None: no cap)."""
         self._max_queued = max_queued_per_owner
         """A submit past this many QUEUED tasks of its owner is QueueFull (None: no cap)."""
         self._epochs = devices.EpochCache()
-
-    def set_recheck(self, recheck: Recheck) -> None:
-        self._recheck = recheck
 
     def create_schema(self) -> None:
         SQLModel.metadata.create_all(self.tx.engine)
@@ -148,59 +134,22 @@ class SqlStore(Store):
         with self.tx.session(write=False) as s:
             return queue.queued_unpinned(s, self.tx.sqlite, device_id, owner, after_seq, limit)
 
-    def claim(
-        self,
-        agent_id: str,
-        max_tasks: int,
-        devices_: Sequence[str] | None,
-        now: datetime,
-        capacity: SlotCapacity | None = None,
-    ) -> list[Claimed]:
-        if self._recheck is not None:
-            self._check_ahead(self._recheck, devices_, max_tasks)
-        claimed: list[Claimed] = []
+    @contextmanager
+    def claim_reads(self, devices_: Sequence[str] | None) -> Iterator[ClaimReads]:
+        with self.tx.session(write=False) as s:
+            yield SqlClaimReads(s, self.tx.sqlite, self._epochs, devices_)
+
+    @contextmanager
+    def claiming(
+        self, agent_id: str, devices_: Sequence[str] | None, capacity: SlotCapacity | None, now: datetime
+    ) -> Iterator[ClaimUnit]:
         with self.tx.session(write=True) as s:
             queue.serialise_claims(s, self.tx.sqlite)
-            agent, events = self._seen(s, agent_id, now)
+            agent, seen = self._seen(s, agent_id, now)
             declare(agent, capacity, None if devices_ is None else list(devices_))
-            held = queue.running(s)
-            found = queue.candidates(s, devices_, max_tasks, claiming.at_cap(held, self._max_running))
-            order = claiming.claim_order(found, held, self._max_running)
-            for row in queue.take(s, order, max_tasks, self.tx.sqlite):
-                task = to_task(row)
-                bound = self._binding(s, task)
-                problems = self._recheck(task, bound) if self._recheck and bound.sha256 != task.admitted_sha256 else []
-                if problems:
-                    events += decisions.fail_unbindable(task, problems, bound.epoch, now)
-                else:
-                    token = ids.claim_token()
-                    events += decisions.claim(task, agent_id, token, bound.epoch, bound.sha256, now)
-                    claimed.append(Claimed(task, bound.snapshot_json, token, task.attempt))
-                apply(row, task)
-            self.tx.write_events(s, events, now)
-        return claimed
-
-    def _check_ahead(self, recheck: Recheck, devices_: Sequence[str] | None, max_tasks: int) -> None:
-        """Re-check, before the claim's transaction, the tasks it will most likely take and that bind
-        another snapshot than they were admitted on. The verdicts are remembered (`bootstrap.wire_recheck`),
-        so the transaction, which holds the claim lock (on SQLite, the database's write lock), seldom
-        computes one itself: the costly part runs while others may claim and submit."""
-        with self.tx.session(write=False) as s:
-            held = queue.running(s)
-            found = queue.candidates(s, devices_, max_tasks, claiming.at_cap(held, self._max_running))
-            likely = [c.task_id for c in claiming.claim_order(found, held, self._max_running)[:max_tasks]]
-            for task_id, device_id, pinned, admitted in queue.admitted_on(s, likely):
-                bound = self._bound(s, device_id, pinned)
-                if bound.sha256 != admitted:
-                    recheck(to_task(self._row(s, task_id)), bound)
-
-    def _binding(self, s: Session, task: Task) -> DeviceEpoch:
-        return self._bound(s, task.device_id, task.pinned_epoch)
-
-    def _bound(self, s: Session, device_id: str, pinned_epoch: int | None) -> DeviceEpoch:
-        """The pinned epoch, else the device's current epoch as committed now (never a cached read)."""
-        epoch = pinned_epoch if pinned_epoch is not None else devices.device_row(s, device_id).current_epoch
-        return self._epochs.get(s, device_id, epoch)
+            unit = SqlClaimUnit(s, self.tx.sqlite, self._epochs, devices_)
+            yield unit
+            self.tx.write_events(s, seen + unit.events, now)
 
     def report(self, task_id: str, rep: Report, now: datetime) -> tuple[Task, Outcome]:
         try:
