@@ -39,7 +39,8 @@ CASES: tuple[Case, ...] = (
     _ideal(12, 4, 100_000),
     _ideal(20, 2, 60_000),  # 60,000 20-bit keys: just under MAX_COUNTS_CHARS
     _ideal(22, 4, 1000, precision="single"),
-    _ideal(4, 4000, 1000),  # a long circuit: what parsing and each operation cost, in time and memory
+    _ideal(4, 4000, 1000),  # long circuits: what parsing and each operation cost, in time and memory
+    _ideal(8, 1500, 1000),
     # ideal, dynamic (a mid-circuit measurement and reset): every shot its own pass
     *(
         Case(f"dynamic-sv-{n}q-4l-{s}s", "ibm-fez-ideal", n, 4, s, {}, dynamic=True)
