@@ -140,7 +140,11 @@ class Checker:
         if m.group(5) is None and m.group(7) is None:
             if arity != 1:
                 return False
-            self.tally.one(a)
+            tally = self.tally  # counted inline: this path is the hot one (Tally.one, unrolled)
+            tally.ops += 1
+            tally.active.add(a)
+            if tally.measured and a in tally.measured:
+                tally.dynamic = True
             return True
         b = self.registers.plain_qubit(m.group(5), m.group(6), m.group(7))
         if arity != 2 or b is None or b >= len(online) or not online[b]:
@@ -148,7 +152,16 @@ class Checker:
         edge = self.device.couplings.get((a, b))
         if edge is None or edge.gate != name:
             return False
-        self.tally.multi((a, b))
+        tally = self.tally  # Tally.multi, unrolled
+        tally.ops += 1
+        tally.two_qubit_ops += 1
+        tally.active.add(a)
+        tally.active.add(b)
+        if tally.measured and (a in tally.measured or b in tally.measured):
+            tally.dynamic = True
+        low, high = (a, b) if a < b else (b, a)
+        tally.spans[low] += 1
+        tally.spans[high] -= 1
         return True
 
     def _statement(self, stmt: str, first: bool) -> None:
