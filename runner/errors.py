@@ -29,12 +29,14 @@ class RunnerError(Exception):
 class InvalidPayload(RunnerError):
     """Codes: MISSING_FILE, INVALID_JSON, INVALID_TASK, INVALID_OPTIONS, INVALID_SNAPSHOT,
     SNAPSHOT_MISMATCH, UNKNOWN_DIALECT, INVALID_SHOTS, PARSE_ERROR,
-    NOT_ADMISSIBLE (an include other than the standard library's among them), NO_MEASUREMENTS."""
+    NOT_ADMISSIBLE (an include other than the standard library's among them), NO_MEASUREMENTS,
+    TOO_LARGE (counts that could exceed MAX_COUNTS_CHARS: refused before simulating)."""
 
     exit_code = ExitCode.INVALID_PAYLOAD
 
 
 class SimulationFailed(RunnerError):
-    """Codes: SIMULATION_ERROR, GPU_UNAVAILABLE, OUT_OF_MEMORY."""
+    """Codes: SIMULATION_ERROR, GPU_UNAVAILABLE, OUT_OF_MEMORY (over the slot's memory: priced before
+    simulating, or met by the memory limit), TIME_LIMIT_EXCEEDED (written by runner.limits' watchdog)."""
 
     exit_code = ExitCode.SIMULATION_FAILED
