@@ -43,7 +43,7 @@ log = logging.getLogger("vqpu_service")
 
 
 def build_store(settings: Settings) -> SqlStore:
-    store = SqlStore(make_engine(settings.database_url), max_queued_per_owner=settings.max_queued_per_owner)
+    store = SqlStore(make_engine(settings.database_url))
     store.create_schema()
     return store
 

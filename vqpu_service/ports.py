@@ -110,10 +110,11 @@ class Store(abc.ABC):
     # --- tasks -----------------------------------------------------------------------
 
     @abc.abstractmethod
-    def submit(self, new: NewTask, now: datetime) -> tuple[Task, bool]:
+    def submit(self, new: NewTask, now: datetime, max_queued: int | None = None) -> tuple[Task, bool]:
         """Store a QUEUED task and its TASK_SUBMITTED event; with an idempotency key already used by the
         same owner, return that task and False (raise IdempotencyConflict if the body differs). Raise
-        QueueFull when the owner already has its cap of QUEUED tasks (a repeat is still answered)."""
+        QueueFull (`domain.liveness.queue_room`) when the owner already has `max_queued` QUEUED tasks,
+        counted under the submit's lock (a repeat is still answered; None: no cap)."""
 
     @abc.abstractmethod
     def get_task(self, task_id: str) -> Task: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Engine, func, or_
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +23,7 @@ from vqpu_service.adapters.sql.rows import apply, declare, to_agent, to_event, t
 from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, EventRow, TaskRow
 from vqpu_service.adapters.sql.tx import Transactions
 from vqpu_service.adapters.sql.upgrade import add_missing_columns, add_missing_indexes
-from vqpu_service.domain import decisions, ids
+from vqpu_service.domain import decisions, ids, liveness
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import (
     Fenced,
@@ -33,18 +33,17 @@ from vqpu_service.domain.errors import (
     NotFound,
     QueueFull,
 )
-from vqpu_service.domain.events import DEVICE_EVENTS, Event, NewEvent, agent_lost, agent_seen
+from vqpu_service.domain.events import DEVICE_EVENTS, Event, NewEvent, agent_lost
 from vqpu_service.domain.lifecycle import TaskState
+from vqpu_service.domain.liveness import Beat
 from vqpu_service.domain.model import Agent, HeartbeatReply, NewTask, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
 from vqpu_service.ports import ClaimReads, ClaimUnit, DeviceEpoch, EventFilter, QueuedRef, Store
 
 
 class SqlStore(Store):
-    def __init__(self, engine: Engine, *, max_queued_per_owner: int | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.tx = Transactions(engine)
-        self._max_queued = max_queued_per_owner
-        """A submit past this many QUEUED tasks of its owner is QueueFull (None: no cap)."""
         self._epochs = devices.EpochCache()
 
     def create_schema(self) -> None:
@@ -57,25 +56,22 @@ class SqlStore(Store):
 
     # --- tasks -----------------------------------------------------------------------
 
-    def submit(self, new: NewTask, now: datetime) -> tuple[Task, bool]:
+    def submit(self, new: NewTask, now: datetime, max_queued: int | None = None) -> tuple[Task, bool]:
         try:
             with self.tx.session(write=True) as s:
                 existing = self._idempotent(s, new)
                 if existing is not None:
                     return existing, False
                 self.tx.lock_order(s)  # task seqs commit in seq order: cursor paging never skips one
-                if self._max_queued is not None and queue.queued(s, new.owner) >= self._max_queued:
-                    # Counted under the lock every submit takes, so concurrent submits cannot both
-                    # take the last place. A repeat of a submit that committed while this one waited
-                    # for the lock is still answered with its task.
+                # Counted under the lock every submit takes: concurrent submits cannot both take the last place.
+                queued = 0 if max_queued is None else queue.queued(s, new.owner)
+                try:
+                    liveness.queue_room(new.owner, queued, max_queued)
+                except QueueFull:  # a repeat of a submit that committed while this one waited is still answered
                     existing = self._idempotent(s, new)
                     if existing is not None:
                         return existing, False
-                    raise QueueFull(
-                        f"{new.owner} already has {self._max_queued} tasks queued, the most allowed; "
-                        "retry once some have been claimed",
-                        {"limit": self._max_queued},
-                    )
+                    raise
                 row = TaskRow(
                     id=ids.task_id(),
                     state=str(TaskState.QUEUED),
@@ -174,11 +170,14 @@ class SqlStore(Store):
             rows = {r.id: r for r in s.exec(q if self.tx.sqlite else q.with_for_update())}
             for task_id, token in tokens.items():
                 row = rows.get(task_id)
-                if row is None or row.state != TaskState.RUNNING or row.claim_token != token:
+                task = None if row is None else to_task(row)
+                beat = liveness.heartbeat(task, token, now)
+                if beat is Beat.FENCED:
                     fenced.append(task_id)
                     continue
-                row.heartbeat_at, row.stale_reported = now, False  # a recovered owner can go stale again later
-                if row.cancel_requested:
+                assert row is not None and task is not None
+                apply(row, task)
+                if beat is Beat.CANCEL:
                     cancel.append(task_id)
             self.tx.write_events(s, events, now)
         return HeartbeatReply(cancel=cancel, fenced=fenced)
@@ -202,7 +201,7 @@ class SqlStore(Store):
             return task
 
     def sweep_liveness(self, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:
-        cutoff = now - timedelta(seconds=window_s)
+        cutoff = liveness.silent_since(now, window_s)
         last_beat = func.coalesce(TaskRow.heartbeat_at, TaskRow.claimed_at)
         due = select(TaskRow).where(
             TaskRow.state == str(TaskState.RUNNING), last_beat < cutoff, col(TaskRow.stale_reported).is_(False)
@@ -216,11 +215,8 @@ class SqlStore(Store):
             events: list[NewEvent] = []
             for row in s.exec(due if self.tx.sqlite else due.with_for_update(skip_locked=True)).all():
                 task = to_task(row)
-                found = decisions.mark_stale(task, now)
-                stale += [task.id] if found else []
-                events += found
-                if auto_requeue and task.attempt < max_attempts:
-                    events += decisions.requeue(task, "auto-requeue", f"no heartbeat for {window_s:g} s", now)
+                stale += [] if task.stale_reported else [task.id]
+                events += liveness.stale(task, now, window_s, auto_requeue=auto_requeue, max_attempts=max_attempts)
                 apply(row, task)
             for agent in s.exec(silent).all():
                 agent.lost = True
@@ -234,15 +230,12 @@ class SqlStore(Store):
     def _seen(self, s: Session, agent_id: str, now: datetime) -> tuple[AgentRow, list[NewEvent]]:
         """The agent's row, now seen (made on its first request); AGENT_SEEN when it was new or lost."""
         agent = s.get(AgentRow, agent_id)
+        events = liveness.agent_seen_now(agent_id, known=agent is not None, lost=agent is not None and agent.lost)
         if agent is None:
             agent = AgentRow(agent_id=agent_id, first_seen=now, last_seen=now, lost=False)
             s.add(agent)
-        else:
-            agent.last_seen = now
-            if not agent.lost:
-                return agent, []
-            agent.lost = False
-        return agent, [agent_seen(agent_id)]
+        agent.last_seen, agent.lost = now, False
+        return agent, events
 
     def _row(self, s: Session, task_id: str, *, lock: bool = False) -> TaskRow:
         q = select(TaskRow).where(TaskRow.id == task_id)
