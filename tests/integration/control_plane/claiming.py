@@ -1,4 +1,6 @@
-"""The SQL store with the claim service beside it, as the composition root wires them."""
+"""The stores with the claim service beside them, as the composition root wires them: `claim` is the
+server's CLAIM (`ClaimService` deciding in the store's claim transaction), `submit` honours a QUEUED cap
+as `TaskService` passes it from the settings."""
 
 from __future__ import annotations
 
@@ -7,26 +9,22 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from vqpu_service.adapters.memory import MemoryStore
 from vqpu_service.adapters.sql.store import SqlStore
 from vqpu_service.domain.model import Claimed, NewTask, SlotCapacity, Task
+from vqpu_service.ports import Store
 from vqpu_service.services.claims import ClaimService
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.verdicts import REMEMBERED, Verdicts
 
 
-class ClaimingStore(SqlStore):
-    """`claim` is the server's CLAIM: `ClaimService` deciding in the store's claim transaction."""
+class Claiming:
+    store: Store
+    max_queued: int | None
 
-    def __init__(
-        self, engine: Engine, *, max_running_per_owner: int | None = None, max_queued_per_owner: int | None = None
-    ) -> None:
-        super().__init__(engine)
-        self.max_queued = max_queued_per_owner
-        self.claims = ClaimService(self, Verdicts(DeviceService(self, ttl_s=0), REMEMBERED), max_running_per_owner)
-
-    def submit(self, new: NewTask, now: datetime, max_queued: int | None = None) -> tuple[Task, bool]:
-        """The store's submit under this store's QUEUED cap, as TaskService passes it from the settings."""
-        return super().submit(new, now, self.max_queued if max_queued is None else max_queued)
+    def wire(self, store: Store, max_running: int | None, max_queued: int | None) -> None:
+        self.max_queued = max_queued
+        self.claims = ClaimService(store, Verdicts(DeviceService(store, ttl_s=0), REMEMBERED), max_running)
 
     def claim(
         self,
@@ -37,3 +35,23 @@ class ClaimingStore(SqlStore):
         capacity: SlotCapacity | None = None,
     ) -> list[Claimed]:
         return self.claims.claim(agent_id, max_tasks, devices, now, capacity)
+
+
+class ClaimingStore(Claiming, SqlStore):
+    def __init__(
+        self, engine: Engine, *, max_running_per_owner: int | None = None, max_queued_per_owner: int | None = None
+    ) -> None:
+        SqlStore.__init__(self, engine)
+        self.wire(self, max_running_per_owner, max_queued_per_owner)
+
+    def submit(self, new: NewTask, now: datetime, max_queued: int | None = None) -> tuple[Task, bool]:
+        return SqlStore.submit(self, new, now, self.max_queued if max_queued is None else max_queued)
+
+
+class ClaimingMemoryStore(Claiming, MemoryStore):
+    def __init__(self, *, max_running_per_owner: int | None = None, max_queued_per_owner: int | None = None) -> None:
+        MemoryStore.__init__(self)
+        self.wire(self, max_running_per_owner, max_queued_per_owner)
+
+    def submit(self, new: NewTask, now: datetime, max_queued: int | None = None) -> tuple[Task, bool]:
+        return MemoryStore.submit(self, new, now, self.max_queued if max_queued is None else max_queued)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from vqpu_service.adapters.sql.engine import make_engine
 from vqpu_service.bootstrap import app_for, build_store
 from vqpu_service.config import Settings
 from vqpu_service.domain.model import Role
+from vqpu_service.ports import Store
 
 TABLES = ("event", "task", "device_epoch", "device", "agent")
 
@@ -40,15 +42,28 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[ClaimingStore]:
+    with sql_store(database_url) as s:
+        yield s
+
+
+@contextlib.contextmanager
+def sql_store(database_url: str) -> Iterator[ClaimingStore]:
+    """An empty database (PostgreSQL: the session's, truncated) with the devices the tests use."""
     s = ClaimingStore(make_engine(database_url))
     s.create_schema()
     if not s.tx.sqlite:
         with s.tx.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    register_devices(s)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def register_devices(store: Store) -> None:
     for name in ("line-16", "ibm-fez"):
-        s.register_device(catalog.load(name), _now())
-    yield s
-    s.close()
+        store.register_device(catalog.load(name), _now())
 
 
 def _now():  # type: ignore[no-untyped-def]

@@ -1,15 +1,20 @@
-"""The Store contract, run over SQLite and PostgreSQL alike (docs/lifecycle.md; invariants D2-D5)."""
+"""The Store contract, run over SQLite, PostgreSQL and the in-memory store alike (docs/lifecycle.md;
+invariants D2-D5), each driven by the claim service as the server drives it."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from device_registry import catalog, parse_snapshot
+from tests.integration.control_plane.claiming import ClaimingMemoryStore
+from tests.integration.control_plane.conftest import register_devices, sql_store
 from tests.integration.control_plane.tasks import LINE, completed, its_result, new_task
 from vqpu_service.adapters.sql.store import SqlStore
 from vqpu_service.domain.decisions import Outcome, Report
@@ -17,7 +22,19 @@ from vqpu_service.domain.errors import Conflict, Fenced, IdempotencyConflict, Il
 from vqpu_service.domain.events import EventType
 from vqpu_service.domain.lifecycle import Action, TaskState
 from vqpu_service.domain.model import Task
-from vqpu_service.ports import EventFilter
+from vqpu_service.ports import EventFilter, Store
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "memory":
+        memory = ClaimingMemoryStore()
+        register_devices(memory)
+        yield memory
+        return
+    url = f"sqlite:///{tmp_path / 'vqpu.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    with sql_store(url) as s:
+        yield s
 
 
 def now(offset_s: float = 0) -> datetime:

@@ -1,0 +1,413 @@
+"""MemoryStore: the Store port in process memory, for unit tests of the services and as the contract
+suite's third adapter. Not for serving: nothing survives the process.
+
+One lock stands for the database: every write holds it for its whole transaction (as SQLite's BEGIN
+IMMEDIATE does), so claims are serialised and take disjoint tasks (D3). A transaction works on copies
+and publishes them only when it ends cleanly, so a decision that raises changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+
+from device_registry import Snapshot
+from vqpu_protocol.codes import ErrorCode
+from vqpu_service.domain import decisions, ids, liveness
+from vqpu_service.domain.claiming import Candidate
+from vqpu_service.domain.decisions import Outcome, Report
+from vqpu_service.domain.errors import Conflict, Fenced, IdempotencyConflict, IllegalTransition, InvalidResult, NotFound
+from vqpu_service.domain.events import (
+    DEVICE_EVENTS,
+    Event,
+    NewEvent,
+    agent_lost,
+    device_registered,
+    device_updated,
+)
+from vqpu_service.domain.lifecycle import TaskState
+from vqpu_service.domain.liveness import Beat
+from vqpu_service.domain.model import Agent, HeartbeatReply, NewTask, SlotCapacity, Task
+from vqpu_service.domain.usage import Grouping, UsageTotals
+from vqpu_service.ports import Admitted, ClaimReads, ClaimUnit, DeviceEpoch, EventFilter, QueuedRef, Store
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._tasks: dict[str, Task] = {}  # insertion order is seq order
+        self._devices: dict[str, int] = {}  # device -> current epoch
+        self._epochs: dict[tuple[str, int], DeviceEpoch] = {}
+        self._events: list[Event] = []
+        self._agents: dict[str, Agent] = {}
+
+    def close(self) -> None:
+        pass
+
+    # --- a transaction -----------------------------------------------------------------
+
+    def _publish(self, tasks: Sequence[Task], events: Sequence[NewEvent], now: datetime) -> None:
+        for task in tasks:
+            self._tasks[task.id] = copy.deepcopy(task)
+        for e in events:
+            self._events.append(
+                Event(len(self._events) + 1, now, e.type, e.subject, dict(e.data), e.task_id, e.device_id, e.owner)
+            )
+
+    def _task(self, task_id: str) -> Task:
+        """A private copy of the stored task, for a transaction to change."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise NotFound(f"unknown task {task_id!r}", {"task_id": task_id})
+        return copy.deepcopy(task)
+
+    def _seen(self, agent_id: str, now: datetime) -> list[NewEvent]:
+        agent = self._agents.get(agent_id)
+        events = liveness.agent_seen_now(agent_id, known=agent is not None, lost=agent is not None and agent.lost)
+        first = now if agent is None else agent.first_seen
+        self._agents[agent_id] = (
+            Agent(agent_id, first, now, False) if agent is None else replace(agent, last_seen=now, lost=False)
+        )
+        return events
+
+    # --- tasks -------------------------------------------------------------------------
+
+    def submit(self, new: NewTask, now: datetime, max_queued: int | None = None) -> tuple[Task, bool]:
+        with self._lock:
+            existing = self._idempotent(new)
+            if existing is not None:
+                return existing, False
+            queued = sum(t.owner == new.owner and t.state is TaskState.QUEUED for t in self._tasks.values())
+            liveness.queue_room(new.owner, queued, max_queued)
+            seq = len(self._tasks) + 1
+            fields = copy.deepcopy(vars(new))
+            task = Task(
+                id=ids.task_id(), seq=seq, state=TaskState.QUEUED, attempt=0, created_at=now, updated_at=now, **fields
+            )
+            self._publish([task], decisions.submitted(task), now)
+            return copy.deepcopy(task), True
+
+    def _idempotent(self, new: NewTask) -> Task | None:
+        if new.idempotency_key is None:
+            return None
+        for task in self._tasks.values():
+            if task.owner == new.owner and task.idempotency_key == new.idempotency_key:
+                if task.body_sha256 != new.body_sha256:
+                    raise IdempotencyConflict(
+                        "this Idempotency-Key was used with a different request body", {"task_id": task.id}
+                    )
+                return copy.deepcopy(task)
+        return None
+
+    def get_task(self, task_id: str) -> Task:
+        with self._lock:
+            return self._task(task_id)
+
+    def list_tasks(
+        self, *, owner: str | None, state: TaskState | None, device_id: str | None, limit: int, after_seq: int | None
+    ) -> list[Task]:
+        with self._lock:
+            found = [
+                copy.deepcopy(t)
+                for t in self._tasks.values()
+                if (owner is None or t.owner == owner)
+                and (state is None or t.state is state)
+                and (device_id is None or t.device_id == device_id)
+                and (after_seq is None or t.seq > after_seq)
+            ]
+        return found[:limit]
+
+    def queued_unpinned(
+        self, device_id: str, *, owner: str | None, after_seq: int | None, limit: int
+    ) -> list[QueuedRef]:
+        with self._lock:
+            refs = [
+                QueuedRef(t.seq, t.id, t.owner, t.admitted_epoch, t.admitted_sha256, len(t.circuit.encode()))
+                for t in self._tasks.values()
+                if t.device_id == device_id
+                and t.state is TaskState.QUEUED
+                and t.pinned_epoch is None
+                and (owner is None or t.owner == owner)
+                and (after_seq is None or t.seq > after_seq)
+            ]
+        return refs[:limit]
+
+    @contextmanager
+    def claim_reads(self, devices: Sequence[str] | None) -> Iterator[ClaimReads]:
+        yield _Reads(self, devices)
+
+    @contextmanager
+    def claiming(
+        self, agent_id: str, devices: Sequence[str] | None, capacity: SlotCapacity | None, now: datetime
+    ) -> Iterator[ClaimUnit]:
+        with self._lock:  # held to the end, as a claim's transaction holds the claim lock
+            agents = dict(self._agents)
+            seen = self._seen(agent_id, now)
+            self._agents[agent_id] = replace(
+                self._agents[agent_id],
+                capacity=capacity,
+                devices=None if devices is None else tuple(sorted(set(devices))),
+            )
+            unit = _Unit(self, devices)
+            try:
+                yield unit
+            except BaseException:
+                self._agents = agents
+                raise
+            self._publish(list(unit.saved.values()), seen + unit.events, now)
+
+    def report(self, task_id: str, rep: Report, now: datetime) -> tuple[Task, Outcome]:
+        with self._lock:
+            task = self._task(task_id)
+            try:
+                outcome, events = decisions.report(task, rep, now)
+            except (IllegalTransition, Fenced, InvalidResult) as err:  # nothing of the report is stored
+                self._publish([], [decisions.rejected(self._task(task_id), rep, err)], now)
+                raise
+            self._publish([task], events, now)
+            return copy.deepcopy(task), outcome
+
+    def heartbeat(self, agent_id: str, tasks: Sequence[tuple[str, str]], now: datetime) -> HeartbeatReply:
+        cancel, fenced, changed = [], [], []
+        with self._lock:
+            events = self._seen(agent_id, now)
+            for task_id, token in dict(tasks).items():
+                task = copy.deepcopy(self._tasks.get(task_id))
+                beat = liveness.heartbeat(task, token, now)
+                if beat is Beat.FENCED or task is None:
+                    fenced.append(task_id)
+                    continue
+                changed.append(task)
+                if beat is Beat.CANCEL:
+                    cancel.append(task_id)
+            self._publish(changed, events, now)
+        return HeartbeatReply(cancel=cancel, fenced=fenced)
+
+    def cancel(self, task_id: str, by: str, now: datetime) -> Task:
+        return self._command(task_id, lambda t: decisions.cancel(t, by, now), now)
+
+    def requeue(self, task_id: str, by: str, reason: str, now: datetime) -> Task:
+        return self._command(task_id, lambda t: decisions.requeue(t, by, reason, now), now)
+
+    def force_fail(self, task_id: str, by: str, reason: str, now: datetime) -> Task:
+        return self._command(task_id, lambda t: decisions.force_fail(t, by, reason, now), now)
+
+    def _command(self, task_id: str, decide: Callable[[Task], list[NewEvent]], now: datetime) -> Task:
+        with self._lock:
+            task = self._task(task_id)
+            events = decide(task)
+            self._publish([task], events, now)
+            return copy.deepcopy(task)
+
+    def sweep_liveness(self, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:
+        cutoff = liveness.silent_since(now, window_s)
+        stale: list[str] = []
+        with self._lock:
+            events: list[NewEvent] = []
+            changed = []
+            for stored in self._tasks.values():
+                last = stored.heartbeat_at or stored.claimed_at
+                if (
+                    stored.state is TaskState.RUNNING
+                    and last is not None
+                    and last < cutoff
+                    and not stored.stale_reported
+                ):
+                    task = copy.deepcopy(stored)
+                    stale.append(task.id)
+                    events += liveness.stale(task, now, window_s, auto_requeue=auto_requeue, max_attempts=max_attempts)
+                    changed.append(task)
+            for agent in list(self._agents.values()):
+                if not agent.lost and agent.last_seen < cutoff:
+                    self._agents[agent.agent_id] = replace(agent, lost=True)
+                    events.append(agent_lost(agent.agent_id, agent.last_seen))
+            self._publish(changed, events, now)
+        return stale
+
+    def usage(self, since: datetime, until: datetime, by: Grouping) -> list[UsageTotals]:
+        groups: dict[str | None, list[Task]] = {}
+        with self._lock:
+            for t in self._tasks.values():
+                if t.state.terminal and t.finished_at is not None and since <= t.finished_at < until:
+                    key = {Grouping.OWNER: t.owner, Grouping.DEVICE: t.device_id, Grouping.AGENT: t.agent_id}[by]
+                    groups.setdefault(key, []).append(t)
+        found = [_totals(key, tasks) for key, tasks in groups.items()]
+        return sorted(found, key=lambda u: (u.key is None, u.key or ""))
+
+    # --- devices -------------------------------------------------------------------------
+
+    def register_device(self, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
+        with self._lock:
+            if snapshot.device_id in self._devices:
+                raise Conflict(
+                    f"device {snapshot.device_id} is already registered; PUT a new epoch instead",
+                    {"device_id": snapshot.device_id},
+                    code=ErrorCode.DEVICE_EXISTS,
+                )
+            record = self._store_epoch(snapshot, now)
+            self._publish(
+                [], [device_registered(record.device_id, record.epoch, record.sha256, snapshot.num_qubits)], now
+            )
+            return record
+
+    def new_epoch(self, device_id: str, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
+        with self._lock:
+            previous = self._current(device_id)
+            last = max(n for d, n in self._epochs if d == device_id)
+            record = self._store_epoch(
+                snapshot.with_epoch(max(previous, last) + 1, captured_at=snapshot.captured_at), now
+            )
+            self._publish([], [device_updated(device_id, record.epoch, record.sha256, previous)], now)
+            return record
+
+    def _store_epoch(self, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
+        record = DeviceEpoch(
+            snapshot.device_id, snapshot.epoch, snapshot.sha256(), snapshot.canonical_json().decode(), now
+        )
+        self._epochs[(record.device_id, record.epoch)] = record
+        self._devices[record.device_id] = record.epoch
+        return record
+
+    def _current(self, device_id: str) -> int:
+        if device_id not in self._devices:
+            raise NotFound(f"unknown device {device_id!r}", {"device_id": device_id})
+        return self._devices[device_id]
+
+    def current_epoch(self, device_id: str) -> DeviceEpoch:
+        with self._lock:
+            return self.epoch(device_id, self._current(device_id))
+
+    def epoch(self, device_id: str, epoch: int) -> DeviceEpoch:
+        with self._lock:
+            self._current(device_id)
+            record = self._epochs.get((device_id, epoch))
+        if record is None:
+            raise NotFound(f"device {device_id} has no epoch {epoch}", {"device_id": device_id, "epoch": epoch})
+        return record
+
+    def epochs(self, device_id: str) -> list[tuple[int, str, datetime]]:
+        with self._lock:
+            self._current(device_id)
+            found = sorted((r for (d, _), r in self._epochs.items() if d == device_id), key=lambda r: r.epoch)
+        return [(r.epoch, r.sha256, r.created_at) for r in found]
+
+    def devices(self) -> list[DeviceEpoch]:
+        with self._lock:
+            return [self._epochs[(d, n)] for d, n in sorted(self._devices.items())]
+
+    # --- events and agents -----------------------------------------------------------------
+
+    def events_after(self, last_id: int, flt: EventFilter, limit: int) -> list[Event]:
+        with self._lock:
+            found = [e for e in self._events[last_id:] if _passes(e, flt)]
+        return found[:limit]
+
+    def last_event_id(self) -> int:
+        with self._lock:
+            return len(self._events)
+
+    def append_events(self, events: Sequence[NewEvent], now: datetime) -> None:
+        with self._lock:
+            self._publish([], events, now)
+
+    def agents(self) -> list[Agent]:
+        with self._lock:
+            return [self._agents[a] for a in sorted(self._agents)]
+
+    def slot_memory(self, device_id: str) -> int | None:
+        serving = [
+            a.capacity.memory_bytes
+            for a in self.agents()
+            if not a.lost and a.capacity is not None and (a.devices is None or device_id in a.devices)
+        ]
+        return max(serving, default=None)
+
+
+class _Reads(ClaimReads):
+    def __init__(self, store: MemoryStore, devices: Sequence[str] | None) -> None:
+        self._store = store
+        self._devices = devices
+
+    def running(self) -> dict[str, int]:
+        held: dict[str, int] = {}
+        with self._store._lock:
+            for t in self._store._tasks.values():
+                if t.state is TaskState.RUNNING:
+                    held[t.owner] = held.get(t.owner, 0) + 1
+        return held
+
+    def candidates(self, per_owner: int, skip_owners: Sequence[str]) -> list[Candidate]:
+        taken: dict[str, int] = {}
+        found = []
+        with self._store._lock:
+            for t in self._store._tasks.values():
+                if t.state is not TaskState.QUEUED or t.owner in skip_owners:
+                    continue
+                if self._devices is not None and t.device_id not in self._devices:
+                    continue
+                if taken.get(t.owner, 0) < per_owner:
+                    taken[t.owner] = taken.get(t.owner, 0) + 1
+                    found.append(Candidate(t.seq, t.id, t.owner))
+        return found
+
+    def admitted(self, task_ids: Sequence[str]) -> list[Admitted]:
+        with self._store._lock:
+            tasks = [self._store._tasks[i] for i in task_ids if i in self._store._tasks]
+        return [Admitted(t.id, t.device_id, t.pinned_epoch, t.admitted_sha256) for t in tasks]
+
+    def task(self, task_id: str) -> Task:
+        return self._store.get_task(task_id)
+
+    def current_epoch(self, device_id: str) -> int:
+        with self._store._lock:
+            return self._store._current(device_id)
+
+    def epoch(self, device_id: str, epoch: int) -> DeviceEpoch:
+        return self._store.epoch(device_id, epoch)
+
+
+class _Unit(_Reads, ClaimUnit):
+    def __init__(self, store: MemoryStore, devices: Sequence[str] | None) -> None:
+        super().__init__(store, devices)
+        self.saved: dict[str, Task] = {}
+        self.events: list[NewEvent] = []
+
+    def take(self, order: Sequence[Candidate], max_tasks: int) -> list[Task]:
+        stored = self._store._tasks
+        queued = [c.task_id for c in order if c.task_id in stored and stored[c.task_id].state is TaskState.QUEUED]
+        return [self._store._task(i) for i in queued[:max_tasks]]
+
+    def save(self, task: Task, events: Sequence[NewEvent]) -> None:
+        self.saved[task.id] = task
+        self.events += events
+
+
+def _passes(e: Event, flt: EventFilter) -> bool:
+    return (
+        (flt.task_id is None or e.task_id == flt.task_id)
+        and (flt.device_id is None or e.device_id == flt.device_id)
+        and (flt.types is None or e.type in flt.types)
+        and (flt.owner is None or e.owner == flt.owner or e.type in DEVICE_EVENTS)
+    )
+
+
+def _totals(key: str | None, tasks: list[Task]) -> UsageTotals:
+    used = [t.usage for t in tasks if t.usage is not None]
+    peaks = [u["peak_rss_bytes"] for u in used if u.get("peak_rss_bytes") is not None]
+    return UsageTotals(
+        key=key,
+        tasks=len(tasks),
+        completed=sum(t.state is TaskState.COMPLETED for t in tasks),
+        failed=sum(t.state is TaskState.FAILED for t in tasks),
+        cancelled=sum(t.state is TaskState.CANCELLED for t in tasks),
+        wall_s=float(sum(u.get("wall_s") or 0.0 for u in used)),
+        cpu_s=float(sum(u.get("cpu_s") or 0.0 for u in used)),
+        gpu_s=float(sum(u.get("gpu_s") or 0.0 for u in used)),
+        peak_rss_bytes=max(peaks, default=None),
+        no_usage=len(tasks) - len(used),
+        agent_measured=sum(u.get("measured_by") == "agent" for u in used),
+    )
