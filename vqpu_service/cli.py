@@ -100,6 +100,7 @@ def _devices_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _admin(args: argparse.Namespace, settings: Settings) -> int:
     from vqpu_service.bootstrap import build_store
+    from vqpu_service.services import commands
 
     if args.action == "usage":
         return _usage(args, settings)
@@ -112,8 +113,8 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
             for a in store.agents():
                 print(json.dumps({"agent_id": a.agent_id, "last_seen": a.last_seen.isoformat(), "lost": a.lost}))
             return 0
-        op = store.requeue if args.action == "requeue" else store.force_fail
-        task = op(args.task, "cli-admin", args.reason, now)
+        op = commands.requeue if args.action == "requeue" else commands.force_fail
+        task = op(store, args.task, "cli-admin", args.reason, now)
         print(f"{task.id}: {task.state} (attempt {task.attempt})")
     finally:
         store.close()

@@ -15,7 +15,6 @@ from datetime import datetime
 
 from device_registry import Snapshot
 from vqpu_service.domain.claiming import Candidate
-from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.events import Event, EventType, NewEvent
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Agent, HeartbeatReply, NewTask, SlotCapacity, Task
@@ -106,6 +105,28 @@ class ClaimUnit(ClaimReads):
         """Write back a taken task as the domain changed it, with its events."""
 
 
+class TaskRepository(abc.ABC):
+    """The tasks of one unit of work."""
+
+    @abc.abstractmethod
+    def get(self, task_id: str, *, lock: bool = False) -> Task:
+        """The task (NotFound if unknown); with `lock`, no other unit changes it until this one ends."""
+
+    @abc.abstractmethod
+    def save(self, task: Task) -> None:
+        """Write back a task this unit got, as the domain changed it."""
+
+
+class UnitOfWork(abc.ABC):
+    """One write transaction: what its repositories save and the events it records commit together when
+    it ends cleanly, and nothing does when it raises."""
+
+    tasks: TaskRepository
+
+    @abc.abstractmethod
+    def record(self, events: Sequence[NewEvent]) -> None: ...
+
+
 class Store(abc.ABC):
     # --- tasks -----------------------------------------------------------------------
 
@@ -144,20 +165,11 @@ class Store(abc.ABC):
         which devices it claims for (None: any); on a clean exit it commits."""
 
     @abc.abstractmethod
-    def report(self, task_id: str, rep: Report, now: datetime) -> tuple[Task, Outcome]:
-        """Apply an owner's report; a rejected one raises and is kept as TASK_REPORT_REJECTED."""
-
-    @abc.abstractmethod
     def heartbeat(self, agent_id: str, tasks: Sequence[tuple[str, str]], now: datetime) -> HeartbeatReply: ...
 
     @abc.abstractmethod
-    def cancel(self, task_id: str, by: str, now: datetime) -> Task: ...
-
-    @abc.abstractmethod
-    def requeue(self, task_id: str, by: str, reason: str, now: datetime) -> Task: ...
-
-    @abc.abstractmethod
-    def force_fail(self, task_id: str, by: str, reason: str, now: datetime) -> Task: ...
+    def unit(self, now: datetime) -> AbstractContextManager[UnitOfWork]:
+        """A unit of work whose events are stamped `now` (`services.commands` decides in it)."""
 
     @abc.abstractmethod
     def sweep_liveness(self, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:

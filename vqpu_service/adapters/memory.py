@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -19,8 +19,7 @@ from device_registry import Snapshot
 from vqpu_protocol.codes import ErrorCode
 from vqpu_service.domain import decisions, ids, liveness
 from vqpu_service.domain.claiming import Candidate
-from vqpu_service.domain.decisions import Outcome, Report
-from vqpu_service.domain.errors import Conflict, Fenced, IdempotencyConflict, IllegalTransition, InvalidResult, NotFound
+from vqpu_service.domain.errors import Conflict, IdempotencyConflict, NotFound
 from vqpu_service.domain.events import (
     DEVICE_EVENTS,
     Event,
@@ -33,7 +32,17 @@ from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.liveness import Beat
 from vqpu_service.domain.model import Agent, HeartbeatReply, NewTask, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
-from vqpu_service.ports import Admitted, ClaimReads, ClaimUnit, DeviceEpoch, EventFilter, QueuedRef, Store
+from vqpu_service.ports import (
+    Admitted,
+    ClaimReads,
+    ClaimUnit,
+    DeviceEpoch,
+    EventFilter,
+    QueuedRef,
+    Store,
+    TaskRepository,
+    UnitOfWork,
+)
 
 
 class MemoryStore(Store):
@@ -160,16 +169,12 @@ class MemoryStore(Store):
                 raise
             self._publish(list(unit.saved.values()), seen + unit.events, now)
 
-    def report(self, task_id: str, rep: Report, now: datetime) -> tuple[Task, Outcome]:
-        with self._lock:
-            task = self._task(task_id)
-            try:
-                outcome, events = decisions.report(task, rep, now)
-            except (IllegalTransition, Fenced, InvalidResult) as err:  # nothing of the report is stored
-                self._publish([], [decisions.rejected(self._task(task_id), rep, err)], now)
-                raise
-            self._publish([task], events, now)
-            return copy.deepcopy(task), outcome
+    @contextmanager
+    def unit(self, now: datetime) -> Iterator[UnitOfWork]:
+        with self._lock:  # held to the end: a unit is a write transaction
+            uow = _MemoryUnit(self)
+            yield uow
+            self._publish(list(uow.tasks.saved.values()), uow.events, now)
 
     def heartbeat(self, agent_id: str, tasks: Sequence[tuple[str, str]], now: datetime) -> HeartbeatReply:
         cancel, fenced, changed = [], [], []
@@ -186,22 +191,6 @@ class MemoryStore(Store):
                     cancel.append(task_id)
             self._publish(changed, events, now)
         return HeartbeatReply(cancel=cancel, fenced=fenced)
-
-    def cancel(self, task_id: str, by: str, now: datetime) -> Task:
-        return self._command(task_id, lambda t: decisions.cancel(t, by, now), now)
-
-    def requeue(self, task_id: str, by: str, reason: str, now: datetime) -> Task:
-        return self._command(task_id, lambda t: decisions.requeue(t, by, reason, now), now)
-
-    def force_fail(self, task_id: str, by: str, reason: str, now: datetime) -> Task:
-        return self._command(task_id, lambda t: decisions.force_fail(t, by, reason, now), now)
-
-    def _command(self, task_id: str, decide: Callable[[Task], list[NewEvent]], now: datetime) -> Task:
-        with self._lock:
-            task = self._task(task_id)
-            events = decide(task)
-            self._publish([task], events, now)
-            return copy.deepcopy(task)
 
     def sweep_liveness(self, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:
         cutoff = liveness.silent_since(now, window_s)
@@ -383,6 +372,27 @@ class _Unit(_Reads, ClaimUnit):
 
     def save(self, task: Task, events: Sequence[NewEvent]) -> None:
         self.saved[task.id] = task
+        self.events += events
+
+
+class _MemoryTasks(TaskRepository):
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.saved: dict[str, Task] = {}
+
+    def get(self, task_id: str, *, lock: bool = False) -> Task:
+        return self._store._task(task_id)  # the unit holds the store's lock: every get is locked
+
+    def save(self, task: Task) -> None:
+        self.saved[task.id] = task
+
+
+class _MemoryUnit(UnitOfWork):
+    def __init__(self, store: MemoryStore) -> None:
+        self.tasks: _MemoryTasks = _MemoryTasks(store)
+        self.events: list[NewEvent] = []
+
+    def record(self, events: Sequence[NewEvent]) -> None:
         self.events += events
 
 

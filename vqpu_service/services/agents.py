@@ -13,6 +13,7 @@ from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import Forbidden
 from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, Principal, Role, SlotCapacity, Task
 from vqpu_service.ports import Store
+from vqpu_service.services import commands
 from vqpu_service.services.claims import ClaimService
 
 
@@ -82,7 +83,7 @@ class AgentService:
 
     def report(self, who: Principal, task_id: str, rep: Report) -> tuple[Task, Outcome]:
         _agent_only(who)
-        return self._store.report(task_id, rep, datetime.now(UTC))
+        return commands.report(self._store, task_id, rep, datetime.now(UTC))
 
     def heartbeat(self, who: Principal, agent_id: str, tasks: Sequence[tuple[str, str]]) -> HeartbeatReply:
         _agent_only(who)

@@ -23,6 +23,7 @@ from vqpu_service.domain.events import Event
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import NewTask, Principal, Role, Task
 from vqpu_service.ports import DeviceEpoch, EventFilter, Store
+from vqpu_service.services import commands
 from vqpu_service.services.devices import DeviceService, Reading
 
 
@@ -184,7 +185,7 @@ class TaskService:
         if who.role is Role.AGENT:
             raise Forbidden("agents report cancellation through /v1/agent/tasks/{id}/cancelled")
         self.get(who, task_id)
-        return self._store.cancel(task_id, who.name, datetime.now(UTC))
+        return commands.cancel(self._store, task_id, who.name, datetime.now(UTC))
 
     def events(self, who: Principal, task_id: str) -> list[Event]:
         """A task's events, oldest first, to whoever may read the task."""
@@ -194,13 +195,13 @@ class TaskService:
     def requeue(self, who: Principal, task_id: str, reason: str) -> Task:
         """Explicit recovery: RUNNING -> QUEUED, fencing the owner's token (admins only)."""
         _admin_only(who)
-        task = self._store.requeue(task_id, who.name, reason, datetime.now(UTC))
+        task = commands.requeue(self._store, task_id, who.name, reason, datetime.now(UTC))
         self._on_work()
         return task
 
     def force_fail(self, who: Principal, task_id: str, reason: str) -> Task:
         _admin_only(who)
-        return self._store.force_fail(task_id, who.name, reason, datetime.now(UTC))
+        return commands.force_fail(self._store, task_id, who.name, reason, datetime.now(UTC))
 
 
 MAX_TASK_EVENTS = 10_000

@@ -1,6 +1,7 @@
-"""The stores with the claim service beside them, as the composition root wires them: `claim` is the
-server's CLAIM (`ClaimService` deciding in the store's claim transaction), `submit` honours a QUEUED cap
-as `TaskService` passes it from the settings."""
+"""The stores with the services' decisions beside them, as the composition root wires them: `claim` is the
+server's CLAIM (`ClaimService` deciding in the store's claim transaction); `report`, `cancel`, `requeue`
+and `force_fail` are the lifecycle commands (`services.commands`, each one unit of work); `submit`
+honours a QUEUED cap as `TaskService` passes it from the settings."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from sqlalchemy import Engine
 
 from vqpu_service.adapters.memory import MemoryStore
 from vqpu_service.adapters.sql.store import SqlStore
+from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.model import Claimed, NewTask, SlotCapacity, Task
 from vqpu_service.ports import Store
+from vqpu_service.services import commands
 from vqpu_service.services.claims import ClaimService
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.verdicts import REMEMBERED, Verdicts
@@ -23,6 +26,7 @@ class Claiming:
     max_queued: int | None
 
     def wire(self, store: Store, max_running: int | None, max_queued: int | None) -> None:
+        self.store = store
         self.max_queued = max_queued
         self.claims = ClaimService(store, Verdicts(DeviceService(store, ttl_s=0), REMEMBERED), max_running)
 
@@ -35,6 +39,18 @@ class Claiming:
         capacity: SlotCapacity | None = None,
     ) -> list[Claimed]:
         return self.claims.claim(agent_id, max_tasks, devices, now, capacity)
+
+    def report(self, task_id: str, rep: Report, now: datetime) -> tuple[Task, Outcome]:
+        return commands.report(self.store, task_id, rep, now)
+
+    def cancel(self, task_id: str, by: str, now: datetime) -> Task:
+        return commands.cancel(self.store, task_id, by, now)
+
+    def requeue(self, task_id: str, by: str, reason: str, now: datetime) -> Task:
+        return commands.requeue(self.store, task_id, by, reason, now)
+
+    def force_fail(self, task_id: str, by: str, reason: str, now: datetime) -> Task:
+        return commands.force_fail(self.store, task_id, by, reason, now)
 
 
 class ClaimingStore(Claiming, SqlStore):

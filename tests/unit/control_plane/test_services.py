@@ -19,6 +19,7 @@ from vqpu_service.domain.events import EventType
 from vqpu_service.domain.lifecycle import Action, TaskState
 from vqpu_service.domain.model import Principal, Role
 from vqpu_service.domain.usage import Grouping
+from vqpu_service.services import commands
 from vqpu_service.services.claims import ClaimService
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.tasks import TaskService
@@ -132,7 +133,7 @@ def test_the_usage_export_is_for_admins_over_a_non_empty_period() -> None:
     error = {"code": "RUNNER_FAILED", "message": "x"}
     used = {"wall_s": 2.0, "cpu_s": 3.0, "gpu_s": None, "peak_rss_bytes": 5, "measured_by": "runner"}
     rep = Report(Action.REPORT_FAILED, claimed.claim_token, error=error, usage=used)
-    plane.store.report(claimed.task.id, rep, datetime.now(UTC))
+    commands.report(plane.store, claimed.task.id, rep, datetime.now(UTC))
     since = datetime.now(UTC) - timedelta(hours=1)
     with pytest.raises(Forbidden):
         plane.usage.export(ALICE, since, None, Grouping.OWNER)

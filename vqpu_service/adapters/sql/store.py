@@ -8,7 +8,7 @@ Which tasks, in which order, bound to which epoch, is decided by `services.claim
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -22,14 +22,11 @@ from vqpu_service.adapters.sql.claims import SqlClaimReads, SqlClaimUnit
 from vqpu_service.adapters.sql.rows import apply, declare, to_agent, to_event, to_task
 from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, EventRow, TaskRow
 from vqpu_service.adapters.sql.tx import Transactions
+from vqpu_service.adapters.sql.unit import SqlUnit
 from vqpu_service.adapters.sql.upgrade import add_missing_columns, add_missing_indexes
 from vqpu_service.domain import decisions, ids, liveness
-from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import (
-    Fenced,
     IdempotencyConflict,
-    IllegalTransition,
-    InvalidResult,
     NotFound,
     QueueFull,
 )
@@ -38,7 +35,7 @@ from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.liveness import Beat
 from vqpu_service.domain.model import Agent, HeartbeatReply, NewTask, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
-from vqpu_service.ports import ClaimReads, ClaimUnit, DeviceEpoch, EventFilter, QueuedRef, Store
+from vqpu_service.ports import ClaimReads, ClaimUnit, DeviceEpoch, EventFilter, QueuedRef, Store, UnitOfWork
 
 
 class SqlStore(Store):
@@ -147,19 +144,12 @@ class SqlStore(Store):
             yield unit
             self.tx.write_events(s, seen + unit.events, now)
 
-    def report(self, task_id: str, rep: Report, now: datetime) -> tuple[Task, Outcome]:
-        try:
-            with self.tx.session(write=True) as s:
-                row = self._row(s, task_id, lock=True)
-                task = to_task(row)
-                outcome, events = decisions.report(task, rep, now)
-                apply(row, task)
-                self.tx.write_events(s, events, now)
-                return task, outcome
-        except (IllegalTransition, Fenced, InvalidResult) as err:  # nothing of the report is stored
-            with self.tx.session(write=True) as s:
-                self.tx.write_events(s, [decisions.rejected(to_task(self._row(s, task_id)), rep, err)], now)
-            raise
+    @contextmanager
+    def unit(self, now: datetime) -> Iterator[UnitOfWork]:
+        with self.tx.session(write=True) as s:
+            uow = SqlUnit(s, self.tx.sqlite)
+            yield uow
+            self.tx.write_events(s, uow.events, now)
 
     def heartbeat(self, agent_id: str, tasks: Sequence[tuple[str, str]], now: datetime) -> HeartbeatReply:
         tokens = dict(tasks)
@@ -181,24 +171,6 @@ class SqlStore(Store):
                     cancel.append(task_id)
             self.tx.write_events(s, events, now)
         return HeartbeatReply(cancel=cancel, fenced=fenced)
-
-    def cancel(self, task_id: str, by: str, now: datetime) -> Task:
-        return self._command(task_id, lambda t: decisions.cancel(t, by, now), now)
-
-    def requeue(self, task_id: str, by: str, reason: str, now: datetime) -> Task:
-        return self._command(task_id, lambda t: decisions.requeue(t, by, reason, now), now)
-
-    def force_fail(self, task_id: str, by: str, reason: str, now: datetime) -> Task:
-        return self._command(task_id, lambda t: decisions.force_fail(t, by, reason, now), now)
-
-    def _command(self, task_id: str, decide: Callable[[Task], list[NewEvent]], now: datetime) -> Task:
-        with self.tx.session(write=True) as s:
-            row = self._row(s, task_id, lock=True)
-            task = to_task(row)
-            events = decide(task)
-            apply(row, task)
-            self.tx.write_events(s, events, now)
-            return task
 
     def sweep_liveness(self, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:
         cutoff = liveness.silent_since(now, window_s)
