@@ -19,6 +19,7 @@ from device_registry import Snapshot
 from vqpu_protocol.codes import ErrorCode
 from vqpu_service.domain import decisions, ids, liveness
 from vqpu_service.domain.claiming import Candidate
+from vqpu_service.domain.epochs import next_epoch
 from vqpu_service.domain.errors import Conflict, IdempotencyConflict, NotFound
 from vqpu_service.domain.events import (
     DEVICE_EVENTS,
@@ -248,7 +249,7 @@ class MemoryStore(Store):
             previous = self._current(device_id)
             last = max(n for d, n in self._epochs if d == device_id)
             record = self._store_epoch(
-                snapshot.with_epoch(max(previous, last) + 1, captured_at=snapshot.captured_at), now
+                snapshot.with_epoch(next_epoch(previous, last), captured_at=snapshot.captured_at), now
             )
             self._publish([], [device_updated(device_id, record.epoch, record.sha256, previous)], now)
             return record

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from device_registry import Snapshot
 from vqpu_protocol.codes import ErrorCode
 from vqpu_service.adapters.sql.schema import DeviceRow, EpochRow
+from vqpu_service.domain.epochs import next_epoch
 from vqpu_service.domain.errors import Conflict, NotFound
 from vqpu_service.domain.events import NewEvent, device_registered, device_updated
 from vqpu_service.ports import DeviceEpoch
@@ -70,7 +71,7 @@ def add_epoch(s: Session, device_id: str, snapshot: Snapshot, now: datetime) -> 
     last = s.exec(
         select(EpochRow.epoch).where(EpochRow.device_id == device_id).order_by(col(EpochRow.epoch).desc())
     ).first()
-    snapshot = snapshot.with_epoch(max(previous, last or 0) + 1, captured_at=snapshot.captured_at)
+    snapshot = snapshot.with_epoch(next_epoch(previous, last), captured_at=snapshot.captured_at)
     row = _epoch_row(snapshot, now)
     s.add(row)
     device.current_epoch, device.updated_at = snapshot.epoch, now
