@@ -37,7 +37,8 @@ def render(r: dict[str, Any]) -> str:
         "Regenerate: `.venv/bin/python -m benchmarks.control_plane.run` (about 7 minutes here).",
         "",
         f"Workload: a {cfg['circuit']['gates']}-gate native circuit on {cfg['circuit']['device']} "
-        f"({cfg['circuit']['bytes']} bytes of OpenQASM 3 over 154 qubits); dispatch and lifecycle use a "
+        f"({cfg['circuit']['bytes']} bytes of OpenQASM 3 over its first {cfg['circuit'].get('qubits', 154)} qubits); "
+        "dispatch and lifecycle use a "
         f"Bell pair on {cfg['small_device']}.",
         "",
         "## Admission (`POST /v1/tasks`, 1,000-gate circuit on Fez)",
@@ -91,7 +92,45 @@ def render(r: dict[str, Any]) -> str:
                 f"{_ms(s['p50'])} | {_ms(s['p99'])} | {t['claim_requests_per_task']:.2f} |"
             )
     lines += ["", *_verdict(r), ""]
+    if "baseline" in r:
+        lines += [*_beside(r, r["baseline"]), ""]
     return "\n".join(lines)
+
+
+def _beside(r: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    """This run's medians and tails beside a baseline run's (other code, the same machine, just before)."""
+    bm = base["machine"]
+    lines = [
+        f"## Beside the baseline (commit {str(bm['git_commit'])[:10]}, measured {base['created']}, same workload)",
+        "",
+        "| series | baseline p50 ms | this p50 ms | baseline p99 ms | this p99 ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+
+    def row(label: str, old: dict[str, float], new: dict[str, float]) -> str:
+        return f"| {label} | {_ms(old['p50'])} | {_ms(new['p50'])} | {_ms(old['p99'])} | {_ms(new['p99'])} |"
+
+    lines.append(row("check in-process", base["in_process_check_s"], r["in_process_check_s"]))
+    for db, d in r["databases"].items():
+        old = base["databases"].get(db)
+        if old is None:
+            continue
+        lines.append(row(f"{db}: viability", old["viability_s"], d["viability_s"]))
+        lines.append(row(f"{db}: **admission**", old["admission_s"], d["admission_s"]))
+        lines.append(
+            row(
+                f"{db}: dispatch, long-poll",
+                old["dispatch"]["long_poll"]["latency_s"],
+                d["dispatch"]["long_poll"]["latency_s"],
+            )
+        )
+    lines += ["", "| database | path | baseline tasks/s | this tasks/s |", "|---|---|---:|---:|"]
+    for db, d in r["databases"].items():
+        old = base["databases"].get(db)
+        for path, key in (("HTTP", "lifecycle_http"), ("Store in-process", "lifecycle_store")):
+            if old is not None and key in old:
+                lines.append(f"| {db} | {path} | {old[key]['tasks_per_s']:.0f} | {d[key]['tasks_per_s']:.0f} |")
+    return lines
 
 
 def _scaling(scaling: dict[str, dict[str, Any]]) -> list[str]:

@@ -74,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small samples: a smoke run, not a measurement")
     parser.add_argument("--databases", default=",".join(DATABASES), help="comma-separated: sqlite,postgresql")
     parser.add_argument("--out", type=Path, default=HERE, help="where results.json and REPORT.md go")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="results.json of a run of other code on this machine (e.g. the last release, from a worktree, just "
+        "before): REPORT.md then sets this run beside it",
+    )
     args = parser.parse_args(argv)
     databases = [d.strip() for d in args.databases.split(",") if d.strip()]
     unknown = sorted(set(databases) - set(DATABASES))
@@ -82,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     if "postgresql" in databases and (reason := postgres_unreachable()):
         parser.error(f"{reason}; set VQPU_TEST_POSTGRES, or pass --databases sqlite")
     results = collect(databases, Sizes.quick() if args.quick else Sizes())
+    if args.baseline is not None:
+        results["baseline"] = json.loads(args.baseline.read_text())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "REPORT.md").write_text(report.render(results))
@@ -107,6 +115,7 @@ def collect(databases: list[str], sizes: Sizes) -> dict[str, Any]:
             "circuit": {
                 "device": workload.FEZ,
                 "gates": workload.GATES,
+                "qubits": workload.QUBITS,
                 "bytes": len(workload.fez_circuit().encode()),
                 "dialect": "qasm3",
             },
