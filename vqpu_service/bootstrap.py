@@ -30,6 +30,7 @@ from vqpu_service.container import Container
 from vqpu_service.domain.errors import Conflict
 from vqpu_service.domain.events import DEVICE_EVENTS, WORK_AVAILABLE, Event
 from vqpu_service.ports import Store
+from vqpu_service.services import liveness
 from vqpu_service.services.agents import AgentService, WorkSignal
 from vqpu_service.services.claims import ClaimService
 from vqpu_service.services.devices import DeviceService
@@ -151,8 +152,12 @@ async def _sweep(c: Container) -> None:
         await asyncio.sleep(s.sweep_interval_s)
         try:
             await anyio.to_thread.run_sync(
-                lambda: c.store.sweep_liveness(
-                    s.liveness_window_s, datetime.now(UTC), auto_requeue=s.auto_requeue, max_attempts=s.max_attempts
+                lambda: liveness.sweep(
+                    c.store,
+                    s.liveness_window_s,
+                    datetime.now(UTC),
+                    auto_requeue=s.auto_requeue,
+                    max_attempts=s.max_attempts,
                 )
             )
         except Exception:  # the sweep must outlive a transient database error; it runs again shortly

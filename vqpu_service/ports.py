@@ -17,7 +17,7 @@ from device_registry import Snapshot
 from vqpu_service.domain.claiming import Candidate
 from vqpu_service.domain.events import Event, EventType, NewEvent
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, HeartbeatReply, NewTask, SlotCapacity, Task
+from vqpu_service.domain.model import Agent, NewTask, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
 
 
@@ -116,12 +116,36 @@ class TaskRepository(abc.ABC):
     def save(self, task: Task) -> None:
         """Write back a task this unit got, as the domain changed it."""
 
+    @abc.abstractmethod
+    def named(self, task_ids: Sequence[str]) -> list[Task]:
+        """Those of these tasks that exist, locked (a heartbeat's)."""
+
+    @abc.abstractmethod
+    def silent(self, since: datetime) -> list[Task]:
+        """RUNNING tasks not heard from since `since` and not yet flagged stale, locked (rows another
+        unit holds are skipped: that unit is changing them)."""
+
+
+class AgentRepository(abc.ABC):
+    """The agents of one unit of work."""
+
+    @abc.abstractmethod
+    def get(self, agent_id: str) -> Agent | None: ...
+
+    @abc.abstractmethod
+    def save(self, agent: Agent) -> None: ...
+
+    @abc.abstractmethod
+    def silent(self, since: datetime) -> list[Agent]:
+        """Agents not lost and not heard from since `since`."""
+
 
 class UnitOfWork(abc.ABC):
     """One write transaction: what its repositories save and the events it records commit together when
     it ends cleanly, and nothing does when it raises."""
 
     tasks: TaskRepository
+    agents: AgentRepository
 
     @abc.abstractmethod
     def record(self, events: Sequence[NewEvent]) -> None: ...
@@ -165,16 +189,13 @@ class Store(abc.ABC):
         which devices it claims for (None: any); on a clean exit it commits."""
 
     @abc.abstractmethod
-    def heartbeat(self, agent_id: str, tasks: Sequence[tuple[str, str]], now: datetime) -> HeartbeatReply: ...
-
-    @abc.abstractmethod
     def unit(self, now: datetime) -> AbstractContextManager[UnitOfWork]:
         """A unit of work whose events are stamped `now` (`services.commands` decides in it)."""
 
     @abc.abstractmethod
-    def sweep_liveness(self, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:
-        """Flag newly stale tasks (TASK_STALE), mark silent agents lost (AGENT_LOST); with auto_requeue,
-        requeue stale tasks below max_attempts. Returns the ids of tasks newly found stale."""
+    def any_silent(self, since: datetime) -> bool:
+        """Whether any RUNNING task not yet flagged, or any agent not lost, was last heard from before
+        `since`: a read, so that a sweep that finds nothing takes no write lock."""
 
     @abc.abstractmethod
     def usage(self, since: datetime, until: datetime, by: Grouping) -> list[UsageTotals]:

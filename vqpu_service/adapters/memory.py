@@ -25,16 +25,15 @@ from vqpu_service.domain.events import (
     DEVICE_EVENTS,
     Event,
     NewEvent,
-    agent_lost,
     device_registered,
     device_updated,
 )
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.liveness import Beat
-from vqpu_service.domain.model import Agent, HeartbeatReply, NewTask, SlotCapacity, Task
+from vqpu_service.domain.model import Agent, NewTask, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
 from vqpu_service.ports import (
     Admitted,
+    AgentRepository,
     ClaimReads,
     ClaimUnit,
     DeviceEpoch,
@@ -175,48 +174,14 @@ class MemoryStore(Store):
         with self._lock:  # held to the end: a unit is a write transaction
             uow = _MemoryUnit(self)
             yield uow
+            self._agents |= uow.agents.saved
             self._publish(list(uow.tasks.saved.values()), uow.events, now)
 
-    def heartbeat(self, agent_id: str, tasks: Sequence[tuple[str, str]], now: datetime) -> HeartbeatReply:
-        cancel, fenced, changed = [], [], []
+    def any_silent(self, since: datetime) -> bool:
         with self._lock:
-            events = self._seen(agent_id, now)
-            for task_id, token in dict(tasks).items():
-                task = copy.deepcopy(self._tasks.get(task_id))
-                beat = liveness.heartbeat(task, token, now)
-                if beat is Beat.FENCED or task is None:
-                    fenced.append(task_id)
-                    continue
-                changed.append(task)
-                if beat is Beat.CANCEL:
-                    cancel.append(task_id)
-            self._publish(changed, events, now)
-        return HeartbeatReply(cancel=cancel, fenced=fenced)
-
-    def sweep_liveness(self, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:
-        cutoff = liveness.silent_since(now, window_s)
-        stale: list[str] = []
-        with self._lock:
-            events: list[NewEvent] = []
-            changed = []
-            for stored in self._tasks.values():
-                last = stored.heartbeat_at or stored.claimed_at
-                if (
-                    stored.state is TaskState.RUNNING
-                    and last is not None
-                    and last < cutoff
-                    and not stored.stale_reported
-                ):
-                    task = copy.deepcopy(stored)
-                    stale.append(task.id)
-                    events += liveness.stale(task, now, window_s, auto_requeue=auto_requeue, max_attempts=max_attempts)
-                    changed.append(task)
-            for agent in list(self._agents.values()):
-                if not agent.lost and agent.last_seen < cutoff:
-                    self._agents[agent.agent_id] = replace(agent, lost=True)
-                    events.append(agent_lost(agent.agent_id, agent.last_seen))
-            self._publish(changed, events, now)
-        return stale
+            return any(_silent(t, since) for t in self._tasks.values()) or any(
+                not a.lost and a.last_seen < since for a in self._agents.values()
+            )
 
     def usage(self, since: datetime, until: datetime, by: Grouping) -> list[UsageTotals]:
         groups: dict[str | None, list[Task]] = {}
@@ -387,14 +352,41 @@ class _MemoryTasks(TaskRepository):
     def save(self, task: Task) -> None:
         self.saved[task.id] = task
 
+    def named(self, task_ids: Sequence[str]) -> list[Task]:
+        return [self._store._task(i) for i in task_ids if i in self._store._tasks]
+
+    def silent(self, since: datetime) -> list[Task]:
+        return [copy.deepcopy(t) for t in self._store._tasks.values() if _silent(t, since)]
+
+
+class _MemoryAgents(AgentRepository):
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.saved: dict[str, Agent] = {}
+
+    def get(self, agent_id: str) -> Agent | None:
+        return self.saved.get(agent_id) or self._store._agents.get(agent_id)
+
+    def save(self, agent: Agent) -> None:
+        self.saved[agent.agent_id] = agent
+
+    def silent(self, since: datetime) -> list[Agent]:
+        return [a for a in self._store._agents.values() if not a.lost and a.last_seen < since]
+
 
 class _MemoryUnit(UnitOfWork):
     def __init__(self, store: MemoryStore) -> None:
         self.tasks: _MemoryTasks = _MemoryTasks(store)
+        self.agents: _MemoryAgents = _MemoryAgents(store)
         self.events: list[NewEvent] = []
 
     def record(self, events: Sequence[NewEvent]) -> None:
         self.events += events
+
+
+def _silent(task: Task, since: datetime) -> bool:
+    last = task.heartbeat_at or task.claimed_at
+    return task.state is TaskState.RUNNING and last is not None and last < since and not task.stale_reported
 
 
 def _passes(e: Event, flt: EventFilter) -> bool:

@@ -13,7 +13,7 @@ from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import Forbidden
 from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, Principal, Role, SlotCapacity, Task
 from vqpu_service.ports import Store
-from vqpu_service.services import commands
+from vqpu_service.services import commands, liveness
 from vqpu_service.services.claims import ClaimService
 
 
@@ -87,7 +87,7 @@ class AgentService:
 
     def heartbeat(self, who: Principal, agent_id: str, tasks: Sequence[tuple[str, str]]) -> HeartbeatReply:
         _agent_only(who)
-        return self._store.heartbeat(agent_id, tasks, datetime.now(UTC))
+        return liveness.heartbeat(self._store, agent_id, tasks, datetime.now(UTC))
 
     def agents(self, who: Principal) -> list[Agent]:
         if not who.is_admin:

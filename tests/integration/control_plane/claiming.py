@@ -1,6 +1,7 @@
 """The stores with the services' decisions beside them, as the composition root wires them: `claim` is the
 server's CLAIM (`ClaimService` deciding in the store's claim transaction); `report`, `cancel`, `requeue`
-and `force_fail` are the lifecycle commands (`services.commands`, each one unit of work); `submit`
+and `force_fail` are the lifecycle commands (`services.commands`), `heartbeat` and `sweep_liveness` the
+liveness services (`services.liveness`), each one unit of work; `submit`
 honours a QUEUED cap as `TaskService` passes it from the settings."""
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from sqlalchemy import Engine
 from vqpu_service.adapters.memory import MemoryStore
 from vqpu_service.adapters.sql.store import SqlStore
 from vqpu_service.domain.decisions import Outcome, Report
-from vqpu_service.domain.model import Claimed, NewTask, SlotCapacity, Task
+from vqpu_service.domain.model import Claimed, HeartbeatReply, NewTask, SlotCapacity, Task
 from vqpu_service.ports import Store
-from vqpu_service.services import commands
+from vqpu_service.services import commands, liveness
 from vqpu_service.services.claims import ClaimService
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.verdicts import REMEMBERED, Verdicts
@@ -51,6 +52,12 @@ class Claiming:
 
     def force_fail(self, task_id: str, by: str, reason: str, now: datetime) -> Task:
         return commands.force_fail(self.store, task_id, by, reason, now)
+
+    def heartbeat(self, agent_id: str, tasks: Sequence[tuple[str, str]], now: datetime) -> HeartbeatReply:
+        return liveness.heartbeat(self.store, agent_id, tasks, now)
+
+    def sweep_liveness(self, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:
+        return liveness.sweep(self.store, window_s, now, auto_requeue=auto_requeue, max_attempts=max_attempts)
 
 
 class ClaimingStore(Claiming, SqlStore):

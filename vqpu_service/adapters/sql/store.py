@@ -19,7 +19,7 @@ from sqlmodel import Session, SQLModel, col, select
 from device_registry import Snapshot
 from vqpu_service.adapters.sql import devices, queue, usage
 from vqpu_service.adapters.sql.claims import SqlClaimReads, SqlClaimUnit
-from vqpu_service.adapters.sql.rows import apply, declare, to_agent, to_event, to_task
+from vqpu_service.adapters.sql.rows import declare, to_agent, to_event, to_task
 from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, EventRow, TaskRow
 from vqpu_service.adapters.sql.tx import Transactions
 from vqpu_service.adapters.sql.unit import SqlUnit
@@ -30,10 +30,9 @@ from vqpu_service.domain.errors import (
     NotFound,
     QueueFull,
 )
-from vqpu_service.domain.events import DEVICE_EVENTS, Event, NewEvent, agent_lost
+from vqpu_service.domain.events import DEVICE_EVENTS, Event, NewEvent
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.liveness import Beat
-from vqpu_service.domain.model import Agent, HeartbeatReply, NewTask, SlotCapacity, Task
+from vqpu_service.domain.model import Agent, NewTask, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
 from vqpu_service.ports import ClaimReads, ClaimUnit, DeviceEpoch, EventFilter, QueuedRef, Store, UnitOfWork
 
@@ -151,53 +150,14 @@ class SqlStore(Store):
             yield uow
             self.tx.write_events(s, uow.events, now)
 
-    def heartbeat(self, agent_id: str, tasks: Sequence[tuple[str, str]], now: datetime) -> HeartbeatReply:
-        tokens = dict(tasks)
-        cancel, fenced = [], []
-        with self.tx.session(write=True) as s:
-            events = self._touch_agent(s, agent_id, now)
-            q = select(TaskRow).where(col(TaskRow.id).in_(list(tokens)))
-            rows = {r.id: r for r in s.exec(q if self.tx.sqlite else q.with_for_update())}
-            for task_id, token in tokens.items():
-                row = rows.get(task_id)
-                task = None if row is None else to_task(row)
-                beat = liveness.heartbeat(task, token, now)
-                if beat is Beat.FENCED:
-                    fenced.append(task_id)
-                    continue
-                assert row is not None and task is not None
-                apply(row, task)
-                if beat is Beat.CANCEL:
-                    cancel.append(task_id)
-            self.tx.write_events(s, events, now)
-        return HeartbeatReply(cancel=cancel, fenced=fenced)
-
-    def sweep_liveness(self, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:
-        cutoff = liveness.silent_since(now, window_s)
+    def any_silent(self, since: datetime) -> bool:
         last_beat = func.coalesce(TaskRow.heartbeat_at, TaskRow.claimed_at)
-        due = select(TaskRow).where(
-            TaskRow.state == str(TaskState.RUNNING), last_beat < cutoff, col(TaskRow.stale_reported).is_(False)
+        due = select(TaskRow.id).where(
+            TaskRow.state == str(TaskState.RUNNING), last_beat < since, col(TaskRow.stale_reported).is_(False)
         )
-        silent = select(AgentRow).where(col(AgentRow.lost).is_(False), AgentRow.last_seen < cutoff)
-        with self.tx.session(write=False) as s:  # most sweeps find nothing: do not take the write lock
-            if s.exec(due.limit(1)).first() is None and s.exec(silent.limit(1)).first() is None:
-                return []
-        stale: list[str] = []
-        with self.tx.session(write=True) as s:
-            events: list[NewEvent] = []
-            for row in s.exec(due if self.tx.sqlite else due.with_for_update(skip_locked=True)).all():
-                task = to_task(row)
-                stale += [] if task.stale_reported else [task.id]
-                events += liveness.stale(task, now, window_s, auto_requeue=auto_requeue, max_attempts=max_attempts)
-                apply(row, task)
-            for agent in s.exec(silent).all():
-                agent.lost = True
-                events.append(agent_lost(agent.agent_id, agent.last_seen))
-            self.tx.write_events(s, events, now)
-        return stale
-
-    def _touch_agent(self, s: Session, agent_id: str, now: datetime) -> list[NewEvent]:
-        return self._seen(s, agent_id, now)[1]
+        silent = select(AgentRow.agent_id).where(col(AgentRow.lost).is_(False), AgentRow.last_seen < since)
+        with self.tx.session(write=False) as s:
+            return s.exec(due.limit(1)).first() is not None or s.exec(silent.limit(1)).first() is not None
 
     def _seen(self, s: Session, agent_id: str, now: datetime) -> tuple[AgentRow, list[NewEvent]]:
         """The agent's row, now seen (made on its first request); AGENT_SEEN when it was new or lost."""

@@ -4,15 +4,19 @@ writing back what the domain changed; `SqlStore.unit` writes the recorded events
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
-from vqpu_service.adapters.sql.rows import apply, to_task
-from vqpu_service.adapters.sql.schema import TaskRow
+from vqpu_service.adapters.sql.rows import apply, declare, to_agent, to_task
+from vqpu_service.adapters.sql.schema import AgentRow, TaskRow
 from vqpu_service.domain.errors import NotFound
 from vqpu_service.domain.events import NewEvent
-from vqpu_service.domain.model import Task
-from vqpu_service.ports import TaskRepository, UnitOfWork
+from vqpu_service.domain.lifecycle import TaskState
+from vqpu_service.domain.model import Agent, Task
+from vqpu_service.ports import AgentRepository, TaskRepository, UnitOfWork
 
 
 class SqlTasks(TaskRepository):
@@ -32,10 +36,48 @@ class SqlTasks(TaskRepository):
     def save(self, task: Task) -> None:
         apply(self._rows[task.id], task)
 
+    def named(self, task_ids: Sequence[str]) -> list[Task]:
+        q = select(TaskRow).where(col(TaskRow.id).in_(list(task_ids)))
+        return self._load(q if self._sqlite else q.with_for_update())
+
+    def silent(self, since: datetime) -> list[Task]:
+        last_beat = func.coalesce(TaskRow.heartbeat_at, TaskRow.claimed_at)
+        q = select(TaskRow).where(
+            TaskRow.state == str(TaskState.RUNNING), last_beat < since, col(TaskRow.stale_reported).is_(False)
+        )
+        return self._load(q if self._sqlite else q.with_for_update(skip_locked=True))
+
+    def _load(self, q: SelectOfScalar[TaskRow]) -> list[Task]:
+        rows = list(self._s.exec(q))
+        self._rows |= {r.id: r for r in rows}
+        return [to_task(r) for r in rows]
+
+
+class SqlAgents(AgentRepository):
+    def __init__(self, s: Session) -> None:
+        self._s = s
+
+    def get(self, agent_id: str) -> Agent | None:
+        row = self._s.get(AgentRow, agent_id)
+        return None if row is None else to_agent(row)
+
+    def save(self, agent: Agent) -> None:
+        row = self._s.get(AgentRow, agent.agent_id)
+        if row is None:
+            row = AgentRow(agent_id=agent.agent_id, first_seen=agent.first_seen, last_seen=agent.last_seen)
+            self._s.add(row)
+        row.first_seen, row.last_seen, row.lost = agent.first_seen, agent.last_seen, agent.lost
+        declare(row, agent.capacity, None if agent.devices is None else list(agent.devices))
+
+    def silent(self, since: datetime) -> list[Agent]:
+        q = select(AgentRow).where(col(AgentRow.lost).is_(False), AgentRow.last_seen < since)
+        return [to_agent(r) for r in self._s.exec(q)]
+
 
 class SqlUnit(UnitOfWork):
     def __init__(self, s: Session, sqlite: bool) -> None:
         self.tasks = SqlTasks(s, sqlite)
+        self.agents = SqlAgents(s)
         self.events: list[NewEvent] = []
 
     def record(self, events: Sequence[NewEvent]) -> None:
