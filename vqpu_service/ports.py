@@ -17,7 +17,7 @@ from device_registry import Snapshot
 from vqpu_service.domain.claiming import Candidate
 from vqpu_service.domain.events import Event, EventType, NewEvent
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, NewTask, SlotCapacity, Task
+from vqpu_service.domain.model import Agent, NewTask, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
 
 
@@ -94,7 +94,12 @@ class ClaimReads(abc.ABC):
 
 class ClaimUnit(ClaimReads):
     """One claim's transaction: it holds the claim lock, so no other claim decides on the same counts (D3),
-    has recorded the agent as seen with what it declared, and commits every saved change with its events."""
+    and commits every saved change and recorded event together."""
+
+    agents: AgentRepository
+
+    @abc.abstractmethod
+    def record(self, events: Sequence[NewEvent]) -> None: ...
 
     @abc.abstractmethod
     def take(self, order: Sequence[Candidate], max_tasks: int) -> list[Task]:
@@ -181,12 +186,9 @@ class Store(abc.ABC):
         """A read-only look at what a claim for `devices` (None: any) would decide on; takes no lock."""
 
     @abc.abstractmethod
-    def claiming(
-        self, agent_id: str, devices: Sequence[str] | None, capacity: SlotCapacity | None, now: datetime
-    ) -> AbstractContextManager[ClaimUnit]:
-        """One claim's transaction (`services.claims` decides in it). On entry it takes the claim lock and
-        records the agent as seen, with what one of its slots holds (`capacity`, None: not declared) and
-        which devices it claims for (None: any); on a clean exit it commits."""
+    def claiming(self, devices: Sequence[str] | None, now: datetime) -> AbstractContextManager[ClaimUnit]:
+        """One claim's transaction for `devices` (None: any), its events stamped `now` (`services.claims`
+        decides in it). On entry it takes the claim lock; on a clean exit it commits."""
 
     @abc.abstractmethod
     def unit(self, now: datetime) -> AbstractContextManager[UnitOfWork]:

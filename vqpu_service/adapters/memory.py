@@ -12,7 +12,6 @@ import copy
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime
 
 from device_registry import Snapshot
@@ -29,7 +28,7 @@ from vqpu_service.domain.events import (
     device_updated,
 )
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, NewTask, SlotCapacity, Task
+from vqpu_service.domain.model import Agent, NewTask, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
 from vqpu_service.ports import (
     Admitted,
@@ -73,15 +72,6 @@ class MemoryStore(Store):
         if task is None:
             raise NotFound(f"unknown task {task_id!r}", {"task_id": task_id})
         return copy.deepcopy(task)
-
-    def _seen(self, agent_id: str, now: datetime) -> list[NewEvent]:
-        agent = self._agents.get(agent_id)
-        events = liveness.agent_seen_now(agent_id, known=agent is not None, lost=agent is not None and agent.lost)
-        first = now if agent is None else agent.first_seen
-        self._agents[agent_id] = (
-            Agent(agent_id, first, now, False) if agent is None else replace(agent, last_seen=now, lost=False)
-        )
-        return events
 
     # --- tasks -------------------------------------------------------------------------
 
@@ -150,24 +140,12 @@ class MemoryStore(Store):
         yield _Reads(self, devices)
 
     @contextmanager
-    def claiming(
-        self, agent_id: str, devices: Sequence[str] | None, capacity: SlotCapacity | None, now: datetime
-    ) -> Iterator[ClaimUnit]:
+    def claiming(self, devices: Sequence[str] | None, now: datetime) -> Iterator[ClaimUnit]:
         with self._lock:  # held to the end, as a claim's transaction holds the claim lock
-            agents = dict(self._agents)
-            seen = self._seen(agent_id, now)
-            self._agents[agent_id] = replace(
-                self._agents[agent_id],
-                capacity=capacity,
-                devices=None if devices is None else tuple(sorted(set(devices))),
-            )
             unit = _Unit(self, devices)
-            try:
-                yield unit
-            except BaseException:
-                self._agents = agents
-                raise
-            self._publish(list(unit.saved.values()), seen + unit.events, now)
+            yield unit
+            self._agents |= unit.agents.saved
+            self._publish(list(unit.saved.values()), unit.events, now)
 
     @contextmanager
     def unit(self, now: datetime) -> Iterator[UnitOfWork]:
@@ -329,7 +307,11 @@ class _Unit(_Reads, ClaimUnit):
     def __init__(self, store: MemoryStore, devices: Sequence[str] | None) -> None:
         super().__init__(store, devices)
         self.saved: dict[str, Task] = {}
+        self.agents: _MemoryAgents = _MemoryAgents(store)
         self.events: list[NewEvent] = []
+
+    def record(self, events: Sequence[NewEvent]) -> None:
+        self.events += events
 
     def take(self, order: Sequence[Candidate], max_tasks: int) -> list[Task]:
         stored = self._store._tasks

@@ -17,6 +17,7 @@ from datetime import datetime
 from vqpu_service.domain import claiming, decisions, ids
 from vqpu_service.domain.model import Claimed, SlotCapacity, Task
 from vqpu_service.ports import ClaimReads, DeviceEpoch, Store
+from vqpu_service.services import liveness
 from vqpu_service.services.verdicts import Verdicts
 
 
@@ -38,7 +39,9 @@ class ClaimService:
         """Up to `max_tasks` QUEUED tasks -> RUNNING under a fresh token, in one transaction."""
         self._check_ahead(devices, max_tasks)
         claimed: list[Claimed] = []
-        with self._store.claiming(agent_id, devices, capacity, now) as unit:
+        with self._store.claiming(devices, now) as unit:
+            unit.record(liveness.seen(unit.agents, agent_id, now))
+            liveness.declared(unit.agents, agent_id, capacity, devices)
             for task in unit.take(self._order(unit, max_tasks), max_tasks):
                 bound = self._binding(unit, task)
                 problems = self._problems(task, bound)

@@ -10,15 +10,15 @@ from datetime import datetime
 from vqpu_service.domain import liveness
 from vqpu_service.domain.events import NewEvent, agent_lost
 from vqpu_service.domain.liveness import Beat
-from vqpu_service.domain.model import Agent, HeartbeatReply
-from vqpu_service.ports import Store, UnitOfWork
+from vqpu_service.domain.model import Agent, HeartbeatReply, SlotCapacity
+from vqpu_service.ports import AgentRepository, Store
 
 
 def heartbeat(store: Store, agent_id: str, tasks: Sequence[tuple[str, str]], now: datetime) -> HeartbeatReply:
     tokens = dict(tasks)
     cancel, fenced = [], []
     with store.unit(now) as uow:
-        uow.record(seen(uow, agent_id, now))
+        uow.record(seen(uow.agents, agent_id, now))
         named = {t.id: t for t in uow.tasks.named(list(tokens))}
         for task_id, token in tokens.items():
             task = named.get(task_id)
@@ -32,12 +32,22 @@ def heartbeat(store: Store, agent_id: str, tasks: Sequence[tuple[str, str]], now
     return HeartbeatReply(cancel=cancel, fenced=fenced)
 
 
-def seen(uow: UnitOfWork, agent_id: str, now: datetime) -> list[NewEvent]:
+def seen(agents: AgentRepository, agent_id: str, now: datetime) -> list[NewEvent]:
     """The agent heard from now (made on its first request); AGENT_SEEN when it was new or lost."""
-    agent = uow.agents.get(agent_id)
+    agent = agents.get(agent_id)
     events = liveness.agent_seen_now(agent_id, known=agent is not None, lost=agent is not None and agent.lost)
-    uow.agents.save(Agent(agent_id, now, now, False) if agent is None else replace(agent, last_seen=now, lost=False))
+    agents.save(Agent(agent_id, now, now, False) if agent is None else replace(agent, last_seen=now, lost=False))
     return events
+
+
+def declared(
+    agents: AgentRepository, agent_id: str, capacity: SlotCapacity | None, devices: Sequence[str] | None
+) -> None:
+    """Record what the agent's latest claim said one of its slots holds and which devices it serves (None: any)."""
+    agent = agents.get(agent_id)
+    assert agent is not None, "seen first"
+    claimed_for = None if devices is None else tuple(sorted(set(devices)))
+    agents.save(replace(agent, capacity=capacity, devices=claimed_for))
 
 
 def sweep(store: Store, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:

@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from vqpu_service.adapters.sql import devices, queue
 from vqpu_service.adapters.sql.rows import apply, to_task
 from vqpu_service.adapters.sql.schema import TaskRow
+from vqpu_service.adapters.sql.unit import SqlAgents
 from vqpu_service.domain.claiming import Candidate
 from vqpu_service.domain.errors import NotFound
 from vqpu_service.domain.events import NewEvent
@@ -54,8 +55,12 @@ class SqlClaimUnit(SqlClaimReads, ClaimUnit):
     def __init__(self, s: Session, sqlite: bool, epochs: devices.EpochCache, claimed: Sequence[str] | None) -> None:
         super().__init__(s, sqlite, epochs, claimed)
         self._rows: dict[str, TaskRow] = {}
+        self.agents = SqlAgents(s)
         self.events: list[NewEvent] = []
-        """Written by the store as the transaction ends, with the agent's own (AGENT_SEEN)."""
+        """Written by the store as the transaction ends."""
+
+    def record(self, events: Sequence[NewEvent]) -> None:
+        self.events += events
 
     def take(self, order: Sequence[Candidate], max_tasks: int) -> list[Task]:
         rows = queue.take(self.s, order, max_tasks, self.sqlite)

@@ -19,7 +19,7 @@ from sqlmodel import Session, SQLModel, col, select
 from device_registry import Snapshot
 from vqpu_service.adapters.sql import devices, queue, usage
 from vqpu_service.adapters.sql.claims import SqlClaimReads, SqlClaimUnit
-from vqpu_service.adapters.sql.rows import declare, to_agent, to_event, to_task
+from vqpu_service.adapters.sql.rows import to_agent, to_event, to_task
 from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, EventRow, TaskRow
 from vqpu_service.adapters.sql.tx import Transactions
 from vqpu_service.adapters.sql.unit import SqlUnit
@@ -32,7 +32,7 @@ from vqpu_service.domain.errors import (
 )
 from vqpu_service.domain.events import DEVICE_EVENTS, Event, NewEvent
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, NewTask, SlotCapacity, Task
+from vqpu_service.domain.model import Agent, NewTask, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
 from vqpu_service.ports import ClaimReads, ClaimUnit, DeviceEpoch, EventFilter, QueuedRef, Store, UnitOfWork
 
@@ -132,16 +132,12 @@ class SqlStore(Store):
             yield SqlClaimReads(s, self.tx.sqlite, self._epochs, devices_)
 
     @contextmanager
-    def claiming(
-        self, agent_id: str, devices_: Sequence[str] | None, capacity: SlotCapacity | None, now: datetime
-    ) -> Iterator[ClaimUnit]:
+    def claiming(self, devices_: Sequence[str] | None, now: datetime) -> Iterator[ClaimUnit]:
         with self.tx.session(write=True) as s:
             queue.serialise_claims(s, self.tx.sqlite)
-            agent, seen = self._seen(s, agent_id, now)
-            declare(agent, capacity, None if devices_ is None else list(devices_))
             unit = SqlClaimUnit(s, self.tx.sqlite, self._epochs, devices_)
             yield unit
-            self.tx.write_events(s, seen + unit.events, now)
+            self.tx.write_events(s, unit.events, now)
 
     @contextmanager
     def unit(self, now: datetime) -> Iterator[UnitOfWork]:
@@ -158,16 +154,6 @@ class SqlStore(Store):
         silent = select(AgentRow.agent_id).where(col(AgentRow.lost).is_(False), AgentRow.last_seen < since)
         with self.tx.session(write=False) as s:
             return s.exec(due.limit(1)).first() is not None or s.exec(silent.limit(1)).first() is not None
-
-    def _seen(self, s: Session, agent_id: str, now: datetime) -> tuple[AgentRow, list[NewEvent]]:
-        """The agent's row, now seen (made on its first request); AGENT_SEEN when it was new or lost."""
-        agent = s.get(AgentRow, agent_id)
-        events = liveness.agent_seen_now(agent_id, known=agent is not None, lost=agent is not None and agent.lost)
-        if agent is None:
-            agent = AgentRow(agent_id=agent_id, first_seen=now, last_seen=now, lost=False)
-            s.add(agent)
-        agent.last_seen, agent.lost = now, False
-        return agent, events
 
     def _row(self, s: Session, task_id: str, *, lock: bool = False) -> TaskRow:
         q = select(TaskRow).where(TaskRow.id == task_id)

@@ -56,16 +56,24 @@ class SqlTasks(TaskRepository):
 class SqlAgents(AgentRepository):
     def __init__(self, s: Session) -> None:
         self._s = s
+        self._rows: dict[str, AgentRow] = {}  # an added row is not in the session's identity map until flushed
+
+    def _row(self, agent_id: str) -> AgentRow | None:
+        row = self._rows.get(agent_id) or self._s.get(AgentRow, agent_id)
+        if row is not None:
+            self._rows[agent_id] = row
+        return row
 
     def get(self, agent_id: str) -> Agent | None:
-        row = self._s.get(AgentRow, agent_id)
+        row = self._row(agent_id)
         return None if row is None else to_agent(row)
 
     def save(self, agent: Agent) -> None:
-        row = self._s.get(AgentRow, agent.agent_id)
+        row = self._row(agent.agent_id)
         if row is None:
             row = AgentRow(agent_id=agent.agent_id, first_seen=agent.first_seen, last_seen=agent.last_seen)
             self._s.add(row)
+            self._rows[agent.agent_id] = row
         row.first_seen, row.last_seen, row.lost = agent.first_seen, agent.last_seen, agent.lost
         declare(row, agent.capacity, None if agent.devices is None else list(agent.devices))
 
