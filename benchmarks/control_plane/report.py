@@ -31,7 +31,8 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"Measured {r['created']} on {m['cpus_usable']} usable CPUs ({m['cpu_model']}), {m['python']}, "
         f"commit {str(m['git_commit'])[:10]}{' (dirty)' if m['git_dirty'] else ''}. "
-        "A real `vqpu-server serve` (uvicorn, log level warning, default settings) on loopback, on a "
+        "A real `vqpu-server serve` (uvicorn, log level warning, default settings but a per-owner QUEUED cap "
+        "of 10⁶) on loopback, on a "
         "fresh database each; the benchmark's clients share the CPUs with it. Each series drops its "
         f"first {cfg['warmup']} samples (dispatch: {cfg['dispatch_warmup']}). "
         "Regenerate: `.venv/bin/python -m benchmarks.control_plane.run` (about 7 minutes here).",

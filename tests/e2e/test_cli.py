@@ -174,6 +174,10 @@ def test_submit_wait_prints_the_result_and_replay_reproduces_it_exactly(cli: Cli
     )
     status = cli("status", task["id"]).stdout
     assert "state      COMPLETED" in status and "gate_2q" in status
+    price = task["estimate"]  # admission's price, stored with the task and shown by `vqpu status`
+    assert price["method"] == result["provenance"]["method"] and price["active_qubits"] == 2 and price["noisy"]
+    estimate = next(line for line in status.splitlines() if line.startswith("estimate"))
+    assert f"{price['method']} (double) on 2 qubits" in estimate and ", noisy" in estimate
 
     replayed = cli("replay", task["id"])
     assert replayed.returncode == 0, replayed.stderr
