@@ -110,8 +110,26 @@ class ClaimUnit(ClaimReads):
         """Write back a taken task as the domain changed it, with its events."""
 
 
+class KeyTaken(Exception):
+    """A concurrent unit stored a task under the same owner and Idempotency-Key first (this unit is void)."""
+
+
 class TaskRepository(abc.ABC):
     """The tasks of one unit of work."""
+
+    @abc.abstractmethod
+    def keyed(self, owner: str, idempotency_key: str) -> Task | None:
+        """The task `owner` submitted under this Idempotency-Key, if any."""
+
+    @abc.abstractmethod
+    def queued(self, owner: str) -> int:
+        """The owner's QUEUED tasks, counted under the lock every `add` takes: two units cannot both see
+        room for one more."""
+
+    @abc.abstractmethod
+    def add(self, task_id: str, new: NewTask, now: datetime) -> Task:
+        """Store `new` as a QUEUED task with this id and the next sequence number (tasks commit in
+        sequence order, so cursor paging never skips one). KeyTaken: see there."""
 
     @abc.abstractmethod
     def get(self, task_id: str, *, lock: bool = False) -> Task:
@@ -158,13 +176,6 @@ class UnitOfWork(abc.ABC):
 
 class Store(abc.ABC):
     # --- tasks -----------------------------------------------------------------------
-
-    @abc.abstractmethod
-    def submit(self, new: NewTask, now: datetime, max_queued: int | None = None) -> tuple[Task, bool]:
-        """Store a QUEUED task and its TASK_SUBMITTED event; with an idempotency key already used by the
-        same owner, return that task and False (raise IdempotencyConflict if the body differs). Raise
-        QueueFull (`domain.liveness.queue_room`) when the owner already has `max_queued` QUEUED tasks,
-        counted under the submit's lock (a repeat is still answered; None: no cap)."""
 
     @abc.abstractmethod
     def get_task(self, task_id: str) -> Task: ...

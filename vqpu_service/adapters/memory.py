@@ -16,10 +16,9 @@ from datetime import datetime
 
 from device_registry import Snapshot
 from vqpu_protocol.codes import ErrorCode
-from vqpu_service.domain import decisions, ids, liveness
 from vqpu_service.domain.claiming import Candidate
 from vqpu_service.domain.epochs import next_epoch
-from vqpu_service.domain.errors import Conflict, IdempotencyConflict, NotFound
+from vqpu_service.domain.errors import Conflict, NotFound
 from vqpu_service.domain.events import (
     DEVICE_EVENTS,
     Event,
@@ -74,33 +73,6 @@ class MemoryStore(Store):
         return copy.deepcopy(task)
 
     # --- tasks -------------------------------------------------------------------------
-
-    def submit(self, new: NewTask, now: datetime, max_queued: int | None = None) -> tuple[Task, bool]:
-        with self._lock:
-            existing = self._idempotent(new)
-            if existing is not None:
-                return existing, False
-            queued = sum(t.owner == new.owner and t.state is TaskState.QUEUED for t in self._tasks.values())
-            liveness.queue_room(new.owner, queued, max_queued)
-            seq = len(self._tasks) + 1
-            fields = copy.deepcopy(vars(new))
-            task = Task(
-                id=ids.task_id(), seq=seq, state=TaskState.QUEUED, attempt=0, created_at=now, updated_at=now, **fields
-            )
-            self._publish([task], decisions.submitted(task), now)
-            return copy.deepcopy(task), True
-
-    def _idempotent(self, new: NewTask) -> Task | None:
-        if new.idempotency_key is None:
-            return None
-        for task in self._tasks.values():
-            if task.owner == new.owner and task.idempotency_key == new.idempotency_key:
-                if task.body_sha256 != new.body_sha256:
-                    raise IdempotencyConflict(
-                        "this Idempotency-Key was used with a different request body", {"task_id": task.id}
-                    )
-                return copy.deepcopy(task)
-        return None
 
     def get_task(self, task_id: str) -> Task:
         with self._lock:
@@ -327,6 +299,22 @@ class _MemoryTasks(TaskRepository):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self.saved: dict[str, Task] = {}
+
+    def keyed(self, owner: str, idempotency_key: str) -> Task | None:
+        for task in self._store._tasks.values():
+            if task.owner == owner and task.idempotency_key == idempotency_key:
+                return copy.deepcopy(task)
+        return None
+
+    def queued(self, owner: str) -> int:
+        return sum(t.owner == owner and t.state is TaskState.QUEUED for t in self._store._tasks.values())
+
+    def add(self, task_id: str, new: NewTask, now: datetime) -> Task:
+        seq = len(self._store._tasks) + sum(i not in self._store._tasks for i in self.saved) + 1
+        fields = copy.deepcopy(vars(new))
+        task = Task(id=task_id, seq=seq, state=TaskState.QUEUED, attempt=0, created_at=now, updated_at=now, **fields)
+        self.saved[task_id] = task
+        return copy.deepcopy(task)
 
     def get(self, task_id: str, *, lock: bool = False) -> Task:
         return self._store._task(task_id)  # the unit holds the store's lock: every get is locked

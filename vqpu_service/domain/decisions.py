@@ -15,7 +15,7 @@ from typing import Any
 
 from vqpu_protocol.codes import ErrorCode
 from vqpu_service.domain import results
-from vqpu_service.domain.errors import Fenced, IllegalTransition, InvalidResult
+from vqpu_service.domain.errors import Fenced, IdempotencyConflict, IllegalTransition, InvalidResult
 from vqpu_service.domain.events import EventType, NewEvent, task_event
 from vqpu_service.domain.lifecycle import TERMINAL_REPORTS, Action, TaskState, next_state
 from vqpu_service.domain.model import Task
@@ -50,6 +50,14 @@ class Report:
 class Outcome(Enum):
     APPLIED = "applied"
     REPEATED = "repeated"  # the same terminal report again: answer with the stored outcome
+
+
+def repeat_of(task: Task, body_sha256: str | None) -> Task:
+    """A submission under an Idempotency-Key its owner used before: the stored task when the body is the
+    same, else IdempotencyConflict."""
+    if task.body_sha256 != body_sha256:
+        raise IdempotencyConflict("this Idempotency-Key was used with a different request body", {"task_id": task.id})
+    return task
 
 
 def submitted(task: Task) -> list[NewEvent]:

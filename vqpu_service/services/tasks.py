@@ -47,7 +47,7 @@ class TaskService:
         if who.role is Role.AGENT:
             raise Forbidden("agents cannot submit tasks")
         new = self.admit(who, body, idempotency_key)
-        task, created = self._store.submit(new, datetime.now(UTC), self._settings.max_queued_per_owner)
+        task, created = commands.submit(self._store, new, datetime.now(UTC), self._settings.max_queued_per_owner)
         if created:
             self._on_work()
         return task, created

@@ -2,7 +2,7 @@
 server's CLAIM (`ClaimService` deciding in the store's claim transaction); `report`, `cancel`, `requeue`
 and `force_fail` are the lifecycle commands (`services.commands`), `heartbeat` and `sweep_liveness` the
 liveness services (`services.liveness`), each one unit of work; `submit`
-honours a QUEUED cap as `TaskService` passes it from the settings."""
+(`services.commands.submit`) honours a QUEUED cap as `TaskService` passes it from the settings."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class ClaimingStore(Claiming, SqlStore):
         self.wire(self, max_running_per_owner, max_queued_per_owner)
 
     def submit(self, new: NewTask, now: datetime, max_queued: int | None = None) -> tuple[Task, bool]:
-        return SqlStore.submit(self, new, now, self.max_queued if max_queued is None else max_queued)
+        return commands.submit(self, new, now, self.max_queued if max_queued is None else max_queued)
 
 
 class ClaimingMemoryStore(Claiming, MemoryStore):
@@ -77,4 +77,4 @@ class ClaimingMemoryStore(Claiming, MemoryStore):
         self.wire(self, max_running_per_owner, max_queued_per_owner)
 
     def submit(self, new: NewTask, now: datetime, max_queued: int | None = None) -> tuple[Task, bool]:
-        return MemoryStore.submit(self, new, now, self.max_queued if max_queued is None else max_queued)
+        return commands.submit(self, new, now, self.max_queued if max_queued is None else max_queued)

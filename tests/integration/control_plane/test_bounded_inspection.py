@@ -29,6 +29,7 @@ from vqpu_service.config import Settings
 from vqpu_service.container import Container
 from vqpu_service.domain.model import Role
 from vqpu_service.ports import DeviceEpoch
+from vqpu_service.services import commands
 from vqpu_service.services.claims import ClaimService
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.verdicts import REMEMBERED, Verdicts
@@ -90,7 +91,10 @@ def test_200_queued_megabyte_circuits_are_inspected_within_the_byte_budget_and_t
     budgeted: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = box(budgeted).store
-    ids = [store.submit(new_task(store, circuit=DOOMED if n % 2 else FITS), now())[0].id for n in range(200)]
+    ids = [
+        commands.submit(store, new_task(store, circuit=DOOMED if n % 2 else FITS), now(), None)[0].id
+        for n in range(200)
+    ]
     epoch = offline(budgeted, 15)
 
     started = time.monotonic()

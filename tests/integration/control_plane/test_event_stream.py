@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from device_registry import parse_snapshot
+from tests.integration.control_plane.claiming import ClaimingStore
 from tests.integration.control_plane.tasks import LINE, new_task
 from vqpu_service.adapters.broker import Broker
 from vqpu_service.adapters.pg_listen import PostgresListener, libpq_conninfo
@@ -272,7 +273,7 @@ def test_the_pump_delivers_events_another_process_commits_by_polling_or_at_once_
     store: SqlStore, database_url: str
 ) -> None:
     """SQLite: the periodic poll finds them. PostgreSQL: NOTIFY wakes the pump long before its 30 s poll."""
-    other = SqlStore(make_engine(database_url))  # another server process: its commits never poke our pump
+    other = ClaimingStore(make_engine(database_url))  # another server process: its commits never poke our pump
     hooked: list[Event] = []
 
     async def scenario() -> float:

@@ -24,15 +24,12 @@ from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, Even
 from vqpu_service.adapters.sql.tx import Transactions
 from vqpu_service.adapters.sql.unit import SqlUnit
 from vqpu_service.adapters.sql.upgrade import add_missing_columns, add_missing_indexes
-from vqpu_service.domain import decisions, ids, liveness
 from vqpu_service.domain.errors import (
-    IdempotencyConflict,
     NotFound,
-    QueueFull,
 )
 from vqpu_service.domain.events import DEVICE_EVENTS, Event, NewEvent
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, NewTask, Task
+from vqpu_service.domain.model import Agent, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
 from vqpu_service.ports import ClaimReads, ClaimUnit, DeviceEpoch, EventFilter, QueuedRef, Store, UnitOfWork
 
@@ -51,55 +48,6 @@ class SqlStore(Store):
         self.tx.engine.dispose()
 
     # --- tasks -----------------------------------------------------------------------
-
-    def submit(self, new: NewTask, now: datetime, max_queued: int | None = None) -> tuple[Task, bool]:
-        try:
-            with self.tx.session(write=True) as s:
-                existing = self._idempotent(s, new)
-                if existing is not None:
-                    return existing, False
-                self.tx.lock_order(s)  # task seqs commit in seq order: cursor paging never skips one
-                # Counted under the lock every submit takes: concurrent submits cannot both take the last place.
-                queued = 0 if max_queued is None else queue.queued(s, new.owner)
-                try:
-                    liveness.queue_room(new.owner, queued, max_queued)
-                except QueueFull:  # a repeat of a submit that committed while this one waited is still answered
-                    existing = self._idempotent(s, new)
-                    if existing is not None:
-                        return existing, False
-                    raise
-                row = TaskRow(
-                    id=ids.task_id(),
-                    state=str(TaskState.QUEUED),
-                    attempt=0,
-                    created_at=now,
-                    updated_at=now,
-                    **vars(new),
-                )
-                s.add(row)
-                s.flush()
-                task = to_task(row)
-                self.tx.write_events(s, decisions.submitted(task), now)
-                return task, True
-        except IntegrityError:  # a concurrent submit with the same key won the race
-            with self.tx.session(write=False) as s:
-                existing = self._idempotent(s, new)
-            if existing is None:
-                raise
-            return existing, False
-
-    def _idempotent(self, s: Session, new: NewTask) -> Task | None:
-        if new.idempotency_key is None:
-            return None
-        q = select(TaskRow).where(TaskRow.owner == new.owner, TaskRow.idempotency_key == new.idempotency_key)
-        row = s.exec(q).first()
-        if row is None:
-            return None
-        if row.body_sha256 != new.body_sha256:
-            raise IdempotencyConflict(
-                "this Idempotency-Key was used with a different request body", {"task_id": row.id}
-            )
-        return to_task(row)
 
     def get_task(self, task_id: str) -> Task:
         with self.tx.session(write=False) as s:
@@ -142,7 +90,7 @@ class SqlStore(Store):
     @contextmanager
     def unit(self, now: datetime) -> Iterator[UnitOfWork]:
         with self.tx.session(write=True) as s:
-            uow = SqlUnit(s, self.tx.sqlite)
+            uow = SqlUnit(s, self.tx)
             yield uow
             self.tx.write_events(s, uow.events, now)
 

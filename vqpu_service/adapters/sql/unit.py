@@ -7,23 +7,47 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from vqpu_service.adapters.sql import queue
 from vqpu_service.adapters.sql.rows import apply, declare, to_agent, to_task
 from vqpu_service.adapters.sql.schema import AgentRow, TaskRow
+from vqpu_service.adapters.sql.tx import Transactions
 from vqpu_service.domain.errors import NotFound
 from vqpu_service.domain.events import NewEvent
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, Task
-from vqpu_service.ports import AgentRepository, TaskRepository, UnitOfWork
+from vqpu_service.domain.model import Agent, NewTask, Task
+from vqpu_service.ports import AgentRepository, KeyTaken, TaskRepository, UnitOfWork
 
 
 class SqlTasks(TaskRepository):
-    def __init__(self, s: Session, sqlite: bool) -> None:
+    def __init__(self, s: Session, tx: Transactions) -> None:
         self._s = s
-        self._sqlite = sqlite
+        self._tx = tx
+        self._sqlite = tx.sqlite
         self._rows: dict[str, TaskRow] = {}
+
+    def keyed(self, owner: str, idempotency_key: str) -> Task | None:
+        q = select(TaskRow).where(TaskRow.owner == owner, TaskRow.idempotency_key == idempotency_key)
+        row = self._s.exec(q).first()
+        return None if row is None else to_task(row)
+
+    def queued(self, owner: str) -> int:
+        self._tx.lock_order(self._s)
+        return queue.queued(self._s, owner)
+
+    def add(self, task_id: str, new: NewTask, now: datetime) -> Task:
+        self._tx.lock_order(self._s)  # task seqs commit in seq order: cursor paging never skips one
+        row = TaskRow(id=task_id, state=str(TaskState.QUEUED), attempt=0, created_at=now, updated_at=now, **vars(new))
+        self._s.add(row)
+        try:
+            self._s.flush()
+        except IntegrityError as exc:  # PostgreSQL: a concurrent submit committed the same (owner, key)
+            raise KeyTaken(new.owner) from exc
+        self._rows[task_id] = row
+        return to_task(row)
 
     def get(self, task_id: str, *, lock: bool = False) -> Task:
         q = select(TaskRow).where(TaskRow.id == task_id)
@@ -83,8 +107,8 @@ class SqlAgents(AgentRepository):
 
 
 class SqlUnit(UnitOfWork):
-    def __init__(self, s: Session, sqlite: bool) -> None:
-        self.tasks = SqlTasks(s, sqlite)
+    def __init__(self, s: Session, tx: Transactions) -> None:
+        self.tasks = SqlTasks(s, tx)
         self.agents = SqlAgents(s)
         self.events: list[NewEvent] = []
 
