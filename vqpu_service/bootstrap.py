@@ -30,7 +30,7 @@ from vqpu_service.container import Container
 from vqpu_service.domain.errors import Conflict
 from vqpu_service.domain.events import DEVICE_EVENTS, WORK_AVAILABLE, Event
 from vqpu_service.ports import Store
-from vqpu_service.services import liveness
+from vqpu_service.services import epochs, liveness
 from vqpu_service.services.agents import AgentService, WorkSignal
 from vqpu_service.services.claims import ClaimService
 from vqpu_service.services.devices import DeviceService
@@ -90,7 +90,7 @@ def register_catalog(store: SqlStore) -> list[str]:
     registered = []
     for name in catalog.names():
         try:
-            store.register_device(catalog.load(name), now)
+            epochs.register(store, catalog.load(name), now)
         except Conflict:
             continue
         registered.append(name)

@@ -111,7 +111,8 @@ class ClaimUnit(ClaimReads):
 
 
 class KeyTaken(Exception):
-    """A concurrent unit stored a task under the same owner and Idempotency-Key first (this unit is void)."""
+    """A concurrent unit stored the same unique key first (a task's owner and Idempotency-Key, a device's
+    id): this unit is void."""
 
 
 class TaskRepository(abc.ABC):
@@ -163,12 +164,31 @@ class AgentRepository(abc.ABC):
         """Agents not lost and not heard from since `since`."""
 
 
+class DeviceRepository(abc.ABC):
+    """The devices of one unit of work. Reads here are under the unit's ordering lock: a concurrent
+    registration or new epoch of the same device waits, then sees this one's."""
+
+    @abc.abstractmethod
+    def current(self, device_id: str) -> int | None:
+        """The device's current epoch number; None: no such device."""
+
+    @abc.abstractmethod
+    def last(self, device_id: str) -> int | None:
+        """The highest epoch number stored for the device."""
+
+    @abc.abstractmethod
+    def add(self, record: DeviceEpoch, *, new_device: bool) -> None:
+        """Store the epoch and make it the device's current one (`new_device`: register the device too;
+        KeyTaken when a concurrent unit registered it first)."""
+
+
 class UnitOfWork(abc.ABC):
     """One write transaction: what its repositories save and the events it records commit together when
     it ends cleanly, and nothing does when it raises."""
 
     tasks: TaskRepository
     agents: AgentRepository
+    devices: DeviceRepository
 
     @abc.abstractmethod
     def record(self, events: Sequence[NewEvent]) -> None: ...
@@ -216,14 +236,6 @@ class Store(abc.ABC):
         ordered by the group's key."""
 
     # --- devices ---------------------------------------------------------------------
-
-    @abc.abstractmethod
-    def register_device(self, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
-        """A new device at the snapshot's epoch; Conflict if the id exists."""
-
-    @abc.abstractmethod
-    def new_epoch(self, device_id: str, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
-        """Store `snapshot` as the device's next epoch (its epoch field is set here) and make it current."""
 
     @abc.abstractmethod
     def current_epoch(self, device_id: str) -> DeviceEpoch: ...

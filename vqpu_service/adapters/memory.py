@@ -15,16 +15,12 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from device_registry import Snapshot
-from vqpu_protocol.codes import ErrorCode
 from vqpu_service.domain.claiming import Candidate
-from vqpu_service.domain.epochs import next_epoch
-from vqpu_service.domain.errors import Conflict, NotFound
+from vqpu_service.domain.errors import NotFound
 from vqpu_service.domain.events import (
     DEVICE_EVENTS,
     Event,
     NewEvent,
-    device_registered,
-    device_updated,
 )
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Agent, NewTask, Task
@@ -35,6 +31,7 @@ from vqpu_service.ports import (
     ClaimReads,
     ClaimUnit,
     DeviceEpoch,
+    DeviceRepository,
     EventFilter,
     QueuedRef,
     Store,
@@ -125,6 +122,9 @@ class MemoryStore(Store):
             uow = _MemoryUnit(self)
             yield uow
             self._agents |= uow.agents.saved
+            for record in uow.devices.added:
+                self._epochs[(record.device_id, record.epoch)] = record
+                self._devices[record.device_id] = record.epoch
             self._publish(list(uow.tasks.saved.values()), uow.events, now)
 
     def any_silent(self, since: datetime) -> bool:
@@ -144,30 +144,6 @@ class MemoryStore(Store):
         return sorted(found, key=lambda u: (u.key is None, u.key or ""))
 
     # --- devices -------------------------------------------------------------------------
-
-    def register_device(self, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
-        with self._lock:
-            if snapshot.device_id in self._devices:
-                raise Conflict(
-                    f"device {snapshot.device_id} is already registered; PUT a new epoch instead",
-                    {"device_id": snapshot.device_id},
-                    code=ErrorCode.DEVICE_EXISTS,
-                )
-            record = self._store_epoch(snapshot, now)
-            self._publish(
-                [], [device_registered(record.device_id, record.epoch, record.sha256, snapshot.num_qubits)], now
-            )
-            return record
-
-    def new_epoch(self, device_id: str, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
-        with self._lock:
-            previous = self._current(device_id)
-            last = max(n for d, n in self._epochs if d == device_id)
-            record = self._store_epoch(
-                snapshot.with_epoch(next_epoch(previous, last), captured_at=snapshot.captured_at), now
-            )
-            self._publish([], [device_updated(device_id, record.epoch, record.sha256, previous)], now)
-            return record
 
     def _store_epoch(self, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
         record = DeviceEpoch(
@@ -344,9 +320,28 @@ class _MemoryAgents(AgentRepository):
         return [a for a in self._store._agents.values() if not a.lost and a.last_seen < since]
 
 
+class _MemoryDevices(DeviceRepository):
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.added: list[DeviceEpoch] = []
+
+    def current(self, device_id: str) -> int | None:
+        staged = [r.epoch for r in self.added if r.device_id == device_id]
+        return staged[-1] if staged else self._store._devices.get(device_id)
+
+    def last(self, device_id: str) -> int | None:
+        stored = [n for d, n in self._store._epochs if d == device_id]
+        stored += [r.epoch for r in self.added if r.device_id == device_id]
+        return max(stored, default=None)
+
+    def add(self, record: DeviceEpoch, *, new_device: bool) -> None:
+        self.added.append(record)
+
+
 class _MemoryUnit(UnitOfWork):
     def __init__(self, store: MemoryStore) -> None:
         self.tasks: _MemoryTasks = _MemoryTasks(store)
+        self.devices: _MemoryDevices = _MemoryDevices(store)
         self.agents: _MemoryAgents = _MemoryAgents(store)
         self.events: list[NewEvent] = []
 

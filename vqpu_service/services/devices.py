@@ -16,6 +16,7 @@ from vqpu_protocol.codes import ErrorCode
 from vqpu_service.adapters.cache import TTLCache
 from vqpu_service.domain.errors import InvalidRequest
 from vqpu_service.ports import DeviceEpoch, Store
+from vqpu_service.services import epochs
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class DeviceService:
         self._listing.invalidate()
 
     def register(self, snapshot: Snapshot) -> DeviceEpoch:
-        record = self._store.register_device(snapshot, _now())
+        record = epochs.register(self._store, snapshot, _now())
         self.invalidate(record.device_id)
         return record
 
@@ -77,7 +78,7 @@ class DeviceService:
         if snapshot.device_id != device_id:
             raise InvalidRequest(f"the snapshot is for {snapshot.device_id!r}, not {device_id!r}")
         try:
-            return self._store.new_epoch(device_id, snapshot, _now())
+            return epochs.new_epoch(self._store, device_id, snapshot, _now())
         finally:
             self.invalidate(device_id)
 
@@ -86,7 +87,7 @@ class DeviceService:
         data = current.snapshot().to_json_dict()
         _merge(data, change)
         try:
-            return self._store.new_epoch(device_id, _parse(data), _now())
+            return epochs.new_epoch(self._store, device_id, _parse(data), _now())
         finally:
             self.invalidate(device_id)
 

@@ -11,12 +11,13 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from device_registry import Snapshot
 from vqpu_service.adapters.memory import MemoryStore
 from vqpu_service.adapters.sql.store import SqlStore
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.model import Claimed, HeartbeatReply, NewTask, SlotCapacity, Task
-from vqpu_service.ports import Store
-from vqpu_service.services import commands, liveness
+from vqpu_service.ports import DeviceEpoch, Store
+from vqpu_service.services import commands, epochs, liveness
 from vqpu_service.services.claims import ClaimService
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.verdicts import REMEMBERED, Verdicts
@@ -52,6 +53,12 @@ class Claiming:
 
     def force_fail(self, task_id: str, by: str, reason: str, now: datetime) -> Task:
         return commands.force_fail(self.store, task_id, by, reason, now)
+
+    def register_device(self, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
+        return epochs.register(self.store, snapshot, now)
+
+    def new_epoch(self, device_id: str, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
+        return epochs.new_epoch(self.store, device_id, snapshot, now)
 
     def heartbeat(self, agent_id: str, tasks: Sequence[tuple[str, str]], now: datetime) -> HeartbeatReply:
         return liveness.heartbeat(self.store, agent_id, tasks, now)

@@ -15,6 +15,7 @@ import pytest
 from device_registry import catalog
 from vqpu_service.adapters.sql.engine import make_engine
 from vqpu_service.adapters.sql.store import SqlStore
+from vqpu_service.services import epochs
 
 
 def mode(path: Path) -> int:
@@ -24,7 +25,7 @@ def mode(path: Path) -> int:
 def open_store(path: Path) -> SqlStore:
     store = SqlStore(make_engine(f"sqlite:///{path}"))
     store.create_schema()
-    store.register_device(catalog.load("line-16"), datetime.now(UTC))  # a write: the WAL exists now
+    epochs.register(store, catalog.load("line-16"), datetime.now(UTC))  # a write: the WAL exists now
     return store
 
 

@@ -19,7 +19,7 @@ from vqpu_service.domain.events import EventType
 from vqpu_service.domain.lifecycle import Action, TaskState
 from vqpu_service.domain.model import Principal, Role
 from vqpu_service.domain.usage import Grouping
-from vqpu_service.services import commands
+from vqpu_service.services import commands, epochs
 from vqpu_service.services.claims import ClaimService
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.tasks import TaskService
@@ -36,7 +36,7 @@ class Plane:
 
     def __init__(self, max_running: int = 1000, max_queued: int = 1000) -> None:
         self.store = MemoryStore()
-        self.store.register_device(catalog.load(LINE), datetime.now(UTC))
+        epochs.register(self.store, catalog.load(LINE), datetime.now(UTC))
         settings = Settings(
             database_url="sqlite:///unused",
             keys_file=Path("unused.json"),

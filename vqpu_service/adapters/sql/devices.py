@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from device_registry import Snapshot
-from vqpu_protocol.codes import ErrorCode
 from vqpu_service.adapters.sql.schema import DeviceRow, EpochRow
-from vqpu_service.domain.epochs import next_epoch
-from vqpu_service.domain.errors import Conflict, NotFound
-from vqpu_service.domain.events import NewEvent, device_registered, device_updated
+from vqpu_service.domain.errors import NotFound
 from vqpu_service.ports import DeviceEpoch
 
 
@@ -45,47 +40,6 @@ def device_row(s: Session, device_id: str, *, lock: bool = False) -> DeviceRow:
     if row is None:
         raise NotFound(f"unknown device {device_id!r}", {"device_id": device_id})
     return row
-
-
-def register(s: Session, snapshot: Snapshot, now: datetime) -> tuple[EpochRow, list[NewEvent]]:
-    if s.get(DeviceRow, snapshot.device_id) is not None:
-        raise already_registered(snapshot.device_id)
-    s.add(DeviceRow(device_id=snapshot.device_id, current_epoch=snapshot.epoch, created_at=now, updated_at=now))
-    s.flush()
-    row = _epoch_row(snapshot, now)
-    s.add(row)
-    return row, [device_registered(row.device_id, row.epoch, row.sha256, snapshot.num_qubits)]
-
-
-def already_registered(device_id: str) -> Conflict:
-    return Conflict(
-        f"device {device_id} is already registered; PUT a new epoch instead",
-        {"device_id": device_id},
-        code=ErrorCode.DEVICE_EXISTS,
-    )
-
-
-def add_epoch(s: Session, device_id: str, snapshot: Snapshot, now: datetime) -> tuple[EpochRow, list[NewEvent]]:
-    device = device_row(s, device_id, lock=True)
-    previous = device.current_epoch
-    last = s.exec(
-        select(EpochRow.epoch).where(EpochRow.device_id == device_id).order_by(col(EpochRow.epoch).desc())
-    ).first()
-    snapshot = snapshot.with_epoch(next_epoch(previous, last), captured_at=snapshot.captured_at)
-    row = _epoch_row(snapshot, now)
-    s.add(row)
-    device.current_epoch, device.updated_at = snapshot.epoch, now
-    return row, [device_updated(row.device_id, row.epoch, row.sha256, previous)]
-
-
-def _epoch_row(snapshot: Snapshot, now: datetime) -> EpochRow:
-    return EpochRow(
-        device_id=snapshot.device_id,
-        epoch=snapshot.epoch,
-        sha256=snapshot.sha256(),
-        snapshot_json=snapshot.canonical_json().decode(),
-        created_at=now,
-    )
 
 
 def to_record(row: EpochRow) -> DeviceEpoch:

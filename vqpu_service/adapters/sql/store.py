@@ -13,10 +13,8 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import Engine, func, or_
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from device_registry import Snapshot
 from vqpu_service.adapters.sql import devices, queue, usage
 from vqpu_service.adapters.sql.claims import SqlClaimReads, SqlClaimUnit
 from vqpu_service.adapters.sql.rows import to_agent, to_event, to_task
@@ -115,22 +113,6 @@ class SqlStore(Store):
             return usage.totals(s, since, until, by)
 
     # --- devices ---------------------------------------------------------------------
-
-    def register_device(self, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
-        try:
-            with self.tx.session(write=True) as s:
-                self.tx.lock_order(s)  # PostgreSQL: a concurrent registration of the same id waits, then sees it
-                row, events = devices.register(s, snapshot, now)
-                self.tx.write_events(s, events, now)
-                return devices.to_record(row)
-        except IntegrityError:  # belt and braces: the primary key decides a race the lock did not cover
-            raise devices.already_registered(snapshot.device_id) from None
-
-    def new_epoch(self, device_id: str, snapshot: Snapshot, now: datetime) -> DeviceEpoch:
-        with self.tx.session(write=True) as s:
-            row, events = devices.add_epoch(s, device_id, snapshot, now)
-            self.tx.write_events(s, events, now)
-            return devices.to_record(row)
 
     def current_epoch(self, device_id: str) -> DeviceEpoch:
         with self.tx.session(write=False) as s:

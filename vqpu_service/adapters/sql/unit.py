@@ -11,15 +11,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from vqpu_service.adapters.sql import queue
+from vqpu_service.adapters.sql import devices, queue
 from vqpu_service.adapters.sql.rows import apply, declare, to_agent, to_task
-from vqpu_service.adapters.sql.schema import AgentRow, TaskRow
+from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, TaskRow
 from vqpu_service.adapters.sql.tx import Transactions
 from vqpu_service.domain.errors import NotFound
 from vqpu_service.domain.events import NewEvent
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Agent, NewTask, Task
-from vqpu_service.ports import AgentRepository, KeyTaken, TaskRepository, UnitOfWork
+from vqpu_service.ports import AgentRepository, DeviceEpoch, DeviceRepository, KeyTaken, TaskRepository, UnitOfWork
 
 
 class SqlTasks(TaskRepository):
@@ -106,9 +106,48 @@ class SqlAgents(AgentRepository):
         return [to_agent(r) for r in self._s.exec(q)]
 
 
+class SqlDevices(DeviceRepository):
+    def __init__(self, s: Session, tx: Transactions) -> None:
+        self._s = s
+        self._tx = tx
+
+    def current(self, device_id: str) -> int | None:
+        self._tx.lock_order(self._s)  # PostgreSQL: a concurrent change of the same device waits, then sees this
+        row = self._s.get(DeviceRow, device_id)
+        return None if row is None else row.current_epoch
+
+    def last(self, device_id: str) -> int | None:
+        q = select(EpochRow.epoch).where(EpochRow.device_id == device_id).order_by(col(EpochRow.epoch).desc())
+        return self._s.exec(q).first()
+
+    def add(self, record: DeviceEpoch, *, new_device: bool) -> None:
+        now = record.created_at
+        if new_device:
+            self._s.add(
+                DeviceRow(device_id=record.device_id, current_epoch=record.epoch, created_at=now, updated_at=now)
+            )
+            try:
+                self._s.flush()
+            except IntegrityError as exc:  # the primary key decides a race the ordering lock did not cover
+                raise KeyTaken(record.device_id) from exc
+        else:
+            device = devices.device_row(self._s, record.device_id, lock=True)
+            device.current_epoch, device.updated_at = record.epoch, now
+        self._s.add(
+            EpochRow(
+                device_id=record.device_id,
+                epoch=record.epoch,
+                sha256=record.sha256,
+                snapshot_json=record.snapshot_json,
+                created_at=now,
+            )
+        )
+
+
 class SqlUnit(UnitOfWork):
     def __init__(self, s: Session, tx: Transactions) -> None:
         self.tasks = SqlTasks(s, tx)
+        self.devices = SqlDevices(s, tx)
         self.agents = SqlAgents(s)
         self.events: list[NewEvent] = []
 
