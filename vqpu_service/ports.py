@@ -260,10 +260,6 @@ class Store(abc.ABC):
     def last_event_id(self) -> int: ...
 
     @abc.abstractmethod
-    def append_events(self, events: Sequence[NewEvent], now: datetime) -> None:
-        """Events that record no task change (agent seen/lost)."""
-
-    @abc.abstractmethod
     def agents(self) -> list[Agent]: ...
 
     @abc.abstractmethod

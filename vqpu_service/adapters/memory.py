@@ -191,10 +191,6 @@ class MemoryStore(Store):
         with self._lock:
             return len(self._events)
 
-    def append_events(self, events: Sequence[NewEvent], now: datetime) -> None:
-        with self._lock:
-            self._publish([], events, now)
-
     def agents(self) -> list[Agent]:
         with self._lock:
             return [self._agents[a] for a in sorted(self._agents)]

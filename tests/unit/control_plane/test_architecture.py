@@ -55,3 +55,12 @@ def test_the_sql_adapter_holds_no_claim_liveness_or_quota_policy() -> None:
         if re.search(POLICY, line)
     ]
     assert found == []
+
+
+def test_the_store_port_offers_units_of_work_and_reads_not_decisions() -> None:
+    from vqpu_service.ports import Store
+
+    deciding = {"submit", "claim", "report", "cancel", "requeue", "force_fail", "heartbeat", "sweep_liveness"}
+    deciding |= {"register_device", "new_epoch"}
+    assert deciding & Store.__abstractmethods__ == set()
+    assert {"unit", "claiming", "claim_reads"} <= Store.__abstractmethods__

@@ -25,7 +25,7 @@ from vqpu_service.adapters.sql.upgrade import add_missing_columns, add_missing_i
 from vqpu_service.domain.errors import (
     NotFound,
 )
-from vqpu_service.domain.events import DEVICE_EVENTS, Event, NewEvent
+from vqpu_service.domain.events import DEVICE_EVENTS, Event
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Agent, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
@@ -152,10 +152,6 @@ class SqlStore(Store):
     def last_event_id(self) -> int:
         with self.tx.session(write=False) as s:
             return int(s.exec(select(func.max(EventRow.id))).one() or 0)
-
-    def append_events(self, events: Sequence[NewEvent], now: datetime) -> None:
-        with self.tx.session(write=True) as s:
-            self.tx.write_events(s, events, now)
 
     def agents(self) -> list[Agent]:
         with self.tx.session(write=False) as s:
