@@ -26,10 +26,14 @@ from device_registry.admissibility import check
 from harness.circuits import BELL, hostile_circuits
 from harness.documents import result_document
 from vqpu_service.api.views import claimed_view
+from vqpu_service.bootstrap import build_claims
+from vqpu_service.config import Settings
 from vqpu_service.domain.decisions import Report
 from vqpu_service.domain.lifecycle import Action
 from vqpu_service.domain.model import NewTask
 from vqpu_service.ports import Store
+from vqpu_service.services import commands
+from vqpu_service.services.devices import DeviceService
 
 Summary = dict[str, float]
 
@@ -326,11 +330,13 @@ def lifecycle_http(
 
 
 def lifecycle_store(store: Store, tasks: int, agents: int, submitters: int) -> dict[str, Any]:
-    """The same lifecycle straight on the Store in this process: no HTTP, no auth, no admission.
+    """The same lifecycle straight on the services over the Store in this process: no HTTP, no auth, no
+    admission (the claim's fairness and caps included, as the server's default settings have them).
 
     There is no long-poll without the server, so an agent that finds nothing sleeps 1 ms and retries.
     """
     current = store.current_epoch(SMALL_DEVICE)
+    claims = build_claims(store, DeviceService(store, ttl_s=0), Settings())
 
     def submit(_: int) -> tuple[str, float]:
         t0 = time.perf_counter()
@@ -347,12 +353,12 @@ def lifecycle_store(store: Store, tasks: int, agents: int, submitters: int) -> d
             idempotency_key=None,
             body_sha256=None,
         )
-        task, _created = store.submit(new, datetime.now(UTC))
+        task, _created = commands.submit(store, new, datetime.now(UTC), None)
         return task.id, t0
 
     def agent(a: int, tally: _Tally) -> None:
         while not tally.finished.is_set():
-            claimed = store.claim(f"bench-agent-{a}", 1, [SMALL_DEVICE], datetime.now(UTC))
+            claimed = claims.claim(f"bench-agent-{a}", 1, [SMALL_DEVICE], datetime.now(UTC))
             with tally.lock:
                 tally.claim_requests += 1
             if not claimed:
@@ -360,8 +366,8 @@ def lifecycle_store(store: Store, tasks: int, agents: int, submitters: int) -> d
                 continue
             for c in claimed:
                 result = result_document(claimed_view(c).model_dump(mode="json"))
-                task, _ = store.report(
-                    c.task.id, Report(Action.REPORT_COMPLETED, c.claim_token, result=result), datetime.now(UTC)
+                task, _ = commands.report(
+                    store, c.task.id, Report(Action.REPORT_COMPLETED, c.claim_token, result=result), datetime.now(UTC)
                 )
                 tally.complete(task.id)
 
