@@ -29,7 +29,9 @@ _DESCRIPTIONS = {
     409: "the request contradicts the stored state",
     413: "the body or circuit is over the configured limit",
     415: "the body is not application/json",
-    422: "well-formed but refused: not admissible on the device, or not a valid result of this task",
+    422: "well-formed but refused: not admissible on the device, over a size or time limit (TOO_LARGE, "
+    "TOO_LONG), or not a valid result of this task",
+    429: "QUEUE_FULL: the owner has as many QUEUED tasks as allowed; retry after the Retry-After header's seconds",
     503: "the service is starting or its database does not answer",
 }
 

@@ -30,7 +30,7 @@ _CURSOR_CHARS = 64
     "",
     status_code=201,
     responses={
-        **with_body(403, 404, 409, 422),
+        **with_body(403, 404, 409, 422, 429),
         200: {"model": TaskView, "description": "an idempotent replay: the task this Idempotency-Key created"},
     },
 )
