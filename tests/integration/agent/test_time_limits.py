@@ -270,6 +270,8 @@ async def test_a_wedged_sbatch_run_is_ended_by_slurms_timeout_and_reported_time_
     error = report["error"]
     assert error["code"] == ErrorCode.TIME_LIMIT_EXCEEDED, error
     assert error["detail"]["limit_s"] == LIMIT_S and error["detail"]["scheduler_state"] == "TIMEOUT"
-    assert 60 <= error["detail"]["used_s"] <= took, error["detail"]  # Slurm's one minute, checked every ~30 s
+    # Slurm's one minute, checked every ~30 s; Slurm counts whole seconds from the job's start on its own
+    # clock, so its figure can pass this test's by up to a second (measured: 73.0 against 72.79).
+    assert 60 <= error["detail"]["used_s"] <= took + 1.0, error["detail"]
     assert report["scheduler"]["state"] == "TIMEOUT"
     assert read_outcome(run_dir) is None
