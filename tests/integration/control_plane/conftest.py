@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,22 @@ def _now():  # type: ignore[no-untyped-def]
     return datetime.now(UTC)
 
 
+KEYS = (("alice", Role.USER), ("bob", Role.USER), ("agent", Role.AGENT), ("root", Role.ADMIN))
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[Api]:
+    """The real app over `settings`' database, emptied first on PostgreSQL, with one key per name in KEYS."""
+    if settings.database_url.startswith("postgresql"):
+        store = build_store(settings)
+        with store.tx.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        store.close()
+    keys = {name: create_key(settings.keys_file, name, role) for name, role in KEYS}
+    with TestClient(app_for(settings), raise_server_exceptions=False) as client:
+        yield Api(client, keys)
+
+
 @pytest.fixture
 def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     settings = Settings(
@@ -82,14 +99,5 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
         sweep_interval_s=0.2,
         event_poll_s=0.2,
     )
-    if database_url.startswith("postgresql"):
-        store = build_store(settings)
-        with store.tx.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        store.close()
-    keys = {
-        name: create_key(settings.keys_file, name, role)
-        for name, role in [("alice", Role.USER), ("bob", Role.USER), ("agent", Role.AGENT), ("root", Role.ADMIN)]
-    }
-    with TestClient(app_for(settings), raise_server_exceptions=False) as client:
-        yield Api(client, keys)
+    with served(settings) as api:
+        yield api

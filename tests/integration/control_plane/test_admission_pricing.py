@@ -9,15 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from tests.integration.control_plane.api_client import Api, error
-from tests.integration.control_plane.conftest import TABLES
-from vqpu_service.adapters.auth import create_key
-from vqpu_service.bootstrap import app_for, build_store
+from tests.integration.control_plane.conftest import served
 from vqpu_service.config import Settings
-from vqpu_service.domain.model import Role
 
 GiB = 1024**3
 
@@ -37,17 +32,8 @@ WIDE_156 = qasm2(156, "sx q;\n")
 def priced(database_url: str, tmp_path: Path) -> Iterator[Api]:
     """The server with its default limits (a 1 MiB circuit fits the body)."""
     settings = Settings(database_url=database_url, keys_file=tmp_path / "keys.json", event_poll_s=0.2)
-    if database_url.startswith("postgresql"):
-        store = build_store(settings)
-        with store.tx.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        store.close()
-    keys = {
-        name: create_key(settings.keys_file, name, role)
-        for name, role in [("alice", Role.USER), ("agent", Role.AGENT), ("root", Role.ADMIN)]
-    }
-    with TestClient(app_for(settings), raise_server_exceptions=False) as client:
-        yield Api(client, keys)
+    with served(settings) as api:
+        yield api
 
 
 def submit(api: Api, device: str, circuit: str, shots: int, **options: Any) -> Any:

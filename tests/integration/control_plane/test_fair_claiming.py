@@ -11,20 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from tests.integration.control_plane.api_client import Api, error
 from tests.integration.control_plane.claiming import ClaimingStore
-from tests.integration.control_plane.conftest import TABLES
+from tests.integration.control_plane.conftest import served
 from tests.integration.control_plane.tasks import completed, new_task
-from vqpu_service.adapters.auth import create_key
 from vqpu_service.adapters.sql.store import SqlStore
-from vqpu_service.bootstrap import app_for, build_store
 from vqpu_service.config import Settings
 from vqpu_service.domain.errors import QueueFull
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Role
 
 
 def now() -> datetime:
@@ -152,14 +147,8 @@ def small_queues(database_url: str, tmp_path: Path) -> Iterator[Api]:
         max_queued_per_owner=2,
         queue_full_retry_after_s=17,
     )
-    if database_url.startswith("postgresql"):
-        store = build_store(settings)
-        with store.tx.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        store.close()
-    keys = {name: create_key(settings.keys_file, name, Role.USER) for name in ("alice", "bob")}
-    with TestClient(app_for(settings), raise_server_exceptions=False) as client:
-        yield Api(client, keys)
+    with served(settings) as api:
+        yield api
 
 
 def test_a_full_queue_answers_429_with_retry_after_over_http(small_queues: Api) -> None:
