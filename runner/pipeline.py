@@ -47,13 +47,15 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
     active = stats.active_qubits
     priced = price(stats, snapshot, task.options, task.shots)
     _check_counts_size(priced, task.shots, stats.key_width)
-    _check_memory_limit(priced, task.limits)
+    device = simulate.device_for(task.options.device)
+    _check_memory_limit(priced, task.limits, device)
     t2 = time.perf_counter()
     noise = caches.noise.get(snapshot, active, task.options.noise_model, task.options.noise)
     t3 = time.perf_counter()
     limit = task.limits.memory_bytes
     chosen = simulate.plan(
         task.options,
+        device,
         len(active),
         noisy=noise.model is not None,
         max_memory_mb=None if limit is None else simulator_memory_mb(limit, stats.expanded_ops),
@@ -129,14 +131,17 @@ def _check_counts_size(priced: Price, shots: int, key_width: int) -> None:
         )
 
 
-def _check_memory_limit(priced: Price, limits: RunLimits) -> None:
-    """Fail at once, rather than let Aer try, a run whose priced memory is more than the site allows it."""
-    allowed = limits.memory_bytes
+def _check_memory_limit(priced: Price, limits: RunLimits, device: str) -> None:
+    """Fail at once, rather than let Aer try, a run whose priced memory is more than the site allows it:
+    on a GPU, the slot's GPU memory where the site declared it, else (and on the CPU) its host memory.
+    The control plane admits a task by the same rule (`vqpu_service.domain.admission.largest_slot`)."""
+    on_gpu = device == "GPU" and limits.gpu_memory_bytes is not None
+    allowed = limits.gpu_memory_bytes if on_gpu else limits.memory_bytes
     if allowed is not None and priced.memory_bytes > allowed:
         raise SimulationFailed(
             ErrorCode.OUT_OF_MEMORY,
             f"a {priced.method} run of {priced.active_qubits} qubits needs {priced.memory_bytes} bytes; "
-            f"this site allows a run {allowed} bytes",
+            f"this site allows a run {allowed} bytes{' of GPU memory' if on_gpu else ''}",
             {
                 "field": "memory",
                 "method": priced.method,

@@ -36,10 +36,16 @@ def gpu_available() -> bool:
         return False
 
 
-def plan(options: RunOptions, num_active: int, noisy: bool, *, max_memory_mb: int | None = None) -> Plan:
-    """The method priced for this run, on the device this node offers; `max_memory_mb` bounds Aer's state
-    (and the shots it runs side by side), absent: Aer's own default, the machine's memory."""
-    device = _device(options.device)
+def plan(
+    options: RunOptions,
+    device: Literal["CPU", "GPU"],
+    num_active: int,
+    noisy: bool,
+    *,
+    max_memory_mb: int | None = None,
+) -> Plan:
+    """The method priced for this run, on `device` (`device_for`'s answer); `max_memory_mb` bounds Aer's
+    state (and the shots it runs side by side), absent: Aer's own default, the machine's memory."""
     reasons: list[str] = [
         f"device {device}: "
         + (
@@ -70,7 +76,8 @@ def plan(options: RunOptions, num_active: int, noisy: bool, *, max_memory_mb: in
     return Plan(method=method, device=device, reason="; ".join(reasons), options=extra)
 
 
-def _device(choice: DeviceChoice) -> Literal["CPU", "GPU"]:
+def device_for(choice: DeviceChoice) -> Literal["CPU", "GPU"]:
+    """Where a run asking for `choice` runs on this node; GPU_UNAVAILABLE for a GPU it does not have."""
     if choice is DeviceChoice.GPU:
         if not gpu_available():
             raise SimulationFailed(

@@ -17,7 +17,7 @@ from device_registry import Snapshot
 from vqpu_service.domain.claiming import Candidate
 from vqpu_service.domain.events import Event, EventType, NewEvent
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, NewTask, Task
+from vqpu_service.domain.model import Agent, NewTask, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
 
 
@@ -263,9 +263,9 @@ class Store(abc.ABC):
     def agents(self) -> list[Agent]: ...
 
     @abc.abstractmethod
-    def slot_memory(self, device_id: str) -> int | None:
-        """The largest per-slot memory any agent not lost declared while claiming for this device (or for
-        any device); None when none has declared one."""
+    def slot_capacities(self, device_id: str) -> list[SlotCapacity]:
+        """What one slot holds, as declared by each agent not lost whose last claim was for this device (or
+        for any device); agents that declared nothing are left out."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

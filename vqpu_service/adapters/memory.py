@@ -23,7 +23,7 @@ from vqpu_service.domain.events import (
     NewEvent,
 )
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, NewTask, Task
+from vqpu_service.domain.model import Agent, NewTask, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
 from vqpu_service.ports import (
     Admitted,
@@ -195,13 +195,12 @@ class MemoryStore(Store):
         with self._lock:
             return [self._agents[a] for a in sorted(self._agents)]
 
-    def slot_memory(self, device_id: str) -> int | None:
-        serving = [
-            a.capacity.memory_bytes
+    def slot_capacities(self, device_id: str) -> list[SlotCapacity]:
+        return [
+            a.capacity
             for a in self.agents()
             if not a.lost and a.capacity is not None and (a.devices is None or device_id in a.devices)
         ]
-        return max(serving, default=None)
 
 
 class _Reads(ClaimReads):

@@ -8,10 +8,12 @@ a task over several limits is always refused for the same one: the circuit's own
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vqpu_protocol.codes import ErrorCode
 from vqpu_service.domain.errors import NotAdmissible
+from vqpu_service.domain.model import SlotCapacity
 
 
 @dataclass(frozen=True)
@@ -27,13 +29,27 @@ class Cost:
 @dataclass(frozen=True)
 class Bounds:
     slot_memory_bytes: int
-    """The largest slot any live agent serving the device declared, else the control plane's setting."""
+    """The most memory a slot of a live agent serving the device gives this task's state (see
+    `largest_slot`), else the control plane's setting."""
     slot_memory_source: str
-    """Where that number came from: `agents` or the setting's variable name."""
+    """Where that number came from, in words: the agents' declarations or the setting's variable name."""
     max_expanded_ops: int
     max_counts_chars: int
     max_runtime_s: float
     """The task's own wall-time limit: its `max_runtime_s`, lowered to its key's ceiling."""
+
+
+def largest_slot(slots: Sequence[SlotCapacity], *, cpu_only: bool) -> int | None:
+    """The most memory any of these slots gives a task's state; None when there are none.
+
+    A task that asks for the CPU (`cpu_only`) is held to a slot's host memory. One that asks for a GPU,
+    or for `auto` (which the runner runs on a GPU wherever there is one), is held to the slot's GPU
+    memory where its agent declared one, else to its host memory: as the runner holds the run on the
+    device it chose (`runner/pipeline.py`)."""
+    return max(
+        (s.memory_bytes if cpu_only or s.gpu_memory_bytes is None else s.gpu_memory_bytes for s in slots),
+        default=None,
+    )
 
 
 def check(cost: Cost, bounds: Bounds) -> None:

@@ -15,7 +15,7 @@ from vqpu_protocol.api.tasks import SubmitTask
 from vqpu_protocol.codes import ErrorCode
 from vqpu_protocol.limits import MAX_COUNTS_CHARS
 from vqpu_protocol.pricing import Price
-from vqpu_protocol.rundir import ResultDocument, RunOptions
+from vqpu_protocol.rundir import DeviceChoice, ResultDocument, RunOptions
 from vqpu_service.config import Settings, env_name
 from vqpu_service.domain import admission
 from vqpu_service.domain.errors import Conflict, Forbidden, InvalidRequest, NotAdmissible, NotFound, PayloadTooLarge
@@ -117,7 +117,7 @@ class TaskService:
         price = self._priced(record, body.options, body.shots, reading)
         if price is not None:
             try:
-                admission.check(_cost(price), self._bounds(record.device_id, limit_s))
+                admission.check(_cost(price), self._bounds(record.device_id, body.options, limit_s))
             except NotAdmissible as refused:  # the refusal shows the whole price, not only the number over
                 refused.detail = {**(refused.detail or {}), "estimate": price.model_dump(mode="json")}
                 raise
@@ -133,7 +133,7 @@ class TaskService:
         try:
             limit_s = self.runtime_limit(who, body.options)
             if price is not None:
-                admission.check(_cost(price), self._bounds(device_id, limit_s))
+                admission.check(_cost(price), self._bounds(device_id, body.options, limit_s))
         except InvalidRequest as refused:  # TOO_LARGE, TOO_LONG, or a wall-time limit over the ceiling
             return Verdict(record, [], price, refused)
         return Verdict(record, [], price, None)
@@ -143,13 +143,19 @@ class TaskService:
             return None
         return pricing.price(reading.stats, self._devices.snapshot(record), options, shots)
 
-    def _bounds(self, device_id: str, limit_s: float) -> admission.Bounds:
-        declared = self._store.slot_memory(device_id)
+    def _bounds(self, device_id: str, options: RunOptions, limit_s: float) -> admission.Bounds:
+        cpu_only = options.device is DeviceChoice.CPU
+        slots = self._store.slot_capacities(device_id)
+        declared = admission.largest_slot(slots, cpu_only=cpu_only)
+        gpu = not cpu_only and any(s.gpu_memory_bytes for s in slots)
+        kind = "GPU memory where they have it" if gpu else "host memory"
         return admission.Bounds(
             slot_memory_bytes=self._settings.default_slot_memory_bytes if declared is None else declared,
-            slot_memory_source="declared by the agents serving the device"
-            if declared is not None
-            else f"{env_name('default_slot_memory_bytes')}: no agent serving the device has declared its slots",
+            slot_memory_source=(
+                f"declared by the agents serving the device, {kind}"
+                if declared is not None
+                else f"{env_name('default_slot_memory_bytes')}: no agent serving the device has declared its slots"
+            ),
             max_expanded_ops=self._settings.max_expanded_ops,
             max_counts_chars=MAX_COUNTS_CHARS,
             max_runtime_s=limit_s,

@@ -64,4 +64,4 @@ def test_a_claim_carries_the_sites_slot_capacity_and_the_control_plane_records_i
 
     assert len(anyio.run(claim)) == 1
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'vqpu.db'}", keys_file=tmp_path / "keys.json")
-    assert build_store(settings).slot_memory("line-16") == 3072 * MIB
+    assert [c.memory_bytes for c in build_store(settings).slot_capacities("line-16")] == [3072 * MIB]

@@ -36,8 +36,8 @@ def priced(database_url: str, tmp_path: Path) -> Iterator[Api]:
         yield api
 
 
-def submit(api: Api, device: str, circuit: str, shots: int, **options: Any) -> Any:
-    body = {"device": device, "circuit": circuit, "dialect": "qasm2", "shots": shots, "options": options}
+def submit(api: Api, device_id: str, circuit: str, shots: int, **options: Any) -> Any:
+    body = {"device": device_id, "circuit": circuit, "dialect": "qasm2", "shots": shots, "options": options}
     return api.call("POST", "/v1/tasks", "alice", json=body)
 
 
@@ -47,12 +47,13 @@ def refused(response: Any, code: str, limit: str) -> dict[str, Any]:
     return err
 
 
-def declare_slots(api: Api, memory_bytes: int) -> None:
+def declare_slots(api: Api, memory_bytes: int, gpu_memory_bytes: int | None = None, agent: str = "site-a") -> None:
+    capacity = {"memory_bytes": memory_bytes, "gpu_memory_bytes": gpu_memory_bytes}
     r = api.call(
         "POST",
         "/v1/agent/claim",
         "agent",
-        json={"agent_id": "site-a", "devices": ["ibm-fez-ideal"], "capacity": {"memory_bytes": memory_bytes}},
+        json={"agent_id": agent, "devices": ["ibm-fez-ideal"], "capacity": capacity},
     )
     assert r.status_code in (200, 204), r.text
 
@@ -95,6 +96,27 @@ def test_a_30_qubit_statevector_is_refused_where_a_slot_holds_less_than_16_gib_a
     r = submit(priced, "ibm-fez-ideal", WIDE_30, 100)
     assert r.status_code == 201, r.text
     assert r.json()["estimate"]["memory_bytes"] >= 16 * GiB
+
+
+def test_a_gpu_task_is_held_to_the_gpu_memory_of_a_slot_and_a_cpu_task_to_host_memory(priced: Api) -> None:
+    declare_slots(priced, 12 * GiB, 40 * GiB, agent="gpu-site")
+    declare_slots(priced, 14 * GiB, agent="cpu-site")
+    err = refused(submit(priced, "ibm-fez-ideal", WIDE_30, 100, device="CPU"), "TOO_LARGE", "memory")
+    assert err["detail"]["allowed"] == 14 * GiB and "host memory" in err["message"]
+    view = priced.call(
+        "POST",
+        "/v1/devices/ibm-fez-ideal/viability",
+        json={"circuit": WIDE_30, "dialect": "qasm2", "shots": 100, "options": {"device": "CPU"}},
+    ).json()
+    assert not view["admissible"] and view["refusal"]["detail"]["allowed"] == 14 * GiB
+    assert priced.count() == 0
+    for device in ("GPU", "auto"):  # auto runs on the GPU wherever there is one
+        r = submit(priced, "ibm-fez-ideal", WIDE_30, 100, device=device)
+        assert r.status_code == 201, r.text
+    wider = qasm2(32, "sx q;\n")  # 64 GiB: more than any GPU here
+    err = refused(submit(priced, "ibm-fez-ideal", wider, 100, device="GPU"), "TOO_LARGE", "memory")
+    assert err["detail"]["allowed"] == 40 * GiB and "GPU memory" in err["message"]
+    assert priced.count() == 2
 
 
 def test_the_counts_of_156_wide_mps_shots_are_refused_before_anything_runs(priced: Api) -> None:

@@ -17,11 +17,12 @@ from tests.integration.control_plane.claiming import ClaimingMemoryStore
 from tests.integration.control_plane.conftest import register_devices, sql_store
 from tests.integration.control_plane.tasks import LINE, completed, its_result, new_task
 from vqpu_service.adapters.sql.store import SqlStore
+from vqpu_service.domain.admission import largest_slot
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import Conflict, Fenced, IdempotencyConflict, IllegalTransition, NotFound
 from vqpu_service.domain.events import EventType
 from vqpu_service.domain.lifecycle import Action, TaskState
-from vqpu_service.domain.model import Task
+from vqpu_service.domain.model import SlotCapacity, Task
 from vqpu_service.ports import EventFilter, Store
 
 
@@ -35,6 +36,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     url = f"sqlite:///{tmp_path / 'vqpu.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     with sql_store(url) as s:
         yield s
+
+
+GiB = 1024**3
 
 
 def now(offset_s: float = 0) -> datetime:
@@ -286,3 +290,13 @@ def test_concurrent_registrations_of_one_device_register_it_once_and_the_rest_co
         0, EventFilter(device_id="ring-12", types=frozenset({EventType.DEVICE_REGISTERED})), 10
     )
     assert len(registered) == 1 and [e for e, _, _ in store.epochs("ring-12")] == [0]
+
+
+def test_a_device_offers_the_slots_its_live_agents_declared_gpu_memory_included(store: Store) -> None:
+    store.claim("cpu", 1, None, now(), SlotCapacity(16 * GiB))
+    store.claim("gpu", 1, [LINE], now(), SlotCapacity(12 * GiB, 80 * GiB))
+    assert store.slot_capacities(LINE) == [SlotCapacity(16 * GiB), SlotCapacity(12 * GiB, 80 * GiB)]
+    assert largest_slot(store.slot_capacities(LINE), cpu_only=False) == 80 * GiB
+    assert largest_slot(store.slot_capacities("ibm-fez"), cpu_only=False) == 16 * GiB  # "gpu" serves LINE only
+    store.sweep_liveness(60, now(61), auto_requeue=False, max_attempts=3)
+    assert store.slot_capacities(LINE) == []

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from vqpu_protocol.codes import ErrorCode
-from vqpu_service.domain.admission import Bounds, Cost, check
+from vqpu_service.domain.admission import Bounds, Cost, check, largest_slot
 from vqpu_service.domain.errors import NotAdmissible
+from vqpu_service.domain.model import SlotCapacity
 
 BOUNDS = Bounds(
     slot_memory_bytes=8 * 1024**3,
@@ -69,3 +70,24 @@ def test_the_expanded_size_is_named_first_when_a_task_breaks_several_limits() ->
     assert err.detail["limit"] == "memory"
     err = refusal(cost(counts_chars=10**9, estimated_runtime_s=1e9))
     assert err.detail["limit"] == "max_runtime_s"
+
+
+GIB = 1024**3
+CPU_SLOT = SlotCapacity(16 * GIB)
+GPU_SLOT = SlotCapacity(12 * GIB, 80 * GIB)
+UNDECLARED_GPU = SlotCapacity(24 * GIB, None)
+
+
+def test_a_cpu_task_is_held_to_the_largest_host_slot_even_where_a_gpu_is_larger() -> None:
+    assert largest_slot([CPU_SLOT, GPU_SLOT], cpu_only=True) == 16 * GIB
+
+
+def test_a_gpu_or_auto_task_is_held_to_gpu_memory_where_declared_else_host_memory() -> None:
+    assert largest_slot([CPU_SLOT, GPU_SLOT], cpu_only=False) == 80 * GIB
+    assert largest_slot([GPU_SLOT, UNDECLARED_GPU], cpu_only=False) == 80 * GIB
+    # a GPU slot that declared only its host memory offers what the runner holds it to there
+    assert largest_slot([SlotCapacity(12 * GIB, 8 * GIB), UNDECLARED_GPU], cpu_only=False) == 24 * GIB
+
+
+def test_no_declared_slot_is_none_so_the_setting_applies() -> None:
+    assert largest_slot([], cpu_only=False) is None and largest_slot([], cpu_only=True) is None

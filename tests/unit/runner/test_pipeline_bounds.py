@@ -75,6 +75,43 @@ def test_a_state_bigger_than_the_site_allows_fails_out_of_memory_at_once(fez_ide
     assert str(limit) in failed.value.message and str(failed.value.detail["memory_bytes"]) in failed.value.message
 
 
+GPU_SLOT = {"memory_bytes": RUNNER_BYTES + 2**30, "gpu_memory_bytes": 32 * 2**30}
+"""A slot with 1 GiB of host memory for the state and a 32 GiB GPU."""
+
+
+@pytest.mark.usefixtures("no_simulation")
+def test_a_cpu_run_on_a_gpu_slot_is_held_to_the_slots_host_memory(fez_ideal: Snapshot) -> None:
+    inputs = _inputs(_whole_register(30), fez_ideal, 10, options={"device": "CPU"}, limits=GPU_SLOT)
+    with pytest.raises(SimulationFailed) as failed:
+        pipeline.execute(inputs, Caches())
+    assert failed.value.code is ErrorCode.OUT_OF_MEMORY
+    assert failed.value.detail["limit"] == GPU_SLOT["memory_bytes"] and "GPU" not in failed.value.message
+
+
+@pytest.mark.usefixtures("no_simulation")
+def test_a_gpu_run_is_held_to_the_slots_gpu_memory(fez_ideal: Snapshot, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No GPU on the machines the suite runs on: the node is told it has one, and the run stops where
+    # Aer would start (the no_simulation fixture), past the memory check.
+    monkeypatch.setattr(simulate, "gpu_available", lambda: True)
+    fits = _inputs(_whole_register(30), fez_ideal, 10, options={"device": "GPU"}, limits=GPU_SLOT)
+    with pytest.raises(AssertionError, match="the run was simulated"):
+        pipeline.execute(fits, Caches())
+    too_big = _inputs(_whole_register(32), fez_ideal, 10, options={"device": "GPU"}, limits=GPU_SLOT)
+    with pytest.raises(SimulationFailed) as failed:
+        pipeline.execute(too_big, Caches())
+    assert failed.value.code is ErrorCode.OUT_OF_MEMORY
+    assert failed.value.detail["limit"] == 32 * 2**30 and "of GPU memory" in failed.value.message
+
+
+@pytest.mark.skipif(simulate.gpu_available(), reason="this node has a GPU")
+@pytest.mark.usefixtures("no_simulation")
+def test_a_gpu_run_on_a_node_without_one_fails_gpu_unavailable_before_any_memory_check(fez_ideal: Snapshot) -> None:
+    inputs = _inputs(_whole_register(32), fez_ideal, 10, options={"device": "GPU"}, limits=GPU_SLOT)
+    with pytest.raises(SimulationFailed) as failed:
+        pipeline.execute(inputs, Caches())
+    assert failed.value.code is ErrorCode.GPU_UNAVAILABLE
+
+
 def test_aer_is_given_the_sites_memory_and_the_tasks_precision(fez_ideal: Snapshot) -> None:
     limit = RUNNER_BYTES + 64 * 2**20
     inputs = _inputs(
@@ -95,8 +132,8 @@ def test_a_run_without_site_limits_or_precision_is_the_run_it_always_was(fez_ide
 def test_noisy_trajectories_under_a_memory_limit_run_without_shot_branching(fez: Snapshot) -> None:
     # Aer 0.18.2 segfaults when shot branching wants more memory than max_memory_mb allows (measured: a
     # 14-qubit, 1,000-shot Fez run under 200-300 MiB); Aer's parallel shots respect the limit instead.
-    limited = simulate.plan(RunOptions(device="CPU"), 14, noisy=True, max_memory_mb=256)
-    free = simulate.plan(RunOptions(device="CPU"), 14, noisy=True)
+    limited = simulate.plan(RunOptions(device="CPU"), "CPU", 14, noisy=True, max_memory_mb=256)
+    free = simulate.plan(RunOptions(device="CPU"), "CPU", 14, noisy=True)
     assert "shot_branching_enable" not in limited.options and limited.options["max_memory_mb"] == 256
     assert free.options == {"shot_branching_enable": True}
     inputs = _inputs(_whole_register(12), fez, 50, limits={"memory_bytes": RUNNER_BYTES + 40 * 2**20})

@@ -27,7 +27,7 @@ from vqpu_service.domain.errors import (
 )
 from vqpu_service.domain.events import DEVICE_EVENTS, Event
 from vqpu_service.domain.lifecycle import TaskState
-from vqpu_service.domain.model import Agent, Task
+from vqpu_service.domain.model import Agent, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
 from vqpu_service.ports import ClaimReads, ClaimUnit, DeviceEpoch, EventFilter, QueuedRef, Store, UnitOfWork
 
@@ -157,13 +157,9 @@ class SqlStore(Store):
         with self.tx.session(write=False) as s:
             return [to_agent(r) for r in s.exec(select(AgentRow).order_by(col(AgentRow.agent_id)))]
 
-    def slot_memory(self, device_id: str) -> int | None:
+    def slot_capacities(self, device_id: str) -> list[SlotCapacity]:
         q = select(AgentRow).where(col(AgentRow.lost).is_(False), col(AgentRow.memory_bytes).is_not(None))
         with self.tx.session(write=False) as s:
-            agents = [to_agent(r) for r in s.exec(q)]  # a site runs a handful of agents: filter them here
-        serving = [
-            a.capacity.memory_bytes
-            for a in agents
-            if a.capacity is not None and (a.devices is None or device_id in a.devices)
-        ]
-        return max(serving, default=None)
+            agents = [to_agent(r) for r in s.exec(q.order_by(col(AgentRow.agent_id)))]
+        # a site runs a handful of agents: filter them here
+        return [a.capacity for a in agents if a.capacity is not None and (a.devices is None or device_id in a.devices)]
