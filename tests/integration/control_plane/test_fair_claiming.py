@@ -162,3 +162,34 @@ def test_a_full_queue_answers_429_with_retry_after_over_http(small_queues: Api) 
     repeat = api.submit(headers={"Idempotency-Key": "once"})
     assert repeat.status_code == 200 and repeat.json()["id"] == kept.json()["id"]
     assert api.submit("bob").status_code == 201
+
+
+def test_claim_candidates_are_each_owners_oldest_queued_on_the_claimed_devices(store: SqlStore) -> None:
+    # The loose index scan against what it must equal: every QUEUED row, grouped and cut in Python.
+    owners = ["zoe", "alice", "bob", "al", "carol"]
+    for i in range(60):  # interleaved owners and devices, some tasks taken off the queue
+        task, _ = store.submit(new_task(store, owners[i * 7 % 5], device=["line-16", "ibm-fez"][i % 3 == 0]), now())
+        if i % 11 == 0:
+            store.cancel(task.id, "test", now())
+    queued = [
+        t for t in store.list_tasks(owner=None, state=TaskState.QUEUED, device_id=None, limit=1000, after_seq=None)
+    ]
+
+    def expected(devices: list[str] | None, per_owner: int, skip: list[str]) -> list[tuple[int, str, str]]:
+        out: list[tuple[int, str, str]] = []
+        for owner in sorted({t.owner for t in queued} - set(skip)):
+            mine = sorted(t.seq for t in queued if t.owner == owner and (devices is None or t.device_id in devices))
+            out += [(seq, next(t.id for t in queued if t.seq == seq), owner) for seq in mine[:per_owner]]
+        return sorted(out)
+
+    for devices, per_owner, skip in [
+        (None, 1, []),
+        (None, 3, ["bob"]),
+        (["ibm-fez"], 2, []),
+        (["line-16", "ibm-fez"], 4, ["al", "zoe"]),
+        ([], 2, []),
+        (["ring-12"], 5, []),
+    ]:
+        with store.claim_reads(devices) as reads:
+            found = sorted((c.seq, c.task_id, c.owner) for c in reads.candidates(per_owner, skip))
+        assert found == expected(devices, per_owner, skip), (devices, per_owner, skip)

@@ -1,11 +1,11 @@
 """The queue's reads and locks: behind a fair CLAIM, a capped submit and a paged queue inspection.
 Which tasks a claim takes is `domain.claiming`'s decision; this only loads and locks.
 
-A claim reads, per owner, RUNNING counts and the oldest few QUEUED tasks (a window function: bounded
-by the claim's size, not by the queue's depth), lets the domain order them, then locks the chosen rows
-by id. PostgreSQL refuses FOR UPDATE beside a window function, so the lock is a second statement,
-which re-checks each row is still QUEUED (a cancel may have committed in between) and skips rows
-another transaction holds. Claims take CLAIM_LOCK first, so the counts they decide on are still true
+A claim reads, per owner, RUNNING counts and the oldest few QUEUED tasks (a loose index scan: bounded
+by the owners and the claim's size, not by the queue's depth), lets the domain order them, then locks
+the chosen rows by id. The lock is a second statement (PostgreSQL refuses FOR UPDATE on a recursive
+query's result), which re-checks each row is still QUEUED (a cancel may have committed in between) and
+skips rows another transaction holds. Claims take CLAIM_LOCK first, so the counts they decide on are still true
 when they commit: the RUNNING cap is exact. SQLite needs none of this: BEGIN IMMEDIATE serialises writers.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import LargeBinary, cast, func, text
+from sqlalchemy import LargeBinary, String, bindparam, cast, func, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -45,16 +45,52 @@ def queued(s: Session, owner: str) -> int:
 def candidates(
     s: Session, devices: Sequence[str] | None, per_owner: int, skip_owners: Sequence[str]
 ) -> list[Candidate]:
-    """Each owner's `per_owner` oldest QUEUED tasks (on `devices`, None: any), owners in `skip_owners` left out."""
-    rank = func.row_number().over(partition_by=col(TaskRow.owner), order_by=col(TaskRow.seq)).label("rank")
-    inner = select(TaskRow.seq, TaskRow.id, TaskRow.owner, rank).where(TaskRow.state == QUEUED)
+    """Each owner's `per_owner` oldest QUEUED tasks (on `devices`, None: any), owners in `skip_owners` left out.
+
+    A loose index scan over `ix_task_state_owner_seq`: the next owner after the last one found, then each
+    owner's next task after the last one, each step one index seek (ORDER BY ... LIMIT 1, not MIN: PostgreSQL's
+    planner, with stale statistics, aggregated every row of an owner for a MIN), so a claim costs O(owners · per_owner)
+    seeks however deep the queue (a window function ranks every QUEUED row: measured 1.2 ms a claim at
+    1,000 queued and 5.4 ms at 5,000 on SQLite, twice per claim). A device filter is checked on the rows
+    the seek lands on, so an owner's tasks on other devices are stepped over, not seeked past."""
+    if devices is not None and not devices:
+        return []  # an agent that serves no device
+    on_devices = " AND device_id IN :devices" if devices is not None else ""
+    skipped = " AND owners.owner NOT IN :skip" if skip_owners else ""  # not in the seek: no index range to step over
+    sql = f"""
+        WITH RECURSIVE owners(owner) AS (
+            SELECT (SELECT owner FROM task WHERE state = :queued ORDER BY owner LIMIT 1)
+            UNION ALL
+            SELECT (SELECT t.owner FROM task t WHERE t.state = :queued AND t.owner > owners.owner
+                    ORDER BY t.owner LIMIT 1)
+            FROM owners WHERE owners.owner IS NOT NULL
+        ),
+        walk(owner, seq, k) AS (
+            SELECT owners.owner,
+                   (SELECT seq FROM task WHERE state = :queued AND owner = owners.owner{on_devices}
+                    ORDER BY seq LIMIT 1),
+                   1
+            FROM owners WHERE owners.owner IS NOT NULL{skipped}
+            UNION ALL
+            SELECT walk.owner,
+                   (SELECT seq FROM task WHERE state = :queued AND owner = walk.owner AND seq > walk.seq{on_devices}
+                    ORDER BY seq LIMIT 1),
+                   walk.k + 1
+            FROM walk WHERE walk.seq IS NOT NULL AND walk.k < :per_owner
+        )
+        SELECT walk.seq, (SELECT id FROM task WHERE task.seq = walk.seq), walk.owner
+        FROM walk WHERE walk.seq IS NOT NULL
+    """
+    params: dict[str, object] = {"queued": QUEUED, "per_owner": per_owner}
+    q = text(sql)
     if devices is not None:
-        inner = inner.where(col(TaskRow.device_id).in_(list(devices)))
+        q = q.bindparams(bindparam("devices", expanding=True, type_=String))
+        params["devices"] = list(devices)
     if skip_owners:
-        inner = inner.where(col(TaskRow.owner).not_in(list(skip_owners)))
-    ranked = inner.subquery()
-    q = select(ranked.c.seq, ranked.c.id, ranked.c.owner).where(ranked.c.rank <= per_owner)
-    return [Candidate(int(seq), task_id, owner) for seq, task_id, owner in s.exec(q)]
+        q = q.bindparams(bindparam("skip", expanding=True, type_=String))
+        params["skip"] = list(skip_owners)
+    rows = s.connection().execute(q, params)  # the id by a lookup per row: a join made PostgreSQL hash the table
+    return [Candidate(int(seq), task_id, owner) for seq, task_id, owner in rows]
 
 
 def take(s: Session, order: Sequence[Candidate], max_tasks: int, sqlite: bool) -> list[TaskRow]:
