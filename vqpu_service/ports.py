@@ -57,16 +57,6 @@ class EventFilter:
     """Only events this tenant may see (its own tasks, and device/agent-free events); None: all."""
 
 
-@dataclass(frozen=True)
-class Admitted:
-    """What decides a QUEUED task's binding at claim, without its circuit."""
-
-    task_id: str
-    device_id: str
-    pinned_epoch: int | None
-    admitted_sha256: str
-
-
 class ClaimReads(abc.ABC):
     """What a claim decides on, read in one transaction: the queue (on the devices it claims for) and the epochs."""
 
@@ -77,12 +67,6 @@ class ClaimReads(abc.ABC):
     @abc.abstractmethod
     def candidates(self, per_owner: int, skip_owners: Sequence[str]) -> list[Candidate]:
         """Each owner's `per_owner` oldest QUEUED tasks on the claimed devices, owners in `skip_owners` left out."""
-
-    @abc.abstractmethod
-    def admitted(self, task_ids: Sequence[str]) -> list[Admitted]: ...
-
-    @abc.abstractmethod
-    def task(self, task_id: str) -> Task: ...
 
     @abc.abstractmethod
     def current_epoch(self, device_id: str) -> int:
@@ -211,10 +195,6 @@ class Store(abc.ABC):
     ) -> list[QueuedRef]:
         """QUEUED tasks on the device without a pinned epoch (they bind whatever is current at claim),
         oldest first, after `after_seq` when given; only `owner`'s when given. No circuits are read."""
-
-    @abc.abstractmethod
-    def claim_reads(self, devices: Sequence[str] | None) -> AbstractContextManager[ClaimReads]:
-        """A read-only look at what a claim for `devices` (None: any) would decide on; takes no lock."""
 
     @abc.abstractmethod
     def claiming(self, devices: Sequence[str] | None, now: datetime) -> AbstractContextManager[ClaimUnit]:

@@ -26,7 +26,6 @@ from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Agent, NewTask, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
 from vqpu_service.ports import (
-    Admitted,
     AgentRepository,
     ClaimReads,
     ClaimUnit,
@@ -103,10 +102,6 @@ class MemoryStore(Store):
                 and (after_seq is None or t.seq > after_seq)
             ]
         return refs[:limit]
-
-    @contextmanager
-    def claim_reads(self, devices: Sequence[str] | None) -> Iterator[ClaimReads]:
-        yield _Reads(self, devices)
 
     @contextmanager
     def claiming(self, devices: Sequence[str] | None, now: datetime) -> Iterator[ClaimUnit]:
@@ -229,14 +224,6 @@ class _Reads(ClaimReads):
                     taken[t.owner] = taken.get(t.owner, 0) + 1
                     found.append(Candidate(t.seq, t.id, t.owner))
         return found
-
-    def admitted(self, task_ids: Sequence[str]) -> list[Admitted]:
-        with self._store._lock:
-            tasks = [self._store._tasks[i] for i in task_ids if i in self._store._tasks]
-        return [Admitted(t.id, t.device_id, t.pinned_epoch, t.admitted_sha256) for t in tasks]
-
-    def task(self, task_id: str) -> Task:
-        return self._store.get_task(task_id)
 
     def current_epoch(self, device_id: str) -> int:
         with self._store._lock:

@@ -4,9 +4,10 @@ no longer admits. The store gives the claim its transaction (`Store.claiming`); 
 Policy (docs/lifecycle.md, "Fair claiming"): the order is `domain.claiming`'s, fair across owners and
 capped per owner; each task binds its pinned epoch, else the device's current one; a task bound to
 another snapshot than it was admitted on is re-checked against it, and fails NOT_ADMISSIBLE_AT_CLAIM
-when it no longer fits. The re-check of the tasks a claim will most likely take runs first, outside
-the transaction, and the verdicts are remembered (`Verdicts`): the transaction, which holds the claim
-lock (on SQLite the database's write lock), seldom computes one, so submits do not wait behind it.
+when it no longer fits. That re-check never runs inside the transaction, which holds the claim lock (on
+SQLite the database's write lock): a claim that would take a task whose verdict is not yet known rolls
+back, computes it outside, remembers it (`Verdicts`) and claims again, so submits do not wait behind it.
+Most claims bind the epoch their tasks were admitted on and need one transaction.
 """
 
 from __future__ import annotations
@@ -36,14 +37,35 @@ class ClaimService:
         now: datetime,
         capacity: SlotCapacity | None = None,
     ) -> list[Claimed]:
-        """Up to `max_tasks` QUEUED tasks -> RUNNING under a fresh token, in one transaction."""
-        self._check_ahead(devices, max_tasks)
+        """Up to `max_tasks` QUEUED tasks -> RUNNING under a fresh token, in one transaction (two when a
+        task it takes must be re-checked first)."""
+        try:
+            return self._claim(agent_id, max_tasks, devices, now, capacity, recheck=False)
+        except _Unchecked as unchecked:  # rolled back: nothing was taken or recorded
+            for task, bound in unchecked.pairs:
+                self.verdicts.check(task, bound)
+        return self._claim(agent_id, max_tasks, devices, now, capacity, recheck=True)
+
+    def _claim(
+        self,
+        agent_id: str,
+        max_tasks: int,
+        devices: Sequence[str] | None,
+        now: datetime,
+        capacity: SlotCapacity | None,
+        *,
+        recheck: bool,
+    ) -> list[Claimed]:
+        """The claim; unless `recheck`, raise _Unchecked for the tasks taken whose verdict is not known."""
         claimed: list[Claimed] = []
         with self._store.claiming(devices, now) as unit:
             unit.record(liveness.seen(unit.agents, agent_id, now))
             liveness.declared(unit.agents, agent_id, capacity, devices)
-            for task in unit.take(self._order(unit, max_tasks), max_tasks):
-                bound = self._binding(unit, task)
+            taken = [(task, self._binding(unit, task)) for task in unit.take(self._order(unit, max_tasks), max_tasks)]
+            unknown = [(t, b) for t, b in taken if not self._verdict_known(t, b)]
+            if unknown and not recheck:
+                raise _Unchecked(unknown)
+            for task, bound in taken:
                 problems = self._problems(task, bound)
                 if problems:
                     unit.save(task, decisions.fail_unbindable(task, problems, bound.epoch, now))
@@ -58,14 +80,8 @@ class ClaimService:
         found = reads.candidates(max_tasks, claiming.at_cap(held, self._max_running))
         return claiming.claim_order(found, held, self._max_running)
 
-    def _check_ahead(self, devices: Sequence[str] | None, max_tasks: int) -> None:
-        with self._store.claim_reads(devices) as reads:
-            likely = [c.task_id for c in self._order(reads, max_tasks)[:max_tasks]]
-            for admitted in reads.admitted(likely):
-                epoch = claiming.binds(admitted.pinned_epoch, reads.current_epoch(admitted.device_id))
-                bound = reads.epoch(admitted.device_id, epoch)
-                if bound.sha256 != admitted.admitted_sha256:
-                    self.verdicts.check(reads.task(admitted.task_id), bound)
+    def _verdict_known(self, task: Task, bound: DeviceEpoch) -> bool:
+        return bound.sha256 == task.admitted_sha256 or self.verdicts.known(task.id, bound.sha256) is not None
 
     @staticmethod
     def _binding(reads: ClaimReads, task: Task) -> DeviceEpoch:
@@ -77,3 +93,11 @@ class ClaimService:
         if bound.sha256 == task.admitted_sha256:
             return []
         return [v.to_dict() for v in self.verdicts.check(task, bound)]
+
+
+class _Unchecked(Exception):
+    """A claim would take tasks whose verdict on the epoch they bind is not known yet."""
+
+    def __init__(self, pairs: list[tuple[Task, DeviceEpoch]]) -> None:
+        super().__init__(f"{len(pairs)} task(s) to re-check")
+        self.pairs = pairs

@@ -63,4 +63,4 @@ def test_the_store_port_offers_units_of_work_and_reads_not_decisions() -> None:
     deciding = {"submit", "claim", "report", "cancel", "requeue", "force_fail", "heartbeat", "sweep_liveness"}
     deciding |= {"register_device", "new_epoch"}
     assert deciding & Store.__abstractmethods__ == set()
-    assert {"unit", "claiming", "claim_reads"} <= Store.__abstractmethods__
+    assert {"unit", "claiming"} <= Store.__abstractmethods__

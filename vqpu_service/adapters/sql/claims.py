@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from vqpu_service.adapters.sql import devices, queue
 from vqpu_service.adapters.sql.rows import apply, to_task
 from vqpu_service.adapters.sql.schema import TaskRow
 from vqpu_service.adapters.sql.unit import SqlAgents
 from vqpu_service.domain.claiming import Candidate
-from vqpu_service.domain.errors import NotFound
 from vqpu_service.domain.events import NewEvent
 from vqpu_service.domain.model import Task
-from vqpu_service.ports import Admitted, ClaimReads, ClaimUnit, DeviceEpoch
+from vqpu_service.ports import ClaimReads, ClaimUnit, DeviceEpoch
 
 
 class SqlClaimReads(ClaimReads):
@@ -34,15 +33,6 @@ class SqlClaimReads(ClaimReads):
 
     def candidates(self, per_owner: int, skip_owners: Sequence[str]) -> list[Candidate]:
         return queue.candidates(self.s, self._devices, per_owner, skip_owners)
-
-    def admitted(self, task_ids: Sequence[str]) -> list[Admitted]:
-        return [Admitted(*row) for row in queue.admitted_on(self.s, task_ids)]
-
-    def task(self, task_id: str) -> Task:
-        row = self.s.exec(select(TaskRow).where(TaskRow.id == task_id)).first()
-        if row is None:
-            raise NotFound(f"unknown task {task_id!r}", {"task_id": task_id})
-        return to_task(row)
 
     def current_epoch(self, device_id: str) -> int:
         return devices.device_row(self.s, device_id).current_epoch

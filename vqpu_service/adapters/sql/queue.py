@@ -108,12 +108,6 @@ def take(s: Session, order: Sequence[Candidate], max_tasks: int, sqlite: bool) -
     return taken
 
 
-def admitted_on(s: Session, task_ids: Sequence[str]) -> list[tuple[str, str, int | None, str]]:
-    """(id, device, pinned epoch, admitted sha256) of these tasks: what decides their binding, no circuit."""
-    q = select(TaskRow.id, TaskRow.device_id, TaskRow.pinned_epoch, TaskRow.admitted_sha256)
-    return list(s.exec(q.where(col(TaskRow.id).in_(list(task_ids)))))
-
-
 def queued_unpinned(
     s: Session, sqlite: bool, device_id: str, owner: str | None, after_seq: int | None, limit: int
 ) -> list[QueuedRef]:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, or_
 from sqlmodel import Session, SQLModel, col, select
 
 from vqpu_service.adapters.sql import devices, queue, usage
-from vqpu_service.adapters.sql.claims import SqlClaimReads, SqlClaimUnit
+from vqpu_service.adapters.sql.claims import SqlClaimUnit
 from vqpu_service.adapters.sql.rows import to_agent, to_event, to_task
 from vqpu_service.adapters.sql.schema import AgentRow, DeviceRow, EpochRow, EventRow, TaskRow
 from vqpu_service.adapters.sql.tx import Transactions
@@ -29,7 +29,7 @@ from vqpu_service.domain.events import DEVICE_EVENTS, Event
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Agent, SlotCapacity, Task
 from vqpu_service.domain.usage import Grouping, UsageTotals
-from vqpu_service.ports import ClaimReads, ClaimUnit, DeviceEpoch, EventFilter, QueuedRef, Store, UnitOfWork
+from vqpu_service.ports import ClaimUnit, DeviceEpoch, EventFilter, QueuedRef, Store, UnitOfWork
 
 
 class SqlStore(Store):
@@ -71,11 +71,6 @@ class SqlStore(Store):
     ) -> list[QueuedRef]:
         with self.tx.session(write=False) as s:
             return queue.queued_unpinned(s, self.tx.sqlite, device_id, owner, after_seq, limit)
-
-    @contextmanager
-    def claim_reads(self, devices_: Sequence[str] | None) -> Iterator[ClaimReads]:
-        with self.tx.session(write=False) as s:
-            yield SqlClaimReads(s, self.tx.sqlite, self._epochs, devices_)
 
     @contextmanager
     def claiming(self, devices_: Sequence[str] | None, now: datetime) -> Iterator[ClaimUnit]:
