@@ -35,10 +35,23 @@ class DeviceDefectsWarning(UserWarning):
         )
 
 
-class SnapshotBackend(BackendV2):  # type: ignore[misc]
-    """The device of `snapshot` as a Qiskit backend; `options` override the default run options."""
+def defects_warning(snapshot: Snapshot) -> DeviceDefectsWarning | None:
+    """The warning a backend for `snapshot` owes its user, or None when every qubit and coupler is usable."""
+    offline = tuple(q.index for q in snapshot.qubits if not q.online)
+    unavailable = tuple((e.source, e.target) for e in snapshot.edges if not e.available)
+    if offline or unavailable:
+        return DeviceDefectsWarning(snapshot.device_id, offline, unavailable)
+    return None
 
-    def __init__(self, snapshot: Snapshot, **options: Any) -> None:
+
+class SnapshotBackend(BackendV2):  # type: ignore[misc]
+    """The device of `snapshot` as a Qiskit backend; `options` override the default run options.
+
+    Constructing one warns `DeviceDefectsWarning` at the caller's line when the device has defects, unless
+    `warn_defects=False`: a subclass that is handed out by a provider warns where its user asked for it.
+    """
+
+    def __init__(self, snapshot: Snapshot, *, warn_defects: bool = True, **options: Any) -> None:
         super().__init__(
             name=snapshot.device_id,
             description=f"{snapshot.device_id} at calibration epoch {snapshot.epoch}",
@@ -47,10 +60,9 @@ class SnapshotBackend(BackendV2):  # type: ignore[misc]
         )
         self._snapshot = snapshot
         self._target = target_from_snapshot(snapshot)
-        offline = tuple(q.index for q in snapshot.qubits if not q.online)
-        unavailable = tuple((e.source, e.target) for e in snapshot.edges if not e.available)
-        if offline or unavailable:
-            warnings.warn(DeviceDefectsWarning(snapshot.device_id, offline, unavailable), stacklevel=2)
+        defects = defects_warning(snapshot) if warn_defects else None
+        if defects is not None:
+            warnings.warn(defects, stacklevel=2)
 
     @property
     def snapshot(self) -> Snapshot:

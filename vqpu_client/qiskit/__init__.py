@@ -10,11 +10,13 @@ See docs/qiskit.md.
 """
 
 from vqpu_client.qiskit.backend import VQPUBackend
+from vqpu_client.qiskit.configuration import BackendConfiguration
 from vqpu_client.qiskit.errors import ResultShapeError, RunOptionsError, UnsupportedCircuitError
 from vqpu_client.qiskit.job import TaskProvenance, VQPUJob
 from vqpu_client.qiskit.provider import VQPUProvider
 
 __all__ = [
+    "BackendConfiguration",
     "ResultShapeError",
     "RunOptionsError",
     "TaskProvenance",

@@ -8,10 +8,16 @@ A backend from `get_backend(name)` describes the epoch current when it was made,
 at claim to the epoch current then (a newer calibration, if an operator published one meanwhile). A
 backend pinned to an epoch (`get_backend(name, epoch=3)`) describes that epoch and pins every task to
 it: a replay against that calibration.
+
+Run options: the service's own (`shots`, `seed_simulator`, `memory`, `vqpu_noise_model`, `noise`, `method`,
+`device`) and the standard IBM/Aer names tools pass to every backend (`run_options.py`), accepted where
+harmless and refused where not. A copy (`copy.deepcopy`) shares its provider's connection; a pickle
+carries the provider's recipe and re-opens it lazily where it is loaded (provider.py).
 """
 
 from __future__ import annotations
 
+import copy
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +30,9 @@ from qiskit.providers import Options
 from device_registry.qiskit_backend import SnapshotBackend
 from device_registry.snapshot import Snapshot
 from vqpu_client.errors import IllegalTransitionError, NotAdmissibleError, VQPUError
+from vqpu_client.qiskit import run_options
 from vqpu_client.qiskit.circuits import to_openqasm
+from vqpu_client.qiskit.configuration import BackendConfiguration, configuration_of
 from vqpu_client.qiskit.errors import RunOptionsError
 from vqpu_client.qiskit.job import VQPUJob
 from vqpu_protocol.api.tasks import TaskView
@@ -35,8 +43,17 @@ if TYPE_CHECKING:
     from vqpu_client.client import Client
     from vqpu_client.qiskit.provider import VQPUProvider
 
-_RUN_OPTION_FIELDS = ("memory", "noise_model", "noise", "method", "device")
-"""Backend options that are fields of the service's RunOptions, validated by it (one definition)."""
+SERVICE_OPTIONS = {
+    "memory": "memory",
+    "vqpu_noise_model": "noise_model",
+    "noise": "noise",
+    "method": "method",
+    "device": "device",
+}
+"""Backend options that are fields of the service's RunOptions (validated by it: one definition), and their
+field names there. `noise_model` is Aer's and IBM's name for a NoiseModel object, so the service's choice of
+model travels as `vqpu_noise_model` here and as the REST field `noise_model`."""
+_OPTION_OF_FIELD = {field: option for option, field in SERVICE_OPTIONS.items()}
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,7 @@ class Submission:
     shots: int
     seed: int | None
     options: RunOptions
+    tags: tuple[str, ...] = ()
 
     def seed_of(self, index: int) -> int | None:
         return None if self.seed is None else (self.seed + index) % (MAX_SEED + 1)
@@ -56,7 +74,7 @@ class VQPUBackend(SnapshotBackend):
     """The device of `snapshot` on the service `provider` talks to; `pinned`: every task pins its epoch."""
 
     def __init__(self, provider: VQPUProvider, snapshot: Snapshot, *, pinned: bool = False) -> None:
-        super().__init__(snapshot)
+        super().__init__(snapshot, warn_defects=False)  # the provider warns, once, at its caller's line
         self._provider = provider
         self._pinned_epoch = snapshot.epoch if pinned else None
 
@@ -66,11 +84,32 @@ class VQPUBackend(SnapshotBackend):
             shots=1024,
             seed_simulator=None,
             memory=False,
-            noise_model="paper",
+            vqpu_noise_model="paper",
             noise=None,
             method="auto",
             device="auto",
+            **run_options.DEFAULTS,
         )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> VQPUBackend:
+        """A backend with its own options on the same provider: a copy shares the connection, as copies of
+        IBM's backends share their service (qiskit-experiments copies the backend of every run)."""
+        return _restored(
+            self._provider,
+            self.snapshot,
+            self._pinned_epoch is not None,
+            copy.deepcopy(dict(self.options.items()), memo),
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its provider (a recipe that re-opens the connection where it is loaded: provider.py),
+        snapshot, pin and options; the Target is rebuilt from the snapshot."""
+        return (_restored, (self._provider, self.snapshot, self._pinned_epoch is not None, dict(self.options.items())))
+
+    def configuration(self) -> BackendConfiguration:
+        """The BackendV1-style description that tools such as mthree read (n_qubits, basis_gates, coupling_map,
+        max_shots, dt, ...), derived from the Target."""
+        return configuration_of(self.snapshot, self.target, self.backend_version)
 
     @property
     def client(self) -> Client:
@@ -106,17 +145,22 @@ class VQPUBackend(SnapshotBackend):
             if merged["seed_simulator"] is None
             else _integer(merged["seed_simulator"], 0, MAX_SEED, "seed_simulator")
         )
+        tags = run_options.check(merged, self.name)
         # noise=None is "the calibrated model unchanged"; any other None is a value RunOptions refuses.
-        fields = {name: merged[name] for name in _RUN_OPTION_FIELDS if not (name == "noise" and merged[name] is None)}
+        fields = {
+            field: merged[option]
+            for option, field in SERVICE_OPTIONS.items()
+            if not (option == "noise" and merged[option] is None)
+        }
         try:
             options = RunOptions.model_validate(fields)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+            problems = "; ".join(f"{_option_path(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
             raise RunOptionsError(f"invalid run options for {self.name}: {problems}") from None
         problem = memory_problem(options, shots)
         if problem is not None:
             raise RunOptionsError(problem)
-        return Submission(shots=shots, seed=seed, options=options)
+        return Submission(shots=shots, seed=seed, options=options, tags=tags)
 
     def run(self, run_input: QuantumCircuit | list[QuantumCircuit], **options: Any) -> VQPUJob:
         """Submit one task per circuit (all checked first, none sent if one is refused here) and return the job.
@@ -140,6 +184,7 @@ class VQPUBackend(SnapshotBackend):
                         dialect="qasm3",
                         seed=plan.seed_of(index),
                         epoch=self._pinned_epoch,
+                        tags=plan.tags,
                         options=plan.options,
                     )
                 )
@@ -164,6 +209,20 @@ class VQPUBackend(SnapshotBackend):
             exc.add_note(f"tasks {', '.join(missed)} of this run were submitted and could not be cancelled")
         elif tasks:
             exc.add_note(f"the task(s) this run had already submitted were cancelled: {', '.join(t.id for t in tasks)}")
+
+
+def _restored(provider: VQPUProvider, snapshot: Snapshot, pinned: bool, options: dict[str, Any]) -> VQPUBackend:
+    backend = VQPUBackend(provider, snapshot, pinned=pinned)
+    backend.options.update_options(**options)
+    return backend
+
+
+def _option_path(loc: tuple[int | str, ...]) -> str:
+    """Where a RunOptions error is, named as the backend option (`vqpu_noise_model`, not `noise_model`)."""
+    if not loc:
+        return "run options"
+    head, *rest = loc
+    return ".".join([_OPTION_OF_FIELD.get(str(head), str(head)), *map(str, rest)])
 
 
 def _integer(value: Any, low: int, high: int, name: str) -> int:
