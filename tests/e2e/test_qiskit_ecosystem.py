@@ -1,0 +1,125 @@
+"""Third-party Qiskit tools, unmodified, against `VQPUProvider(...).get_backend("ibm-fez")` on the real local
+stack: qiskit-experiments' StandardRB and LocalReadoutError through `exp.run(backend)` (which deep-copies
+the backend and passes IBM's run options), and mthree's calibration and correction. Each result is checked
+against the calibration in the device's snapshot.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from qiskit import QuantumCircuit, transpile
+
+from device_registry.qiskit_backend import DeviceDefectsWarning
+from harness.stack import LocalStack
+from vqpu_client.qiskit import VQPUBackend, VQPUProvider
+
+pytestmark = [
+    pytest.mark.slow,
+    # The tools' own deprecations (of each other and of Qiskit APIs) are not what these tests are about.
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
+WAIT_S = 300.0
+RB_QUBIT = 0
+"""Fez's qubit 0 has the largest sx error of the first row (7.6e-4): its decay shows within a few hundred Cliffords."""
+READOUT_QUBITS = [1, 2]
+GHZ_QUBITS = [1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    stack = LocalStack(Path(tmp_path_factory.mktemp("qiskit-ecosystem"))).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def provider(stack: LocalStack) -> Iterator[VQPUProvider]:
+    with VQPUProvider(stack.url, stack.keys["user"]) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def fez(provider: VQPUProvider) -> VQPUBackend:
+    with warnings.catch_warnings():  # said once, at the line that asked; tests/unit/client checks where
+        warnings.simplefilter("ignore", DeviceDefectsWarning)
+        return provider.get_backend("ibm-fez")
+
+
+def _ghz(n: int) -> QuantumCircuit:
+    qc = QuantumCircuit(n, n, name=f"ghz-{n}")
+    qc.h(0)
+    for q in range(n - 1):
+        qc.cx(q, q + 1)
+    qc.measure(range(n), range(n))
+    return qc
+
+
+def test_a_deep_copy_and_an_unpickled_backend_run_circuits_on_the_service(fez: VQPUBackend) -> None:
+    isa = transpile(_ghz(2), fez, initial_layout=[1, 2], seed_transpiler=1)
+    for twin in (copy.deepcopy(fez), pickle.loads(pickle.dumps(fez))):
+        counts = twin.run(isa, shots=500, seed_simulator=3).result(timeout=WAIT_S).get_counts()
+        assert sum(counts.values()) == 500 and counts.get("00", 0) + counts.get("11", 0) > 450, counts
+    assert fez.options.shots == 1024  # the copies' runs changed nothing of the original
+
+
+def test_qiskit_experiments_standard_rb_through_exp_run_gives_the_calibrated_sx_error(fez: VQPUBackend) -> None:
+    from qiskit_experiments.library import StandardRB
+
+    calibrated = fez.snapshot.qubits[RB_QUBIT].error_1q
+    assert calibrated is not None
+    exp = StandardRB([RB_QUBIT], lengths=[1, 100, 250, 500, 800, 1200], num_samples=3, seed=7)
+    exp.set_run_options(shots=1000, seed_simulator=7)
+    data = exp.run(fez).block_for_results(timeout=WAIT_S)
+    assert data.status().name == "DONE", data.errors()
+    epg = data.analysis_results("EPG_sx", dataframe=True).iloc[0]
+    print(f"RB on Fez qubit {RB_QUBIT}: EPG_sx {epg.value} (calibrated {calibrated:.3e})")
+    assert abs(epg.value.nominal_value - calibrated) < 0.25 * calibrated
+
+
+def test_qiskit_experiments_local_readout_error_matches_the_snapshots_readout_probabilities(
+    provider: VQPUProvider,
+) -> None:
+    from qiskit_experiments.library import LocalReadoutError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeviceDefectsWarning)
+        relaxed = provider.get_backend("ibm-fez", noise_model="relaxation")  # asymmetric readout from prob_meas
+    shots = 10_000
+    exp = LocalReadoutError(READOUT_QUBITS)
+    exp.set_run_options(shots=shots, seed_simulator=11)
+    data = exp.run(relaxed).block_for_results(timeout=WAIT_S)
+    assert data.status().name == "DONE", data.errors()
+    mitigator = data.analysis_results("Local Readout Mitigator", dataframe=True).iloc[0].value
+    for qubit in READOUT_QUBITS:
+        cal = relaxed.snapshot.qubits[qubit]
+        assert cal.prob_meas1_prep0 is not None and cal.prob_meas0_prep1 is not None
+        measured = mitigator.assignment_matrix(qubit)  # column: prepared state, row: measured outcome
+        expected = [[1 - cal.prob_meas1_prep0, cal.prob_meas0_prep1], [cal.prob_meas1_prep0, 1 - cal.prob_meas0_prep1]]
+        print(f"readout of Fez qubit {qubit}: measured {measured.tolist()}, snapshot {expected}")
+        for prepared in (0, 1):
+            p = expected[1 - prepared][prepared]
+            tolerance = 0.003 + 4 * math.sqrt(max(p, 1e-3) * (1 - p) / shots)
+            assert abs(measured[1 - prepared][prepared] - p) < tolerance, (qubit, prepared, measured)
+
+
+def test_mthree_calibrates_from_the_service_and_its_correction_improves_a_ghz_3(fez: VQPUBackend) -> None:
+    import mthree
+
+    isa = transpile(_ghz(3), fez, initial_layout=GHZ_QUBITS, seed_transpiler=1)
+    raw = fez.run(isa, shots=20_000, seed_simulator=5).result(timeout=WAIT_S).get_counts()
+    mitigation = mthree.M3Mitigation(fez)
+    mitigation.cals_from_system(GHZ_QUBITS, shots=20_000)
+    quasi = mitigation.apply_correction(raw, GHZ_QUBITS)
+    raw_ghz = (raw.get("000", 0) + raw.get("111", 0)) / sum(raw.values())
+    mitigated_ghz = quasi.get("000", 0.0) + quasi.get("111", 0.0)
+    print(f"GHZ-3 on Fez qubits {GHZ_QUBITS}: P(000)+P(111) raw {raw_ghz:.4f}, mitigated {mitigated_ghz:.4f}")
+    assert mitigated_ghz > raw_ghz + 0.005
