@@ -50,7 +50,9 @@ def test_another_tenants_short_task_runs_as_soon_as_a_slot_frees_behind_a_long_b
     shared_site: tuple[Site, httpx.Client], prefect_env: str
 ) -> None:
     site, bob = shared_site
-    alices = [site.submit(LONG, dialect="qasm2", shots=100) for _ in range(20)]
+    # alice's second task holds its slot past the test: had both of hers finished together, she would
+    # hold no slot when one freed, and her older task would rightly go before bob's (a run saw that).
+    alices = [site.submit(LONG, dialect="qasm2", shots=shots) for shots in [100, 500] + [100] * 18]
     site.agent("local", slots=2)
     for task_id in alices[:2]:
         site.wait_running(task_id)
