@@ -1,13 +1,16 @@
 """Importer for IBM backend `props` / `conf` JSON: IBM units to SI, broken couplers to UNAVAILABLE edges.
 
 IBM data marks a broken coupler only by `gate_error >= 1` and may lack T1/T2 or readout values for a
-qubit; missing values become null (ideal) fields, never guesses.
+qubit; missing values become null (ideal) fields, never guesses. Timing comes along: the conf's `dt`
+(in ns, as IBM's backend configuration gives it), each gate's `gate_length`, and `readout_length` as
+the duration of `measure`.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,7 @@ def from_ibm(props: dict[str, Any], conf: dict[str, Any], *, device_id: str, epo
     qubits = [_qubit(i, qubit_rows[i] if i < len(qubit_rows) else [], gates, basis) for i in range(n)]
     edges, directed = _edges(gates, two_qubit[0], conf.get("coupling_map") or [])
     last_update = props.get("last_update_date")
+    dt = _sample_time(conf)
     try:
         return Snapshot(
             device_id=device_id,
@@ -63,6 +67,7 @@ def from_ibm(props: dict[str, Any], conf: dict[str, Any], *, device_id: str, epo
             directed=directed,
             qubits=qubits,
             edges=edges,
+            dt=dt,
         )
     except ValidationError as exc:
         raise SnapshotError.from_validation(exc) from None
@@ -139,6 +144,20 @@ def _edges(gates: GateTable, gate: str, coupling_map: list[list[int]]) -> tuple[
             )
         )
     return edges, directed
+
+
+def _sample_time(conf: dict[str, Any]) -> float | None:
+    """IBM's backend configuration gives `dt` in nanoseconds (Qiskit's `BackendConfiguration` reads it so)."""
+    value = conf.get("dt")
+    if value is None:
+        return None
+    try:
+        ns = float(value)
+    except (TypeError, ValueError):
+        raise ImportFailed(f"conf dt is not a number: {value!r}") from None
+    if not math.isfinite(ns) or ns <= 0:
+        raise ImportFailed(f"conf dt must be a positive number of nanoseconds, not {value!r}")
+    return ns / _PER_SECOND["ns"]
 
 
 def _si(param: dict[str, Any]) -> float | None:

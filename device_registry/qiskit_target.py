@@ -4,6 +4,13 @@ Optional, like `qiskit_backend`: the `device_registry` package never imports it.
 UNAVAILABLE edges carry no instructions, so the transpiler can never place work on them. Measure
 properties carry `prob_meas1_prep0` / `prob_meas0_prep1` when the snapshot has both, which is how
 Qiskit-Aer's `NoiseModel.from_backend` reads asymmetric readout from a Target.
+
+Timing is the snapshot's and nothing else: the Target's `dt` is the snapshot's `dt`, and an
+instruction's duration is the qubit's `gate_durations` entry (`measure`: the readout length) or the
+edge's `duration`, so `backend.dt`, `instruction_durations` and ALAP/ASAP scheduling work where the
+device declares timing. Where it declares none, dt and the durations stay None: the transpiler then
+says a duration is missing rather than scheduling with a guess. `delay` has no properties: its
+duration is its operand.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ def target_from_snapshot(snapshot: Snapshot) -> Target:
     target = Target(
         description=snapshot.device_id,
         num_qubits=snapshot.num_qubits,
+        dt=snapshot.dt,
         qubit_properties=[QubitProperties(t1=q.t1, t2=q.t2) for q in snapshot.qubits],
     )
     two_qubit = snapshot.two_qubit_gates()
@@ -82,7 +90,9 @@ def target_from_snapshot(snapshot: Snapshot) -> Target:
 
 def _one_qubit(name: str, q: Qubit) -> InstructionProperties:
     if name in VIRTUAL_GATES:
-        return InstructionProperties(error=0.0 if q.error_1q is not None else None, duration=0.0)
+        # A frame change takes no time, on a qubit whose timing is known at all: no duration is guessed.
+        duration = q.gate_durations.get(name, 0.0 if q.gate_durations else None)
+        return InstructionProperties(error=0.0 if q.error_1q is not None else None, duration=duration)
     return InstructionProperties(error=q.error_1q, duration=q.gate_durations.get(name))
 
 

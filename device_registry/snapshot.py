@@ -1,6 +1,7 @@
-"""The `vqpu.snapshot/1` model: one device's graph, native gates and calibration, in SI units.
+"""The `vqpu.snapshot/1` model: one device's graph, native gates, calibration and timing, in SI units.
 
-A snapshot's identity is the sha256 of its canonical JSON (sorted keys, no whitespace).
+A snapshot's identity is the sha256 of its canonical JSON (sorted keys, no whitespace). Fields added
+after epochs were stored (`dt`) are left out of the JSON when absent, so those epochs keep their sha.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ DEFAULT_DIRECTIVES = ("barrier", "measure", "reset", "delay")
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Seconds = Annotated[float, Field(gt=0.0)]
 Duration = Annotated[float, Field(ge=0.0)]
+SampleTime = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
@@ -88,6 +90,13 @@ class Snapshot(_Frozen):
     directed: bool = False
     qubits: list[Qubit]
     edges: list[Edge] = Field(default_factory=list)
+    dt: SampleTime | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="the control electronics' sample time in seconds (IBM's `dt`): the unit of a `delay[n dt]` "
+        "and of scheduled circuits; absent (left out of the JSON, so older epochs keep their sha256) when the "
+        "device declares none",
+    )
 
     @model_validator(mode="after")
     def _check_graph(self) -> Snapshot:
