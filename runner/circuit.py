@@ -7,12 +7,15 @@ layout, routing or optimisation, so an amplified identity stays amplified.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import openqasm3
 from openqasm3 import ast
 from qiskit import QuantumCircuit, qasm2, transpile
+from qiskit.circuit import CircuitInstruction
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.transpiler import Target, TranspilerError
 from qiskit_qasm3_import.converter import ConvertVisitor
@@ -175,6 +178,56 @@ def check_admissible(circuit: QuantumCircuit, snapshot: Snapshot) -> None:
 _NOT_ACTING = frozenset({"barrier", "measure", "delay"})
 """Operations that do not act on a measured qubit's state again (Aer still samples after them)."""
 
+DURATION_UNITS = frozenset({"dt", "s", "ms", "us", "ns", "ps"})
+
+
+def check_delays(circuit: QuantumCircuit, snapshot: Snapshot) -> None:
+    """Every delay lasts a finite, non-negative, numeric time; one in `dt` needs the device's dt."""
+    for inst in _every_instruction(circuit):
+        operation = inst.operation
+        if operation.name != "delay":
+            continue
+        duration, unit = operation.duration, operation.unit
+        problem = None
+        if not isinstance(duration, int | float) or isinstance(duration, bool):
+            problem = f"a delay's duration must be a number, not {duration!r}"
+        elif not math.isfinite(duration) or duration < 0:
+            problem = f"a delay's duration must be finite and not negative, not {duration!r}"
+        elif unit not in DURATION_UNITS:
+            problem = f"a delay's unit must be one of {sorted(DURATION_UNITS)}, not {unit!r}"
+        elif unit == "dt" and snapshot.dt is None:
+            problem = (
+                f"delay[{duration}dt]: {snapshot.device_id} declares no dt (sample time), so a duration in dt "
+                "has no length; give it in s, ms, us or ns"
+            )
+        if problem is not None:
+            raise InvalidPayload(ErrorCode.PARSE_ERROR, problem)
+
+
+def _every_instruction(circuit: QuantumCircuit) -> Iterator[CircuitInstruction]:
+    for inst in circuit.data:
+        yield inst
+        for block in getattr(inst.operation, "blocks", ()):
+            yield from _every_instruction(block)
+
+
+def drop_idle_delays(circuit: QuantumCircuit, active: frozenset[int]) -> QuantumCircuit:
+    """The circuit without its top-level delays on qubits outside `active` (the padding a scheduler puts
+    on every idle qubit of the device): nothing else touches those qubits, so they cannot change the
+    counts, and Aer need not simulate them."""
+    idle = [
+        inst
+        for inst in circuit.data
+        if inst.operation.name == "delay" and circuit.find_bit(inst.qubits[0]).index not in active
+    ]
+    if not idle:
+        return circuit
+    out = circuit.copy_empty_like()
+    for inst in circuit.data:
+        if inst.operation.name != "delay" or circuit.find_bit(inst.qubits[0]).index in active:
+            out.append(inst)
+    return out
+
 
 def circuit_stats(circuit: QuantumCircuit) -> CircuitStats:
     """What the admissibility pass counts (`Checker.stats`), read off the circuit Aer is given: the same
@@ -192,6 +245,7 @@ def circuit_stats(circuit: QuantumCircuit) -> CircuitStats:
         classical_registers=len(circuit.cregs),
         dynamic=tally.dynamic,
         crossings=crossings,
+        delayed_qubits=frozenset(tally.delayed & tally.active),
     )
 
 
@@ -199,11 +253,12 @@ class _Tally:
     def __init__(self) -> None:
         self.ops = self.two_qubit = 0
         self.active: set[int] = set()
+        self.delayed: set[int] = set()
         self.measured: set[int] = set()
         self.spans: dict[tuple[int, int], int] = {}
         self.dynamic = False
 
-    def walk(self, circuit: QuantumCircuit, physical: list[int]) -> None:
+    def walk(self, circuit: QuantumCircuit, physical: list[int], nested: bool = False) -> None:
         index = {q: physical[i] for i, q in enumerate(circuit.qubits)}
         for inst in circuit.data:
             operation, name = inst.operation, inst.operation.name
@@ -212,11 +267,15 @@ class _Tally:
             if blocks:  # a conditional: a shot's outcome steers it, so Aer simulates each shot
                 self.dynamic = True
                 for block in blocks:
-                    self.walk(block, qubits)
+                    self.walk(block, qubits, nested=True)
                 continue
             if name == "barrier":
                 continue
             self.ops += 1
+            if name == "delay":  # idling activates no qubit; a top-level one relaxes an active qubit
+                if not nested:
+                    self.delayed.update(qubits)
+                continue
             self.active.update(qubits)
             if name == "reset":
                 self.dynamic = True

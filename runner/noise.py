@@ -7,6 +7,14 @@ the gate's duration on every timed gate (id included: it is a timed idle), a dep
 reduced so the composite channel has the calibrated infidelity, and asymmetric readout from
 `prob_meas*` (symmetric `readout_error` where those are missing).
 
+Idle time (`idle_relaxation`): under `relaxation`, every `delay` on an active qubit is followed by
+thermal relaxation from the qubit's T1, T2 over the delay's duration — Qiskit-Aer's own pass for it,
+`RelaxationNoisePass(t1s, t2s, dt, op_types=Delay)`, built as `NoiseModel.from_backend` builds it:
+T2 truncated to 2·T1, a missing T1 infinite, a missing T2 2·T1, and an equilibrium excited-state
+population of 0 (from_backend's default temperature of 0 gives 0 whatever the qubit frequency, which
+a snapshot does not carry). A delay in `dt` is converted with the snapshot's dt. Like Aer's pass, it
+reaches top-level delays only, not those inside control-flow blocks. `paper` has no idle noise.
+
 `NoiseOptions` then scale or remove each channel on its own: the depolarizing part's λ (gate_1q,
 gate_2q), the readout flip probabilities (readout), the relaxation rates 1/T1, 1/T2 (relaxation).
 How a calibrated infidelity splits into a depolarizing and a relaxation part is fixed by the
@@ -20,6 +28,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from qiskit.circuit import Delay
 from qiskit.quantum_info import average_gate_fidelity
 from qiskit_aer.noise import (
     NoiseModel,
@@ -28,6 +37,7 @@ from qiskit_aer.noise import (
     depolarizing_error,
     thermal_relaxation_error,
 )
+from qiskit_aer.noise.passes import RelaxationNoisePass
 
 from device_registry import Qubit, Snapshot
 from vqpu_protocol.pricing_noise import READOUT_SCALED_CAP, UNTIMED_1Q
@@ -111,6 +121,33 @@ def build_noise_model(
     return Noise(noise, channels) if not noise.is_ideal() else Noise(None, 0)
 
 
+def idle_relaxation(
+    snapshot: Snapshot, qubits: frozenset[int], model: NoiseModelName, options: NoiseOptions
+) -> RelaxationNoisePass | None:
+    """The pass that puts thermal relaxation after each delay on `qubits` (the active qubits that carry
+    one); None when no delay there can relax: `paper`, relaxation scaled to 0, or no T1/T2 on them.
+    The relaxation factor scales 1/T1 and 1/T2, as it does for gates."""
+    rate = options.factor("relaxation")
+    if model is not NoiseModelName.RELAXATION or not rate:
+        return None
+    t1s = [math.inf] * snapshot.num_qubits
+    t2s = [math.inf] * snapshot.num_qubits
+    for index in qubits:
+        q = snapshot.qubits[index]
+        if q.t1 is not None or q.t2 is not None:
+            t1s[index], t2s[index] = _times(q, rate)
+    if all(t == math.inf for t in t1s + t2s):
+        return None
+    return RelaxationNoisePass(t1s=t1s, t2s=t2s, dt=snapshot.dt, op_types=Delay)
+
+
+def _times(q: Qubit, rate: float) -> tuple[float, float]:
+    """(T1, T2) at `rate`: a missing T1 is infinite, a missing T2 is 2·T1, and T2 <= 2·T1 is kept."""
+    t1 = q.t1 / rate if q.t1 is not None else math.inf
+    t2 = q.t2 / rate if q.t2 is not None else 2 * t1
+    return t1, min(t2, 2 * t1)
+
+
 class _Factors(NamedTuple):
     gate_1q: float
     gate_2q: float
@@ -165,9 +202,8 @@ def _relaxation(qubits: list[Qubit], duration: float | None, rate: float) -> Qua
         return None
     error: QuantumError | None = None
     for q in qubits:
-        t1 = q.t1 / rate if q.t1 is not None else math.inf
-        t2 = q.t2 / rate if q.t2 is not None else 2 * t1
-        single = thermal_relaxation_error(t1, min(t2, 2 * t1), duration)
+        t1, t2 = _times(q, rate)
+        single = thermal_relaxation_error(t1, t2, duration)
         error = single if error is None else error.expand(single)
     return error
 

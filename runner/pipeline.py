@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
 from qiskit import QuantumCircuit
+from qiskit.transpiler import PassManager
 
 from runner import __version__, circuit, simulate
 from runner.errors import InvalidPayload, SimulationFailed
-from runner.noise import NoiseCache
+from runner.noise import NoiseCache, idle_relaxation
 from runner.rundir import RunInputs
 from runner.targets import TargetCache
 from vqpu_protocol.codes import ErrorCode
@@ -38,6 +39,7 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
     t0 = time.perf_counter()
     parsed = circuit.parse(task.circuit, task.dialect, snapshot)
     t1 = time.perf_counter()
+    circuit.check_delays(parsed, snapshot)
     fitted = circuit.fit_to_device(parsed, snapshot, caches.targets.get(snapshot), seed)
     if not any(inst.operation.name == "measure" for inst in fitted.circuit.data):
         raise InvalidPayload(ErrorCode.NO_MEASUREMENTS, "the circuit measures no qubit, so it has no counts to return")
@@ -51,16 +53,20 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
     _check_memory_limit(priced, task.limits, device)
     t2 = time.perf_counter()
     noise = caches.noise.get(snapshot, active, task.options.noise_model, task.options.noise)
+    idle = idle_relaxation(snapshot, stats.delayed_qubits, task.options.noise_model, task.options.noise)
+    to_run = circuit.drop_idle_delays(fitted.circuit, active)
+    if idle is not None:
+        to_run = PassManager([idle]).run(to_run)
     t3 = time.perf_counter()
     limit = task.limits.memory_bytes
     chosen = simulate.plan(
         task.options,
         device,
         len(active),
-        noisy=noise.model is not None,
+        noisy=noise.model is not None or idle is not None,
         max_memory_mb=None if limit is None else simulator_memory_mb(limit, stats.expanded_ops),
     )
-    sampled = simulate.run(fitted.circuit, noise.model, chosen, task.shots, seed, memory=task.options.memory)
+    sampled = simulate.run(to_run, noise.model, chosen, task.shots, seed, memory=task.options.memory)
     t4 = time.perf_counter()
 
     return ResultDocument(
@@ -79,7 +85,8 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
             seed=seed,
             seed_source="task" if task.seed is not None else "runner",
             noise_model=task.options.noise_model,
-            noise_empty=noise.model is None,
+            noise_empty=noise.model is None and idle is None,
+            idle_noise="thermal_relaxation" if idle is not None else "none",
             noise=task.options.noise,
             noise_channels=noise.channels,
             noise_cache="hit" if noise.cache_hit else "miss",

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from device_registry import Snapshot, gates
 from device_registry.admissibility import CircuitStats
-from vqpu_protocol.pricing_noise import is_noisy, noise_kinds
+from vqpu_protocol.pricing_noise import idle_noisy, is_noisy, noise_kinds
 from vqpu_protocol.rundir import Method, NoiseModelName, Precision, RunOptions
 from vqpu_protocol.wire import Document
 
@@ -24,6 +24,7 @@ __all__ = [
     "MODEL",
     "Cost",
     "Price",
+    "idle_noisy",
     "is_noisy",
     "plan_method",
     "price",
@@ -205,6 +206,8 @@ def runtime_terms(stats: CircuitStats, snapshot: Snapshot, options: RunOptions, 
     """The run time's terms (so that benchmarks/admission_cost can fit `Cost` to what it measures)."""
     n = len(stats.active_qubits)
     gate_noise, readout_noise = noise_kinds(snapshot, stats.active_qubits, options)
+    # Idle relaxation after delays is a non-unitary channel on the state, priced as gate noise is.
+    gate_noise = gate_noise or idle_noisy(snapshot, stats.delayed_qubits, options)
     method, _ = plan_method(options, n, gate_noise or readout_noise)
     # Gate noise on a pure state is sampled per shot; a density matrix holds it exactly and is sampled once.
     per_shot = stats.dynamic or (gate_noise and method != "density_matrix")

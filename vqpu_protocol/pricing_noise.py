@@ -24,6 +24,14 @@ AER_IDEAL_DECAY = 1e-8
 this as ideal (measured, Aer 0.18: 4.8e-9 dropped, 1.2e-8 kept); T2 <= T1 is never dropped."""
 
 
+def idle_noisy(snapshot: Snapshot, delayed: Iterable[int], options: RunOptions) -> bool:
+    """True when `relaxation` relaxes the delays on `delayed` (the active qubits a delay idles): the
+    runner's `idle_relaxation` is then a pass, not None. `paper` has no idle noise."""
+    if options.noise_model is not NoiseModelName.RELAXATION or not options.noise.factor("relaxation"):
+        return False
+    return any(snapshot.qubits[i].t1 is not None or snapshot.qubits[i].t2 is not None for i in delayed)
+
+
 def is_noisy(snapshot: Snapshot, active: Iterable[int], options: RunOptions) -> bool:
     """True when the runner's noise model for these qubits, under these options, holds some channel."""
     gates, readout = noise_kinds(snapshot, active, options)

@@ -262,6 +262,13 @@ class Provenance(Document):
         "null from a runner that predates the count",
     )
     noise_cache: Literal["hit", "miss"]
+    idle_noise: Literal["thermal_relaxation", "none"] | None = Field(
+        None,
+        description="the noise the run's delays got: thermal_relaxation (`relaxation`: each delay on an active "
+        "qubit relaxed with its T1/T2 over the delay's duration, as Qiskit-Aer's RelaxationNoisePass does), "
+        "none (`paper`, relaxation scaled to 0, no T1/T2 where the circuit idles, or no delay at all: its "
+        "delays were noiseless, so it is no decoherence experiment); null from a runner that predates it",
+    )
     method: Text
     device: Literal["CPU", "GPU"]
     method_reason: Text

@@ -82,6 +82,7 @@ class Checker:
                     stmt = text.strip()
                     if first and not stmt:
                         continue
+                    self.tally.nested = bool(opened)
                     self._statement(stmt, first)
                 first = False
             elif end == "{":

@@ -7,6 +7,7 @@ earlier ones as it goes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from device_registry.admissibility import syntax
@@ -54,7 +55,9 @@ class Statements:
             return
         if stmt.startswith("else") and syntax.ELSE.match(stmt):
             stmt = stmt[4:].lstrip()
+            self.tally.nested = True
         if stmt.startswith("if") and syntax.IF.match(stmt):
+            self.tally.nested = True
             self.tally.dynamic = True  # a shot's outcome steers the rest: Aer simulates each shot
             body = syntax.strip_if(stmt)
             if body is None:
@@ -170,9 +173,11 @@ class Statements:
         if rest is None:
             raise parse_error(f"unbalanced parentheses in {clip(stmt)!r}")
         if name == "delay":
+            bracketed = rest.lstrip()
             rest = syntax.strip_designator(rest)
             if rest is None:
                 raise parse_error(f"delay needs a duration in brackets: {clip(stmt)!r}")
+            self._duration(bracketed[1 : len(bracketed) - len(rest) - 1], stmt)
         operands = self._operands(rest)
         device = self.device
         if name in device.directives:
@@ -212,8 +217,25 @@ class Statements:
                 tally.each(group)
                 tally.dynamic = True
             else:  # a delay on a measured qubit still lets Aer sample (measured: Aer 0.18)
-                tally.ops += len(group)
-                tally.active.update(group)
+                tally.delay(group)
+
+    def _duration(self, text: str, stmt: str) -> None:
+        """A delay lasts a literal duration (the runner's OpenQASM 3 importer takes nothing else: no sign,
+        no expression), finite, a whole number of samples in dt, and in dt only on a device with a dt."""
+        literal = syntax.DURATION.fullmatch(text)
+        if literal is None:
+            raise parse_error(f"a delay's duration must be a literal such as 100ns or 25000dt: {clip(stmt)!r}")
+        value = float(literal.group(1).replace("_", ""))
+        if not math.isfinite(value):
+            raise parse_error(f"a delay's duration must be finite: {clip(stmt)!r}")
+        if literal.group(2) == "dt":
+            if not value.is_integer():
+                raise parse_error(f"a duration in dt is a whole number of samples: {clip(stmt)!r}")
+            if self.device.snapshot.dt is None:
+                raise parse_error(
+                    f"{self.device.id} declares no dt (sample time), so a duration in dt has no length; give "
+                    f"it in s, ms, us or ns: {clip(stmt)!r}"
+                )
 
     # --- operands -----------------------------------------------------------------
 

@@ -18,8 +18,9 @@ class CircuitStats:
     two_qubit_ops: int
     """Those of `expanded_ops` that act on two or more qubits: what can entangle."""
     active_qubits: frozenset[int]
-    """Physical qubits some operation other than a barrier touches: the qubits Aer simulates after it
-    drops the untouched ones (a qubit only a delay touches is counted, as the runner's noise model does)."""
+    """Physical qubits some operation other than a barrier or a delay touches: the qubits Aer simulates.
+    A qubit only delays touch (a scheduler's padding of every idle qubit) cannot change the counts: the
+    runner leaves its delays out, and it is neither simulated nor given a noise model."""
     clbits: int
     """Classical bits declared, in all registers (an OpenQASM 3 `bit c;` too)."""
     classical_registers: int
@@ -31,6 +32,9 @@ class CircuitStats:
     crossings: tuple[int, ...] = ()
     """For each cut between consecutive active qubits (in index order, as Aer lays out a matrix product
     state), how many multi-qubit operations span it: what bounds the entanglement across it."""
+    delayed_qubits: frozenset[int] = frozenset()
+    """Active qubits that a delay outside any control-flow block idles: where `relaxation` puts idle
+    noise (Aer's `RelaxationNoisePass`, which does not enter blocks, reaches these delays only)."""
 
     @property
     def key_width(self) -> int:
@@ -41,14 +45,17 @@ class CircuitStats:
 class Tally:
     """The counts as the pass goes; `freeze` them once it is done. Qubits given are on the device."""
 
-    __slots__ = ("active", "dynamic", "measured", "ops", "spans", "two_qubit_ops")
+    __slots__ = ("active", "delayed", "dynamic", "measured", "nested", "ops", "spans", "two_qubit_ops")
 
     def __init__(self, num_qubits: int) -> None:
         self.ops = 0
         self.two_qubit_ops = 0
         self.active: set[int] = set()
+        self.delayed: set[int] = set()
         self.measured: set[int] = set()
         self.dynamic = False
+        self.nested = False
+        """The statement being read is inside a control-flow block (or an `if`'s body)."""
         self.spans = [0] * (num_qubits + 1)
         """Multi-qubit operations as a difference array: +1 at the lowest qubit, -1 at the highest."""
 
@@ -75,6 +82,12 @@ class Tally:
         if self.measured and not self.dynamic and not self.measured.isdisjoint(qubits):
             self.dynamic = True
 
+    def delay(self, qubits: tuple[int, ...]) -> None:
+        """Idling: an operation per qubit that activates none (nor acts on a measured one again)."""
+        self.ops += len(qubits)
+        if not self.nested:
+            self.delayed.update(qubits)
+
     def measure(self, qubits: tuple[int, ...]) -> None:
         self.ops += len(qubits)
         self.active.update(qubits)
@@ -97,4 +110,5 @@ class Tally:
             classical_registers=sum(1 for size in classical.values() if size),
             dynamic=self.dynamic,
             crossings=tuple(crossings),
+            delayed_qubits=frozenset(self.delayed & self.active),
         )

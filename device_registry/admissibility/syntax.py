@@ -24,6 +24,10 @@ GATE_HEADER = re.compile(r"\s*+(gate|opaque)\s++(" + NAME + ")")
 STRING = re.compile(r""""[^"\n]*+"|'[^'\n]*+'""")
 ELSE = re.compile(r"else\b")
 IF = re.compile(r"if\s*+(?=\()")
+DURATION = re.compile(
+    r"\s*+((?:\d[\d_]*+(?:\.[\d_]*+)?+|\.\d[\d_]*+)(?:[eE][+-]?+\d++)?+)\s*+(dt|ns|us|\u00b5s|ms|s)\s*+"
+)
+"""An OpenQASM 3 duration literal, as the runner's importer reads one: its number and its unit."""
 _BRACKETS = {"(": re.compile(r"(\()|\)"), "[": re.compile(r"(\[)|\]")}
 _NON_BLANK = re.compile(r"\S")
 
