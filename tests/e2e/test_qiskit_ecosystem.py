@@ -123,3 +123,81 @@ def test_mthree_calibrates_from_the_service_and_its_correction_improves_a_ghz_3(
     mitigated_ghz = quasi.get("000", 0.0) + quasi.get("111", 0.0)
     print(f"GHZ-3 on Fez qubits {GHZ_QUBITS}: P(000)+P(111) raw {raw_ghz:.4f}, mitigated {mitigated_ghz:.4f}")
     assert mitigated_ghz > raw_ghz + 0.005
+
+
+@pytest.fixture(scope="module")
+def relaxed(provider: VQPUProvider) -> VQPUBackend:
+    """ibm-fez under `relaxation`: thermal relaxation on timed gates and on every delay (idle noise)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeviceDefectsWarning)
+        return provider.get_backend("ibm-fez", noise_model="relaxation")
+
+
+T1_QUBIT = 1
+"""Calibrated T1 256 µs."""
+T2_QUBIT = 2
+"""Calibrated T2 100 µs (T1 274 µs)."""
+
+
+def test_qiskit_experiments_t1_through_exp_run_fits_the_calibrated_t1(relaxed: VQPUBackend) -> None:
+    import numpy as np
+    from qiskit_experiments.library import T1
+
+    calibrated = relaxed.snapshot.qubits[T1_QUBIT].t1
+    assert calibrated is not None
+    exp = T1([T1_QUBIT], delays=np.linspace(1e-6, 3 * calibrated, 12))
+    exp.set_run_options(shots=2000, seed_simulator=13)
+    data = exp.run(relaxed).block_for_results(timeout=WAIT_S)
+    assert data.status().name == "DONE", data.errors()
+    fitted = data.analysis_results("T1", dataframe=True).iloc[0].value
+    print(f"T1 of Fez qubit {T1_QUBIT}: fitted {fitted} s, calibrated {calibrated:.4g} s")
+    assert abs(fitted.nominal_value - calibrated) < 0.15 * calibrated
+
+
+def test_qiskit_experiments_t2_hahn_through_exp_run_fits_the_calibrated_t2(relaxed: VQPUBackend) -> None:
+    import numpy as np
+    from qiskit_experiments.library import T2Hahn
+
+    q = relaxed.snapshot.qubits[T2_QUBIT]
+    assert q.t1 is not None and q.t2 is not None
+    calibrated = min(q.t2, 2 * q.t1)  # as Aer's thermal relaxation takes it
+    exp = T2Hahn([T2_QUBIT], delays=np.linspace(1e-6, 3 * calibrated, 12))
+    exp.set_run_options(shots=2000, seed_simulator=17)
+    data = exp.run(relaxed).block_for_results(timeout=WAIT_S)
+    assert data.status().name == "DONE", data.errors()
+    fitted = data.analysis_results("T2", dataframe=True).iloc[0].value
+    print(f"T2 (Hahn echo) of Fez qubit {T2_QUBIT}: fitted {fitted} s, calibrated {calibrated:.4g} s")
+    assert abs(fitted.nominal_value - calibrated) < 0.15 * calibrated
+
+
+def test_a_dynamically_decoupled_alap_circuit_runs_as_aer_runs_it_with_the_devices_noise(
+    relaxed: VQPUBackend,
+) -> None:
+    from qiskit.circuit.library import XGate
+    from qiskit.transpiler import PassManager
+    from qiskit.transpiler.passes import ALAPScheduleAnalysis, PadDynamicalDecoupling
+    from qiskit_aer import AerSimulator
+    from qiskit_aer.noise import NoiseModel
+
+    isa = transpile(_ghz(3), relaxed, initial_layout=GHZ_QUBITS, seed_transpiler=1)
+    idle = QuantumCircuit(*isa.qregs, *isa.cregs)
+    idle.compose(isa.remove_final_measurements(inplace=False), inplace=True)
+    idle.delay(40_000, GHZ_QUBITS[0], unit="dt")  # 160 µs with the first qubit waiting on its own
+    idle.barrier(GHZ_QUBITS)  # a barrier over all 156 would end their idle start: DD would fill them all
+    idle.measure(GHZ_QUBITS, range(3))
+    durations = relaxed.instruction_durations
+    dd = PassManager(
+        [ALAPScheduleAnalysis(durations), PadDynamicalDecoupling(target=relaxed.target, dd_sequence=[XGate(), XGate()])]
+    ).run(transpile(idle, relaxed, scheduling_method="alap", seed_transpiler=1))
+    assert dd.count_ops().get("x", 0) >= 2  # the X X pairs were inserted
+    shots = 20_000
+    served = relaxed.run(dd, shots=shots, seed_simulator=19).result(timeout=WAIT_S).get_counts()
+    local = (
+        AerSimulator(noise_model=NoiseModel.from_backend(relaxed), seed_simulator=19)
+        .run(dd, shots=shots)
+        .result()
+        .get_counts()
+    )
+    tv = 0.5 * sum(abs(served.get(k, 0) - local.get(k, 0)) for k in set(served) | set(local)) / shots
+    print(f"DD GHZ-3 on Fez {GHZ_QUBITS}: TV to Aer's from_backend {tv:.4f}; served {served}")
+    assert tv < 0.02
