@@ -49,9 +49,13 @@ def attach_sampled(snapshot: Snapshot, seed: int, cal: Calibration | None = None
 
 
 def strip(snapshot: Snapshot, device_id: str | None = None) -> Snapshot:
-    """The same graph and statuses with null (ideal) calibration."""
-    qubits = [Qubit(index=q.index, status=q.status) for q in snapshot.qubits]
-    edges = [Edge(source=e.source, target=e.target, gate=e.gate, status=e.status) for e in snapshot.edges]
+    """The same graph, statuses and timing (dt, gate durations) with null (ideal) calibration: timing is
+    no error, and with no T1/T2 a duration adds no noise, so the ideal twin schedules as its device does."""
+    qubits = [Qubit(index=q.index, status=q.status, gate_durations=q.gate_durations) for q in snapshot.qubits]
+    edges = [
+        Edge(source=e.source, target=e.target, gate=e.gate, status=e.status, duration=e.duration)
+        for e in snapshot.edges
+    ]
     update: dict[str, object] = {"qubits": qubits, "edges": edges}
     if device_id is not None:
         update["device_id"] = device_id

@@ -121,7 +121,7 @@ def test_a_readout_asymmetry_of_one_half_gives_symmetric_readout() -> None:
     assert q.prob_meas0_prep1 == pytest.approx(q.prob_meas1_prep0) == pytest.approx(q.readout_error)
 
 
-def test_strip_keeps_graph_and_statuses_and_nulls_every_calibration_value(fez: Snapshot) -> None:
+def test_strip_keeps_graph_statuses_and_timing_and_nulls_every_calibration_value(fez: Snapshot) -> None:
     faulty = _with_faults(attach_sampled(topologies.heavy_hex(3, 12), seed=5))
     for snap in (fez, faulty):
         ideal = strip(snap, device_id="twin")
@@ -131,10 +131,12 @@ def test_strip_keeps_graph_and_statuses_and_nulls_every_calibration_value(fez: S
         assert [(e.source, e.target, e.gate, e.status) for e in ideal.edges] == [
             (e.source, e.target, e.gate, e.status) for e in snap.edges
         ]
-        for q in ideal.qubits:
+        for q, calibrated in zip(ideal.qubits, snap.qubits, strict=True):
             assert (q.t1, q.t2, q.error_1q, q.readout_error, q.prob_meas0_prep1, q.prob_meas1_prep0) == (None,) * 6
-            assert q.gate_durations == {}
-        assert all(e.error is None and e.duration is None for e in ideal.edges)
+            assert q.gate_durations == calibrated.gate_durations  # timing is no error: it schedules alike
+        assert all(e.error is None for e in ideal.edges)
+        assert [e.duration for e in ideal.edges] == [e.duration for e in snap.edges]
+        assert ideal.dt == snap.dt
     assert any(q.status is QubitStatus.OFFLINE for q in strip(faulty).qubits)
     assert any(e.status is EdgeStatus.UNAVAILABLE for e in strip(fez).edges)
 

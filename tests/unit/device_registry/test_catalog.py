@@ -31,14 +31,17 @@ def test_the_ibm_devices_have_their_published_qubit_counts_and_real_calibration(
     assert all(e.error is not None for e in snap.edges if e.available)
 
 
-def test_the_ideal_fez_twin_has_fezs_graph_and_statuses_and_no_calibration(fez: Snapshot, fez_ideal: Snapshot) -> None:
+def test_the_ideal_fez_twin_has_fezs_graph_statuses_and_timing_and_no_calibration(
+    fez: Snapshot, fez_ideal: Snapshot
+) -> None:
     assert fez_ideal.num_qubits == fez.num_qubits and fez_ideal.native_gates == fez.native_gates
     assert [(e.source, e.target, e.status) for e in fez_ideal.edges] == [
         (e.source, e.target, e.status) for e in fez.edges
     ]
     assert [q.status for q in fez_ideal.qubits] == [q.status for q in fez.qubits]
     assert all(q.t1 is None and q.error_1q is None and q.readout_error is None for q in fez_ideal.qubits)
-    assert all(e.error is None and e.duration is None for e in fez_ideal.edges)
+    assert all(e.error is None for e in fez_ideal.edges)
+    assert fez_ideal.dt == fez.dt == 4e-9 and fez_ideal.qubits[0].gate_durations == fez.qubits[0].gate_durations
     assert fez_ideal.sha256() != fez.sha256()
 
 
