@@ -33,6 +33,8 @@ MAX_SOCKET_PATH = 100
 """AF_UNIX paths are limited to 108 bytes on Linux; stay clear of it."""
 
 
+KILL_POLL_S = 0.02
+"""How often a run waiting for its child to start looks whether it was killed meanwhile."""
 RETIRE_WAIT_S = 5.0
 """How long a step waits for its worker to say it is retiring before handing the step back to the scheduler."""
 
@@ -43,6 +45,7 @@ class _Run:
     pid: int | None = None
     killed: bool = False
     done: bool = False
+    ended: bool = False  # the child said it is exiting, or was reaped: its pid must not be signalled any more
     timer: KillTimer | None = None  # kills the child at its limit plus the grace
 
 
@@ -196,8 +199,8 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
         with self._lock:
             if run.pid is None:
                 run.pid = pid
-                # kill_runner, or teardown, came before the pid did.
-                if (run.killed or self._closed) and not run.done:
+                # kill_runner, or teardown, came before the pid did (the step may have returned already).
+                if (run.killed or self._closed) and not run.ended:
                     kill_group(pid)
                 elif run.timer is not None:
                     run.timer.start()
@@ -205,7 +208,7 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
     def _ended(self, run: _Run) -> None:
         # From here on the pid may be reaped and reused: it must not be signalled any more.
         with self._lock:
-            run.done = True
+            run.done = run.ended = True
         if run.timer is not None:
             run.timer.stop()
 
@@ -233,11 +236,36 @@ class WarmRunnerPlugin(distributed.WorkerPlugin):
     def _run_forked(self, run: _Run) -> Outcome:
         for _ in range(2):  # a second try through a fresh zygote when the first died under us
             zygote = self._zygote_for_run()
-            outcome = zygote.request(run.run_dir, partial(self._started, run), partial(self._ended, run))
+            outcome = self._request(zygote, run)
             if outcome is not None:
                 return outcome
             self._replace(zygote)
         raise RuntimeError(f"the runner zygote failed twice to start a run for {run.run_dir}{zygote.tail()}")
+
+    def _request(self, zygote: Zygote, run: _Run) -> Outcome | None:
+        """The run through `zygote`, followed in a thread of its own: a kill that comes before the child
+        exists (a fresh zygote warms for seconds with the request in its backlog) returns at once, and the
+        child, should the zygote still fork it, is killed the moment its pid arrives (`_started`)."""
+        answer: list[Outcome | None] = []
+        failure: list[BaseException] = []
+        finished = threading.Event()
+
+        def follow() -> None:
+            try:
+                answer.append(zygote.request(run.run_dir, partial(self._started, run), partial(self._ended, run)))
+            except BaseException as exc:  # raised below, in the step's own thread
+                failure.append(exc)
+            finally:
+                finished.set()
+
+        threading.Thread(target=follow, name=f"vqpu-follow-{os.path.basename(run.run_dir)}", daemon=True).start()
+        while not finished.wait(KILL_POLL_S):
+            with self._lock:
+                if run.killed and run.pid is None:
+                    return Outcome(pid=None, exit_code=None, signal=None)
+        if failure:
+            raise failure[0]
+        return answer[0]
 
     def _zygote_for_run(self) -> Zygote:
         """The live zygote, started anew when there is none or it died (killed, crashed, OOM)."""

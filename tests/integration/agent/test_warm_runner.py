@@ -197,6 +197,33 @@ def test_killing_long_runs_returns_them_at_once_and_frees_the_worker_for_the_nex
 
 
 @pytest.mark.slow
+def test_a_run_killed_while_the_zygote_warms_up_returns_at_once_and_never_starts(
+    tmp_path: Path, make_run_dir: MakeRunDir, fez: Snapshot
+) -> None:
+    # A fresh worker's zygote takes its first request into its backlog and imports Qiskit and Aer before
+    # it forks (seconds); here it starts 5 s late, so the kill surely comes while the run waits for its
+    # child. The step used to wait it out (2-3 s of a cancel on a fresh agent).
+    slow_python = tmp_path / "slow-python"
+    slow_python.write_text(f'#!/bin/sh\nsleep 5\nexec {sys.executable} "$@"\n')
+    slow_python.chmod(0o755)
+    with _cluster(WarmRunnerPlugin("fork", python=str(slow_python))) as client:
+        run_dir = make_run_dir(BELL, fez, dialect="qasm3")
+        future = _submit(client, run_dir)
+        _wait_for(lambda: str(run_dir) in _on_worker(client, _running), 30, "the run to reach the worker")
+        assert _on_worker(client, _running)[str(run_dir)] is None  # no runner yet: the zygote is warming
+        killed_at = time.monotonic()
+        assert _on_worker(client, kill_runner, str(run_dir)) is True
+        outcome = future.result(timeout=10)
+        returned_after = time.monotonic() - killed_at
+        assert returned_after < 1.0, f"the killed run took {returned_after:.2f} s to return"
+        assert outcome["killed"] is True and outcome["pid"] is None and read_outcome(run_dir) is None
+        bell = make_run_dir(BELL, fez, dialect="qasm3")  # the zygote, once warm, serves the next run
+        assert _run(client, bell)["exit_code"] == 0 and _result(bell).shots == 1024
+        # The zygote forked the killed run's child from its backlog too: killed as its pid arrived.
+        assert read_outcome(run_dir) is None and _on_worker(client, _running) == {}
+
+
+@pytest.mark.slow
 def test_a_killed_zygote_loses_neither_the_run_in_flight_nor_the_next_one(
     fork_client: Client, make_run_dir: MakeRunDir, fez: Snapshot
 ) -> None:
