@@ -10,7 +10,9 @@ import pytest
 from harness.intruder import Intruder, intruder_unavailable
 from harness.prefect_server import PrefectServerProcess
 from harness.servers import ServerProcess, make_keys
+from harness.stack import LocalStack
 from tests.e2e.sites import Site
+from vqpu_client.qiskit import VQPUProvider
 from vqpu_service.domain.model import Role
 
 LIVENESS_WINDOW_S = 4.0
@@ -40,3 +42,20 @@ def intruder() -> Iterator[Intruder]:
         yield attacker
     finally:
         attacker.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The local stack (scripts/stack.sh's), one per test module that asks for it and does not define its own."""
+    stack = LocalStack(tmp_path_factory.mktemp("stack")).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def provider(stack: LocalStack) -> Iterator[VQPUProvider]:
+    """The module's user, as a Qiskit provider of the stack's devices."""
+    with VQPUProvider(stack.url, stack.keys["user"]) as provider:
+        yield provider

@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,21 +28,6 @@ WAIT_S = 180.0
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = (ROOT / "docs" / "qiskit.md", ROOT / "README.md")
 EXAMPLE_MARKER = "<!-- qiskit-example -->"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(Path(tmp_path_factory.mktemp("qiskit-stack"))).start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
-
-
-@pytest.fixture(scope="module")
-def provider(stack: LocalStack) -> Iterator[VQPUProvider]:
-    with VQPUProvider(stack.url, stack.keys["user"]) as provider:
-        yield provider
 
 
 def _quietly(provider: VQPUProvider, name: str) -> VQPUBackend:

@@ -10,14 +10,12 @@ import copy
 import math
 import pickle
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 from qiskit import QuantumCircuit, transpile
 
 from device_registry.qiskit_backend import DeviceDefectsWarning
-from harness.stack import LocalStack
 from vqpu_client.qiskit import VQPUBackend, VQPUProvider
 
 pytestmark = [
@@ -33,25 +31,17 @@ GHZ_QUBITS = [1, 2, 3]
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(Path(tmp_path_factory.mktemp("qiskit-ecosystem"))).start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
-
-
-@pytest.fixture(scope="module")
-def provider(stack: LocalStack) -> Iterator[VQPUProvider]:
-    with VQPUProvider(stack.url, stack.keys["user"]) as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module")
 def fez(provider: VQPUProvider) -> VQPUBackend:
     with warnings.catch_warnings():  # said once, at the line that asked; tests/unit/client checks where
         warnings.simplefilter("ignore", DeviceDefectsWarning)
         return provider.get_backend("ibm-fez")
+
+
+def _analysed(exp: Any, backend: VQPUBackend, result: str) -> Any:
+    """`exp` run the default way, `exp.run(backend)`, and the value of its analysis result `result`."""
+    data = exp.run(backend).block_for_results(timeout=WAIT_S)
+    assert data.status().name == "DONE", data.errors()
+    return data.analysis_results(result, dataframe=True).iloc[0].value
 
 
 def _ghz(n: int) -> QuantumCircuit:
@@ -78,27 +68,20 @@ def test_qiskit_experiments_standard_rb_through_exp_run_gives_the_calibrated_sx_
     assert calibrated is not None
     exp = StandardRB([RB_QUBIT], lengths=[1, 100, 250, 500, 800, 1200], num_samples=3, seed=7)
     exp.set_run_options(shots=1000, seed_simulator=7)
-    data = exp.run(fez).block_for_results(timeout=WAIT_S)
-    assert data.status().name == "DONE", data.errors()
-    epg = data.analysis_results("EPG_sx", dataframe=True).iloc[0]
-    print(f"RB on Fez qubit {RB_QUBIT}: EPG_sx {epg.value} (calibrated {calibrated:.3e})")
-    assert abs(epg.value.nominal_value - calibrated) < 0.25 * calibrated
+    epg = _analysed(exp, fez, "EPG_sx")
+    print(f"RB on Fez qubit {RB_QUBIT}: EPG_sx {epg} (calibrated {calibrated:.3e})")
+    assert abs(epg.nominal_value - calibrated) < 0.25 * calibrated
 
 
 def test_qiskit_experiments_local_readout_error_matches_the_snapshots_readout_probabilities(
-    provider: VQPUProvider,
+    relaxed: VQPUBackend,  # asymmetric readout from prob_meas
 ) -> None:
     from qiskit_experiments.library import LocalReadoutError
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeviceDefectsWarning)
-        relaxed = provider.get_backend("ibm-fez", noise_model="relaxation")  # asymmetric readout from prob_meas
     shots = 10_000
     exp = LocalReadoutError(READOUT_QUBITS)
     exp.set_run_options(shots=shots, seed_simulator=11)
-    data = exp.run(relaxed).block_for_results(timeout=WAIT_S)
-    assert data.status().name == "DONE", data.errors()
-    mitigator = data.analysis_results("Local Readout Mitigator", dataframe=True).iloc[0].value
+    mitigator = _analysed(exp, relaxed, "Local Readout Mitigator")
     for qubit in READOUT_QUBITS:
         cal = relaxed.snapshot.qubits[qubit]
         assert cal.prob_meas1_prep0 is not None and cal.prob_meas0_prep1 is not None
@@ -147,9 +130,7 @@ def test_qiskit_experiments_t1_through_exp_run_fits_the_calibrated_t1(relaxed: V
     assert calibrated is not None
     exp = T1([T1_QUBIT], delays=np.linspace(1e-6, 3 * calibrated, 12))
     exp.set_run_options(shots=2000, seed_simulator=13)
-    data = exp.run(relaxed).block_for_results(timeout=WAIT_S)
-    assert data.status().name == "DONE", data.errors()
-    fitted = data.analysis_results("T1", dataframe=True).iloc[0].value
+    fitted = _analysed(exp, relaxed, "T1")
     print(f"T1 of Fez qubit {T1_QUBIT}: fitted {fitted} s, calibrated {calibrated:.4g} s")
     assert abs(fitted.nominal_value - calibrated) < 0.15 * calibrated
 
@@ -163,9 +144,7 @@ def test_qiskit_experiments_t2_hahn_through_exp_run_fits_the_calibrated_t2(relax
     calibrated = min(q.t2, 2 * q.t1)  # as Aer's thermal relaxation takes it
     exp = T2Hahn([T2_QUBIT], delays=np.linspace(1e-6, 3 * calibrated, 12))
     exp.set_run_options(shots=2000, seed_simulator=17)
-    data = exp.run(relaxed).block_for_results(timeout=WAIT_S)
-    assert data.status().name == "DONE", data.errors()
-    fitted = data.analysis_results("T2", dataframe=True).iloc[0].value
+    fitted = _analysed(exp, relaxed, "T2")
     print(f"T2 (Hahn echo) of Fez qubit {T2_QUBIT}: fitted {fitted} s, calibrated {calibrated:.4g} s")
     assert abs(fitted.nominal_value - calibrated) < 0.15 * calibrated
 
