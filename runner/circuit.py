@@ -215,17 +215,16 @@ def drop_idle_delays(circuit: QuantumCircuit, active: frozenset[int]) -> Quantum
     """The circuit without its top-level delays on qubits outside `active` (the padding a scheduler puts
     on every idle qubit of the device): nothing else touches those qubits, so they cannot change the
     counts, and Aer need not simulate them."""
-    idle = [
+    kept = [
         inst
         for inst in circuit.data
-        if inst.operation.name == "delay" and circuit.find_bit(inst.qubits[0]).index not in active
+        if inst.operation.name != "delay" or circuit.find_bit(inst.qubits[0]).index in active
     ]
-    if not idle:
+    if len(kept) == len(circuit.data):
         return circuit
     out = circuit.copy_empty_like()
-    for inst in circuit.data:
-        if inst.operation.name != "delay" or circuit.find_bit(inst.qubits[0]).index in active:
-            out.append(inst)
+    for inst in kept:
+        out.append(inst)
     return out
 
 
