@@ -19,6 +19,9 @@ from vqpu_service.domain.model import Role
 
 LONG = busy(10, 40)
 """10-20 s of simulation: both slots stay busy while bob submits."""
+LONGER = busy(10, 120)
+"""Three times LONG (density-matrix time does not depend on shots): alice's second slot stays busy
+while her first frees, even when the two start apart or the machine is loaded."""
 
 
 @pytest.fixture
@@ -51,8 +54,10 @@ def test_another_tenants_short_task_runs_as_soon_as_a_slot_frees_behind_a_long_b
 ) -> None:
     site, bob = shared_site
     # alice's second task holds its slot past the test: had both of hers finished together, she would
-    # hold no slot when one freed, and her older task would rightly go before bob's (a run saw that).
-    alices = [site.submit(LONG, dialect="qasm2", shots=shots) for shots in [100, 500] + [100] * 18]
+    # hold no slot when one freed, and her older task would rightly go before bob's. (CI saw that when
+    # the second task differed only in shots, which a density-matrix run does not take longer for: both
+    # slots freed in one claim, which took alice's oldest and bob's together.)
+    alices = [site.submit(circuit, dialect="qasm2", shots=100) for circuit in [LONG, LONGER] + [LONG] * 18]
     site.agent("local", slots=2)
     for task_id in alices[:2]:
         site.wait_running(task_id)
