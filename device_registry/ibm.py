@@ -3,7 +3,7 @@
 IBM data marks a broken coupler only by `gate_error >= 1` and may lack T1/T2 or readout values for a
 qubit; missing values become null (ideal) fields, never guesses. Timing comes along: the conf's `dt`
 (in ns, as IBM's backend configuration gives it), each gate's `gate_length`, and `readout_length` as
-the duration of `measure`.
+the duration of `measure`. So do the control-flow constructs the conf's `supported_instructions` lists.
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from device_registry.errors import ImportFailed, SnapshotError
-from device_registry.snapshot import Edge, EdgeStatus, Qubit, QubitStatus, Snapshot, Source
+from device_registry.snapshot import (
+    CONTROL_FLOW,
+    ControlFlow,
+    Edge,
+    EdgeStatus,
+    Qubit,
+    QubitStatus,
+    Snapshot,
+    Source,
+)
 
 # Divide, not multiply: 24 / 1e9 is exactly the double nearest 2.4e-8, 24 * 1e-9 is not.
 _PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "µs": 1e6, "ns": 1e9, "ps": 1e12}
@@ -68,6 +77,7 @@ def from_ibm(props: dict[str, Any], conf: dict[str, Any], *, device_id: str, epo
             qubits=qubits,
             edges=edges,
             dt=dt,
+            control_flow=_control_flow(conf),
         )
     except ValidationError as exc:
         raise SnapshotError.from_validation(exc) from None
@@ -144,6 +154,15 @@ def _edges(gates: GateTable, gate: str, coupling_map: list[list[int]]) -> tuple[
             )
         )
     return edges, directed
+
+
+def _control_flow(conf: dict[str, Any]) -> list[ControlFlow]:
+    """The control-flow constructs the conf's `supported_instructions` lists (Fez: if_else, for_loop and
+    switch_case; no while_loop), in Qiskit's order; none when it lists none."""
+    listed = conf.get("supported_instructions") or []
+    if not isinstance(listed, list):
+        raise ImportFailed(f"conf supported_instructions is not a list: {type(listed).__name__}")
+    return [name for name in CONTROL_FLOW if name in listed]  # type: ignore[misc]
 
 
 def _sample_time(conf: dict[str, Any]) -> float | None:

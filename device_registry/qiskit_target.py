@@ -10,18 +10,21 @@ instruction's duration is the qubit's `gate_durations` entry (`measure`: the rea
 edge's `duration`, so `backend.dt`, `instruction_durations` and ALAP/ASAP scheduling work where the
 device declares timing. Where it declares none, dt and the durations stay None: the transpiler then
 says a duration is missing rather than scheduling with a guess. `delay` has no properties: its
-duration is its operand.
+duration is its operand. The control-flow constructs the snapshot lists are declared as Qiskit declares
+a real backend's (`if_else`, `for_loop`, ... as classes), so the transpiler keeps them.
 """
 
 from __future__ import annotations
 
-from qiskit.circuit import Delay, Measure, Parameter, Reset
+from qiskit.circuit import Delay, ForLoopOp, IfElseOp, Measure, Parameter, Reset, SwitchCaseOp, WhileLoopOp
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.providers import QubitProperties
 from qiskit.transpiler import InstructionProperties, Target
 
 from device_registry.errors import SnapshotError
 from device_registry.snapshot import Qubit, Snapshot
+
+_CONTROL_FLOW = {"if_else": IfElseOp, "for_loop": ForLoopOp, "while_loop": WhileLoopOp, "switch_case": SwitchCaseOp}
 
 VIRTUAL_GATES = frozenset({"rz"})
 """Frame changes: no duration and no error on IBM hardware."""
@@ -85,6 +88,8 @@ def target_from_snapshot(snapshot: Snapshot) -> Target:
         Reset(), {(q.index,): InstructionProperties(duration=q.gate_durations.get("reset")) for q in online}
     )
     target.add_instruction(Delay(Parameter("t")), {(q.index,): None for q in online})
+    for name in snapshot.control_flow:  # the class, not an instance: any blocks, on any qubits
+        target.add_instruction(_CONTROL_FLOW[name], name=name)
     return target
 
 

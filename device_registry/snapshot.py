@@ -1,7 +1,7 @@
 """The `vqpu.snapshot/1` model: one device's graph, native gates, calibration and timing, in SI units.
 
 A snapshot's identity is the sha256 of its canonical JSON (sorted keys, no whitespace). Fields added
-after epochs were stored (`dt`) are left out of the JSON when absent, so those epochs keep their sha.
+after epochs were stored (`dt`, `control_flow`) are left out of the JSON when absent, so those epochs keep their sha.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from device_registry.errors import SnapshotError
 
 SCHEMA: Literal["vqpu.snapshot/1"] = "vqpu.snapshot/1"
 DEFAULT_DIRECTIVES = ("barrier", "measure", "reset", "delay")
+CONTROL_FLOW = ("if_else", "for_loop", "while_loop", "switch_case")
+"""Qiskit's names for the control-flow constructs a device may execute (IBM's `supported_instructions`)."""
+ControlFlow = Literal["if_else", "for_loop", "while_loop", "switch_case"]
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Seconds = Annotated[float, Field(gt=0.0)]
@@ -97,6 +100,13 @@ class Snapshot(_Frozen):
         "and of scheduled circuits; absent (left out of the JSON, so older epochs keep their sha256) when the "
         "device declares none",
     )
+    control_flow: list[ControlFlow] = Field(
+        default_factory=list,
+        exclude_if=lambda value: not value,
+        description="the control-flow constructs the device executes within a shot (Qiskit's names: `if_else`, "
+        "`for_loop`, `while_loop`, `switch_case`); a program using any other is refused at submit. Absent (left "
+        "out of the JSON, so older epochs keep their sha256) when it executes none",
+    )
 
     @model_validator(mode="after")
     def _check_graph(self) -> Snapshot:
@@ -154,6 +164,8 @@ def _graph_problems(s: Snapshot) -> list[str]:
         problems.append(f"names listed both as native gates and directives: {sorted(overlap)}")
     if len(set(s.native_gates)) != len(s.native_gates):
         problems.append("native_gates lists a gate twice")
+    if len(set(s.control_flow)) != len(s.control_flow):
+        problems.append("control_flow lists a construct twice")
     problems += _gate_problems(s)
     seen: set[tuple[int, int]] = set()
     for i, e in enumerate(s.edges):
