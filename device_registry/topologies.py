@@ -1,5 +1,8 @@
 """Topology builders: each returns a snapshot with ideal (null) calibration.
 
+A synthetic device executes every control-flow construct (`if_else`, `for_loop`, `while_loop`,
+`switch_case`) unless it is built with fewer: it models no hardware's limits, only its graph.
+
 Qubits are numbered as IBM numbers them where a family comes from IBM (heavy-hex: row-major,
 bridge qubits between the rows they join), and row-major everywhere else.
 """
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from device_registry.snapshot import Snapshot, parse_snapshot
+from device_registry.snapshot import CONTROL_FLOW, Snapshot, parse_snapshot
 
 DEFAULT_NATIVE_GATES = ("cz", "id", "rz", "sx", "x")
 Pair = tuple[int, int]
@@ -22,6 +25,7 @@ def from_edges(
     directed: bool = False,
     native_gates: Sequence[str] = DEFAULT_NATIVE_GATES,
     two_qubit_gate: str = "cz",
+    control_flow: Sequence[str] = CONTROL_FLOW,
 ) -> Snapshot:
     """A device from an edge list; an undirected device keeps each coupling once."""
     seen: set[Pair] = set()
@@ -41,6 +45,7 @@ def from_edges(
             "directed": directed,
             "qubits": [{"index": i} for i in range(num_qubits)],
             "edges": listed,
+            "control_flow": list(control_flow),
         }
     )
 

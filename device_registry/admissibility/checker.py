@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from typing import NamedTuple
 
 from device_registry.admissibility import syntax
 from device_registry.admissibility.device import Device
@@ -32,6 +33,25 @@ _FAST = re.compile(
 
 class _Stop(Exception):
     """Raised once `limit` violations are collected."""
+
+
+_SKIPPED = "skipped"
+_CONDITIONAL = {"if": ("if_else", "if"), "while": ("while_loop", "loop"), "switch": ("switch_case", "switch")}
+"""Headers of the form `word (condition) {`: the construct each needs, and the kind of block it opens."""
+_LARGEST_WEIGHT = 10**15
+"""Nested loops' iteration counts multiply up to this and no further: far past any price limit, and an
+integer that stays small however deep the nesting."""
+
+
+class _Block(NamedTuple):
+    probe: int
+    """Where its header starts."""
+    kind: str
+    """`if`, `loop`, `switch`, `case`, or `skipped` (a body that is not checked)."""
+    weight: int
+    """The tally's weight outside it, restored at its `}`."""
+    labels: set[int] | None = None
+    """A switch's case values so far (each may appear once)."""
 
 
 class Checker:
@@ -60,10 +80,11 @@ class Checker:
 
     def _walk(self) -> None:
         lexer = Lexer(self.source)
-        opened: list[int] = []  # where each open block's header starts
+        opened: list[_Block] = []  # the open blocks, outermost first
         skip_depth: int | None = None
         first = True
         fast = _FAST.match
+        tally = self.tally
         for text, probe, end in lexer:
             self.probe = probe
             if not end:
@@ -71,59 +92,111 @@ class Checker:
                     self._report(parse_error(f"missing ';' after {clip(text)!r}"))
             elif skip_depth is not None:  # inside a body that is not checked (a definition, an unsupported block)
                 if end == "{":
-                    opened.append(probe)
+                    opened.append(_Block(probe, _SKIPPED, tally.weight))
                 elif end == "}":
                     opened.pop()
                     if len(opened) == skip_depth:
                         skip_depth = None
             elif end == ";":
+                if opened and opened[-1].kind == "switch" and text.strip():
+                    self._report(parse_error(f"a switch holds only 'case' and 'default' blocks: {clip(text)!r}"))
+                    continue
                 m = fast(text)
                 if m is None or not self._fast(m):
                     stmt = text.strip()
                     if first and not stmt:
                         continue
-                    self.tally.nested = bool(opened)
+                    tally.nested = bool(opened)
                     self._statement(stmt, first)
                 first = False
             elif end == "{":
-                opened.append(probe)
                 first = False
-                if not self._block_header(text):
+                outside = tally.weight  # a `for` header multiplies it for its body
+                kind = self._block_header(text, opened[-1] if opened else None)
+                opened.append(_Block(probe, kind or _SKIPPED, outside, set() if kind == "switch" else None))
+                if kind == "loop":
+                    self.statements.loops += 1
+                if kind is None:
                     skip_depth = len(opened) - 1
             else:
                 if text.strip():
                     self._report(parse_error(f"missing ';' after {clip(text)!r}"))
                 if opened:
-                    opened.pop()
+                    block = opened.pop()
+                    tally.weight = block.weight
+                    if block.kind == "loop":
+                        self.statements.loops -= 1
                 else:
                     self._report(parse_error("'}' without a matching '{'"))
         if lexer.unclosed_comment is not None:
             self.probe = lexer.unclosed_comment
             self._report(parse_error("this '/*' comment is never closed"))
         if opened:
-            self.probe = opened[0]
+            self.probe = opened[0].probe
             self._report(parse_error("this '{' is never closed"))
 
-    def _block_header(self, text: str) -> bool:
-        """True when the block's statements are to be checked: `if (...) {`, `else {`, `else if (...) {`."""
+    def _block_header(self, text: str, outer: _Block | None) -> str | None:
+        """The kind of block `text` opens when its statements are to be checked (`if`, `for`, `while`,
+        `switch`, `case`); None for a body that is skipped (a gate definition, an unsupported block,
+        which are reported). A control-flow block is checked only on a device that executes it."""
         gate = syntax.GATE_HEADER.match(text)
         if gate is not None:
             name = gate.group(2)
             if name in self.device.native:
                 self._report(parse_error(f"{name} is a native gate of {self.device.id}; it cannot be redefined"))
-            return False
-        header = rest = text.strip()
-        if syntax.ELSE.match(rest):
-            rest = rest[4:].lstrip()
+            return None
+        header = text.strip()
+        if outer is not None and outer.labels is not None:
+            return self._case(header, outer.labels)
+        try:
+            kind = self._control_flow(header)
+        except Rejection as r:
+            self._report(r)
+            return None
+        self.tally.dynamic = True  # a shot's outcome (or a loop) steers the block: Aer simulates each shot
+        return kind
+
+    def _control_flow(self, header: str) -> str:
+        """The block kind of a control-flow header; raises the Rejection that makes its body unchecked."""
+        word = first_word(header) or header[:1]
+        device = self.device
+        if word == "else":
+            rest = header[4:].lstrip()
             if not rest:
-                self.tally.dynamic = True
-                return True
-        condition = syntax.strip_if(rest)
-        if condition is None or condition.strip():
-            self._report(unsupported(first_word(header) or header[:1], header))
-            return False
-        self.tally.dynamic = True  # a shot's outcome steers the block: Aer simulates each shot
-        return True
+                device.require_control_flow("if_else", header)
+                return "if"
+            header, word = rest, first_word(rest) or rest[:1]
+        if word in _CONDITIONAL:
+            construct, kind = _CONDITIONAL[word]
+            device.require_control_flow(construct, header)
+            condition = syntax.strip_condition(header, word)
+            if condition is None or condition.strip():
+                raise parse_error(f"malformed '{word}' header: {clip(header)!r}")
+            return kind
+        if word == "for":
+            device.require_control_flow("for_loop", header)
+            iterations = syntax.for_iterations(header)
+            self.tally.weight = min(self.tally.weight * iterations, _LARGEST_WEIGHT)
+            return "loop"
+        raise unsupported(word or header[:1], header)
+
+    def _case(self, header: str, labels: set[int]) -> str | None:
+        """A block directly inside a `switch`: `case 0, 1 {` or `default {`; each value (and `default`,
+        as -1) at most once in a switch."""
+        if header == "default":
+            values = [-1]
+        elif syntax.CASE.fullmatch(header):
+            values = [syntax.number(v) for v in header[4:].split(",")]
+        else:
+            self._report(parse_error(f"a switch holds only 'case' and 'default' blocks: {clip(header)!r}"))
+            return None
+        for value in values:
+            if value in labels:
+                what = "'default'" if value < 0 else f"case {value}"
+                self._report(parse_error(f"{what} appears twice in one switch: {clip(header)!r}"))
+                return None
+            labels.add(value)
+        return "case"
 
     # --- statements ---------------------------------------------------------------
 
@@ -142,7 +215,7 @@ class Checker:
             if arity != 1:
                 return False
             tally = self.tally  # counted inline: this path is the hot one (Tally.one, unrolled)
-            tally.ops += 1
+            tally.ops += tally.weight
             tally.active.add(a)
             if tally.measured and a in tally.measured:
                 tally.dynamic = True
@@ -154,15 +227,16 @@ class Checker:
         if edge is None or edge.gate != name:
             return False
         tally = self.tally  # Tally.multi, unrolled
-        tally.ops += 1
-        tally.two_qubit_ops += 1
+        weight = tally.weight
+        tally.ops += weight
+        tally.two_qubit_ops += weight
         tally.active.add(a)
         tally.active.add(b)
         if tally.measured and (a in tally.measured or b in tally.measured):
             tally.dynamic = True
         low, high = (a, b) if a < b else (b, a)
-        tally.spans[low] += 1
-        tally.spans[high] -= 1
+        tally.spans[low] += weight
+        tally.spans[high] -= weight
         return True
 
     def _statement(self, stmt: str, first: bool) -> None:

@@ -19,6 +19,7 @@ class Device:
         self.num_qubits = snapshot.num_qubits
         self.native = frozenset(snapshot.native_gates)
         self.directives = frozenset(snapshot.directives)
+        self.control_flow = frozenset(snapshot.control_flow)
         self.online = [q.online for q in snapshot.qubits]
         self.every_coupling = snapshot.couplings()
         self.couplings: dict[tuple[int, int], Edge] = {
@@ -29,6 +30,15 @@ class Device:
         self.arity = {g: gates.arity(g) or (2 if g in coupled else 1) for g in self.native - self.directives}
 
     # --- rules --------------------------------------------------------------------
+
+    def require_control_flow(self, construct: str, stmt: str) -> None:
+        """`construct` is Qiskit's name (`if_else`, `for_loop`, ...); `stmt` the header that uses it."""
+        if construct not in self.control_flow:
+            executes = ", ".join(sorted(self.control_flow)) or "no control flow"
+            raise Rejection(
+                ViolationCode.UNSUPPORTED_CONTROL_FLOW,
+                f"{self.id} does not execute {construct} ({clip(stmt)!r}); it executes {executes}",
+            )
 
     def require_existing(self, qubits: range) -> None:
         if qubits.stop > self.num_qubits:

@@ -20,8 +20,8 @@ from device_registry.admissibility.violations import Rejection, ViolationCode, p
 
 _MODIFIERS = ("ctrl", "negctrl", "inv", "pow")
 _UNSUPPORTED = {
-    "for": "loops",
-    "while": "loops",
+    "for": "loops without braces (write 'for ... { ... }')",
+    "while": "loops without braces (write 'while (...) { ... }')",
     "def": "subroutines",
     "defcal": "calibration blocks",
     "cal": "calibration blocks",
@@ -32,10 +32,10 @@ _UNSUPPORTED = {
     "output": "output declarations",
     "extern": "extern functions",
     "return": "subroutines",
-    "break": "loops",
-    "continue": "loops",
     "end": "end statements",
-    "switch": "switch statements",
+    "switch": "switch statements without 'case' blocks",
+    "case": "'case' blocks outside a switch",
+    "default": "'default' blocks outside a switch",
 }
 
 
@@ -46,6 +46,8 @@ class Statements:
         self.dialect, self.device, self.registers, self.report = dialect, device, registers, report
         self.tally = tally
         self.included = False
+        self.loops = 0
+        """How many loop blocks enclose the statement being read (the checker keeps count)."""
 
     def read(self, stmt: str, first: bool) -> None:
         """Check one statement (stripped); raise the Rejection that ends it, report any before."""
@@ -57,6 +59,7 @@ class Statements:
             stmt = stmt[4:].lstrip()
             self.tally.nested = True
         if stmt.startswith("if") and syntax.IF.match(stmt):
+            self.device.require_control_flow("if_else", stmt)
             self.tally.nested = True
             self.tally.dynamic = True  # a shot's outcome steers the rest: Aer simulates each shot
             body = syntax.strip_if(stmt)
@@ -65,6 +68,10 @@ class Statements:
             stmt = body.strip()
             if not stmt:
                 raise parse_error("an 'if' without a statement")
+        if stmt in ("break", "continue"):
+            if not self.loops:
+                raise parse_error(f"'{stmt}' outside a loop")
+            return
         word = first_word(stmt)
         if word is None:
             raise parse_error(f"cannot read statement {clip(stmt)!r}")

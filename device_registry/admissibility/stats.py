@@ -14,7 +14,9 @@ from dataclasses import dataclass
 class CircuitStats:
     expanded_ops: int
     """Operations Aer applies: each gate application, measure, reset and delay once per qubit (or pair, or
-    tuple) it is broadcast over (`sx q;` on a 156-qubit register is 156); barriers are not counted."""
+    tuple) it is broadcast over (`sx q;` on a 156-qubit register is 156), and once per iteration of each
+    enclosing `for` loop; barriers are not counted. Every branch of a conditional counts, a `while` body
+    once."""
     two_qubit_ops: int
     """Those of `expanded_ops` that act on two or more qubits: what can entangle."""
     active_qubits: frozenset[int]
@@ -45,7 +47,7 @@ class CircuitStats:
 class Tally:
     """The counts as the pass goes; `freeze` them once it is done. Qubits given are on the device."""
 
-    __slots__ = ("active", "delayed", "dynamic", "measured", "nested", "ops", "spans", "two_qubit_ops")
+    __slots__ = ("active", "delayed", "dynamic", "measured", "nested", "ops", "spans", "two_qubit_ops", "weight")
 
     def __init__(self, num_qubits: int) -> None:
         self.ops = 0
@@ -58,23 +60,27 @@ class Tally:
         """The statement being read is inside a control-flow block (or an `if`'s body)."""
         self.spans = [0] * (num_qubits + 1)
         """Multi-qubit operations as a difference array: +1 at the lowest qubit, -1 at the highest."""
+        self.weight = 1
+        """How many times the statement being read runs: the product of the enclosing `for` loops'
+        iteration counts (a `while` loop's body is counted once: its iterations are not known)."""
 
     def one(self, qubit: int) -> None:
-        self.ops += 1
+        self.ops += self.weight
         self.active.add(qubit)
         if self.measured and qubit in self.measured:
             self.dynamic = True  # acted on after its measurement: Aer cannot sample a final state
 
     def multi(self, qubits: tuple[int, ...]) -> None:
-        self.ops += 1
-        self.two_qubit_ops += 1
+        weight = self.weight
+        self.ops += weight
+        self.two_qubit_ops += weight
         self.touch(qubits)
-        self.spans[min(qubits)] += 1
-        self.spans[max(qubits)] -= 1
+        self.spans[min(qubits)] += weight
+        self.spans[max(qubits)] -= weight
 
     def each(self, qubits: tuple[int, ...]) -> None:
         """A one-qubit operation broadcast over `qubits`."""
-        self.ops += len(qubits)
+        self.ops += len(qubits) * self.weight
         self.touch(qubits)
 
     def touch(self, qubits: tuple[int, ...]) -> None:
@@ -84,12 +90,12 @@ class Tally:
 
     def delay(self, qubits: tuple[int, ...]) -> None:
         """Idling: an operation per qubit that activates none (nor acts on a measured one again)."""
-        self.ops += len(qubits)
+        self.ops += len(qubits) * self.weight
         if not self.nested:
             self.delayed.update(qubits)
 
     def measure(self, qubits: tuple[int, ...]) -> None:
-        self.ops += len(qubits)
+        self.ops += len(qubits) * self.weight
         self.active.update(qubits)
         self.measured.update(qubits)
 

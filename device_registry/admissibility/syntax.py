@@ -24,6 +24,13 @@ GATE_HEADER = re.compile(r"\s*+(gate|opaque)\s++(" + NAME + ")")
 STRING = re.compile(r""""[^"\n]*+"|'[^'\n]*+'""")
 ELSE = re.compile(r"else\b")
 IF = re.compile(r"if\s*+(?=\()")
+CONDITION = {word: re.compile(word + r"\s*+(?=\()") for word in ("if", "while", "switch")}
+CASE = re.compile(r"case\s++\d++(?:\s*+,\s*+\d++)*+")
+FOR = re.compile(
+    r"for\s++u?+int(?:\s*+\[\s*+\d++\s*+\])?+\s++" + NAME + r"\s++in\s*+"
+    r"\[\s*+(-?+\d++)\s*+:\s*+(-?+\d++)\s*+(?::\s*+(-?+\d++)\s*+)?+\]\s*+"
+)
+"""`for uint i in [start:end]` or `[start:step:end]` (integer literals, the end included)."""
 DURATION = re.compile(
     r"\s*+((?:\d[\d_]*+(?:\.[\d_]*+)?+|\.\d[\d_]*+)(?:[eE][+-]?+\d++)?+)\s*+(dt|ns|us|\u00b5s|ms|s)\s*+"
 )
@@ -66,11 +73,38 @@ def strip_designator(rest: str) -> str | None:
 
 def strip_if(stmt: str) -> str | None:
     """`if (cond) rest` -> ` rest`; None if this is not a well-formed `if (...)`."""
-    m = IF.match(stmt)
+    return strip_condition(stmt, "if")
+
+
+def strip_condition(stmt: str, word: str) -> str | None:
+    """`word (cond) rest` -> ` rest` for `if`, `while` and `switch`; None if it is not well formed."""
+    m = CONDITION[word].match(stmt)
     if m is None:
         return None
     close = matching(stmt, m.end())
     return None if close is None else stmt[close + 1 :]
+
+
+def for_iterations(header: str) -> int:
+    """How many times the body of the `for` loop `header` runs (OpenQASM 3 ranges include their end)."""
+    m = FOR.fullmatch(header)
+    if m is None:
+        raise parse_error(
+            f"a for loop takes an integer variable over a literal range, such as 'for uint i in [0:9]' or "
+            f"'[0:2:8]' (a set in braces is not read): {clip(header)!r}"
+        )
+    start, end = _signed(m.group(1)), _signed(m.group(2))
+    step = 1
+    if m.group(3) is not None:  # [start:step:end]
+        step, end = end, _signed(m.group(3))
+    if step == 0:
+        raise parse_error(f"a for loop's step cannot be 0: {clip(header)!r}")
+    span = end - start if step > 0 else start - end
+    return span // abs(step) + 1 if span >= 0 else 0
+
+
+def _signed(text: str) -> int:
+    return -number(text[1:]) if text.startswith("-") else number(text)
 
 
 def matching(text: str, start: int) -> int | None:

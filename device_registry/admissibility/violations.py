@@ -15,6 +15,8 @@ class ViolationCode(StrEnum):
     PARSE_ERROR = "PARSE_ERROR"
     UNKNOWN_DIALECT = "UNKNOWN_DIALECT"
     INCLUDE_NOT_ALLOWED = "INCLUDE_NOT_ALLOWED"
+    UNSUPPORTED_CONTROL_FLOW = "UNSUPPORTED_CONTROL_FLOW"
+    """A control-flow construct (`if`, `for`, `while`, `switch`) the device does not execute."""
 
 
 @dataclass(frozen=True)
