@@ -5,6 +5,10 @@ The runner reads qubit i of the circuit (or `$i` once transpiled) as device qubi
 of the registers' bits, so a circuit whose bits are not exactly its registers laid end to end (a loose
 bit, two registers sharing one, a register whose bits are out of order) would come back with bits lost
 or misplaced: it is refused before anything is sent.
+
+A `switch` is written as the `if`/`else` chain it means (Qiskit writes OpenQASM 3's `switch` only in a
+pre-standard form that no OpenQASM 3 parser reads): each case value becomes `if (target == value)`, in
+order, and `default` the last `else`. The service runs the same operations on the same shots.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from qiskit import QuantumCircuit, qasm3
+from qiskit.circuit import CASE_DEFAULT, ClassicalRegister, Clbit, IfElseOp, SwitchCaseOp
 from qiskit.qasm3 import STDGATES_INC_GATES, QASM3ExporterError
 
 from vqpu_client.qiskit.errors import UnsupportedCircuitError
@@ -31,7 +36,7 @@ def to_openqasm(circuit: QuantumCircuit, native_gates: Iterable[str]) -> str:
     check_registers(circuit)
     try:
         builtin = ("U", *sorted(set(native_gates) - _STDGATES))
-        source: str = qasm3.dumps(circuit, basis_gates=builtin)
+        source: str = qasm3.dumps(switches_as_if_chains(circuit), basis_gates=builtin)
     except QASM3ExporterError as exc:
         raise UnsupportedCircuitError(f"circuit {circuit.name!r} cannot be written as OpenQASM 3: {exc}") from exc
     return source
@@ -50,3 +55,67 @@ def check_registers(circuit: QuantumCircuit) -> None:
             "register or in two would come back lost or misplaced. Measure into ClassicalRegisters "
             "(QuantumCircuit(n, m), measure_all(), add_register(ClassicalRegister(k, name)))"
         )
+
+
+def switches_as_if_chains(circuit: QuantumCircuit) -> QuantumCircuit:
+    """`circuit` with every `switch` (at any depth) replaced by the `if`/`else` chain it means."""
+    if not any(getattr(inst.operation, "blocks", ()) for inst in circuit.data):
+        return circuit
+    out = circuit.copy_empty_like()
+    for inst in circuit.data:
+        operation = inst.operation
+        if isinstance(operation, SwitchCaseOp):
+            chain = _if_chain(operation, list(inst.clbits), circuit.name)
+            if isinstance(chain, QuantumCircuit):  # a switch with only a default: its body, always
+                out.compose(chain, qubits=inst.qubits, clbits=inst.clbits, inplace=True)
+            else:
+                out.append(chain, inst.qubits, inst.clbits)
+        elif getattr(operation, "blocks", ()):
+            blocks = [switches_as_if_chains(block) for block in operation.blocks]
+            out.append(operation.replace_blocks(blocks), inst.qubits, inst.clbits)
+        else:
+            out.append(inst)
+    return out
+
+
+def _if_chain(switch: SwitchCaseOp, clbits: list[Clbit], name: str) -> IfElseOp | QuantumCircuit:
+    """`if (t == v1) {case v1} else { if (t == v2) {...} else {default} }`. The blocks of a switch are laid
+    on the instruction's bits by position (`clbits`), so a nested `if` names the target by its bits'
+    positions in the enclosing block."""
+    target = switch.target
+    if not isinstance(target, Clbit | ClassicalRegister):
+        raise UnsupportedCircuitError(
+            f"circuit {name!r}: a switch on an expression cannot be sent; switch on a classical register or bit"
+        )
+    cases: list[tuple[int | bool, QuantumCircuit]] = []
+    rest: QuantumCircuit | None = None  # the default
+    for values, block in switch.cases_specifier():
+        lowered = switches_as_if_chains(block)
+        for value in values:
+            if value is CASE_DEFAULT:
+                rest = lowered
+            else:
+                cases.append((value, lowered))
+    if not cases:
+        assert rest is not None, "a switch has at least one case"
+        return rest
+    for value, block in reversed(cases[1:]):
+        body = block.copy_empty_like()
+        body.append(IfElseOp((_target_in(body, target, clbits), value), block, rest), body.qubits, body.clbits)
+        rest = body
+    value, block = cases[0]
+    return IfElseOp((target, value), block, rest)
+
+
+def _target_in(
+    body: QuantumCircuit, target: Clbit | ClassicalRegister, clbits: list[Clbit]
+) -> Clbit | ClassicalRegister:
+    if isinstance(target, Clbit):
+        return body.clbits[clbits.index(target)]
+    bits = [body.clbits[clbits.index(bit)] for bit in target]
+    for register in body.cregs:
+        if list(register) == bits:
+            return register
+    register = ClassicalRegister(name=target.name, bits=bits)
+    body.add_register(register)
+    return register
