@@ -4,7 +4,8 @@ As a process (`process_main`, behind `python -m runner` and `vqpu-runner`) the r
 the scratch space of the libraries it loads into its run directory: dill probes the temporary
 directory when Qiskit imports it, and stevedore caches Qiskit's plugin list under ~/.cache. So the
 process touches no file outside its run directory but the installed code it imports; that is why
-Qiskit is imported only after that (in `_run`), never when this module is. Once it has read its task,
+Qiskit is imported only after that (in `_run`), never when this module is. It also keeps itself to
+Qiskit's and Aer's own transpiler plugins (runner.plugins). Once it has read its task,
 a runner process bounds itself by the task's `limits` (runner.limits: a wall-time watchdog, a memory
 rlimit), and as it ends it writes what it used (runner.usage: usage.json); `main`, a run inside the
 caller's process, leaves the caller's process alone and accounts for nothing.
@@ -20,7 +21,7 @@ import traceback
 from pathlib import Path
 
 from device_registry import RegistryError
-from runner import limits, usage
+from runner import limits, plugins, usage
 from runner.errors import InvalidPayload, RunnerError, SimulationFailed
 from runner.rundir import read_inputs
 from vqpu_protocol.codes import ErrorCode, ExitCode
@@ -41,6 +42,7 @@ def process_main(argv: list[str] | None = None) -> int:
             path = run_dir / SCRATCH_DIR / name
             path.mkdir(parents=True, exist_ok=True)
             os.environ[variable] = str(path)
+    plugins.confine()
     return _logged_run(run_dir, started, bounded=True)
 
 

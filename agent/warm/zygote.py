@@ -54,6 +54,9 @@ def warm() -> None:
     writes the on-disk cache (which lives under the zygote's XDG_CACHE_HOME, outside any run dir).
     """
     started = time.perf_counter()
+    # As runner.cli.process_main does (by name: the agent runs the runner, it does not import it); the
+    # children inherit the confined cache.
+    importlib.import_module("runner.plugins").confine()
     for module in ("qiskit", "qiskit_aer", "qiskit_aer.noise", "runner.cli", "runner.pipeline"):
         importlib.import_module(module)
     from qiskit.transpiler import generate_preset_pass_manager

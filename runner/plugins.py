@@ -1,0 +1,42 @@
+"""The transpiler plugins a runner process may load: Qiskit's own, none of what else is installed.
+
+Qiskit finds transpiler plugins (synthesis methods, pass-manager stages) through entry points, and
+stevedore imports every module registered in a group as soon as a pass manager asks for the group:
+building a `HighLevelSynthesis` pass imports each `qiskit.synthesis` plugin of every installed
+package. Installed beside the runner (a user's or a developer's environment), qiskit-experiments
+registers one, so every run that translated a gate imported qiskit-experiments, lmfit and matplotlib,
+and built a matplotlib font cache in its scratch space (2.5 s of a fresh process, measured);
+qiskit-ibm-runtime registers translation stages the same way. None of that is the runner's code.
+
+`confine` fills stevedore's in-memory entry-point cache, for every Qiskit plugin group, with the entry
+points whose code is Qiskit's (`qiskit.` modules) or Aer's (`qiskit_aer.`), before any pass manager is
+built. It reads the installed distributions' metadata and writes nothing.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint, entry_points
+
+OWN_MODULES = ("qiskit.", "qiskit_aer.")
+"""Entry points into these packages are kept; every other is left out."""
+
+
+def own(entry: EntryPoint) -> bool:
+    return entry.value.startswith(OWN_MODULES)
+
+
+def confine() -> dict[str, list[str]]:
+    """Keep the runner's process to Qiskit's and Aer's plugins; returns what was left out, by group."""
+    import stevedore
+
+    left_out: dict[str, list[str]] = {}
+    everything = entry_points()
+    for group in everything.groups:
+        if not group.startswith("qiskit."):
+            continue
+        listed = list(everything.select(group=group))
+        stevedore.ExtensionManager.ENTRY_POINT_CACHE[group] = [e for e in listed if own(e)]
+        foreign = sorted(f"{e.name} = {e.value}" for e in listed if not own(e))
+        if foreign:
+            left_out[group] = foreign
+    return left_out
