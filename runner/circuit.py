@@ -7,6 +7,7 @@ layout, routing or optimisation, so an amplified identity stays amplified.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,11 +16,20 @@ from typing import Any, Literal
 import openqasm3
 from openqasm3 import ast
 from qiskit import QuantumCircuit, qasm2, transpile
-from qiskit.circuit import CircuitInstruction
+from qiskit.circuit import (
+    BreakLoopOp,
+    CircuitInstruction,
+    ClassicalRegister,
+    Clbit,
+    ContinueLoopOp,
+    ControlFlowOp,
+)
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.transpiler import Target, TranspilerError
+from qiskit_qasm3_import import types
 from qiskit_qasm3_import.converter import ConvertVisitor
-from qiskit_qasm3_import.state import State
+from qiskit_qasm3_import.exceptions import raise_from_node
+from qiskit_qasm3_import.state import LocalScope, State
 
 from device_registry import Snapshot
 from device_registry.admissibility import CircuitStats, ViolationCode, disallowed_includes
@@ -92,6 +102,27 @@ class _NativeGatesVisitor(ConvertVisitor):
         state: State = super()._define_gate(name, definition, n_parameters, n_qubits, definer, context)
         return state
 
+    def visit_SwitchStatement(self, node: ast.SwitchStatement, context: State) -> State:
+        """`switch (c) { case 0 { ... } case 1, 2 { ... } default { ... } }` on a bit or bit register,
+        which qiskit_qasm3_import 0.6 does not convert; written as its `visit_BranchingStatement` is."""
+        target, kind = self._resolve_generic(node.target, context, strict=True)
+        # Not a slice: Qiskit would need an aliasing register for it, which would add a register to the counts.
+        if not isinstance(kind, types.Bit | types.BitArray) or not isinstance(target, Clbit | ClassicalRegister):
+            raise_from_node(node.target, "a switch needs a single bit or a whole bit register to switch on")
+        with context.circuit.switch(target) as case:
+            for values, body in node.cases:
+                with case(*(self._resolve_constant_int(value, context) for value in values)):
+                    self._visit_block(body.statements, context)
+            if node.default is not None:
+                with case(case.DEFAULT):
+                    self._visit_block(node.default.statements, context)
+        return context
+
+    def _visit_block(self, statements: list[ast.Statement], context: State) -> None:
+        with LocalScope(context) as inner:
+            for statement in statements:
+                self.visit(statement, inner)
+
 
 def _on_physical_qubits(circuit: QuantumCircuit) -> QuantumCircuit:
     """OpenQASM 3 `$n` qubits arrive as a layout; make qubit n of the circuit device qubit n."""
@@ -123,14 +154,16 @@ def fit_to_device(circuit: QuantumCircuit, snapshot: Snapshot, target: Target, s
             ErrorCode.NOT_ADMISSIBLE,
             f"the circuit uses {circuit.num_qubits} qubits; {snapshot.device_id} has {snapshot.num_qubits}",
         )
-    allowed = set(snapshot.native_gates) | set(snapshot.directives)
-    if all(inst.operation.name in allowed for inst in circuit.data):
+    _refuse_unlisted_control_flow(circuit, snapshot)
+    allowed = _vocabulary(snapshot)
+    if all(inst.operation.name in allowed for inst in _every_instruction(circuit)):
         check_admissible(circuit, snapshot)
         return Fitted(circuit, "native")
     try:
+        # The target declares the device's control flow, so the gates inside its blocks are translated too.
         translated = transpile(
             circuit,
-            target=target,
+            target=_with_loop_exits(target, circuit),
             initial_layout=list(range(circuit.num_qubits)),
             layout_method="trivial",
             routing_method="none",
@@ -145,34 +178,104 @@ def fit_to_device(circuit: QuantumCircuit, snapshot: Snapshot, target: Target, s
     return Fitted(translated, "basis-translation")
 
 
+_LOOP_EXITS = frozenset({"break_loop", "continue_loop"})
+"""`break` and `continue`: part of the loop they leave, executable wherever that loop is."""
+
+_LOOP_EXIT_OPS = {"break_loop": BreakLoopOp, "continue_loop": ContinueLoopOp}
+
+_CONSTRUCTS = {"if_else": "if/else", "for_loop": "for", "while_loop": "while", "switch_case": "switch", "box": "box"}
+"""Qiskit's name for a control-flow construct, and the OpenQASM 3 statement a user wrote."""
+
+
+def _with_loop_exits(target: Target, circuit: QuantumCircuit) -> Target:
+    """The target, declaring `break_loop` and `continue_loop` where the circuit uses them and it does not:
+    they are part of the loop the target declares, and the basis translator refuses an operation it cannot
+    find. A copy (about 15 ms for Fez), so the cached target is never changed."""
+    used = {inst.operation.name for inst in _every_instruction(circuit)} & _LOOP_EXITS
+    missing = used - set(target.operation_names)
+    if not missing:
+        return target
+    extended = copy.deepcopy(target)
+    for name in sorted(missing):
+        extended.add_instruction(_LOOP_EXIT_OPS[name], name=name)
+    return extended
+
+
+def _vocabulary(snapshot: Snapshot) -> frozenset[str]:
+    """What the device executes as written: its native gates, directives and listed control flow."""
+    listed = set(snapshot.control_flow)
+    loops = _LOOP_EXITS if listed & {"for_loop", "while_loop"} else frozenset()
+    return frozenset(snapshot.native_gates) | set(snapshot.directives) | listed | loops
+
+
+def _refuse_unlisted_control_flow(circuit: QuantumCircuit, snapshot: Snapshot) -> None:
+    """A construct the device does not execute is refused by name: no translation can remove it."""
+    listed = set(snapshot.control_flow)
+    for inst in _every_instruction(circuit):
+        name = inst.operation.name
+        if isinstance(inst.operation, ControlFlowOp) and name not in listed:
+            construct = _CONSTRUCTS.get(name, name)
+            executes = ", ".join(_CONSTRUCTS.get(c, c) for c in snapshot.control_flow) or "none"
+            raise InvalidPayload(
+                ErrorCode.NOT_ADMISSIBLE,
+                f"{snapshot.device_id} does not execute `{construct}` ({name}) within a shot; "
+                f"the control flow it executes: {executes}",
+                {"construct": name, "device_id": snapshot.device_id, "control_flow": list(snapshot.control_flow)},
+            )
+
+
 def check_admissible(circuit: QuantumCircuit, snapshot: Snapshot) -> None:
-    """Every operation native, on ONLINE qubits, and 2-qubit ones on an AVAILABLE coupling."""
-    allowed = set(snapshot.native_gates) | set(snapshot.directives)
+    """Every operation native, on ONLINE qubits, and 2-qubit ones on an AVAILABLE coupling; those inside a
+    control-flow block (on the outer circuit's qubits) as much as those outside, and every construct listed."""
+    _refuse_unlisted_control_flow(circuit, snapshot)
+    allowed = _vocabulary(snapshot)
     couplings = snapshot.couplings()
     problems: list[dict[str, object]] = []
-    for position, inst in enumerate(circuit.data):
+    for position, inst, qubits, within in _placed(circuit, [circuit.find_bit(q).index for q in circuit.qubits]):
         name = inst.operation.name
-        qubits = [circuit.find_bit(q).index for q in inst.qubits]
+        if isinstance(inst.operation, ControlFlowOp) or name in _LOOP_EXITS:
+            continue  # listed (checked above): no pulse of its own; a construct's blocks' operations follow it
+        where = {"op": position} | ({"within": within} if within else {})
         if name not in allowed:
-            problems.append({"code": ViolationCode.UNKNOWN_GATE, "op": position, "gate": name, "qubits": qubits})
+            problems.append({"code": ViolationCode.UNKNOWN_GATE, **where, "gate": name, "qubits": qubits})
             continue
         offline = [q for q in qubits if not snapshot.qubits[q].online]
         if offline and name != "barrier":  # a barrier fences scheduling; no pulse reaches its qubits
-            problems.append({"code": ViolationCode.QUBIT_OFFLINE, "op": position, "gate": name, "qubits": offline})
+            problems.append({"code": ViolationCode.QUBIT_OFFLINE, **where, "gate": name, "qubits": offline})
         if len(qubits) == 2 and name not in snapshot.directives:
             edge = couplings.get((qubits[0], qubits[1]))
             if edge is None or not edge.available or edge.gate != name:
-                problems.append({"code": ViolationCode.NO_COUPLING, "op": position, "gate": name, "qubits": qubits})
+                problems.append({"code": ViolationCode.NO_COUPLING, **where, "gate": name, "qubits": qubits})
         if len(problems) >= 20:
             break
     if problems:
         first = problems[0]
+        inside = f" inside {_CONSTRUCTS.get(str(first['within']), first['within'])}" if "within" in first else ""
         raise InvalidPayload(
             ErrorCode.NOT_ADMISSIBLE,
-            f"{first['code']}: {first['gate']} on qubits {first['qubits']} is not executable on "
+            f"{first['code']}: {first['gate']} on qubits {first['qubits']}{inside} is not executable on "
             f"{snapshot.device_id}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
             problems,
         )
+
+
+def _placed(
+    circuit: QuantumCircuit, physical: list[int], position: int | None = None, within: str | None = None
+) -> Iterator[tuple[int, CircuitInstruction, list[int], str | None]]:
+    """Each operation, nested ones after their construct, with its top-level position, its physical
+    qubits (a block's qubit i is its instruction's qubit i) and the innermost construct it is inside."""
+    index = {q: physical[i] for i, q in enumerate(circuit.qubits)}
+    for here, inst in enumerate(circuit.data):
+        qubits = [index[q] for q in inst.qubits]
+        at = here if position is None else position
+        yield at, inst, qubits, within
+        for block in getattr(inst.operation, "blocks", ()):
+            yield from _placed(block, qubits, at, inst.operation.name)
+
+
+def measures(circuit: QuantumCircuit) -> bool:
+    """Whether any operation, inside a control-flow block or not, measures a qubit."""
+    return any(inst.operation.name == "measure" for inst in _every_instruction(circuit))
 
 
 _NOT_ACTING = frozenset({"barrier", "measure", "delay"})

@@ -41,7 +41,7 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
     t1 = time.perf_counter()
     circuit.check_delays(parsed, snapshot)
     fitted = circuit.fit_to_device(parsed, snapshot, caches.targets.get(snapshot), seed)
-    if not any(inst.operation.name == "measure" for inst in fitted.circuit.data):
+    if not circuit.measures(fitted.circuit):
         raise InvalidPayload(ErrorCode.NO_MEASUREMENTS, "the circuit measures no qubit, so it has no counts to return")
     if task.options.memory:
         _check_memory_size(fitted.circuit, task.shots)
