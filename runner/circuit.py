@@ -23,6 +23,7 @@ from qiskit.circuit import (
     Clbit,
     ContinueLoopOp,
     ControlFlowOp,
+    ForLoopOp,
 )
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.transpiler import Target, TranspilerError
@@ -32,7 +33,7 @@ from qiskit_qasm3_import.exceptions import raise_from_node
 from qiskit_qasm3_import.state import LocalScope, State
 
 from device_registry import Snapshot
-from device_registry.admissibility import CircuitStats, ViolationCode, disallowed_includes
+from device_registry.admissibility import LARGEST_WEIGHT, CircuitStats, ViolationCode, disallowed_includes
 from runner.errors import InvalidPayload
 from vqpu_protocol.codes import ErrorCode
 
@@ -278,6 +279,10 @@ def measures(circuit: QuantumCircuit) -> bool:
     return any(inst.operation.name == "measure" for inst in _every_instruction(circuit))
 
 
+_NOT_OPERATIONS = frozenset({"barrier", "break_loop", "continue_loop"})
+"""Instructions Aer applies to no qubit: a scheduling fence and a loop's exits (which span the loop's
+qubits in Qiskit). The admission pass does not count them either."""
+
 _NOT_ACTING = frozenset({"barrier", "measure", "delay"})
 """Operations that do not act on a measured qubit's state again (Aer still samples after them)."""
 
@@ -334,7 +339,8 @@ def drop_idle_delays(circuit: QuantumCircuit, active: frozenset[int]) -> Quantum
 def circuit_stats(circuit: QuantumCircuit) -> CircuitStats:
     """What the admissibility pass counts (`Checker.stats`), read off the circuit Aer is given: the same
     numbers for a native circuit, and the true ones for a translated circuit the pass could not count.
-    The operations of a conditional block count as the pass counts them: each once, every branch."""
+    The operations of a conditional block count as the pass counts them: each once, every branch, once
+    per iteration of every enclosing `for` loop (a `while` body once)."""
     tally = _Tally()
     tally.walk(circuit, [circuit.find_bit(q).index for q in circuit.qubits])
     order = sorted(tally.active)
@@ -360,20 +366,24 @@ class _Tally:
         self.spans: dict[tuple[int, int], int] = {}
         self.dynamic = False
 
-    def walk(self, circuit: QuantumCircuit, physical: list[int], nested: bool = False) -> None:
+    def walk(self, circuit: QuantumCircuit, physical: list[int], nested: bool = False, weight: int = 1) -> None:
+        """`weight`: how many times each operation of `circuit` runs (the enclosing `for` loops' iterations)."""
         index = {q: physical[i] for i, q in enumerate(circuit.qubits)}
         for inst in circuit.data:
             operation, name = inst.operation, inst.operation.name
             qubits = [index[q] for q in inst.qubits]
             blocks = getattr(operation, "blocks", ())
-            if blocks:  # a conditional: a shot's outcome steers it, so Aer simulates each shot
+            if blocks:  # control flow: a shot's outcome steers it (or a loop repeats it): Aer simulates each shot
                 self.dynamic = True
+                inner = weight
+                if isinstance(operation, ForLoopOp):  # counted once per iteration, as the admission pass does
+                    inner = min(weight * len(operation.params[0]), LARGEST_WEIGHT)
                 for block in blocks:
-                    self.walk(block, qubits, nested=True)
+                    self.walk(block, qubits, nested=True, weight=inner)
                 continue
-            if name == "barrier":
+            if name in _NOT_OPERATIONS:
                 continue
-            self.ops += 1
+            self.ops += weight
             if name == "delay":  # idling activates no qubit; a top-level one relaxes an active qubit
                 if not nested:
                     self.delayed.update(qubits)
@@ -386,6 +396,6 @@ class _Tally:
             elif name not in _NOT_ACTING and not self.measured.isdisjoint(qubits):
                 self.dynamic = True
             if len(qubits) > 1:
-                self.two_qubit += 1
+                self.two_qubit += weight
                 span = (min(qubits), max(qubits))
-                self.spans[span] = self.spans.get(span, 0) + 1
+                self.spans[span] = self.spans.get(span, 0) + weight

@@ -26,13 +26,14 @@ from __future__ import annotations
 from device_registry.admissibility.checker import Checker
 from device_registry.admissibility.dialects import DIALECTS, INCLUDES
 from device_registry.admissibility.includes import disallowed_includes
-from device_registry.admissibility.stats import CircuitStats
+from device_registry.admissibility.stats import LARGEST_WEIGHT, CircuitStats
 from device_registry.admissibility.violations import Violation, ViolationCode
 from device_registry.snapshot import Snapshot
 
 __all__ = [
     "DIALECTS",
     "INCLUDES",
+    "LARGEST_WEIGHT",
     "MAX_VIOLATIONS",
     "Checker",
     "CircuitStats",

@@ -16,7 +16,7 @@ from device_registry.admissibility.device import Device
 from device_registry.admissibility.lexer import Lexer, Lines
 from device_registry.admissibility.registers import Registers
 from device_registry.admissibility.statements import Statements, unsupported
-from device_registry.admissibility.stats import CircuitStats, Tally
+from device_registry.admissibility.stats import LARGEST_WEIGHT, CircuitStats, Tally
 from device_registry.admissibility.syntax import clip, first_word
 from device_registry.admissibility.violations import Rejection, Violation, parse_error
 from device_registry.snapshot import Snapshot
@@ -38,9 +38,6 @@ class _Stop(Exception):
 _SKIPPED = "skipped"
 _CONDITIONAL = {"if": ("if_else", "if"), "while": ("while_loop", "loop"), "switch": ("switch_case", "switch")}
 """Headers of the form `word (condition) {`: the construct each needs, and the kind of block it opens."""
-_LARGEST_WEIGHT = 10**15
-"""Nested loops' iteration counts multiply up to this and no further: far past any price limit, and an
-integer that stays small however deep the nesting."""
 
 
 class _Block(NamedTuple):
@@ -172,11 +169,12 @@ class Checker:
             condition = syntax.strip_condition(header, word)
             if condition is None or condition.strip():
                 raise parse_error(f"malformed '{word}' header: {clip(header)!r}")
+            syntax.require_whole_registers(header)
             return kind
         if word == "for":
             device.require_control_flow("for_loop", header)
             iterations = syntax.for_iterations(header)
-            self.tally.weight = min(self.tally.weight * iterations, _LARGEST_WEIGHT)
+            self.tally.weight = min(self.tally.weight * iterations, LARGEST_WEIGHT)
             return "loop"
         raise unsupported(word or header[:1], header)
 

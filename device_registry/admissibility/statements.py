@@ -65,6 +65,7 @@ class Statements:
             body = syntax.strip_if(stmt)
             if body is None:
                 raise parse_error(f"unbalanced parentheses in {clip(stmt)!r}")
+            syntax.require_whole_registers(stmt[: len(stmt) - len(body)])
             stmt = body.strip()
             if not stmt:
                 raise parse_error("an 'if' without a statement")

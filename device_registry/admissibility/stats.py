@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+LARGEST_WEIGHT = 10**15
+"""Nested `for` loops' iteration counts multiply up to this and no further: far past any price limit, and
+an integer that stays small however deep the nesting."""
+
 
 @dataclass(frozen=True)
 class CircuitStats:

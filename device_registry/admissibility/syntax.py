@@ -85,6 +85,15 @@ def strip_condition(stmt: str, word: str) -> str | None:
     return None if close is None else stmt[close + 1 :]
 
 
+def require_whole_registers(condition: str) -> None:
+    """A condition reads bits or whole registers, never a slice (`c[0:1]`): the runner's importer turns a
+    slice into an extra register, which would show in the counts."""
+    if ":" in condition:
+        raise parse_error(
+            f"a condition on a slice of a register is not supported (name bits or the register): {clip(condition)!r}"
+        )
+
+
 def for_iterations(header: str) -> int:
     """How many times the body of the `for` loop `header` runs (OpenQASM 3 ranges include their end)."""
     m = FOR.fullmatch(header)

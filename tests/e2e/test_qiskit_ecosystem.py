@@ -180,3 +180,58 @@ def test_a_dynamically_decoupled_alap_circuit_runs_as_aer_runs_it_with_the_devic
     tv = 0.5 * sum(abs(served.get(k, 0) - local.get(k, 0)) for k in set(served) | set(local)) / shots
     print(f"DD GHZ-3 on Fez {GHZ_QUBITS}: TV to Aer's from_backend {tv:.4f}; served {served}")
     assert tv < 0.02
+
+
+def _dynamic() -> QuantumCircuit:
+    """A mid-circuit measurement steering an `if`/`else`, a `for` loop and a `switch` on 4 uncoupled qubits:
+    ideally 0100 and 1111, half each (c0 is a coin, c1 copies it, c2 is always 1, c3 copies it again)."""
+    qc = QuantumCircuit(4, 4, name="dynamic")
+    qc.h(0)
+    qc.measure(0, 0)
+    with qc.if_test((qc.clbits[0], 1)) as else_:
+        qc.x(1)
+    with else_:
+        qc.id(1)
+    qc.measure(1, 1)
+    with qc.for_loop(range(2)):
+        qc.sx(2)  # twice: an X
+    with qc.switch(qc.cregs[0]) as case:
+        with case(3):  # c = 0b0011 (c1 = c0 = 1)
+            qc.x(3)
+        with case(case.DEFAULT):
+            qc.id(3)
+    qc.measure([2, 3], [2, 3])
+    return qc
+
+
+DYNAMIC_QUBITS = [1, 2, 3, 4]
+
+
+def test_a_dynamic_circuit_gives_the_exact_ideal_distribution_on_the_ideal_twin(provider: VQPUProvider) -> None:
+    with warnings.catch_warnings():  # the ideal twin leaves out Fez's broken couplers too
+        warnings.simplefilter("ignore", DeviceDefectsWarning)
+        ideal = provider.get_backend("ibm-fez-ideal")
+    assert {"if_else", "for_loop", "switch_case"} <= set(ideal.target.operation_names)
+    isa = transpile(_dynamic(), ideal, initial_layout=DYNAMIC_QUBITS, seed_transpiler=1)
+    counts = ideal.run(isa, shots=4000, seed_simulator=5).result(timeout=WAIT_S).get_counts()
+    assert set(counts) == {"0100", "1111"}, counts
+    assert abs(counts["1111"] - 2000) < 4 * math.sqrt(4000 * 0.25), counts  # binomial, 4 sigma
+
+
+def test_a_dynamic_circuit_on_fez_runs_as_aer_runs_it_with_the_devices_noise(relaxed: VQPUBackend) -> None:
+    from qiskit_aer import AerSimulator
+    from qiskit_aer.noise import NoiseModel
+
+    isa = transpile(_dynamic(), relaxed, initial_layout=DYNAMIC_QUBITS, seed_transpiler=1)
+    shots = 20_000
+    served = relaxed.run(isa, shots=shots, seed_simulator=23).result(timeout=WAIT_S).get_counts()
+    local = (
+        AerSimulator(noise_model=NoiseModel.from_backend(relaxed), seed_simulator=23)
+        .run(isa, shots=shots)
+        .result()
+        .get_counts()
+    )
+    tv = 0.5 * sum(abs(served.get(k, 0) - local.get(k, 0)) for k in set(served) | set(local)) / shots
+    print(f"dynamic circuit on Fez {DYNAMIC_QUBITS}: TV to Aer's from_backend {tv:.4f}; served {served}")
+    assert tv < 0.02
+    assert served.get("0100", 0) + served.get("1111", 0) < 0.99 * shots  # the noise is there

@@ -51,6 +51,21 @@ def test_an_inadmissible_circuit_is_422_with_violations_and_nothing_is_stored(ap
     assert api.count() == 0
 
 
+def test_control_flow_the_device_does_not_execute_is_refused_at_submit_and_the_rest_is_queued(api: Api) -> None:
+    repeat_until_one = "OPENQASM 3.0;\nbit[1] c;\nc[0] = measure $0;\nwhile (!c[0]) { sx $0; c[0] = measure $0; }\n"
+    r = api.submit(device="ibm-fez", circuit=repeat_until_one)
+    err = error(r)
+    assert r.status_code == 422 and err["code"] == "NOT_ADMISSIBLE"
+    [violation] = err["detail"]["violations"]
+    assert (violation["code"], violation["line"]) == ("UNSUPPORTED_CONTROL_FLOW", 4)
+    assert "ibm-fez does not execute while_loop" in violation["message"]
+    assert api.count() == 0
+    feedback = "OPENQASM 3.0;\nbit[2] c;\nsx $0;\nc[0] = measure $0;\nif (c[0]) { x $1; }\nfor uint i in [0:1] { sx $1; }\nc[1] = measure $1;\n"
+    r = api.submit(device="ibm-fez", circuit=feedback)
+    assert r.status_code == 201, r.text
+    assert r.json()["estimate"]["expanded_ops"] == 6  # sx, measure, x, the loop's two sx, measure
+
+
 @pytest.mark.parametrize(
     ("request_kw", "status", "code"),
     [

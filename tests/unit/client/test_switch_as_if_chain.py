@@ -18,7 +18,6 @@ from runner.circuit import parse
 from vqpu_client.qiskit.circuits import switches_as_if_chains, to_openqasm
 from vqpu_client.qiskit.errors import UnsupportedCircuitError
 
-
 SHOTS = 10_000
 
 
@@ -38,10 +37,9 @@ def _register_cases_and_a_default() -> QuantumCircuit:
     with qc.switch(qc.cregs[0]) as case:
         with case(0):
             qc.sx(2)
-        with case(1, 3):
-            with qc.if_test((qc.clbits[0], 1)):
-                qc.sx(2)
-                qc.sx(2)
+        with case(1, 3), qc.if_test((qc.clbits[0], 1)):
+            qc.sx(2)
+            qc.sx(2)
         with case(case.DEFAULT):  # Qiskit takes the default last only
             qc.x(2)
     qc.measure(2, 2)
@@ -62,23 +60,19 @@ def _bit_target_measuring_in_a_case() -> QuantumCircuit:
 
 def _switch_in_a_loop_and_in_a_switch() -> QuantumCircuit:
     qc = _two_random_bits()
-    with qc.for_loop(range(2)):
-        with qc.switch(qc.cregs[0]) as outer:
-            with outer(2):
-                with qc.switch(qc.clbits[0]) as inner:
-                    with inner(False):
-                        qc.sx(2)
-            with outer(outer.DEFAULT):
-                qc.x(2)
+    with qc.for_loop(range(2)), qc.switch(qc.cregs[0]) as outer:
+        with outer(2), qc.switch(qc.clbits[0]) as inner, inner(False):
+            qc.sx(2)
+        with outer(outer.DEFAULT):
+            qc.x(2)
     qc.measure(2, 2)
     return qc
 
 
 def _only_a_default() -> QuantumCircuit:
     qc = _two_random_bits()
-    with qc.switch(qc.cregs[0]) as case:
-        with case(case.DEFAULT):
-            qc.sx(2)
+    with qc.switch(qc.cregs[0]) as case, case(case.DEFAULT):
+        qc.sx(2)
     qc.measure(2, 2)
     return qc
 
@@ -108,8 +102,7 @@ def test_the_chain_gives_the_switchs_distribution(build: Callable[[], QuantumCir
 
 def test_a_switch_on_an_expression_is_refused_before_sending() -> None:
     qc = _two_random_bits()
-    with qc.switch(expr.bit_and(qc.cregs[0], 1)) as case:
-        with case(1):
-            qc.x(2)
+    with qc.switch(expr.bit_and(qc.cregs[0], 1)) as case, case(1):
+        qc.x(2)
     with pytest.raises(UnsupportedCircuitError, match="switch on an expression"):
         to_openqasm(qc, ["cz", "rz", "sx", "x"])

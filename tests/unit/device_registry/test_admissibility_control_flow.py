@@ -136,6 +136,9 @@ def test_an_offline_qubit_in_a_loop_is_refused() -> None:
         (H3 + "for float i in [0:1] { x $0; }\n", "literal range"),
         (H3 + "for uint i in [0:0:3] { x $0; }\n", "step cannot be 0"),
         (H3 + "while c[0] { x $0; }\n", "malformed 'while' header"),
+        (H3 + "if (c[0:1] == 3) { x $0; }\n", "slice of a register"),
+        (H3 + "if (c[0:1] == 3) x $0;\n", "slice of a register"),
+        (H3 + "switch (c[0:1]) { case 0 { x $0; } }\n", "slice of a register"),
     ],
 )
 def test_malformed_control_flow_is_a_parse_error(program: str, fragment: str) -> None:

@@ -101,6 +101,27 @@ def test_an_if_block_counts_every_statement_of_each_branch(line: Snapshot) -> No
 
 
 @pytest.mark.parametrize(
+    "blocks",
+    [
+        "for uint i in [0:4] { sx $0; cz $0, $1; }",
+        "for int i in [6:-2:1] { sx $0; for uint j in [0:2] { cz $1, $2; } }",
+        "for uint i in [0:2] { sx $0; c[0] = measure $0; if (c[0]) { break; } x $1; }",
+        "while (!c[0]) { sx $0; c[0] = measure $0; if (c[0]) { continue; } }",
+        "switch (c) { case 0 { sx $3; } case 1, 2 { cz $2, $3; } default { x $0; } }",
+        "for uint i in [3:1] { cz $0, $1; }",
+    ],
+    ids=["for", "nested-for-with-step", "for-with-break", "while-with-continue", "switch", "empty-range"],
+)
+def test_control_flow_is_counted_as_qiskit_builds_it(line: Snapshot, blocks: str) -> None:
+    """A `for` body once per iteration (an empty range: not at all, though its qubits are active), a
+    `while` body once, every case of a switch; break and continue are no operations."""
+    source = f"OPENQASM 3.0;\nbit[2] c;\nsx $0;\nc[0] = measure $0;\n{blocks}\nc[1] = measure $1;\n"
+    counted = stats(source, "qasm3", line)
+    assert counted.dynamic
+    assert counted == qiskit_stats(source, "qasm3", line)
+
+
+@pytest.mark.parametrize(
     ("body", "dynamic"),
     [
         ("sx q[0];\nmeasure q[0] -> c[0];\nsx q[1];\nmeasure q[1] -> c[1];\n", False),
