@@ -366,7 +366,7 @@ class _Tally:
         self.spans: dict[tuple[int, int], int] = {}
         self.dynamic = False
 
-    def walk(self, circuit: QuantumCircuit, physical: list[int], nested: bool = False, weight: int = 1) -> None:
+    def walk(self, circuit: QuantumCircuit, physical: list[int], weight: int = 1) -> None:
         """`weight`: how many times each operation of `circuit` runs (the enclosing `for` loops' iterations)."""
         index = {q: physical[i] for i, q in enumerate(circuit.qubits)}
         for inst in circuit.data:
@@ -379,14 +379,13 @@ class _Tally:
                 if isinstance(operation, ForLoopOp):  # counted once per iteration, as the admission pass does
                     inner = min(weight * len(operation.params[0]), LARGEST_WEIGHT)
                 for block in blocks:
-                    self.walk(block, qubits, nested=True, weight=inner)
+                    self.walk(block, qubits, weight=inner)
                 continue
             if name in _NOT_OPERATIONS:
                 continue
             self.ops += weight
-            if name == "delay":  # idling activates no qubit; a top-level one relaxes an active qubit
-                if not nested:
-                    self.delayed.update(qubits)
+            if name == "delay":  # idling activates no qubit; it relaxes an active one, at any depth
+                self.delayed.update(qubits)
                 continue
             self.active.update(qubits)
             if name == "reset":

@@ -12,8 +12,9 @@ thermal relaxation from the qubit's T1, T2 over the delay's duration — Qiskit-
 `RelaxationNoisePass(t1s, t2s, dt, op_types=Delay)`, built as `NoiseModel.from_backend` builds it:
 T2 truncated to 2·T1, a missing T1 infinite, a missing T2 2·T1, and an equilibrium excited-state
 population of 0 (from_backend's default temperature of 0 gives 0 whatever the qubit frequency, which
-a snapshot does not carry). A delay in `dt` is converted with the snapshot's dt. Like Aer's pass, it
-reaches top-level delays only, not those inside control-flow blocks. `paper` has no idle noise.
+a snapshot does not carry). A delay in `dt` is converted with the snapshot's dt. Aer's pass reaches a
+circuit's own delays only; `IdleRelaxation.apply` runs one inside each control-flow block too, built for
+the block's physical qubits, so a delay relaxes wherever it is. `paper` has no idle noise.
 
 `NoiseOptions` then scale or remove each channel on its own: the depolarizing part's λ (gate_1q,
 gate_2q), the readout flip probabilities (readout), the relaxation rates 1/T1, 1/T2 (relaxation).
@@ -28,8 +29,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from qiskit import QuantumCircuit
 from qiskit.circuit import Delay
 from qiskit.quantum_info import average_gate_fidelity
+from qiskit.transpiler import PassManager
 from qiskit_aer.noise import (
     NoiseModel,
     QuantumError,
@@ -121,12 +124,40 @@ def build_noise_model(
     return Noise(noise, channels) if not noise.is_ideal() else Noise(None, 0)
 
 
+@dataclass(frozen=True)
+class IdleRelaxation:
+    """Thermal relaxation after each delay, per physical qubit (infinite times: none there)."""
+
+    t1s: tuple[float, ...]
+    t2s: tuple[float, ...]
+    dt: float | None
+
+    def apply(self, circuit: QuantumCircuit) -> QuantumCircuit:
+        """`circuit` (on physical qubits) with relaxation after each of its delays, inside control-flow
+        blocks too: Aer's pass reaches a circuit's own operations only, so each block gets a pass of its
+        own, built for the physical qubits the block's qubits stand for."""
+        return self._relaxed(circuit, list(range(circuit.num_qubits)))
+
+    def _relaxed(self, circuit: QuantumCircuit, physical: list[int]) -> QuantumCircuit:
+        step = RelaxationNoisePass(
+            t1s=[self.t1s[p] for p in physical], t2s=[self.t2s[p] for p in physical], dt=self.dt, op_types=Delay
+        )
+        out: QuantumCircuit = PassManager([step]).run(circuit)
+        for position, inst in enumerate(out.data):
+            blocks = getattr(inst.operation, "blocks", ())
+            if blocks:
+                inner = [physical[out.find_bit(q).index] for q in inst.qubits]
+                relaxed = [self._relaxed(block, inner) for block in blocks]
+                out.data[position] = inst.replace(operation=inst.operation.replace_blocks(relaxed))
+        return out
+
+
 def idle_relaxation(
     snapshot: Snapshot, qubits: frozenset[int], model: NoiseModelName, options: NoiseOptions
-) -> RelaxationNoisePass | None:
-    """The pass that puts thermal relaxation after each delay on `qubits` (the active qubits that carry
-    one); None when no delay there can relax: `paper`, relaxation scaled to 0, or no T1/T2 on them.
-    The relaxation factor scales 1/T1 and 1/T2, as it does for gates."""
+) -> IdleRelaxation | None:
+    """The relaxation to put after each delay on `qubits` (the active qubits that carry one, at any depth);
+    None when no delay there can relax: `paper`, relaxation scaled to 0, or no T1/T2 on them. The
+    relaxation factor scales 1/T1 and 1/T2, as it does for gates."""
     rate = options.factor("relaxation")
     if model is not NoiseModelName.RELAXATION or not rate:
         return None
@@ -138,7 +169,7 @@ def idle_relaxation(
             t1s[index], t2s[index] = _times(q, rate)
     if all(t == math.inf for t in t1s + t2s):
         return None
-    return RelaxationNoisePass(t1s=t1s, t2s=t2s, dt=snapshot.dt, op_types=Delay)
+    return IdleRelaxation(t1s=tuple(t1s), t2s=tuple(t2s), dt=snapshot.dt)
 
 
 def _times(q: Qubit, rate: float) -> tuple[float, float]:

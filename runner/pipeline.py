@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
 from qiskit import QuantumCircuit
-from qiskit.transpiler import PassManager
 
 from runner import __version__, circuit, simulate
 from runner.errors import InvalidPayload, SimulationFailed
@@ -56,7 +55,7 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
     idle = idle_relaxation(snapshot, stats.delayed_qubits, task.options.noise_model, task.options.noise)
     to_run = circuit.drop_idle_delays(fitted.circuit, active)
     if idle is not None:
-        to_run = PassManager([idle]).run(to_run)
+        to_run = idle.apply(to_run)
     t3 = time.perf_counter()
     limit = task.limits.memory_bytes
     chosen = simulate.plan(

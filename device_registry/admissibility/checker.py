@@ -78,7 +78,7 @@ class Checker:
     def _walk(self) -> None:
         lexer = Lexer(self.source)
         opened: list[_Block] = []  # the open blocks, outermost first
-        skip_depth: int | None = None
+        skipping = 0  # braces open in a body that is not checked, its own included
         first = True
         fast = _FAST.match
         tally = self.tally
@@ -87,13 +87,13 @@ class Checker:
             if not end:
                 if text.strip():
                     self._report(parse_error(f"missing ';' after {clip(text)!r}"))
-            elif skip_depth is not None:  # inside a body that is not checked (a definition, an unsupported block)
+            elif skipping:  # inside a body that is not checked (a definition, an unsupported block)
                 if end == "{":
-                    opened.append(_Block(probe, _SKIPPED, tally.weight))
+                    skipping += 1
                 elif end == "}":
-                    opened.pop()
-                    if len(opened) == skip_depth:
-                        skip_depth = None
+                    skipping -= 1
+                    if not skipping:
+                        tally.weight = opened.pop().weight
             elif end == ";":
                 if opened and opened[-1].kind == "switch" and text.strip():
                     self._report(parse_error(f"a switch holds only 'case' and 'default' blocks: {clip(text)!r}"))
@@ -103,7 +103,6 @@ class Checker:
                     stmt = text.strip()
                     if first and not stmt:
                         continue
-                    tally.nested = bool(opened)
                     self._statement(stmt, first)
                 first = False
             elif end == "{":
@@ -114,7 +113,7 @@ class Checker:
                 if kind == "loop":
                     self.statements.loops += 1
                 if kind is None:
-                    skip_depth = len(opened) - 1
+                    skipping = 1
             else:
                 if text.strip():
                     self._report(parse_error(f"missing ';' after {clip(text)!r}"))

@@ -57,10 +57,8 @@ class Statements:
             return
         if stmt.startswith("else") and syntax.ELSE.match(stmt):
             stmt = stmt[4:].lstrip()
-            self.tally.nested = True
         if stmt.startswith("if") and syntax.IF.match(stmt):
             self.device.require_control_flow("if_else", stmt)
-            self.tally.nested = True
             self.tally.dynamic = True  # a shot's outcome steers the rest: Aer simulates each shot
             body = syntax.strip_if(stmt)
             if body is None:

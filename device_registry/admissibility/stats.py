@@ -39,8 +39,8 @@ class CircuitStats:
     """For each cut between consecutive active qubits (in index order, as Aer lays out a matrix product
     state), how many multi-qubit operations span it: what bounds the entanglement across it."""
     delayed_qubits: frozenset[int] = frozenset()
-    """Active qubits that a delay outside any control-flow block idles: where `relaxation` puts idle
-    noise (Aer's `RelaxationNoisePass`, which does not enter blocks, reaches these delays only)."""
+    """Active qubits that a delay idles, inside a control-flow block or not: where `relaxation` puts idle
+    noise (the runner relaxes each delay, in blocks too)."""
 
     @property
     def key_width(self) -> int:
@@ -51,7 +51,7 @@ class CircuitStats:
 class Tally:
     """The counts as the pass goes; `freeze` them once it is done. Qubits given are on the device."""
 
-    __slots__ = ("active", "delayed", "dynamic", "measured", "nested", "ops", "spans", "two_qubit_ops", "weight")
+    __slots__ = ("active", "delayed", "dynamic", "measured", "ops", "spans", "two_qubit_ops", "weight")
 
     def __init__(self, num_qubits: int) -> None:
         self.ops = 0
@@ -60,8 +60,6 @@ class Tally:
         self.delayed: set[int] = set()
         self.measured: set[int] = set()
         self.dynamic = False
-        self.nested = False
-        """The statement being read is inside a control-flow block (or an `if`'s body)."""
         self.spans = [0] * (num_qubits + 1)
         """Multi-qubit operations as a difference array: +1 at the lowest qubit, -1 at the highest."""
         self.weight = 1
@@ -95,8 +93,7 @@ class Tally:
     def delay(self, qubits: tuple[int, ...]) -> None:
         """Idling: an operation per qubit that activates none (nor acts on a measured one again)."""
         self.ops += len(qubits) * self.weight
-        if not self.nested:
-            self.delayed.update(qubits)
+        self.delayed.update(qubits)
 
     def measure(self, qubits: tuple[int, ...]) -> None:
         self.ops += len(qubits) * self.weight

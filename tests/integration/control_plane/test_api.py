@@ -60,7 +60,10 @@ def test_control_flow_the_device_does_not_execute_is_refused_at_submit_and_the_r
     assert (violation["code"], violation["line"]) == ("UNSUPPORTED_CONTROL_FLOW", 4)
     assert "ibm-fez does not execute while_loop" in violation["message"]
     assert api.count() == 0
-    feedback = "OPENQASM 3.0;\nbit[2] c;\nsx $0;\nc[0] = measure $0;\nif (c[0]) { x $1; }\nfor uint i in [0:1] { sx $1; }\nc[1] = measure $1;\n"
+    feedback = (
+        "OPENQASM 3.0;\nbit[2] c;\nsx $0;\nc[0] = measure $0;\n"
+        "if (c[0]) { x $1; }\nfor uint i in [0:1] { sx $1; }\nc[1] = measure $1;\n"
+    )
     r = api.submit(device="ibm-fez", circuit=feedback)
     assert r.status_code == 201, r.text
     assert r.json()["estimate"]["expanded_ops"] == 6  # sx, measure, x, the loop's two sx, measure
