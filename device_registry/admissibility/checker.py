@@ -47,8 +47,18 @@ class _Block(NamedTuple):
     """`if`, `loop`, `switch`, `case`, or `skipped` (a body that is not checked)."""
     weight: int
     """The tally's weight outside it, restored at its `}`."""
-    labels: set[int] | None = None
-    """A switch's case values so far (each may appear once)."""
+    switch: _Switch | None = None
+    """What a switch's cases must respect."""
+
+
+class _Switch:
+    __slots__ = ("labels", "width")
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        """Bits of the target: a case value must fit in them."""
+        self.labels: set[int] = set()
+        """The case values so far (each may appear once; `default` as -1)."""
 
 
 class Checker:
@@ -60,6 +70,8 @@ class Checker:
         self.statements = Statements(dialect, self.device, self.registers, self._report, self.tally)
         self.lines = Lines(source)
         self.violations: list[Violation] = []
+        self.switch_width = 0
+        """The target's width of the switch header just read (see `_control_flow`)."""
         self.probe = 0
         """Where the piece being checked starts (see `lexer.Piece`): its line is counted only if reported."""
 
@@ -109,7 +121,8 @@ class Checker:
                 first = False
                 outside = tally.weight  # a `for` header multiplies it for its body
                 kind = self._block_header(text, opened[-1] if opened else None)
-                opened.append(_Block(probe, kind or _SKIPPED, outside, set() if kind == "switch" else None))
+                switch = _Switch(self.switch_width) if kind == "switch" else None
+                opened.append(_Block(probe, kind or _SKIPPED, outside, switch))
                 if kind == "loop":
                     self.statements.loops += 1
                 if kind is None:
@@ -142,8 +155,8 @@ class Checker:
                 self._report(parse_error(f"{name} is a native gate of {self.device.id}; it cannot be redefined"))
             return None
         header = text.strip()
-        if outer is not None and outer.labels is not None:
-            return self._case(header, outer.labels)
+        if outer is not None and outer.switch is not None:
+            return self._case(header, outer.switch)
         try:
             kind = self._control_flow(header)
         except Rejection as r:
@@ -165,10 +178,13 @@ class Checker:
         if word in _CONDITIONAL:
             construct, kind = _CONDITIONAL[word]
             device.require_control_flow(construct, header)
-            condition = syntax.strip_condition(header, word)
-            if condition is None or condition.strip():
+            parts = syntax.split_condition(header, word)
+            if parts is None or parts[1].strip():
                 raise parse_error(f"malformed '{word}' header: {clip(header)!r}")
-            syntax.require_whole_registers(header)
+            if kind == "switch":
+                self.switch_width = self.registers.switch_target(parts[0])
+            else:
+                self.registers.condition(parts[0])
             return kind
         if word == "for":
             device.require_control_flow("for_loop", header)
@@ -177,9 +193,9 @@ class Checker:
             return "loop"
         raise unsupported(word or header[:1], header)
 
-    def _case(self, header: str, labels: set[int]) -> str | None:
+    def _case(self, header: str, switch: _Switch) -> str | None:
         """A block directly inside a `switch`: `case 0, 1 {` or `default {`; each value (and `default`,
-        as -1) at most once in a switch."""
+        as -1) at most once in a switch, and each one the target's bits can hold."""
         if header == "default":
             values = [-1]
         elif syntax.CASE.fullmatch(header):
@@ -187,10 +203,14 @@ class Checker:
         else:
             self._report(parse_error(f"a switch holds only 'case' and 'default' blocks: {clip(header)!r}"))
             return None
+        labels = switch.labels
         for value in values:
             if value in labels:
                 what = "'default'" if value < 0 else f"case {value}"
                 self._report(parse_error(f"{what} appears twice in one switch: {clip(header)!r}"))
+                return None
+            if value.bit_length() > switch.width:
+                self._report(parse_error(f"case {value} is no value of the switch's {switch.width}-bit target"))
                 return None
             labels.add(value)
         return "case"

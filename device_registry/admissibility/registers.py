@@ -7,10 +7,15 @@ Quantum registers (`qreg`, `qubit[n]`) are laid out in declaration order from qu
 
 from __future__ import annotations
 
-from device_registry.admissibility.syntax import OPERAND, clip, number
-from device_registry.admissibility.violations import parse_error
+from device_registry.admissibility.syntax import LITERAL, OPERAND, clip, number, unwrap
+from device_registry.admissibility.violations import Rejection, parse_error
 
 NOT_BOTH = "a program addresses qubits either as $n or through declared registers, not both"
+CONDITIONS = {
+    "qasm3": "a bit (c[0], !c[0], c[0] == true) or a whole register compared with an integer (c == 3)",
+    "qasm2": "a classical register compared with an integer (c == 3)",
+}
+"""The conditions the runner's importers read; any other is refused at submit, not after queueing."""
 
 
 class Registers:
@@ -78,6 +83,67 @@ class Registers:
             raise parse_error(f"classical register {clip(name)} is not declared")
         if index is not None and number(index) >= max(size, 1):
             raise parse_error(f"bit {clip(name)}[{number(index)}] is out of range for {clip(name)}[{size}]")
+
+    def condition(self, text: str) -> None:
+        """`text`, the inside of `if (...)` or `while (...)`, is a condition the runner reads (CONDITIONS)
+        on declared classical bits or registers."""
+        refused = parse_error(f"a condition is {CONDITIONS['qasm2' if self.qasm2 else 'qasm3']}, not {clip(text)!r}")
+        t = unwrap(text)
+        left, equals, right = t.partition("==")
+        if not equals:
+            if self.qasm2:
+                raise refused
+            self._bit(unwrap(t[1:]) if t.startswith("!") else t, refused)
+            return
+        left, right = unwrap(left), unwrap(right)
+        if LITERAL.fullmatch(left) and not self.qasm2:
+            left, right = right, left
+        if not LITERAL.fullmatch(right):
+            raise refused
+        if right in ("true", "false"):
+            if self.qasm2:
+                raise refused
+            self._bit(left, refused)
+        else:
+            number(right)
+            self._register(left, refused)
+
+    def switch_target(self, text: str) -> int:
+        """How many bits a switch's target has (the inside of `switch (...)`): a whole register, or one bit."""
+        refused = parse_error(f"a switch is on a classical register or one bit, not {clip(text)!r}")
+        t = unwrap(text)
+        m = OPERAND.fullmatch(t)
+        if m is None or m.group(1) is not None:
+            raise refused
+        size = self.classical.get(m.group(2))
+        if size and m.group(3) is None:
+            return size
+        self._bit(t, refused)
+        return 1
+
+    def _bit(self, text: str, refused: Rejection) -> None:
+        """`c[i]` of a declared register, or a declared single `bit b;`."""
+        m = OPERAND.fullmatch(text)
+        if m is None or m.group(1) is not None:
+            raise refused
+        name, index = m.group(2), m.group(3)
+        size = self.classical.get(name)
+        if size is None:
+            raise parse_error(f"classical bit {clip(name)} is not declared")
+        if (index is None) != (size == 0):
+            raise refused
+        if index is not None and number(index) >= size:
+            raise parse_error(f"bit {clip(name)}[{number(index)}] is out of range for {clip(name)}[{size}]")
+
+    def _register(self, text: str, refused: Rejection) -> None:
+        m = OPERAND.fullmatch(text)
+        if m is None or m.group(1) is not None or m.group(3) is not None:
+            raise refused
+        size = self.classical.get(m.group(2))
+        if size is None:
+            raise parse_error(f"classical register {clip(m.group(2))} is not declared")
+        if size == 0:
+            raise refused
 
     def _physical(self, qubit: int) -> range:
         if self.qasm2:

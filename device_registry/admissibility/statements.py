@@ -60,10 +60,11 @@ class Statements:
         if stmt.startswith("if") and syntax.IF.match(stmt):
             self.device.require_control_flow("if_else", stmt)
             self.tally.dynamic = True  # a shot's outcome steers the rest: Aer simulates each shot
-            body = syntax.strip_if(stmt)
-            if body is None:
+            parts = syntax.split_condition(stmt, "if")
+            if parts is None:
                 raise parse_error(f"unbalanced parentheses in {clip(stmt)!r}")
-            syntax.require_whole_registers(stmt[: len(stmt) - len(body)])
+            self.registers.condition(parts[0])
+            body = parts[1]
             stmt = body.strip()
             if not stmt:
                 raise parse_error("an 'if' without a statement")

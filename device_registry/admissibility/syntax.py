@@ -25,6 +25,7 @@ STRING = re.compile(r""""[^"\n]*+"|'[^'\n]*+'""")
 ELSE = re.compile(r"else\b")
 IF = re.compile(r"if\s*+(?=\()")
 CONDITION = {word: re.compile(word + r"\s*+(?=\()") for word in ("if", "while", "switch")}
+LITERAL = re.compile(r"true|false|\d++")
 CASE = re.compile(r"case\s++\d++(?:\s*+,\s*+\d++)*+")
 FOR = re.compile(
     r"for\s++u?+int(?:\s*+\[\s*+\d++\s*+\])?+\s++" + NAME + r"\s++in\s*+"
@@ -71,27 +72,34 @@ def strip_designator(rest: str) -> str | None:
     return None if close is None else rest[close + 1 :]
 
 
-def strip_if(stmt: str) -> str | None:
-    """`if (cond) rest` -> ` rest`; None if this is not a well-formed `if (...)`."""
-    return strip_condition(stmt, "if")
-
-
 def strip_condition(stmt: str, word: str) -> str | None:
     """`word (cond) rest` -> ` rest` for `if`, `while` and `switch`; None if it is not well formed."""
+    parts = split_condition(stmt, word)
+    return None if parts is None else parts[1]
+
+
+def split_condition(stmt: str, word: str) -> tuple[str, str] | None:
+    """`word (cond) rest` -> (`cond`, ` rest`); None if it is not well formed."""
     m = CONDITION[word].match(stmt)
     if m is None:
         return None
     close = matching(stmt, m.end())
-    return None if close is None else stmt[close + 1 :]
+    return None if close is None else (stmt[m.end() + 1 : close], stmt[close + 1 :])
 
 
-def require_whole_registers(condition: str) -> None:
-    """A condition reads bits or whole registers, never a slice (`c[0:1]`): the runner's importer turns a
-    slice into an extra register, which would show in the counts."""
-    if ":" in condition:
-        raise parse_error(
-            f"a condition on a slice of a register is not supported (name bits or the register): {clip(condition)!r}"
-        )
+def unwrap(text: str) -> str:
+    """`text` without surrounding blanks and the parentheses around all of it: `( (c[0]) )` -> `c[0]`.
+    One pass from both ends (no copy per layer), so a mebibyte of parentheses costs a mebibyte."""
+    i, j = 0, len(text) - 1
+    while True:
+        while i <= j and text[i].isspace():
+            i += 1
+        while j >= i and text[j].isspace():
+            j -= 1
+        if i < j and text[i] == "(" and text[j] == ")":
+            i, j = i + 1, j - 1
+            continue
+        return text[i : j + 1]
 
 
 def for_iterations(header: str) -> int:

@@ -92,3 +92,46 @@ def test_lexical_and_compiled_checks_agree_on_random_native_programs(family: str
         assert lexical == _runner_accepts(source, dialect, snapshot), source
         verdicts[lexical] += 1
     assert verdicts[True] >= 5 and verdicts[False] >= 5, f"the sample exercised one verdict only: {verdicts}"
+
+
+CONDITIONS = [
+    "c[0]", "!c[0]", "(!c[0])", "!(c[0])", "c[0] == true", "true == c[0]", "c[0] == false", "b", "!b", "b == true",
+    "c == 2", "2 == c", "c == 7", "((c[1]))",
+    "c[0] == 1", "c[0] == 0", "b == 1", "c", "!c", "c[0] && c[1]", "c == 2 || c == 1", "~c == 1", "c != 2",
+    "c > 1", "c == true",
+]  # fmt: skip
+"""(A slice, `c[0:1] == 3`, is read by the importer but refused at submit on purpose: the importer adds a
+register for it, which would show in the counts; test_admissibility_control_flow.py.)"""
+
+
+@pytest.mark.parametrize("condition", CONDITIONS)
+@pytest.mark.parametrize("block", ["if ({}) {{ x $1; }}", "if ({}) x $1;", "while ({}) {{ x $1; c[0] = measure $0; }}"])
+def test_a_condition_is_admitted_exactly_when_the_runner_reads_it(condition: str, block: str) -> None:
+    """Refused at submit or run: never admitted, queued and then refused by the runner's importer."""
+    device = topologies.line(4)
+    source = f"OPENQASM 3.0;\nbit[2] c;\nbit b;\nc[0] = measure $0;\n{block.format(condition)}\nc[1] = measure $1;\n"
+    admitted = check(source, "qasm3", device) == []
+    try:
+        parse(source, "qasm3", device)
+        read = True
+    except InvalidPayload as exc:
+        assert exc.code == "PARSE_ERROR", exc
+        read = False
+    assert admitted == read
+
+
+@pytest.mark.parametrize("target", ["c", "c[1]", "b", "(c)", "c + 1", "c[0:1]", "!c[0]"])
+@pytest.mark.parametrize("cases", ["case 0 { x $1; }", "case 1, 3 { x $1; } default { sx $1; }", "case 4 { x $1; }"])
+def test_a_switch_is_admitted_exactly_when_the_runner_reads_it(target: str, cases: str) -> None:
+    device = topologies.line(4)
+    source = (
+        f"OPENQASM 3.0;\nbit[2] c;\nbit b;\nc[0] = measure $0;\nswitch ({target}) {{ {cases} }}\nc[1] = measure $1;\n"
+    )
+    admitted = check(source, "qasm3", device) == []
+    try:
+        parse(source, "qasm3", device)
+        read = True
+    except InvalidPayload as exc:
+        assert exc.code == "PARSE_ERROR", exc
+        read = False
+    assert admitted == read

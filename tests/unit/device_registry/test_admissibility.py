@@ -174,7 +174,7 @@ reset $2;
 c[0] = measure $0;
 measure $1 -> c[1];
 flag = measure $2;
-if (c[0] == 1) { x $1; }
+if (c[0] == true) { x $1; }
 if (flag) x $2;
 gate mine a, b { h a; cx a, b; }
 """
@@ -236,7 +236,7 @@ def test_constructs_the_lexical_pass_cannot_verify_are_parse_errors(fez: Snapsho
         ("OPENQASM 2.0;\nqreg q[2];\n", "qasm3", 1, "declares OPENQASM 2"),
         ("qreg q[2];\nOPENQASM 2.0;\n", "qasm2", 2, "must come first"),
         ("OPENQASM 3.0;\nqubit[2] q;\nx $0;\n", "qasm3", 3, "not both"),
-        ("OPENQASM 3.0;\nif (true) { x $0;\n", "qasm3", 2, "never closed"),
+        ("OPENQASM 3.0;\nbit c;\nif (c) { x $0;\n", "qasm3", 3, "never closed"),
         ("OPENQASM 3.0;\nx $0;\n}\n", "qasm3", 3, "without a matching '{'"),
         ("OPENQASM 3.0;\nx $0;\n@@@;\n", "qasm3", 3, "cannot read statement"),
         ("OPENQASM 3.0;\ngate cz a, b { }\n", "qasm3", 2, "cannot be redefined"),

@@ -136,9 +136,13 @@ def test_an_offline_qubit_in_a_loop_is_refused() -> None:
         (H3 + "for float i in [0:1] { x $0; }\n", "literal range"),
         (H3 + "for uint i in [0:0:3] { x $0; }\n", "step cannot be 0"),
         (H3 + "while c[0] { x $0; }\n", "malformed 'while' header"),
-        (H3 + "if (c[0:1] == 3) { x $0; }\n", "slice of a register"),
-        (H3 + "if (c[0:1] == 3) x $0;\n", "slice of a register"),
-        (H3 + "switch (c[0:1]) { case 0 { x $0; } }\n", "slice of a register"),
+        (H3 + "if (c[0:1] == 3) { x $0; }\n", "a condition is a bit"),
+        (H3 + "if (c[0:1] == 3) x $0;\n", "a condition is a bit"),
+        (H3 + "switch (c[0:1]) { case 0 { x $0; } }\n", "a switch is on a classical register or one bit"),
+        (H3 + "switch (c) { case 4 { x $0; } }\n", "case 4 is no value of the switch's 2-bit target"),
+        (H3 + "switch (c[1]) { case 0 { x $0; } case 2 { x $1; } }\n", "case 2 is no value of the switch's 1-bit"),
+        (H3 + "if (d[0]) { x $0; }\n", "classical bit d is not declared"),
+        (H3 + "while (c[2]) { x $0; }\n", "out of range for c[2]"),
     ],
 )
 def test_malformed_control_flow_is_a_parse_error(program: str, fragment: str) -> None:
