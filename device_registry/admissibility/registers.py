@@ -72,8 +72,8 @@ class Registers:
             raise parse_error(f"qubit {clip(name)}[{i}] is out of range for {clip(name)}[{size}]")
         return range(offset + i, offset + i + 1)
 
-    def check_classical(self, text: str) -> None:
-        """`c` or `c[i]` names a declared classical register (and a bit inside it)."""
+    def check_classical(self, text: str) -> int:
+        """`c` or `c[i]` names a declared classical register (and a bit inside it); how many bits it names."""
         m = OPERAND.match(text)
         if m is None or m.group(1) is not None:
             raise parse_error(f"malformed classical target {clip(text)!r}")
@@ -83,6 +83,7 @@ class Registers:
             raise parse_error(f"classical register {clip(name)} is not declared")
         if index is not None and number(index) >= max(size, 1):
             raise parse_error(f"bit {clip(name)}[{number(index)}] is out of range for {clip(name)}[{size}]")
+        return 1 if index is not None else max(size, 1)
 
     def condition(self, text: str) -> None:
         """`text`, the inside of `if (...)` or `while (...)`, is a condition the runner reads (CONDITIONS)

@@ -93,8 +93,8 @@ class Statements:
         elif word in _MODIFIERS or syntax.has_modifier(stmt):
             self._modified_gate(stmt)
         elif assign := syntax.ASSIGN_MEASURE.match(stmt):
-            self._classical_target(assign.group(1))
-            self._measure(assign.group(2)[len("measure") :], stmt, target_given=True)
+            bits = self._classical_target(assign.group(1))
+            self._measure(assign.group(2)[len("measure") :], stmt, target_given=True, bits=bits)
         else:
             self._application(word, stmt)
 
@@ -132,7 +132,7 @@ class Statements:
             raise parse_error(f"a qubit cannot be initialised: {clip(stmt)!r}")
         self._declare(kind == "qubit", name, size, indexed=size_text is not None)
         if init is not None:
-            self._measure(init[len("measure") :], stmt, target_given=True)
+            self._measure(init[len("measure") :], stmt, target_given=True, bits=size)
 
     def _declare(self, quantum: bool, name: str, size: int, *, indexed: bool) -> None:
         before = self.registers.width
@@ -140,24 +140,30 @@ class Statements:
         if quantum and self.registers.width > self.device.num_qubits:
             self.report(self.device.register_too_wide(name, before, self.registers.width))
 
-    def _measure(self, rest: str, stmt: str, *, target_given: bool = False) -> None:
+    def _measure(self, rest: str, stmt: str, *, target_given: bool = False, bits: int | None = None) -> None:
+        """`bits`: how many classical bits the target names, where it was read (None: no target, or a
+        target already reported); the qubits measured must be as many, as both importers require."""
         self.device.require_directive("measure")
         source, arrow, target = rest.partition("->")
         if arrow and target_given:
             raise parse_error(f"malformed measurement {clip(stmt)!r}")
         if arrow:
-            self._classical_target(target)
+            bits = self._classical_target(target)
         elif self.dialect == "qasm2":
             raise parse_error(f"an OpenQASM 2 measurement needs '-> creg': {clip(stmt)!r}")
         qubits = self._operand(source)
+        if bits is not None and bits != len(qubits):
+            raise parse_error(f"{len(qubits)} qubit(s) measured into {bits} bit(s): {clip(stmt)!r}")
         self.tally.measure(qubits)
         self._require_online(qubits, "measure")
 
-    def _classical_target(self, text: str) -> None:
+    def _classical_target(self, text: str) -> int | None:
+        """How many bits `text` names; None once its fault is reported."""
         try:
-            self.registers.check_classical(text)
+            return self.registers.check_classical(text)
         except Rejection as r:
             self.report(r)
+            return None
 
     def _modified_gate(self, stmt: str) -> None:
         head = stmt.rpartition("@")[2].strip()

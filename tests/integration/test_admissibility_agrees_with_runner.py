@@ -135,3 +135,26 @@ def test_a_switch_is_admitted_exactly_when_the_runner_reads_it(target: str, case
         assert exc.code == "PARSE_ERROR", exc
         read = False
     assert admitted == read
+
+
+@pytest.mark.parametrize(
+    "measurement",
+    [
+        "c = measure q;", "c[0] = measure q[1];", "measure q -> c;", "measure q[0] -> c[1];", "b = measure q[0];",
+        "c = measure r;", "measure r -> c;", "c[0] = measure r;", "b = measure q;", "c = measure q[0];",
+    ],
+)  # fmt: skip
+def test_a_measurement_is_admitted_exactly_when_the_runner_reads_it(measurement: str) -> None:
+    """As many bits as qubits, or refused at submit. (One qubit into a whole register, `c = measure q[0]`,
+    the OpenQASM 3 importer measures into every bit; refused at submit all the same: a mismatch is a
+    mistake more often than a wish, and OpenQASM 2 refuses it.)"""
+    device = topologies.line(6)
+    source = f"OPENQASM 3.0;\nqubit[2] q;\nqubit[3] r;\nbit[2] c;\nbit b;\n{measurement}\n"
+    admitted = check(source, "qasm3", device) == []
+    try:
+        parse(source, "qasm3", device)
+        read = measurement != "c = measure q[0];"
+    except InvalidPayload as exc:
+        assert exc.code == "PARSE_ERROR", exc
+        read = False
+    assert admitted == read

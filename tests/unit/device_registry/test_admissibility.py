@@ -183,7 +183,7 @@ gate mine a, b { h a; cx a, b; }
 
 def test_qasm3_declared_registers_map_to_qubits_in_declaration_order() -> None:
     dev = topologies.line(5)
-    program = "OPENQASM 3.0;\nqubit[2] a;\nqubit b;\nqubit[2] d;\nbit[5] c = measure a;\ncz a[1], b;\ncz b, d[0];\n"
+    program = "OPENQASM 3.0;\nqubit[2] a;\nqubit b;\nqubit[2] d;\nbit[2] c = measure a;\ncz a[1], b;\ncz b, d[0];\n"
     assert check(program, "qasm3", dev) == []
     [v] = check(program + "cz a[0], d[1];\n", "qasm3", dev)
     assert (v.code, v.operands, v.line) == (Code.NO_COUPLING, (0, 4), 8)

@@ -53,7 +53,7 @@ def test_fez_executes_if_for_and_switch_but_not_while(fez: Snapshot) -> None:
         "if (c[0]) { x $1; } else if (c[1]) { sx $1; } else { x $1; }\n"
         "for uint i in [0:2] { sx $0; cz $0, $1; }\n"
         "switch (c) { case 0 { x $0; } case 1, 2 { sx $0; } default { x $1; } }\n"
-        "c = measure $0;\n"
+        "c[0] = measure $0;\n"
     )
     assert check(program, "qasm3", fez) == []
     [v] = check(H3 + "c[0] = measure $0;\nwhile (!c[0]) { sx $0; c[0] = measure $0; }\n", "qasm3", fez)
@@ -177,7 +177,7 @@ def test_the_weight_of_nested_loops_is_bounded() -> None:
 
 
 def test_a_for_loop_makes_the_circuit_dynamic_and_its_qubits_active(fez: Snapshot) -> None:
-    checker = Checker(H3 + "for uint i in [0:1] { cz $0, $1; }\nc = measure $0;\n", "qasm3", fez, 100)
+    checker = Checker(H3 + "for uint i in [0:1] { cz $0, $1; }\nc[0] = measure $0;\n", "qasm3", fez, 100)
     assert checker.run() == []
     stats = checker.stats
     assert stats.dynamic and stats.active_qubits == {0, 1} and stats.two_qubit_ops == 2
