@@ -222,7 +222,12 @@ def test_the_readmes_hybrid_flow_runs_as_written_and_finds_the_angle_that_prepar
     assert found is not None, f"no ```python block follows {FLOW_EXAMPLE_MARKER!r} in the README"
     namespace: dict[str, Any] = {}
     exec(compile(found.group(1), str(README), "exec"), namespace)
-    state = namespace["scan"](return_state=True)
-    assert state.is_completed()
-    assert state.result() == pytest.approx(math.pi)
-    assert len(tasks_of(client, str(state.state_details.flow_run_id))) == 8
+    before = {t.id for t in client.iter_tasks()}
+    # Called as a user calls a flow: its value. (Not `return_state=True` and `state.result()`: when
+    # Prefect's SQLite server stalls, which CI saw it do for 60 s at a time, "database is locked", the
+    # engine re-reads its final state from the server, and that copy carries no result data.)
+    theta = namespace["scan"]()
+    assert theta == pytest.approx(math.pi)
+    made = [t for t in client.iter_tasks() if t.id not in before]
+    runs = {tag for t in made for tag in t.tags if tag.startswith(tasks.RUN_TAG_PREFIX)}
+    assert len(made) == 8 and len(runs) == 1  # eight tasks, all of the one flow run
