@@ -23,8 +23,8 @@ ASSIGN_MEASURE = re.compile(r"(" + NAME + r"(?:\s*+\[\s*+\d++\s*+\])?)\s*+=\s*+(
 GATE_HEADER = re.compile(r"\s*+(gate|opaque)\s++(" + NAME + ")")
 STRING = re.compile(r""""[^"\n]*+"|'[^'\n]*+'""")
 ELSE = re.compile(r"else\b")
-IF = re.compile(r"if\s*+(?=\()")
 CONDITION = {word: re.compile(word + r"\s*+(?=\()") for word in ("if", "while", "switch")}
+IF = CONDITION["if"]
 LITERAL = re.compile(r"true|false|\d++")
 CASE = re.compile(r"case\s++\d++(?:\s*+,\s*+\d++)*+")
 FOR = re.compile(
@@ -70,12 +70,6 @@ def strip_designator(rest: str) -> str | None:
         return None
     close = matching(rest, 0)
     return None if close is None else rest[close + 1 :]
-
-
-def strip_condition(stmt: str, word: str) -> str | None:
-    """`word (cond) rest` -> ` rest` for `if`, `while` and `switch`; None if it is not well formed."""
-    parts = split_condition(stmt, word)
-    return None if parts is None else parts[1]
 
 
 def split_condition(stmt: str, word: str) -> tuple[str, str] | None:

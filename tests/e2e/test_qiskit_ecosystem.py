@@ -149,14 +149,29 @@ def test_qiskit_experiments_t2_hahn_through_exp_run_fits_the_calibrated_t2(relax
     assert abs(fitted.nominal_value - calibrated) < 0.15 * calibrated
 
 
+SHOTS = 20_000
+"""Of each comparison with in-process Aer."""
+
+
+def _served_beside_aer(backend: VQPUBackend, circuit: QuantumCircuit, seed: int) -> tuple[dict[str, int], float]:
+    """The service's counts for `circuit`, and their total variation from in-process Aer with
+    `NoiseModel.from_backend(backend)` (same shots, same seed)."""
+    from qiskit_aer import AerSimulator
+    from qiskit_aer.noise import NoiseModel
+
+    served = backend.run(circuit, shots=SHOTS, seed_simulator=seed).result(timeout=WAIT_S).get_counts()
+    simulator = AerSimulator(noise_model=NoiseModel.from_backend(backend), seed_simulator=seed)
+    local = simulator.run(circuit, shots=SHOTS).result().get_counts()
+    tv = 0.5 * sum(abs(served.get(k, 0) - local.get(k, 0)) for k in set(served) | set(local)) / SHOTS
+    return served, tv
+
+
 def test_a_dynamically_decoupled_alap_circuit_runs_as_aer_runs_it_with_the_devices_noise(
     relaxed: VQPUBackend,
 ) -> None:
     from qiskit.circuit.library import XGate
     from qiskit.transpiler import PassManager
     from qiskit.transpiler.passes import ALAPScheduleAnalysis, PadDynamicalDecoupling
-    from qiskit_aer import AerSimulator
-    from qiskit_aer.noise import NoiseModel
 
     isa = transpile(_ghz(3), relaxed, initial_layout=GHZ_QUBITS, seed_transpiler=1)
     idle = QuantumCircuit(*isa.qregs, *isa.cregs)
@@ -169,15 +184,7 @@ def test_a_dynamically_decoupled_alap_circuit_runs_as_aer_runs_it_with_the_devic
         [ALAPScheduleAnalysis(durations), PadDynamicalDecoupling(target=relaxed.target, dd_sequence=[XGate(), XGate()])]
     ).run(transpile(idle, relaxed, scheduling_method="alap", seed_transpiler=1))
     assert dd.count_ops().get("x", 0) >= 2  # the X X pairs were inserted
-    shots = 20_000
-    served = relaxed.run(dd, shots=shots, seed_simulator=19).result(timeout=WAIT_S).get_counts()
-    local = (
-        AerSimulator(noise_model=NoiseModel.from_backend(relaxed), seed_simulator=19)
-        .run(dd, shots=shots)
-        .result()
-        .get_counts()
-    )
-    tv = 0.5 * sum(abs(served.get(k, 0) - local.get(k, 0)) for k in set(served) | set(local)) / shots
+    served, tv = _served_beside_aer(relaxed, dd, seed=19)
     print(f"DD GHZ-3 on Fez {GHZ_QUBITS}: TV to Aer's from_backend {tv:.4f}; served {served}")
     assert tv < 0.02
 
@@ -219,19 +226,8 @@ def test_a_dynamic_circuit_gives_the_exact_ideal_distribution_on_the_ideal_twin(
 
 
 def test_a_dynamic_circuit_on_fez_runs_as_aer_runs_it_with_the_devices_noise(relaxed: VQPUBackend) -> None:
-    from qiskit_aer import AerSimulator
-    from qiskit_aer.noise import NoiseModel
-
     isa = transpile(_dynamic(), relaxed, initial_layout=DYNAMIC_QUBITS, seed_transpiler=1)
-    shots = 20_000
-    served = relaxed.run(isa, shots=shots, seed_simulator=23).result(timeout=WAIT_S).get_counts()
-    local = (
-        AerSimulator(noise_model=NoiseModel.from_backend(relaxed), seed_simulator=23)
-        .run(isa, shots=shots)
-        .result()
-        .get_counts()
-    )
-    tv = 0.5 * sum(abs(served.get(k, 0) - local.get(k, 0)) for k in set(served) | set(local)) / shots
+    served, tv = _served_beside_aer(relaxed, isa, seed=23)
     print(f"dynamic circuit on Fez {DYNAMIC_QUBITS}: TV to Aer's from_backend {tv:.4f}; served {served}")
     assert tv < 0.02
-    assert served.get("0100", 0) + served.get("1111", 0) < 0.99 * shots  # the noise is there
+    assert served.get("0100", 0) + served.get("1111", 0) < 0.99 * SHOTS  # the noise is there
