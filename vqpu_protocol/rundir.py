@@ -44,6 +44,7 @@ from vqpu_protocol.limits import (
     MAX_SHOTS,
     Dialect,
 )
+from vqpu_protocol.pubs import PubResults, Pubs
 from vqpu_protocol.wire import PATH_SAFE_ID, Document, Id, SafeStr, Seed, Serial, Sha256
 
 if TYPE_CHECKING:
@@ -200,9 +201,14 @@ class TaskDocument(Document):
     schema_: Literal["vqpu.task/1"] = Field("vqpu.task/1", alias="schema")
     task_id: Id
     attempt: Serial = 1
-    circuit: Annotated[SafeStr, Field(max_length=MAX_CIRCUIT_BYTES)]
+    circuit: Annotated[SafeStr, Field(max_length=MAX_CIRCUIT_BYTES)] | None = Field(
+        None, description="a circuit task's circuit; absent for a PUB task"
+    )
+    pubs: Pubs | None = Field(None, description="a PUB task's PUBs, resolved (every shots and precision given)")
     dialect: Dialect
-    shots: Annotated[int, Field(ge=1, le=MAX_SHOTS)]
+    shots: Annotated[int, Field(ge=0, le=MAX_SHOTS)] = Field(
+        description="a circuit task's shots; a PUB task's as stored (sampled in all, 0 for estimators)"
+    )
     seed: Seed | None = None
     snapshot_sha256: Sha256 = Field(description="sha256 of snapshot.json: the runner refuses any other snapshot")
     options: RunOptions = Field(default_factory=RunOptions)
@@ -212,6 +218,16 @@ class TaskDocument(Document):
     @classmethod
     def _memory_within_limits(cls, options: RunOptions, info: ValidationInfo) -> RunOptions:
         return check_memory_shots(options, info)
+
+    @model_validator(mode="after")
+    def _circuit_or_pubs(self) -> TaskDocument:
+        if (self.circuit is None) == (self.pubs is None):
+            raise ValueError("a task holds either a circuit or PUBs")
+        if self.circuit is not None and self.shots < 1:
+            raise ValueError("a circuit task runs at least one shot")
+        if self.pubs is not None and self.options.memory:
+            raise ValueError("per-shot memory is for circuit tasks")
+        return self
 
 
 def check_memory_shots(options: RunOptions, info: ValidationInfo) -> RunOptions:
@@ -306,17 +322,26 @@ class ResultDocument(Document):
     """`vqpu.result/1`: result.json, and the `result` of a completed report."""
 
     schema_: Literal["vqpu.result/1"] = Field("vqpu.result/1", alias="schema")
-    counts: dict[Bitstring, Annotated[int, Field(ge=0)]]
-    shots: Annotated[int, Field(ge=1, le=MAX_SHOTS)]
+    counts: dict[Bitstring, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, description="a circuit task's counts; empty for a PUB task (see `pubs`)"
+    )
+    shots: Annotated[int, Field(ge=0, le=MAX_SHOTS)] = Field(description="the task's shots, as stored")
     timings: Timings
     provenance: Provenance
     memory: Annotated[list[Bitstring], Field(max_length=MAX_MEMORY_SHOTS)] | None = Field(
         None,
         description="every shot's outcome in order, each a key of `counts`; only when options.memory asked",
     )
+    pubs: PubResults | None = Field(None, description="a PUB task's results, one per PUB in order")
 
     @model_validator(mode="after")
     def _counts_add_up(self) -> ResultDocument:
+        if self.pubs is not None:
+            if self.counts or self.memory is not None:
+                raise ValueError("a PUB task's result has its outcomes in `pubs`, none in `counts` or `memory`")
+            return self
+        if self.shots < 1:
+            raise ValueError("a circuit task's result has at least one shot")
         total = sum(self.counts.values())
         if total != self.shots:
             raise ValueError(f"counts add up to {total}, not to the {self.shots} shots")

@@ -9,6 +9,7 @@ from pydantic import Field
 from vqpu_protocol.api.tasks import SchedulerEvidence, TaskView
 from vqpu_protocol.errors import ErrorDocument
 from vqpu_protocol.limits import MAX_BYTES, MAX_CLAIM_BATCH, MAX_CLAIM_WAIT_S, MAX_HEARTBEAT_TASKS, Dialect
+from vqpu_protocol.pubs import Pubs
 from vqpu_protocol.rundir import ResultDocument, RunOptions, RuntimeLimit, RunUsage, TaskDocument
 from vqpu_protocol.wire import Id, Request, Response, SafeStr
 
@@ -39,7 +40,8 @@ class ClaimRequest(Request):
 class ClaimedTaskBody(Response):
     id: str
     device: str
-    circuit: str
+    circuit: str | None = None
+    pubs: Pubs | None = None
     dialect: Dialect
     shots: int
     seed: int | None
@@ -61,6 +63,7 @@ class ClaimedTask(Response):
             task_id=t.id,
             attempt=self.attempt,
             circuit=t.circuit,
+            pubs=t.pubs,
             dialect=t.dialect,
             shots=t.shots,
             seed=t.seed,

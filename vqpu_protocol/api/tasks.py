@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from vqpu_protocol.errors import ErrorDocument
 from vqpu_protocol.limits import MAX_CIRCUIT_BYTES, MAX_SHOTS, MAX_TAG_CHARS, MAX_TAGS, Dialect
 from vqpu_protocol.pricing import Price
+from vqpu_protocol.pubs import Pubs
 from vqpu_protocol.rundir import RunOptions, RunUsage, check_memory_shots
 from vqpu_protocol.wire import Id, Request, Response, SafeStr, Seed, Serial
 
@@ -18,9 +19,17 @@ Circuit = Annotated[SafeStr, Field(min_length=1, max_length=MAX_CIRCUIT_BYTES, d
 
 class SubmitTask(Request):
     device: Id = Field(description="a device id from GET /v1/devices")
-    circuit: Circuit
+    circuit: Circuit | None = Field(None, description="the circuit of a circuit task; absent: `pubs` says what runs")
+    pubs: Pubs | None = Field(
+        None,
+        description="Sampler or Estimator PUBs run as one task (docs/api.md); exclusive with `circuit`",
+    )
     dialect: Dialect
-    shots: Annotated[int, Field(ge=1, le=MAX_SHOTS)]
+    shots: Annotated[int, Field(ge=1, le=MAX_SHOTS)] | None = Field(
+        None,
+        description="a circuit task's shots (required); a sampler task's default shots per PUB; "
+        "refused on an estimator task (its PUBs give a precision)",
+    )
     seed: Seed | None = Field(None, description="fixes the simulation's randomness: same seed, same counts")
     epoch: Serial | None = Field(None, description="pin a past epoch (replay); absent: the epoch current at claim")
     tags: Annotated[list[Annotated[SafeStr, Field(max_length=MAX_TAG_CHARS)]], Field(max_length=MAX_TAGS)] = []
@@ -30,6 +39,26 @@ class SubmitTask(Request):
     @classmethod
     def _memory_within_limits(cls, options: RunOptions, info: ValidationInfo) -> RunOptions:
         return check_memory_shots(options, info)
+
+    @model_validator(mode="after")
+    def _circuit_or_pubs(self) -> SubmitTask:
+        check_task_kind(self.circuit, self.pubs, self.shots, self.options)
+        return self
+
+
+def check_task_kind(circuit: str | None, pubs: object, shots: int | None, options: RunOptions) -> None:
+    """A task runs a circuit or PUBs, never both; a circuit task gives shots, an estimator task none."""
+    if (circuit is None) == (pubs is None):
+        raise ValueError("give either `circuit` or `pubs`" if circuit is None else "give `circuit` or `pubs`, not both")
+    if circuit is not None and shots is None:
+        raise ValueError("a circuit task needs `shots`")
+    kind = getattr(pubs, "kind", None)
+    if kind == "estimator" and shots is not None:
+        raise ValueError("an estimator task takes no `shots`: each PUB gives a precision")
+    if kind is not None and options.memory:
+        raise ValueError(
+            "per-shot memory (`options.memory`) is for circuit tasks; a PUB task returns counts per binding"
+        )
 
 
 class SchedulerEvidence(Request):
@@ -48,7 +77,13 @@ class TaskView(Response):
     owner: str
     device: str
     dialect: str
-    shots: int
+    kind: Literal["circuit", "sampler", "estimator"] = Field(
+        "circuit", description="what the task runs: one circuit, or Sampler or Estimator PUBs"
+    )
+    pubs: int | None = Field(None, description="how many PUBs a PUB task holds; null for a circuit task")
+    shots: int = Field(
+        description="shots sampled: a circuit task's; a sampler task's over all PUBs and bindings; 0 for estimators"
+    )
     seed: int | None
     tags: list[str]
     options: RunOptions
