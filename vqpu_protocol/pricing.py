@@ -8,7 +8,9 @@ functions, so the control plane and the runner can never disagree on the method 
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
+from collections.abc import Sequence
 from typing import Annotated, NamedTuple
 
 from pydantic import Field
@@ -16,6 +18,7 @@ from pydantic import Field
 from device_registry import Snapshot, gates
 from device_registry.admissibility import CircuitStats
 from vqpu_protocol.pricing_noise import idle_noisy, is_noisy, noise_kinds
+from vqpu_protocol.pubs import EstimatorPub, EstimatorPubs, SamplerPub, SamplerPubs
 from vqpu_protocol.rundir import Method, NoiseModelName, Precision, RunOptions
 from vqpu_protocol.wire import Document
 
@@ -28,6 +31,7 @@ __all__ = [
     "is_noisy",
     "plan_method",
     "price",
+    "price_pubs",
     "runtime_terms",
     "simulator_memory_mb",
     "state_bytes",
@@ -190,8 +194,94 @@ def price(stats: CircuitStats, snapshot: Snapshot, options: RunOptions, shots: i
     )
 
 
+def price_pubs(
+    stats: Sequence[CircuitStats], snapshot: Snapshot, options: RunOptions, pubs: SamplerPubs | EstimatorPubs
+) -> Price:
+    """What a PUB task costs (`stats[i]` sizes `pubs.pubs[i]`'s circuit; the PUBs resolved): one runner start,
+    every circuit parsed once, each binding run as a task of that circuit would be; memory the largest
+    PUB's; counts every binding's worst. An estimator PUB runs each binding once, shot-free, and evaluates
+    each Pauli term on the state; the qubits its observables name are simulated (active) too."""
+    if len(stats) != len(pubs.pubs):
+        raise ValueError(f"{len(stats)} circuit sizes for {len(pubs.pubs)} PUBs")
+    seconds = dict(zip(Cost._fields, COST, strict=True))
+    items: list[SamplerPub | EstimatorPub] = list(pubs.pubs)
+    parts = [_pub_part(s, snapshot, options, pub) for s, pub in zip(stats, items, strict=True)]
+    simulate_s = sum(p.simulate_s for p in parts)
+    parse_s = sum(seconds["parse_op"] * s.expanded_ops for s in stats)
+    largest = max(parts, key=lambda p: p.state_bytes)
+    ops = sum(s.expanded_ops for s in stats)
+    return Price(
+        method=largest.method,
+        precision=options.precision,
+        noisy=any(p.noisy for p in parts),
+        per_shot=any(p.per_shot for p in parts),
+        active_qubits=largest.active_qubits,
+        clbits=max(s.clbits for s in stats),
+        expanded_ops=ops,
+        state_bytes=min(largest.state_bytes, MAX_PRICED_BYTES),
+        memory_bytes=min(largest.state_bytes + RUNNER_BYTES + ops * BYTES_PER_OP, MAX_PRICED_BYTES),
+        counts_chars=sum(p.counts_chars for p in parts),
+        estimated_simulate_s=min(simulate_s, MAX_PRICED_SECONDS),
+        estimated_runtime_s=min(simulate_s + seconds["start"] + parse_s, MAX_PRICED_SECONDS),
+        model=MODEL,
+    )
+
+
+class _PubPart(NamedTuple):
+    method: str
+    noisy: bool
+    per_shot: bool
+    active_qubits: int
+    state_bytes: int
+    counts_chars: int
+    simulate_s: float
+
+
+def _pub_part(stats: CircuitStats, snapshot: Snapshot, options: RunOptions, pub: SamplerPub | EstimatorPub) -> _PubPart:
+    seconds = dict(zip(Cost._fields, COST, strict=True))
+    estimator = isinstance(pub, EstimatorPub)
+    if isinstance(pub, EstimatorPub):
+        stats = with_observed_qubits(stats, pub)
+        shots, pauli_terms = 1, sum(len(obs) for obs in pub.observables)
+    else:
+        shots, pauli_terms = pub.shots or 1, 0
+    bindings = pub.bindings
+    terms = runtime_terms(stats, snapshot, options, shots)
+    # Aer runs a PUB's bindings as one run (parameter binds): its fixed cost and the circuit's conversion
+    # are paid once per PUB, the state's evolution and the shots per binding.
+    once = sum(seconds[name] * terms[name] for name in _ONCE_PER_PUB)
+    per_binding = sum(
+        seconds[name] * amount for name, amount in terms.items() if name not in _WHOLE_RUN + _ONCE_PER_PUB
+    )
+    n = len(stats.active_qubits)
+    if estimator:  # each term's expectation value is one pass over the state (diagonal of a density matrix)
+        per_binding += pauli_terms * seconds["amplitude_op"] * 2.0 ** min(n, 1000)
+    return _PubPart(
+        method=terms.method,
+        noisy=terms.noisy,
+        per_shot=terms.per_shot,
+        active_qubits=n,
+        state_bytes=state_bytes(stats, snapshot, options, terms.method),
+        counts_chars=0 if estimator else bindings * worst_counts_chars(shots, stats.clbits, stats.key_width),
+        simulate_s=once + per_binding * bindings,
+    )
+
+
+def with_observed_qubits(stats: CircuitStats, pub: EstimatorPub) -> CircuitStats:
+    """The circuit's sizes with every qubit an observable names made active (simulated): a cut the new
+    qubits make is priced as crossed by the most operations any cut is, a bound."""
+    observed = {q for obs in pub.observables for term in obs for q in term.qubits}
+    active = stats.active_qubits | observed
+    if active == stats.active_qubits:
+        return stats
+    crossings = stats.crossings + (max(stats.crossings, default=0),) * (len(active) - 1 - len(stats.crossings))
+    return dataclasses.replace(stats, active_qubits=frozenset(active), crossings=crossings)
+
+
 _WHOLE_RUN = ("start", "parse_op")
 """The terms outside Aer's simulation."""
+_ONCE_PER_PUB = ("run", "op")
+"""The terms of one Aer run however many parameter bindings it is given."""
 
 
 class Terms(dict[str, float]):
