@@ -13,9 +13,13 @@ Qubits are physical: qubit i of the program is device qubit i. Registers (`qreg`
 laid out in declaration order from qubit 0; OpenQASM 3 `$n` names device qubit n directly. This is
 the same convention the runner uses when it executes the program.
 
-What the pass cannot verify without a compiler (loops, subroutines, `input` parameters, gate
-modifiers applied to non-native gates, index expressions) is not waved through: it is reported as a
-`PARSE_ERROR` (or `UNKNOWN_GATE` for modified gates), so nothing admitted is unchecked.
+What the pass cannot verify without a compiler (subroutines, gate modifiers applied to non-native
+gates, index expressions) is not waved through: it is reported as a `PARSE_ERROR` (or `UNKNOWN_GATE`
+for modified gates), so nothing admitted is unchecked. `input` parameters are refused too, unless the
+pass is asked to accept them (`parameters=True`, a PUB's circuit): then `input float[64] name;` at top
+level, each name once, is read, and `CircuitStats.inputs` lists the names in declaration order. A gate's
+arguments are never evaluated, so an expression of parameters (`rz(2*theta + 1) $0;`) is as good as a
+number.
 
 On the way the pass counts what a price needs (`Checker.stats`, a `CircuitStats`): operations as
 broadcast, the qubits they touch, the classical bits, and whether Aer must simulate shot by shot.
@@ -48,11 +52,13 @@ MAX_VIOLATIONS = 100
 """`check` stops after this many violations: a 10⁶-gate program of unknown gates is one answer, not 10⁶."""
 
 
-def check(source: str, dialect: str, snapshot: Snapshot, *, limit: int = MAX_VIOLATIONS) -> list[Violation]:
+def check(
+    source: str, dialect: str, snapshot: Snapshot, *, limit: int = MAX_VIOLATIONS, parameters: bool = False
+) -> list[Violation]:
     """Every reason `source` cannot run as written on `snapshot`; empty when it can.
 
     Linear in the length of the source, whatever its shape. At most `limit` violations are returned,
-    in source order.
+    in source order. `parameters`: accept `input float[64] name;` declarations (a PUB's circuit).
     """
     if dialect not in DIALECTS:
         return [
@@ -62,7 +68,7 @@ def check(source: str, dialect: str, snapshot: Snapshot, *, limit: int = MAX_VIO
                 f"unknown dialect {dialect!r}; expected one of {', '.join(DIALECTS)}",
             )
         ]
-    return Checker(source, dialect, snapshot, limit).run()
+    return Checker(source, dialect, snapshot, limit, parameters=parameters).run()
 
 
 def is_admissible(source: str, dialect: str, snapshot: Snapshot) -> bool:

@@ -62,12 +62,25 @@ class _Switch:
 
 
 class Checker:
-    def __init__(self, source: str, dialect: str, snapshot: Snapshot, limit: int) -> None:
+    def __init__(
+        self,
+        source: str,
+        dialect: str,
+        snapshot: Snapshot,
+        limit: int,
+        *,
+        parameters: bool = False,
+        device: Device | None = None,
+    ) -> None:
+        """`parameters`: accept `input float[64] name;` declarations (a PUB's circuit; `stats.inputs` lists
+        them). `device`: the snapshot's `Device`, when one is already built (checking many circuits)."""
         self.source, self.dialect, self.limit = source, dialect, limit
-        self.device = Device(snapshot)
+        self.device = Device(snapshot) if device is None else device
         self.registers = Registers(dialect)
         self.tally = Tally(self.device.num_qubits)
-        self.statements = Statements(dialect, self.device, self.registers, self._report, self.tally)
+        self.statements = Statements(
+            dialect, self.device, self.registers, self._report, self.tally, parameters=parameters
+        )
         self.lines = Lines(source)
         self.violations: list[Violation] = []
         self.switch_width = 0
@@ -83,7 +96,7 @@ class Checker:
     @property
     def stats(self) -> CircuitStats:
         """The program's size as far as `run` read it: the whole program's when it found no violation."""
-        return self.tally.freeze(self.registers.classical)
+        return self.tally.freeze(self.registers.classical, tuple(self.registers.inputs))
 
     # --- blocks -------------------------------------------------------------------
 
@@ -106,6 +119,7 @@ class Checker:
                     skipping -= 1
                     if not skipping:
                         tally.weight = opened.pop().weight
+                        self.statements.depth = len(opened)
             elif end == ";":
                 if opened and opened[-1].kind == "switch" and text.strip():
                     self._report(parse_error(f"a switch holds only 'case' and 'default' blocks: {clip(text)!r}"))
@@ -123,6 +137,7 @@ class Checker:
                 kind = self._block_header(text, opened[-1] if opened else None)
                 switch = _Switch(self.switch_width) if kind == "switch" else None
                 opened.append(_Block(probe, kind or _SKIPPED, outside, switch))
+                self.statements.depth = len(opened)
                 if kind == "loop":
                     self.statements.loops += 1
                 if kind is None:
@@ -132,6 +147,7 @@ class Checker:
                     self._report(parse_error(f"missing ';' after {clip(text)!r}"))
                 if opened:
                     block = opened.pop()
+                    self.statements.depth = len(opened)
                     tally.weight = block.weight
                     if block.kind == "loop":
                         self.statements.loops -= 1

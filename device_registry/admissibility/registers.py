@@ -25,12 +25,13 @@ class Registers:
         """name -> (first physical qubit, size); size 0 for a single `qubit q;`, which has no index."""
         self.classical: dict[str, int] = {}
         """name -> size; 0 for a single `bit c;`."""
+        self.inputs: dict[str, None] = {}
+        """The `input` parameters declared, in declaration order (a dict: ordered, each name once)."""
         self.width = 0
         self.physical_used = False
 
     def declare(self, quantum: bool, name: str, size: int, *, indexed: bool) -> None:
-        if name in self.quantum or name in self.classical:
-            raise parse_error(f"{clip(name)} is declared twice")
+        self._new_name(name)
         if not quantum:
             self.classical[name] = size if indexed else 0
             return
@@ -38,6 +39,14 @@ class Registers:
             raise parse_error(NOT_BOTH)
         self.quantum[name] = (self.width, size if indexed else 0)
         self.width += size
+
+    def declare_input(self, name: str) -> None:
+        self._new_name(name)
+        self.inputs[name] = None
+
+    def _new_name(self, name: str) -> None:
+        if name in self.quantum or name in self.classical or name in self.inputs:
+            raise parse_error(f"{clip(name)} is declared twice")
 
     def plain_qubit(self, name: str | None, index: str | None, physical: str | None) -> int | None:
         """`name[index]` or `$physical` (short digit strings) as a qubit, if it plainly is one; else None."""

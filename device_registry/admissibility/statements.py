@@ -41,13 +41,24 @@ _UNSUPPORTED = {
 
 class Statements:
     def __init__(
-        self, dialect: str, device: Device, registers: Registers, report: Callable[[Rejection], None], tally: Tally
+        self,
+        dialect: str,
+        device: Device,
+        registers: Registers,
+        report: Callable[[Rejection], None],
+        tally: Tally,
+        *,
+        parameters: bool = False,
     ) -> None:
         self.dialect, self.device, self.registers, self.report = dialect, device, registers, report
         self.tally = tally
+        self.parameters = parameters
+        """`input float[64] name;` declarations are accepted (a PUB's circuit); else refused."""
         self.included = False
         self.loops = 0
         """How many loop blocks enclose the statement being read (the checker keeps count)."""
+        self.depth = 0
+        """How many blocks enclose the statement being read (the checker keeps count)."""
 
     def read(self, stmt: str, first: bool) -> None:
         """Check one statement (stripped); raise the Rejection that ends it, report any before."""
@@ -57,7 +68,9 @@ class Statements:
             return
         if stmt.startswith("else") and syntax.ELSE.match(stmt):
             stmt = stmt[4:].lstrip()
+        top_level = not self.depth
         if stmt.startswith("if") and syntax.IF.match(stmt):
+            top_level = False
             self.device.require_control_flow("if_else", stmt)
             self.tally.dynamic = True  # a shot's outcome steers the rest: Aer simulates each shot
             parts = syntax.split_condition(stmt, "if")
@@ -83,6 +96,8 @@ class Statements:
             self._qasm2_declaration(stmt)
         elif word in ("qubit", "bit") and self.dialect == "qasm3":
             self._qasm3_declaration(stmt)
+        elif word == "input" and self.parameters:
+            self._input(stmt, top_level)
         elif word in ("gate", "opaque"):
             if word == "gate":
                 raise parse_error(f"gate definition without a body: {clip(stmt)!r}")
@@ -112,6 +127,18 @@ class Statements:
         if self.included:  # both parsers refuse to define the library's gates a second time
             raise parse_error(f'"{INCLUDES[self.dialect]}" is included twice')
         self.included = True
+
+    def _input(self, stmt: str, top_level: bool) -> None:
+        """A PUB circuit's parameter: `input float[64] name;` at top level, as `qiskit.qasm3.dumps` writes it
+        (its value comes from the PUB's `parameter_values`, in declaration order)."""
+        if self.dialect != "qasm3":
+            raise parse_error(f"input parameters are OpenQASM 3; a {self.dialect} program cannot declare one")
+        if not top_level:
+            raise parse_error(f"an input parameter is declared at top level, outside any block: {clip(stmt)!r}")
+        m = syntax.INPUT.match(stmt)
+        if m is None:
+            raise parse_error(f"an input parameter is declared as 'input float[64] name;', not {clip(stmt)!r}")
+        self.registers.declare_input(m.group(1))
 
     def _qasm2_declaration(self, stmt: str) -> None:
         m = syntax.QASM2_DECLARATION.match(stmt)

@@ -41,6 +41,9 @@ class CircuitStats:
     delayed_qubits: frozenset[int] = frozenset()
     """Active qubits that a delay idles, inside a control-flow block or not: where `relaxation` puts idle
     noise (the runner relaxes each delay, in blocks too)."""
+    inputs: tuple[str, ...] = ()
+    """The `input float[64] name;` parameters declared, in declaration order: what each row of a PUB's
+    `parameter_values` gives a value for (empty unless the pass was asked to accept parameters)."""
 
     @property
     def key_width(self) -> int:
@@ -100,7 +103,7 @@ class Tally:
         self.active.update(qubits)
         self.measured.update(qubits)
 
-    def freeze(self, classical: dict[str, int]) -> CircuitStats:
+    def freeze(self, classical: dict[str, int], inputs: tuple[str, ...] = ()) -> CircuitStats:
         active = sorted(self.active)
         crossings: list[int] = []
         spanning, at = 0, 0
@@ -118,4 +121,5 @@ class Tally:
             dynamic=self.dynamic,
             crossings=tuple(crossings),
             delayed_qubits=frozenset(self.delayed & self.active),
+            inputs=inputs,
         )

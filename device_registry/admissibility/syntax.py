@@ -20,6 +20,8 @@ QASM3_DECLARATION = re.compile(
     r"(qubit|bit)(?:\s*+\[\s*+(\d++)\s*+\])?\s++(" + NAME + r")\s*+(?:=\s*+(measure\b.*+))?\Z", re.DOTALL
 )
 ASSIGN_MEASURE = re.compile(r"(" + NAME + r"(?:\s*+\[\s*+\d++\s*+\])?)\s*+=\s*+(measure\b.*+)\Z", re.DOTALL)
+INPUT = re.compile(r"input\s++float\s*+\[\s*+64\s*+\]\s++(" + NAME + r")\s*+\Z")
+"""A PUB circuit's parameter, as `qiskit.qasm3.dumps` declares one: `input float[64] theta;`."""
 GATE_HEADER = re.compile(r"\s*+(gate|opaque)\s++(" + NAME + ")")
 STRING = re.compile(r""""[^"\n]*+"|'[^'\n]*+'""")
 ELSE = re.compile(r"else\b")
