@@ -4,7 +4,8 @@
 
 The graph is read from the device's snapshot (`flows.examples.maxcut.graph_from_snapshot`: a
 connected group of `nodes` well-calibrated qubits and the couplers between them), so the circuit runs
-as written, without routing. Each evaluation of (gamma, beta) is one vQPU task; scipy's COBYLA
+as written, without routing. Each evaluation of (gamma, beta) is one vQPU task of one Sampler PUB (the
+circuit compiled once, its angles `input` parameters bound per evaluation); scipy's COBYLA
 maximises the expected cut. The optimum is then measured again with more shots on the ideal device
 and on the noisy one. Reported: the approximation ratio <C>/max C (max C by brute force) with its
 standard error, the best cut sampled, and the ratio a uniformly random assignment would reach
@@ -24,7 +25,8 @@ from flows.artifacts import publish_convergence
 from flows.examples import maxcut
 from flows.examples.estimate import Estimate
 from flows.examples.native import NativeProgram
-from flows.tasks import Submission, connect, run_circuits
+from flows.tasks import connect, run_pubs
+from vqpu_protocol.pubs import SamplerPub, SamplerPubResults, SamplerPubs
 
 NAME = "qaoa-maxcut"
 TABLE_KEY = f"{NAME}-convergence"
@@ -129,12 +131,16 @@ def measure(
     label: str,
     url: str | None,
 ) -> Measured:
-    qasm = program.qasm(maxcut.parameter_values(program.compiled, gammas, betas))
+    """The cut at (gammas, betas) from one Sampler task: the circuit's template with the angles bound."""
+    values = maxcut.parameter_values(program.compiled, gammas, betas)
+    pub = SamplerPub(circuit=program.template(), parameter_values=[[values[p] for p in program.parameters]])
     name = f"{label} on {device}: gamma {[round(g, 3) for g in gammas]} beta {[round(b, 3) for b in betas]}"
-    [result] = run_circuits.with_options(task_run_name=name)(
-        [Submission(device=device, circuit=qasm, shots=shots, seed=seed, label=label)], url=url
+    result = run_pubs.with_options(task_run_name=name)(
+        device, SamplerPubs(pubs=[pub]), shots=shots, seed=seed, label=label, url=url
     )
-    return _measured(device, result.counts, graph, result.provenance.task_id)
+    assert isinstance(result.pubs, SamplerPubResults)  # the service checks a result is of its task's kind
+    [sampled] = result.pubs.pubs
+    return _measured(device, sampled.counts[0], graph, result.provenance.task_id)
 
 
 def _measured(device: str, counts: dict[str, int], graph: maxcut.Graph, task_id: str) -> Measured:

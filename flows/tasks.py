@@ -36,11 +36,12 @@ from typing import Any, Literal
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vqpu_client import Client, errors
 from vqpu_client.keys import read_key_file
-from vqpu_protocol.api.tasks import TaskView
+from vqpu_protocol.api.tasks import TaskView, check_task_kind
+from vqpu_protocol.pubs import EstimatorPubs, Pubs, SamplerPubs
 from vqpu_protocol.rundir import ResultDocument, RunOptions
 
 URL_ENV = "VQPU_URL"
@@ -65,14 +66,20 @@ class Submission(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     device: str
-    circuit: str
-    shots: int = Field(ge=1)
+    circuit: str | None = None
+    pubs: Pubs | None = Field(None, description="Sampler or Estimator PUBs run as one task, instead of a circuit")
+    shots: int | None = Field(None, ge=1, description="a circuit's shots; a sampler task's default per PUB")
     seed: int | None = None
     epoch: int | None = None
     dialect: Literal["qasm2", "qasm3"] | None = None
     options: RunOptions = Field(default_factory=RunOptions)
     tags: tuple[str, ...] = ()
     label: str = ""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Submission:
+        check_task_kind(self.circuit, self.pubs, self.shots, self.options)
+        return self
 
     def fingerprint(self) -> str:
         """sha256 of the submission's canonical JSON (run options without their defaults, so a dict and
@@ -137,6 +144,7 @@ def submit(client: Client, submission: Submission) -> TaskView:
     return client.submit(
         submission.device,
         submission.circuit,
+        pubs=submission.pubs,
         shots=submission.shots,
         dialect=submission.dialect,
         seed=submission.seed,
@@ -158,7 +166,7 @@ def check_distinct(submissions: Sequence[Submission]) -> None:
     for s in submissions:
         if s.fingerprint() in seen:
             raise DuplicateSubmissionError(
-                f"a submission appears more than once in the batch ({s.device}, {s.shots} shots, seed {s.seed}, "
+                f"a submission appears more than once in the batch ({s.device}, {s.shots or 0} shots, seed {s.seed}, "
                 f"label {s.label!r}): it would be one task. Give each a distinct label to run them separately."
             )
         seen[s.fingerprint()] = s
@@ -268,3 +276,36 @@ def run_circuits(
     with connect(url) as client:
         views = [submit(client, s) for s in submissions]
         return results(client, [v.id for v in views], timeout_s)
+
+
+@task(name="vqpu-run-pubs", task_run_name="run {label} on {device}", **_TASK_OPTIONS)
+def run_pubs(
+    device: str,
+    pubs: SamplerPubs | EstimatorPubs,
+    *,
+    shots: int | None = None,
+    seed: int | None = None,
+    epoch: int | None = None,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    tags: Iterable[str] = (),
+    label: str = "",
+    timeout_s: float | None = None,
+    url: str | None = None,
+) -> ResultDocument:
+    """Run Sampler or Estimator PUBs as ONE vQPU task (one claim, one runner execution: docs/api.md) and
+    return its result (`.pubs`: per PUB, counts per binding or expectation values with standard errors).
+    Retried as `run_circuit` is: under the run-derived idempotency key a repeat is the same task."""
+    submission = Submission(
+        device=device,
+        pubs=pubs,
+        shots=shots,
+        seed=seed,
+        epoch=epoch,
+        dialect="qasm3",
+        options=RunOptions() if options is None else RunOptions.model_validate(options, strict=False),
+        tags=tuple(tags),
+        label=label,
+    )
+    with connect(url) as client:
+        view = submit(client, submission)
+        return results(client, [view.id], timeout_s)[0]

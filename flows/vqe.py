@@ -3,18 +3,19 @@
     VQPU_URL=http://... VQPU_KEY=... python -c "from flows.vqe import vqe_h2; print(vqe_h2())"
 
 The problem and its exact answer are in `flows.examples.h2` (a 2-qubit parity-reduced Hamiltonian,
-a one-parameter UCC ansatz). Each evaluation of the energy at θ is two vQPU tasks, the ansatz
-measured in the Z and in the X basis, submitted together; scipy's COBYLA (deterministic) proposes
-the next θ. Every task has its own fixed seed, so a run is reproducible and a retried flow run
-finds its tasks already done (see `flows.tasks`).
+a one-parameter UCC ansatz). Each evaluation of the energy at θ is ONE vQPU task of one Estimator PUB
+(docs/api.md): the ansatz with θ as an `input` parameter, the Hamiltonian as Pauli terms on the two
+physical qubits, and a target `precision`; scipy's COBYLA (deterministic) proposes the next θ. Every
+task has its own fixed seed, so a run is reproducible and a retried flow run finds its tasks already
+done (see `flows.tasks`).
 
-Shots, honestly: one shot of this Hamiltonian has a spread of about 0.25 Ha, so the standard error
-of an evaluation is ~0.25/sqrt(shots) Ha; chemical accuracy (1.6 mHa) needs an optimiser that is not
-misled by mHa noise and a final estimate well under it. Shots are cheap on a simulator (2 qubits:
-~1 s per million), so the optimisation uses 500 000 per basis (SE ~0.35 mHa per evaluation) and the
-optimum is measured again with 2 000 000 per basis (SE ~0.18 mHa); the reported error is that final
-estimate minus the exact ground energy, with its standard error beside it. On the noisy device the
-same optimum is measured once more, under the device's calibrated noise.
+Precision, honestly: the service's estimator is Aer's (`EstimatorV2`): it computes the expectation value
+exactly under the device's noise (a density matrix for two qubits), then, for a precision above 0, draws
+it from a normal distribution of that width. So `precision=0` (the default) gives the exact energy of
+the ansatz at θ with no shots at all, and the reported standard error is the precision asked. The
+earlier flow sampled 500 000 shots per basis per evaluation and 2 000 000 for the optimum to beat shot
+noise (benchmarks/primitives compares the two). The optimum is measured once more on the noisy device,
+under its calibrated noise.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from flows.artifacts import publish_convergence
 from flows.examples import h2
 from flows.examples.estimate import Estimate
 from flows.examples.native import NativeProgram, best_coupled_pair
-from flows.tasks import Submission, connect, run_circuits
+from flows.tasks import connect, run_pubs
+from vqpu_protocol.pubs import EstimatorPub, EstimatorPubResults, EstimatorPubs
 
 CHEMICAL_ACCURACY_HA = 1.6e-3
 NAME = "vqe-h2"
@@ -86,71 +88,72 @@ class VQEResult:
 
 
 class _Energy:
-    """The objective COBYLA calls: one batch of vQPU tasks per θ, each evaluation recorded."""
+    """The objective COBYLA calls: one Estimator task per θ, each evaluation recorded."""
 
-    def __init__(self, programs: dict[str, NativeProgram], device: str, shots: int, seed: int, url: str | None):
-        self.programs, self.device, self.shots, self.seed, self.url = programs, device, shots, seed, url
+    def __init__(self, program: NativeProgram, device: str, precision: float, seed: int, url: str | None):
+        self.program, self.device, self.precision, self.seed, self.url = program, device, precision, seed, url
         self.history: list[Evaluation] = []
 
     def __call__(self, x: Any) -> float:
         theta = float(x[0])
         k = len(self.history) + 1
-        estimate, ids = measure(
-            self.programs, self.device, theta, self.shots, self.seed + 10 * k, f"eval-{k}", self.url
+        estimate, task_id = measure(
+            self.program, self.device, theta, self.precision, self.seed + 10 * k, f"eval-{k}", self.url
         )
-        self.history.append(Evaluation(k, theta, estimate.value, estimate.stderr, ids))
+        self.history.append(Evaluation(k, theta, estimate.value, estimate.stderr, [task_id]))
         get_run_logger().info("evaluation %d: θ = %+.4f, E = %.5f ± %.5f Ha", k, theta, estimate.value, estimate.stderr)
         return estimate.value
 
 
 def measure(
-    programs: dict[str, NativeProgram], device: str, theta: float, shots: int, seed: int, label: str, url: str | None
-) -> tuple[Estimate, list[str]]:
-    """The energy at θ on `device` from one task per basis (submitted together), and the task ids."""
-    batch = [
-        Submission(device=device, circuit=programs[basis].qasm([theta]), shots=shots, seed=seed + i, label=label)
-        for i, basis in enumerate(h2.BASES)
-    ]
-    results = run_circuits.with_options(task_run_name=f"{label} on {device}: θ = {theta:+.4f}")(batch, url=url)
-    return h2.energy({b: r.counts for b, r in zip(h2.BASES, results, strict=True)}), [
-        r.provenance.task_id for r in results
-    ]
+    program: NativeProgram, device: str, theta: float, precision: float, seed: int, label: str, url: str | None
+) -> tuple[Estimate, str]:
+    """The energy at θ on `device` from one Estimator task, and the task's id."""
+    pub = EstimatorPub(
+        circuit=program.template(),
+        parameter_values=[[theta]],
+        observables=[h2.observable(program.layout)],
+        precision=precision,
+    )
+    result = run_pubs.with_options(task_run_name=f"{label} on {device}: θ = {theta:+.4f}")(
+        device, EstimatorPubs(pubs=[pub]), seed=seed, label=label, url=url
+    )
+    assert isinstance(result.pubs, EstimatorPubResults)  # the service checks a result is of its task's kind
+    [energy] = result.pubs.pubs
+    return Estimate(energy.evs[0], energy.stds[0]), result.provenance.task_id
 
 
 @flow(name="vqe-h2", persist_result=False)
 def vqe_h2(
     device: str = "ibm-fez-ideal",
     noisy_device: str | None = "ibm-fez",
-    shots: int = 500_000,
-    final_shots: int = 2_000_000,
+    precision: float = 0.0,
     maxiter: int = 15,
     seed: int = 2017,
     qubits: tuple[int, int] | None = None,
     url: str | None = None,
     results_dir: str | None = None,
 ) -> VQEResult:
-    """Minimise the H2 energy on `device`, measure the optimum with `final_shots`, and again on
-    `noisy_device`. `qubits`: a coupled pair (default: the best-calibrated coupler of the noisy
-    device, else of `device`). `url`: the service (default VQPU_URL); the key is always VQPU_KEY."""
+    """Minimise the H2 energy on `device` with Estimator tasks of `precision` (0: exact), then measure
+    the optimum on `noisy_device`. `qubits`: a coupled pair (default: the best-calibrated coupler of the
+    noisy device, else of `device`). `url`: the service (default VQPU_URL); the key is always VQPU_KEY."""
     from scipy.optimize import minimize
 
     with connect(url) as client:
         snapshots = {d: client.snapshot(d) for d in {device, noisy_device} if d is not None}
     layout = qubits or best_coupled_pair(snapshots[noisy_device or device])
 
-    def compiled(d: str) -> dict[str, NativeProgram]:
-        return {b: NativeProgram(h2.circuit(b), layout, snapshots[d]) for b in h2.BASES}
+    def compiled(d: str) -> NativeProgram:
+        return NativeProgram(h2.ansatz(), layout, snapshots[d])
 
-    energy = _Energy(compiled(device), device, shots, seed, url)
+    energy = _Energy(compiled(device), device, precision, seed, url)
     minimize(energy, [h2.HARTREE_FOCK_THETA], method="COBYLA", options={"rhobeg": 0.3, "maxiter": maxiter, "tol": 1e-3})
     best = min(energy.history, key=lambda e: e.energy)
-    final, final_ids = measure(energy.programs, device, best.theta, final_shots, seed + 1, "final", url)
     noisy: Estimate | None = None
     noisy_ids: list[str] = []
     if noisy_device is not None:
-        noisy, noisy_ids = measure(
-            compiled(noisy_device), noisy_device, best.theta, final_shots, seed + 3, "noisy", url
-        )
+        noisy, noisy_id = measure(compiled(noisy_device), noisy_device, best.theta, precision, seed + 3, "noisy", url)
+        noisy_ids.append(noisy_id)
 
     exact = h2.exact_ground_energy()
     result = VQEResult(
@@ -158,18 +161,18 @@ def vqe_h2(
         device=device,
         qubits=(layout[0], layout[1]),
         theta=best.theta,
-        energy=final.value,
-        stderr=final.stderr,
+        energy=best.energy,
+        stderr=best.stderr,
         exact=exact,
-        error=final.value - exact,
-        chemical_accuracy=abs(final.value - exact) < CHEMICAL_ACCURACY_HA,
+        error=best.energy - exact,
+        chemical_accuracy=abs(best.energy - exact) < CHEMICAL_ACCURACY_HA,
         nuclear_repulsion=h2.nuclear_repulsion(),
         evaluations=len(energy.history),
         noisy_device=noisy_device,
         noisy_energy=noisy.value if noisy else None,
         noisy_stderr=noisy.stderr if noisy else None,
         history=energy.history,
-        task_ids=[i for e in energy.history for i in e.task_ids] + final_ids + noisy_ids,
+        task_ids=[i for e in energy.history for i in e.task_ids] + noisy_ids,
     )
     return _report(result, Path(results_dir) if results_dir else None)
 
@@ -212,9 +215,6 @@ def _figure(result: VQEResult) -> Any:
         label=f"{result.device}, per evaluation",
     )
     end = len(xs) + 1
-    ax.errorbar(
-        [end], [result.error * 1e3], yerr=[result.stderr * 1e3], fmt="s", color="black", label="optimum, more shots"
-    )
     if result.noisy_energy is not None:
         ax.errorbar(
             [end],

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from flows.examples.estimate import Bits, Estimate, mean_of, z_string
+from vqpu_protocol.pubs import PauliTerm
 
 BOND_LENGTH_ANGSTROM = 0.735
 BOHR_ANGSTROM = 0.529177210903  # CODATA 2018
@@ -77,6 +78,27 @@ def ansatz_energy(theta: float) -> float:
     """<ψ(θ)|H|ψ(θ)>, exactly (what infinitely many shots would give)."""
     state = ansatz_state(theta)
     return float(state @ matrix() @ state)
+
+
+def ansatz() -> Any:
+    """The ansatz alone, with parameter θ and no measurement: what an Estimator PUB takes."""
+    from qiskit import QuantumCircuit
+    from qiskit.circuit import Parameter
+
+    qc = QuantumCircuit(2, name="h2-ucc")
+    qc.x(0)
+    qc.ry(Parameter("θ"), 1)
+    qc.cx(1, 0)
+    return qc
+
+
+def observable(layout: tuple[int, int] | list[int]) -> list[PauliTerm]:
+    """H as Pauli terms on the physical qubits `layout` (logical qubit i on `layout[i]`): an Estimator
+    PUB's observable. Qiskit's labels are little-endian: the last character is qubit 0."""
+    return [
+        PauliTerm(paulis=label[::-1], qubits=[layout[0], layout[1]], coeff=coefficient)
+        for label, coefficient in TERMS.items()
+    ]
 
 
 def circuit(basis: str) -> Any:

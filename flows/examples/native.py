@@ -9,6 +9,7 @@ before anything is submitted. A parametrised circuit is compiled once and bound 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,7 +47,20 @@ class NativeProgram:
         bound = self.compiled.assign_parameters(values) if values is not None else self.compiled
         if bound.parameters:
             raise ValueError(f"unbound parameters: {sorted(p.name for p in bound.parameters)}")
-        lines = ["OPENQASM 3.0;", f"bit[{bound.num_clbits}] c;"]
+        return self._source(bound, {})
+
+    def template(self) -> str:
+        """The OpenQASM 3 source with the circuit's parameters left free, for a PUB: `input float[64] p0;`
+        and so on, declared in the parameters' sorted order (`parameters`), which is therefore the order of
+        a PUB's `parameter_values` columns."""
+        names = {p: f"p{i}" for i, p in enumerate(self.compiled.parameters)}
+        inputs = [f"input float[64] {name};" for name in names.values()]
+        return self._source(self.compiled, names, inputs)
+
+    def _source(self, bound: Any, names: Mapping[Any, str], inputs: Sequence[str] = ()) -> str:
+        lines = ["OPENQASM 3.0;", *inputs]
+        if bound.num_clbits:
+            lines.append(f"bit[{bound.num_clbits}] c;")
         for inst in bound.data:
             op = inst.operation
             qubits = ", ".join(f"${self.layout[bound.find_bit(q).index]}" for q in inst.qubits)
@@ -55,7 +69,7 @@ class NativeProgram:
             elif op.name == "barrier":
                 lines.append(f"barrier {qubits};")
             elif op.params:
-                angles = ", ".join(repr(float(p)) for p in op.params)
+                angles = ", ".join(_angle(p, names) for p in op.params)
                 lines.append(f"{op.name}({angles}) {qubits};")
             else:
                 lines.append(f"{op.name} {qubits};")
@@ -72,6 +86,22 @@ class NativeProgram:
                 raise LayoutError(
                     f"{inst.operation.name} on physical qubits {pair}: no such coupling on {self.snapshot.device_id}"
                 )
+
+
+_EXPRESSION = re.compile(r"[A-Za-z0-9_.+\-*/() ]+")
+
+
+def _angle(value: Any, names: Mapping[Any, str]) -> str:
+    """A gate angle as OpenQASM 3: a float literal, or an expression of the template's inputs."""
+    free = getattr(value, "parameters", None)
+    if not free:
+        return repr(float(value))
+    from qiskit.circuit import Parameter
+
+    text = str(value.subs({p: Parameter(names[p]) for p in free}))
+    if _EXPRESSION.fullmatch(text) is None:
+        raise ValueError(f"cannot write the angle {text!r} as OpenQASM 3")
+    return text
 
 
 def best_coupled_pair(snapshot: Snapshot) -> tuple[int, int]:

@@ -51,3 +51,15 @@ def test_the_energy_of_hartree_fock_counts_is_its_exact_energy_with_the_xx_shot_
 def test_only_the_z_and_x_bases_exist() -> None:
     with pytest.raises(ValueError, match="basis"):
         h2.circuit("Y")
+
+
+def test_the_observable_on_the_estimator_is_the_hamiltonian_and_the_ansatz_has_its_energy() -> None:
+    from qiskit.quantum_info import SparsePauliOp, Statevector
+
+    terms = h2.observable([0, 1])
+    op = SparsePauliOp.from_sparse_list([(t.paulis, t.qubits, t.coeff) for t in terms], num_qubits=2)
+    assert np.allclose(op.to_matrix(), h2.matrix())
+    for theta in (0.0, 0.3, -1.2):
+        state = Statevector(h2.ansatz().assign_parameters([theta]))
+        assert state.expectation_value(op).real == pytest.approx(h2.ansatz_energy(theta), abs=1e-12)
+    assert {tuple(t.qubits) for t in h2.observable((96, 103))} == {(96, 103)}

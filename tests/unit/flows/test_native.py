@@ -71,3 +71,30 @@ def test_the_best_pair_is_an_available_coupler_no_worse_than_any_other(fez: Snap
 
     assert cost(edge) == min(cost(e) for e in fez.edges if e.available)
     assert best_coupled_pair(fez_ideal) == (0, 1)  # no calibration: the first coupler
+
+
+def test_the_template_bound_in_input_order_is_the_program_bound_to_the_same_values(fez: Snapshot) -> None:
+    """A PUB's parameter_values columns follow the template's `input` declarations: binding them in that
+    order gives the very circuit `qasm(values)` writes (four parameters, so a wrong order shows)."""
+    import re
+
+    from qiskit import QuantumCircuit, qasm3
+
+    graph = maxcut.graph_from_snapshot(fez, 4)
+    program = NativeProgram(maxcut.circuit(graph, 2), graph.nodes, fez)
+    values = [0.3, -0.7, 0.45, 1.1]
+    template = program.template()
+    declared = re.findall(r"^input float\[64\] (\w+);$", template, flags=re.MULTILINE)
+    assert declared == ["p0", "p1", "p2", "p3"]
+
+    def load(source: str) -> QuantumCircuit:  # the native gates are Qiskit's standard ones
+        return qasm3.loads(source.replace("OPENQASM 3.0;", 'OPENQASM 3.0;\ninclude "stdgates.inc";', 1))
+
+    loaded = load(template)
+    by_name = {p.name: p for p in loaded.parameters}
+    bound = loaded.assign_parameters({by_name[n]: v for n, v in zip(declared, values, strict=True)})
+    want = load(program.qasm(values))
+    got = [(i.operation.name, [bound.find_bit(q).index for q in i.qubits], i.operation.params) for i in bound.data]
+    expected = [(i.operation.name, [want.find_bit(q).index for q in i.qubits], i.operation.params) for i in want.data]
+    assert [g[:2] for g in got] == [e[:2] for e in expected]
+    assert np.allclose([float(p) for g in got for p in g[2]], [float(p) for e in expected for p in e[2]])
