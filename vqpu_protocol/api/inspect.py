@@ -6,15 +6,18 @@ from pydantic import Field
 
 from vqpu_protocol.api.devices import ViolationView
 from vqpu_protocol.limits import MAX_QUEUED_CHECK
+from vqpu_protocol.pubs import Pubs
 from vqpu_protocol.wire import Response
 
 
 class TaskCircuit(Response):
-    """GET /v1/tasks/{id}/circuit: the source as submitted, so a task can be resubmitted (replay)."""
+    """GET /v1/tasks/{id}/circuit: the source as submitted, so a task can be resubmitted (replay): a
+    circuit task's circuit, or a PUB task's PUBs as stored (resolved: every shots and precision given)."""
 
     task_id: str
     dialect: str
-    circuit: str
+    circuit: str | None = Field(None, description="a circuit task's source; null for a PUB task")
+    pubs: Pubs | None = Field(None, description="a PUB task's PUBs; null for a circuit task")
 
 
 class RefusedTask(Response):
