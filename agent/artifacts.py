@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
+from vqpu_protocol.pubs import EstimatorPubResults
 from vqpu_protocol.rundir import Provenance, ResultDocument
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ def summary_markdown(task_id: str, task_url: str, result: ResultDocument, *, cou
         f"| noise model | {noise_summary(p)} |",
         f"| attempt | {p.attempt} |",
         f"| shots | {result.shots} |",
+        *([f"| PUBs | {ran(result)} |"] if result.pubs is not None else []),
         f"| seed | {p.seed} ({p.seed_source}) |",
         f"| method | {p.method} on {p.device} |",
         f"| node | {p.hostname} |",
@@ -66,14 +68,45 @@ def summary_markdown(task_id: str, task_url: str, result: ResultDocument, *, cou
     return "\n".join(lines)
 
 
+def ran(result: ResultDocument) -> str:
+    """What the task ran, in words: its shots, or its PUBs."""
+    if result.pubs is None:
+        return f"{result.shots} shots"
+    n = len(result.pubs.pubs)
+    what = f"{n} {result.pubs.kind} PUB{'s' * (n != 1)}"
+    return what if result.pubs.kind == "estimator" else f"{what}, {result.shots} shots"
+
+
 def counts_table(result: ResultDocument) -> list[dict[str, object]]:
-    rows = sorted(result.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    """The most frequent outcomes; of a PUB task, per PUB and binding (an estimator's values per PUB)."""
+    if isinstance(result.pubs, EstimatorPubResults):
+        values: list[dict[str, object]] = [
+            {"pub": i, "index": j, "ev": ev, "std": std}
+            for i, pub in enumerate(result.pubs.pubs)
+            for j, (ev, std) in enumerate(zip(pub.evs, pub.stds, strict=True))
+        ]
+        return values[:MAX_TABLE_ROWS]
+    tallies = (
+        [(None, None, result.shots, result.counts)]
+        if result.pubs is None
+        else [
+            (i, j, pub.shots, counts) for i, pub in enumerate(result.pubs.pubs) for j, counts in enumerate(pub.counts)
+        ]
+    )
+    rows = sorted(
+        ((i, j, shots, bits, n) for i, j, shots, counts in tallies for bits, n in counts.items()),
+        key=lambda r: (-r[4], r[0] or 0, r[1] or 0, r[3]),
+    )
     return [
-        {"bitstring": bits, "count": n, "probability": round(n / result.shots, 6)} for bits, n in rows[:MAX_TABLE_ROWS]
+        ({} if i is None else {"pub": i, "binding": j})
+        | {"bitstring": bits, "count": n, "probability": round(n / shots, 6)}
+        for i, j, shots, bits, n in rows[:MAX_TABLE_ROWS]
     ]
 
 
 def counts_description(result: ResultDocument) -> str:
+    if result.pubs is not None:
+        return f"{ran(result)} of task {result.provenance.task_id} (at most {MAX_TABLE_ROWS} rows)"
     shown = (
         "" if len(result.counts) <= MAX_TABLE_ROWS else f" (the {MAX_TABLE_ROWS} most frequent of {len(result.counts)})"
     )

@@ -17,7 +17,7 @@ import anyio
 from prefect.client.schemas.objects import State
 from prefect.states import Cancelled, Completed, Failed
 
-from agent.artifacts import publish_artifacts
+from agent.artifacts import publish_artifacts, ran
 from agent.claims import Claim
 from agent.control_plane import ControlPlane, ControlPlaneError, Fenced, Rejected, Report
 from agent.deadline import time_limit_error
@@ -209,7 +209,7 @@ class Execution:
             return Failed(message=f"{ErrorCode.INVALID_RESULT}: the runner's result did not match its task")
         if isinstance(outcome, ResultDocument):
             await publish_artifacts(self, outcome, include_counts=self.include_counts)
-            return Completed(message=f"{outcome.shots} shots in {outcome.timings.total_s:.3f} s")
+            return Completed(message=f"{ran(outcome)} in {outcome.timings.total_s:.3f} s")
         assert isinstance(report, FailedReport)
         if outcome is not None:  # the runner's own message may quote the tenant's circuit (a parse error does)
             return Failed(message=f"{report.error.code}: the runner's message is with the task, on the control plane")
