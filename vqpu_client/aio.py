@@ -51,6 +51,7 @@ from vqpu_protocol.api.devices import (
 )
 from vqpu_protocol.api.inspect import QueuedViolations, TaskCircuit
 from vqpu_protocol.api.tasks import EventList, EventView, TaskPage, TaskView
+from vqpu_protocol.pubs import EstimatorPubs, SamplerPubs
 from vqpu_protocol.rundir import ResultDocument, RunOptions
 
 T = TypeVar("T")
@@ -161,9 +162,10 @@ class AsyncClient:
     async def submit(
         self,
         device: str,
-        circuit: str,
+        circuit: str | None = None,
         *,
-        shots: int,
+        shots: int | None = None,
+        pubs: SamplerPubs | EstimatorPubs | Mapping[str, Any] | None = None,
         dialect: str | None = None,
         seed: int | None = None,
         epoch: int | None = None,
@@ -182,6 +184,7 @@ class AsyncClient:
                 tags=tags,
                 options=options,
                 idempotency_key=idempotency_key,
+                pubs=pubs,
             )
         )
 
@@ -229,7 +232,13 @@ class AsyncClient:
         return found
 
     async def run(
-        self, device: str, circuit: str, *, shots: int, timeout_s: float | None = None, **submit: Any
+        self,
+        device: str,
+        circuit: str | None = None,
+        *,
+        shots: int | None = None,
+        timeout_s: float | None = None,
+        **submit: Any,
     ) -> ResultDocument:
         task = await self.submit(device, circuit, shots=shots, **submit)
         return await self.result_of(await self.wait(task.id, timeout_s=timeout_s))

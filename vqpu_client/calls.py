@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from device_registry import Snapshot
 from device_registry.snapshot import parse_snapshot
 from vqpu_client.errors import APIError, QueueFullError, TransportError, UsageError, WaitTimeoutError, api_error
 from vqpu_client.sse import EVENT_STREAM, StreamBroken
 from vqpu_protocol.api.devices import DevicePatch, EpochView, ViabilityView
-from vqpu_protocol.api.tasks import EventView, TaskView
+from vqpu_protocol.api.tasks import EventView, TaskView, check_task_kind
 from vqpu_protocol.limits import Dialect
+from vqpu_protocol.pubs import EstimatorPubs, Pubs, SamplerPubs
 from vqpu_protocol.rundir import RunOptions
 
 T = TypeVar("T")
@@ -210,23 +211,51 @@ def options_body(options: RunOptions | Mapping[str, Any] | None) -> dict[str, An
         raise UsageError(f"invalid run options: {exc.errors(include_url=False)}") from None
 
 
+def pubs_document(pubs: SamplerPubs | EstimatorPubs | Mapping[str, Any]) -> SamplerPubs | EstimatorPubs:
+    """A PUB document (`vqpu_protocol.pubs`): given as one, or as its JSON form, validated here first so a
+    mistake fails before anything is sent (`UsageError`)."""
+    if isinstance(pubs, SamplerPubs | EstimatorPubs):
+        return pubs
+    try:
+        return _PUBS.validate_python(dict(pubs))
+    except (ValidationError, TypeError, ValueError) as exc:
+        errors = exc.errors(include_url=False)[:5] if isinstance(exc, ValidationError) else str(exc)
+        raise UsageError(f"invalid pubs: {errors}") from None
+
+
+_PUBS: TypeAdapter[SamplerPubs | EstimatorPubs] = TypeAdapter(Pubs)
+
+
 def submit_body(
     device: str,
-    circuit: str,
+    circuit: str | None,
     *,
-    shots: int,
+    shots: int | None,
     dialect: str | None,
     seed: int | None,
     epoch: int | None,
     tags: Iterable[str],
     options: RunOptions | Mapping[str, Any] | None,
+    pubs: SamplerPubs | EstimatorPubs | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "device": device,
-        "circuit": circuit,
-        "dialect": dialect_of(circuit, dialect),
-        "shots": shots,
-    }
+    """The body of POST /v1/tasks: a circuit task (`circuit`, `shots`) or a PUB task (`pubs`; `shots` the
+    sampler's default shots per PUB, none for an estimator), checked as the server checks it."""
+    opts = options_body(options)
+    document = None if pubs is None else pubs_document(pubs)
+    try:
+        check_task_kind(circuit, document, shots, RunOptions(memory=bool((opts or {}).get("memory", False))))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    body: dict[str, Any] = {"device": device}
+    if document is not None:
+        body["pubs"] = document.model_dump(mode="json", exclude_none=True)
+        # A PUB's circuit is OpenQASM 3 (its parameters are `input float[64]` declarations).
+        body["dialect"] = "qasm3" if dialect is None else dialect_of("", dialect)
+    if circuit is not None:
+        body["circuit"] = circuit
+        body["dialect"] = dialect_of(circuit, dialect)
+    if shots is not None:
+        body["shots"] = shots
     if seed is not None:
         body["seed"] = seed
     if epoch is not None:
@@ -234,7 +263,6 @@ def submit_body(
     tags = list(tags)
     if tags:
         body["tags"] = tags
-    opts = options_body(options)
     if opts:
         body["options"] = opts
     return body
@@ -275,18 +303,19 @@ def viability(
 
 def submit(
     device: str,
-    circuit: str,
+    circuit: str | None,
     *,
-    shots: int,
+    shots: int | None,
     dialect: str | None,
     seed: int | None,
     epoch: int | None,
     tags: Iterable[str],
     options: RunOptions | Mapping[str, Any] | None,
     idempotency_key: str | None,
+    pubs: SamplerPubs | EstimatorPubs | Mapping[str, Any] | None = None,
 ) -> Call[TaskView]:
     body = submit_body(
-        device, circuit, shots=shots, dialect=dialect, seed=seed, epoch=epoch, tags=tags, options=options
+        device, circuit, shots=shots, dialect=dialect, seed=seed, epoch=epoch, tags=tags, options=options, pubs=pubs
     )
     key = idempotency_key if idempotency_key is not None else new_idempotency_key()
     # One key for every attempt of this call: a retry after a lost answer gets the task the first attempt made.

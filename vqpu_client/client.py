@@ -54,6 +54,7 @@ from vqpu_protocol.api.devices import (
 )
 from vqpu_protocol.api.inspect import QueuedViolations, TaskCircuit
 from vqpu_protocol.api.tasks import EventList, EventView, TaskPage, TaskView
+from vqpu_protocol.pubs import EstimatorPubs, SamplerPubs
 from vqpu_protocol.rundir import ResultDocument, RunOptions
 
 T = TypeVar("T")
@@ -180,9 +181,10 @@ class Client:
     def submit(
         self,
         device: str,
-        circuit: str,
+        circuit: str | None = None,
         *,
-        shots: int,
+        shots: int | None = None,
+        pubs: SamplerPubs | EstimatorPubs | Mapping[str, Any] | None = None,
         dialect: str | None = None,
         seed: int | None = None,
         epoch: int | None = None,
@@ -190,7 +192,10 @@ class Client:
         options: RunOptions | Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> TaskView:
-        """Submit one circuit; the task is QUEUED when this returns. Retried safely (one idempotency key)."""
+        """Submit one circuit (`circuit`, `shots`), or Sampler or Estimator PUBs as one task (`pubs=`, a
+        `vqpu_protocol.pubs.SamplerPubs` / `EstimatorPubs` or its JSON form; `shots` is then a sampler's default
+        shots per PUB, and an estimator task takes none). The task is QUEUED when this returns; its result's
+        `pubs` holds a PUB task's outcomes. Retried safely (one idempotency key)."""
         return self._send(
             calls.submit(
                 device,
@@ -202,6 +207,7 @@ class Client:
                 tags=tags,
                 options=options,
                 idempotency_key=idempotency_key,
+                pubs=pubs,
             )
         )
 
@@ -255,9 +261,9 @@ class Client:
     def run(
         self,
         device: str,
-        circuit: str,
+        circuit: str | None = None,
         *,
-        shots: int,
+        shots: int | None = None,
         timeout_s: float | None = None,
         **submit: Any,
     ) -> ResultDocument:
