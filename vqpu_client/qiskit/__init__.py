@@ -13,15 +13,27 @@ from vqpu_client.qiskit.backend import VQPUBackend
 from vqpu_client.qiskit.configuration import BackendConfiguration
 from vqpu_client.qiskit.errors import ResultShapeError, RunOptionsError, UnsupportedCircuitError
 from vqpu_client.qiskit.job import TaskProvenance, VQPUJob
+from vqpu_client.qiskit.primitives import (
+    EstimatorOptions,
+    SamplerOptions,
+    VQPUEstimatorV2,
+    VQPUPrimitiveJob,
+    VQPUSamplerV2,
+)
 from vqpu_client.qiskit.provider import VQPUProvider
 
 __all__ = [
     "BackendConfiguration",
+    "EstimatorOptions",
     "ResultShapeError",
     "RunOptionsError",
+    "SamplerOptions",
     "TaskProvenance",
     "UnsupportedCircuitError",
     "VQPUBackend",
+    "VQPUEstimatorV2",
     "VQPUJob",
+    "VQPUPrimitiveJob",
     "VQPUProvider",
+    "VQPUSamplerV2",
 ]

@@ -2,7 +2,8 @@
 
 Its Target is `device_registry.qiskit_target.target_from_snapshot` of the device's snapshot, the same
 pure function the runner fits circuits with, so `transpile(circuit, backend)` lands on the real
-coupling map and native gates. `run()` submits one task per circuit and returns a `VQPUJob`.
+coupling map and native gates. `run()` submits one circuit as one task and several as one PUB task
+(one per circuit with `memory=True`) and returns a `VQPUJob`.
 
 A backend from `get_backend(name)` describes the epoch current when it was made, and its tasks bind
 at claim to the epoch current then (a newer calibration, if an operator published one meanwhile). A
@@ -37,6 +38,7 @@ from vqpu_client.qiskit.errors import RunOptionsError
 from vqpu_client.qiskit.job import VQPUJob
 from vqpu_protocol.api.tasks import TaskView
 from vqpu_protocol.limits import MAX_SEED, MAX_SHOTS
+from vqpu_protocol.pubs import MAX_PUBS, SamplerPub, SamplerPubs
 from vqpu_protocol.rundir import RunOptions, memory_problem
 
 if TYPE_CHECKING:
@@ -54,6 +56,9 @@ SERVICE_OPTIONS = {
 field names there. `noise_model` is Aer's and IBM's name for a NoiseModel object, so the service's choice of
 model travels as `vqpu_noise_model` here and as the REST field `noise_model`."""
 _OPTION_OF_FIELD = {field: option for option, field in SERVICE_OPTIONS.items()}
+PUB_TASK_BYTES = 3 * 1024 * 1024
+"""Most OpenQASM source one task of a multi-circuit run carries: the service takes request bodies of 4 MiB
+by default, and a run whose circuits are larger in all becomes several PUB tasks."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,14 @@ class VQPUBackend(SnapshotBackend):
         return Submission(shots=shots, seed=seed, options=options, tags=tags)
 
     def run(self, run_input: QuantumCircuit | list[QuantumCircuit], **options: Any) -> VQPUJob:
-        """Submit one task per circuit (all checked first, none sent if one is refused here) and return the job.
+        """Submit the circuits (all checked first, none sent if one is refused here) and return the job.
+
+        One circuit is one circuit task. Several circuits are ONE task: a sampler PUB task with one
+        parameterless PUB per circuit and the run's `shots` (split into several such tasks only when their
+        sources pass `PUB_TASK_BYTES`, or `MAX_PUBS` circuits); the `Result` has one experiment per circuit,
+        laid out as a circuit task's. With `memory=True` every circuit stays a task of its own: a PUB task
+        keeps no per-shot memory. A PUB task has one seed (`seed_simulator`), from which the runner seeds
+        each PUB; a circuit task i of a run gets `seed_simulator + i`.
 
         A circuit the service refuses at submit raises `NotAdmissibleError` (or another `APIError`);
         the tasks this call had already submitted are cancelled first, so nothing runs unseen.
@@ -174,26 +186,40 @@ class VQPUBackend(SnapshotBackend):
         plan = self._submission(options)
         sources = [to_openqasm(circuit, self.snapshot.native_gates) for circuit in circuits]
         tasks: list[TaskView] = []
-        for index, (circuit, source) in enumerate(zip(circuits, sources, strict=True)):
+        slots: list[tuple[str, int | None]] = []
+        for batch in batches(sources, separate=plan.options.memory):
+            first = batch[0]
             try:
-                tasks.append(
-                    self.client.submit(
+                if len(batch) == 1:
+                    task = self.client.submit(
                         self.name,
-                        source,
+                        sources[first],
                         shots=plan.shots,
                         dialect="qasm3",
-                        seed=plan.seed_of(index),
+                        seed=plan.seed_of(first),
                         epoch=self._pinned_epoch,
                         tags=plan.tags,
                         options=plan.options,
                     )
-                )
+                else:
+                    task = self.client.submit(
+                        self.name,
+                        pubs=SamplerPubs(pubs=[SamplerPub(circuit=sources[i]) for i in batch]),
+                        shots=plan.shots,
+                        dialect="qasm3",
+                        seed=plan.seed_of(first),
+                        epoch=self._pinned_epoch,
+                        tags=plan.tags,
+                        options=plan.options,
+                    )
             except VQPUError as exc:
                 self._withdraw(tasks, exc)
                 if not isinstance(exc, NotAdmissibleError):
                     raise
-                raise _explained(exc, index, circuit) from exc
-        return VQPUJob(self, tasks, circuits, memory=plan.options.memory)
+                raise _explained(exc, [(i, circuits[i]) for i in batch]) from exc
+            tasks.append(task)
+            slots += [(task.id, None)] if len(batch) == 1 else [(task.id, k) for k in range(len(batch))]
+        return VQPUJob(self, tasks, circuits, memory=plan.options.memory, slots=slots)
 
     def _withdraw(self, tasks: list[TaskView], exc: VQPUError) -> None:
         """Cancel the tasks a failing run had submitted, and say so on the error being raised."""
@@ -232,10 +258,36 @@ def _integer(value: Any, low: int, high: int, name: str) -> int:
     return int(value)
 
 
-def _explained(exc: NotAdmissibleError, index: int, circuit: QuantumCircuit) -> NotAdmissibleError:
-    """The same error, saying which circuit and what to do about it."""
+def batches(sources: list[str], *, separate: bool) -> list[list[int]]:
+    """The circuits of one run, by index, grouped into tasks: each alone when `separate` (per-shot memory) or
+    when there is one; else as few PUB tasks as `PUB_TASK_BYTES` and `MAX_PUBS` allow, in order."""
+    if separate or len(sources) == 1:
+        return [[i] for i in range(len(sources))]
+    found: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for i, source in enumerate(sources):
+        n = len(source.encode())
+        if current and (size + n > PUB_TASK_BYTES or len(current) >= MAX_PUBS):
+            found.append(current)
+            current, size = [], 0
+        current.append(i)
+        size += n
+    found.append(current)
+    return found
+
+
+def _explained(exc: NotAdmissibleError, circuits: list[tuple[int, QuantumCircuit]]) -> NotAdmissibleError:
+    """The same error, saying which circuit (or, for a PUB task the service names no PUB of, which circuits)
+    and what to do about it."""
+    pub = _refused_pub(exc.detail)
+    if len(circuits) == 1 or (pub is not None and pub < len(circuits)):
+        index, circuit = circuits[0 if len(circuits) == 1 else pub or 0]
+        which = f"circuit {index} ({circuit.name!r})"
+    else:
+        which = f"one of circuits {circuits[0][0]}..{circuits[-1][0]} (sent as one task of {len(circuits)} PUBs)"
     message = (
-        f"circuit {index} ({circuit.name!r}): {exc.message}. transpile(circuit, backend) maps a circuit "
+        f"{which}: {exc.message}. transpile(circuit, backend) maps a circuit "
         "onto the device's qubits, couplers and native gates"
     )
     explained = NotAdmissibleError(
@@ -244,3 +296,14 @@ def _explained(exc: NotAdmissibleError, index: int, circuit: QuantumCircuit) -> 
     for note in getattr(exc, "__notes__", []):
         explained.add_note(note)
     return explained
+
+
+def _refused_pub(detail: Any) -> int | None:
+    """The index of the PUB a refusal names, where its detail names one (`pub`, on it or its first violation)."""
+    if not isinstance(detail, dict):
+        return None
+    found = detail.get("pub")
+    violations = detail.get("violations")
+    if found is None and isinstance(violations, list) and violations and isinstance(violations[0], dict):
+        found = violations[0].get("pub")
+    return found if isinstance(found, int) and not isinstance(found, bool) and found >= 0 else None

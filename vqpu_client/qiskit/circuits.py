@@ -13,6 +13,7 @@ order, and `default` the last `else`. The service runs the same operations on th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from qiskit import QuantumCircuit, qasm3
@@ -22,13 +23,17 @@ from qiskit.qasm3 import STDGATES_INC_GATES, QASM3ExporterError
 from vqpu_client.qiskit.errors import UnsupportedCircuitError
 
 
-def to_openqasm(circuit: QuantumCircuit, native_gates: Iterable[str]) -> str:
+def to_openqasm(circuit: QuantumCircuit, native_gates: Iterable[str], *, parameters: bool = False) -> str:
     """OpenQASM 3 for `circuit` under `include "stdgates.inc"`. Native gates outside stdgates.inc (`ecr`,
     `rzz`, ...) are left undefined: the runner predeclares a device's natives and refuses a program
-    that defines one again."""
+    that defines one again.
+
+    `parameters=True` (a PUB's circuit) keeps free parameters as `input float[64] name;` declarations, in
+    `circuit.parameters` order (what `qasm3.dumps` writes, checked here): the column order of the PUB's
+    parameter values. Otherwise a circuit with free parameters is refused."""
     if not isinstance(circuit, QuantumCircuit):
         raise UnsupportedCircuitError(f"backend.run takes QuantumCircuits, not {type(circuit).__name__}")
-    if circuit.parameters:
+    if circuit.parameters and not parameters:
         names = ", ".join(sorted(p.name for p in circuit.parameters)[:5])
         raise UnsupportedCircuitError(
             f"circuit {circuit.name!r} has unbound parameters ({names}); assign_parameters() before running it"
@@ -39,7 +44,17 @@ def to_openqasm(circuit: QuantumCircuit, native_gates: Iterable[str]) -> str:
         source: str = qasm3.dumps(switches_as_if_chains(circuit), basis_gates=builtin)
     except QASM3ExporterError as exc:
         raise UnsupportedCircuitError(f"circuit {circuit.name!r} cannot be written as OpenQASM 3: {exc}") from exc
+    if parameters:
+        declared = _INPUT.findall(source)
+        if len(declared) != circuit.num_parameters:
+            raise UnsupportedCircuitError(
+                f"circuit {circuit.name!r}: its OpenQASM 3 declares {len(declared)} inputs for its "
+                f"{circuit.num_parameters} parameters; the parameter values could not be matched to them"
+            )
     return source
+
+
+_INPUT = re.compile(r"^input\s+float\[64\]\s+([^\s;]+)\s*;", re.MULTILINE)
 
 
 _STDGATES = frozenset(gate.name for gate in STDGATES_INC_GATES)

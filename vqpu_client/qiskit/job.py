@@ -1,4 +1,5 @@
-"""`VQPUJob`: the tasks of one `backend.run()`, one per circuit, seen as one Qiskit job.
+"""`VQPUJob`: the tasks of one `backend.run()` seen as one Qiskit job: one circuit task, one PUB task holding
+every circuit (one parameterless sampler PUB each), or one circuit task per circuit (`memory=True`).
 
 Its `job_id()` is the task ids joined by commas. `status()` reads the tasks; `result()` waits for them
 all and builds a Qiskit `Result` (a task that failed or was cancelled raises the client's
@@ -17,7 +18,7 @@ from qiskit.result import Result
 
 from vqpu_client.calls import TERMINAL_STATES
 from vqpu_client.errors import IllegalTransitionError, WaitTimeoutError
-from vqpu_client.qiskit.results import Experiment, build_result
+from vqpu_client.qiskit.results import Experiment, build_result, pub_document
 from vqpu_protocol.api.tasks import TaskView
 from vqpu_protocol.rundir import ResultDocument
 
@@ -48,13 +49,24 @@ class VQPUJob(JobV1):  # type: ignore[misc]
     """Made by `VQPUBackend.run()` with its tasks already submitted."""
 
     def __init__(
-        self, backend: VQPUBackend, tasks: list[TaskView], circuits: list[QuantumCircuit], *, memory: bool
+        self,
+        backend: VQPUBackend,
+        tasks: list[TaskView],
+        circuits: list[QuantumCircuit],
+        *,
+        memory: bool,
+        slots: list[tuple[str, int | None]] | None = None,
     ) -> None:
+        """`slots`: for each circuit, its task and its PUB there (None: a circuit task); default one circuit
+        task per circuit, in order."""
         super().__init__(backend, ",".join(task.id for task in tasks))
         self._client = backend.client
         self._views = {task.id: task for task in tasks}
         self._ids = [task.id for task in tasks]
         self._circuits = list(circuits)
+        self._slots = list(slots) if slots is not None else [(task.id, None) for task in tasks]
+        if len(self._slots) != len(self._circuits):
+            raise ValueError(f"{len(self._slots)} slots for {len(self._circuits)} circuits")
         self._memory = memory
         self._documents: dict[str, ResultDocument] = {}
         self._result: Result | None = None
@@ -63,7 +75,7 @@ class VQPUJob(JobV1):  # type: ignore[misc]
         raise JobError(f"job {self.job_id()} was submitted by backend.run(); it cannot be submitted again")
 
     def task_ids(self) -> list[str]:
-        """One task per circuit, in the order the circuits were given."""
+        """The run's tasks in the order of their circuits: one per circuit, or one PUB task for several."""
         return list(self._ids)
 
     def tasks(self) -> list[TaskView]:
@@ -93,10 +105,14 @@ class VQPUJob(JobV1):  # type: ignore[misc]
         order, that did not complete, and `WaitTimeoutError` when `timeout` runs out.
         """
         if self._result is None:
-            documents = self._finished_documents(timeout)
+            documents = dict(zip(self._ids, self._finished_documents(timeout), strict=True))
+            experiments = [
+                Experiment(circuit, pub_document(documents[task_id], pub, task_id), task_id)
+                for circuit, (task_id, pub) in zip(self._circuits, self._slots, strict=True)
+            ]
             backend = self.backend()
             self._result = build_result(
-                [Experiment(c, d, i) for c, d, i in zip(self._circuits, documents, self._ids, strict=True)],
+                experiments,
                 backend_name=backend.name,
                 backend_version=backend.backend_version,
                 job_id=self.job_id(),
@@ -105,7 +121,8 @@ class VQPUJob(JobV1):  # type: ignore[misc]
         return self._result
 
     def provenance(self, timeout: float | None = None) -> list[TaskProvenance]:
-        """What each task ran under (waiting for them as `result()` does), in circuit order."""
+        """What each task ran under (waiting for them as `result()` does), in circuit order: one entry per
+        task (a PUB task of several circuits is one)."""
         ran = [doc.provenance for doc in self._finished_documents(timeout)]
         return [TaskProvenance(p.task_id, p.epoch, p.snapshot_sha256, p.seed) for p in ran]
 

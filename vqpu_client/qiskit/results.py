@@ -19,6 +19,7 @@ from qiskit.circuit import ParameterExpression
 from qiskit.result import Result
 
 from vqpu_client.qiskit.errors import ResultShapeError
+from vqpu_protocol.pubs import SamplerPubResults
 from vqpu_protocol.rundir import ResultDocument
 
 
@@ -29,6 +30,24 @@ class Experiment:
     circuit: QuantumCircuit
     document: ResultDocument
     task_id: str
+
+
+def pub_document(document: ResultDocument, pub: int | None, task_id: str) -> ResultDocument:
+    """The part of a task's result that belongs to one circuit: the whole of a circuit task's (`pub` None),
+    or a sampler PUB task's PUB `pub` (one binding) as a circuit task's result (its counts and shots, the
+    task's provenance and timings)."""
+    if pub is None:
+        return document
+    pubs = document.pubs
+    if not isinstance(pubs, SamplerPubResults) or pub >= len(pubs.pubs):
+        found = "no PUB results" if pubs is None else f"{len(pubs.pubs)} {pubs.kind} PUB results"
+        raise ResultShapeError(f"task {task_id} was sent sampler PUB {pub} and returned {found}")
+    result = pubs.pubs[pub]
+    if len(result.counts) != 1:
+        raise ResultShapeError(
+            f"PUB {pub} of task {task_id} has no parameters yet returned {len(result.counts)} bindings"
+        )
+    return document.model_copy(update={"counts": result.counts[0], "shots": result.shots, "memory": None, "pubs": None})
 
 
 def experiment_header(circuit: QuantumCircuit) -> dict[str, Any]:

@@ -174,8 +174,9 @@ def test_a_harmless_standard_run_option_is_accepted_and_changes_nothing_sent(
 
 
 def test_job_tags_become_the_tasks_tags(service: FakeService, backend: VQPUBackend) -> None:
-    backend.run([_x0(), _x0()], shots=10, job_tags=["rb", "qubit-0"])
-    assert [body["tags"] for body in service.submitted] == [["rb", "qubit-0"]] * 2
+    backend.run([_x0(), _x0()], shots=10, job_tags=["rb", "qubit-0"])  # one PUB task
+    backend.run([_x0(), _x0()], shots=10, memory=True, job_tags=["rb"])  # a task per circuit
+    assert [body["tags"] for body in service.submitted] == [["rb", "qubit-0"], ["rb"], ["rb"]]
 
 
 REFUSED: list[tuple[dict[str, Any], str]] = [
