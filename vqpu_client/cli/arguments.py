@@ -71,10 +71,25 @@ def _device_commands(sub: Any, command: Callable[..., Parser]) -> None:
 
 
 def _task_commands(sub: Any, command: Callable[..., Parser]) -> None:
-    submit = command(sub, "submit", "submit an OpenQASM 2 or 3 file (dialect from its header; - reads stdin)")
-    submit.add_argument("file", metavar="FILE")
+    submit = command(
+        sub,
+        "submit",
+        "submit an OpenQASM 2 or 3 file (dialect from its header; - reads stdin), or Sampler or Estimator PUBs "
+        "as one task (--pubs FILE)",
+    )
+    submit.add_argument("file", metavar="FILE", nargs="?")
+    submit.add_argument(
+        "--pubs",
+        metavar="FILE",
+        help='a JSON file holding a PUB task\'s `pubs` document ({"kind": "sampler" or "estimator", '
+        '"pubs": [...]}); instead of FILE; - reads stdin',
+    )
     submit.add_argument("--device", required=True, help="a device id (vqpu devices list)")
-    submit.add_argument("--shots", required=True, type=_positive)
+    submit.add_argument(
+        "--shots",
+        type=_positive,
+        help="a circuit's shots (required); with --pubs, a sampler's default shots per PUB (none for an estimator)",
+    )
     submit.add_argument("--seed", type=_natural, help="same seed, same epoch: same counts")
     submit.add_argument("--epoch", type=_natural, help="pin this epoch (default: the one current at claim)")
     submit.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
@@ -95,7 +110,7 @@ def _task_commands(sub: Any, command: Callable[..., Parser]) -> None:
         metavar="EVENT_ID",
         help="replay from after this event id (default: a task's whole history, else from now)",
     )
-    result = command(sub, "result", "a completed task's counts and provenance")
+    result = command(sub, "result", "a completed task's counts (per PUB and binding, or evs) and provenance")
     result.add_argument("task", metavar="TASK")
     _waiting(result, "wait for the task to finish first")
     cancel = command(sub, "cancel", "cancel a task (a running one stops once its agent hears of it)")

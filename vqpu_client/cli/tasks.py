@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from vqpu_client.calls import TERMINAL_EVENTS
 from vqpu_client.cli import events
 from vqpu_client.cli.arguments import run_options
 from vqpu_client.cli.context import Context
-from vqpu_client.cli.exits import Exit
+from vqpu_client.cli.exits import Exit, usage
 from vqpu_client.cli.render import number, short, table
 from vqpu_protocol.api.tasks import TaskView
+from vqpu_protocol.pubs import EstimatorPubResults, SamplerPubResults
 from vqpu_protocol.rundir import ResultDocument
 
 
 def submit(ctx: Context) -> int:
     a = ctx.args
     options = run_options(a)  # refused before the file is read or anything is sent
-    circuit = ctx.read_circuit(a.file)
-    task = ctx.client.submit(
-        a.device,
-        circuit,
-        shots=a.shots,
-        seed=a.seed,
-        epoch=a.epoch,
-        tags=a.tag,
-        options=options,
-        idempotency_key=a.idempotency_key,
-    )
+    if (a.file is None) == (a.pubs is None):
+        raise usage(
+            "give a circuit FILE or --pubs FILE" if a.file is None else "give a circuit FILE or --pubs FILE, not both"
+        )
+    common: dict[str, Any] = {
+        "seed": a.seed,
+        "epoch": a.epoch,
+        "tags": a.tag,
+        "options": options,
+        "idempotency_key": a.idempotency_key,
+    }
+    if a.pubs is not None:
+        pubs = read_pubs(ctx, a.pubs)  # read before the client is made: a bad file never reaches the server
+        task = ctx.client.submit(a.device, pubs=pubs, shots=a.shots, **common)
+    else:
+        if a.shots is None:
+            raise usage("a circuit needs --shots")
+        circuit = ctx.read_circuit(a.file)
+        task = ctx.client.submit(a.device, circuit, shots=a.shots, **common)
     if not a.wait:
         if ctx.out.as_json:
             ctx.out.document(task)
@@ -36,6 +47,19 @@ def submit(ctx: Context) -> int:
             ctx.out.line(f"{task.id}  {task.state}  on {task.device} (admitted on epoch {task.admitted_epoch}{pinned})")
         return Exit.OK
     return finish(ctx, ctx.wait(task.id, a.timeout))
+
+
+def read_pubs(ctx: Context, path: str) -> dict[str, Any]:
+    """The `pubs` document of a PUB task from a JSON file (`-`: stdin): `{"kind": "sampler" | "estimator",
+    "pubs": [...]}` as `vqpu_protocol.pubs` defines it (the client validates it before sending)."""
+    text = ctx.read_circuit(path)
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise usage(f"{path} is not JSON: {exc}", {"path": path}) from None
+    if not isinstance(document, dict):
+        raise usage(f'{path} must hold a JSON object: {{"kind": ..., "pubs": [...]}}', {"path": path})
+    return document
 
 
 def finish(ctx: Context, task: TaskView) -> int:
@@ -65,6 +89,7 @@ def status_lines(t: TaskView) -> list[str]:
         ("task", t.id),
         ("state", t.state + (f" ({', '.join(flags)})" if flags else "")),
         ("device", t.device),
+        ("kind", t.kind if t.pubs is None else f"{t.kind}, {t.pubs} PUB{'s' if t.pubs != 1 else ''}"),
         ("shots", t.shots),
         ("seed", t.seed),
         ("options", _options(t)),
@@ -140,10 +165,17 @@ def sorted_counts(counts: dict[str, int]) -> list[tuple[str, int]]:
 
 def result_lines(doc: ResultDocument) -> list[str]:
     p = doc.provenance
-    head = f"{p.task_id}  {doc.shots} shots on {p.device_id} epoch {p.epoch} (sha256 {short(p.snapshot_sha256)})"
-    rows = [(outcome, n, f"{n / doc.shots:.4f}") for outcome, n in sorted_counts(doc.counts)]
-    lines = [head, "", *table(("outcome", "count", "probability"), rows, right=(1, 2)), ""]
+    where = f"on {p.device_id} epoch {p.epoch} (sha256 {short(p.snapshot_sha256)})"
+    if doc.pubs is not None:
+        count = len(doc.pubs.pubs)
+        lines = [f"{p.task_id}  {doc.pubs.kind} task of {count} PUB{'s' if count != 1 else ''} {where}"]
+        lines += pub_lines(doc.pubs)
+    else:
+        lines = [f"{p.task_id}  {doc.shots} shots {where}", ""]
+        rows = [(outcome, n, f"{n / doc.shots:.4f}") for outcome, n in sorted_counts(doc.counts)]
+        lines += table(("outcome", "count", "probability"), rows, right=(1, 2))
     lines += [
+        "",
         f"epoch      {p.epoch}",
         f"sha256     {p.snapshot_sha256}",
         f"seed       {p.seed} (from the {p.seed_source})",
@@ -154,6 +186,47 @@ def result_lines(doc: ResultDocument) -> list[str]:
     if doc.memory is not None:
         lines.append(f"memory     {len(doc.memory)} shots (vqpu result --json shows them)")
     return lines
+
+
+SHOWN_OUTCOMES = 8
+"""Outcomes shown per binding of a sampler PUB (the most frequent); `--json` gives them all."""
+
+
+def pub_lines(pubs: SamplerPubResults | EstimatorPubResults) -> list[str]:
+    """Per PUB: a sampler's counts per binding (most frequent first), an estimator's evs +- stds per element;
+    each binding or element by its index in the PUB's shape."""
+    lines: list[str] = []
+    if isinstance(pubs, SamplerPubResults):
+        for i, s in enumerate(pubs.pubs):
+            registers = ", ".join(f"{r.name}[{r.num_bits}]" for r in s.registers) or "none"
+            lines += ["", f"PUB {i}: {_bindings(s.shape)}, {s.shots} shots each; registers {registers}"]
+            for b, counts in enumerate(s.counts):
+                ranked = sorted_counts(counts)
+                shown = "  ".join(f"{o}: {n} ({n / s.shots:.4f})" for o, n in ranked[:SHOWN_OUTCOMES])
+                more = f"  (+{len(ranked) - SHOWN_OUTCOMES} more)" if len(ranked) > SHOWN_OUTCOMES else ""
+                lines.append(f"  {_index(s.shape, b)}  {shown}{more}")
+        return lines
+    for i, e in enumerate(pubs.pubs):
+        lines += ["", f"PUB {i}: {_bindings(e.shape, 'value')}, precision {e.precision:g}"]
+        rows = [
+            (_index(e.shape, k), f"{ev:.6g}", f"{sd:.3g}") for k, (ev, sd) in enumerate(zip(e.evs, e.stds, strict=True))
+        ]
+        lines += ["  " + line for line in table(("index", "ev", "std"), rows, right=(1, 2))]
+    return lines
+
+
+def _bindings(shape: list[int], noun: str = "binding") -> str:
+    n = math.prod(shape)
+    return f"{n} {noun}{'s' if n != 1 else ''} of shape {list(shape)}"
+
+
+def _index(shape: list[int], flat: int) -> str:
+    """The C-order index of element `flat` of an array of `shape`: `[1, 2]`; `[]` for a scalar."""
+    index = []
+    for n in reversed(shape):
+        flat, i = divmod(flat, n) if n else (flat, 0)
+        index.append(i)
+    return "[" + ", ".join(map(str, reversed(index))) + "]"
 
 
 def noise_summary(doc: ResultDocument) -> str:
