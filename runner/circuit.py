@@ -41,6 +41,12 @@ _STANDARD = get_standard_gate_name_mapping()
 
 
 def parse(source: str, dialect: str, snapshot: Snapshot) -> QuantumCircuit:
+    return parse_with_inputs(source, dialect, snapshot)[0]
+
+
+def parse_with_inputs(source: str, dialect: str, snapshot: Snapshot) -> tuple[QuantumCircuit, tuple[str, ...]]:
+    """The circuit on physical qubits, and the names of the `input` parameters its source declares, in
+    declaration order (what each row of a PUB's `parameter_values` follows; qasm2 declares none)."""
     refused = disallowed_includes(source, dialect)
     if refused:  # refused before any parser sees them: no file is opened, none is quoted back
         raise InvalidPayload(
@@ -49,14 +55,15 @@ def parse(source: str, dialect: str, snapshot: Snapshot) -> QuantumCircuit:
             {"violations": [v.to_dict() for v in refused]},
         )
     try:
+        inputs: tuple[str, ...] = ()
         if dialect == "qasm2":
             # No include search path: qelib1.inc is built into the parser, and nothing else is ever opened.
             circuit = qasm2.loads(source, include_path=(), custom_instructions=_builtin_natives(snapshot))
         else:
-            circuit = _load_qasm3(source, snapshot)
+            circuit, inputs = _load_qasm3(source, snapshot)
     except Exception as exc:  # each parser raises its own family; all mean the same to a user
         raise InvalidPayload(ErrorCode.PARSE_ERROR, f"cannot parse the {dialect} circuit: {exc}") from None
-    return _on_physical_qubits(circuit)
+    return _on_physical_qubits(circuit), inputs
 
 
 def _builtin_natives(snapshot: Snapshot) -> list[qasm2.CustomInstruction]:
@@ -69,10 +76,16 @@ def _builtin_natives(snapshot: Snapshot) -> list[qasm2.CustomInstruction]:
     return out
 
 
-def _load_qasm3(source: str, snapshot: Snapshot) -> QuantumCircuit:
+def _load_qasm3(source: str, snapshot: Snapshot) -> tuple[QuantumCircuit, tuple[str, ...]]:
     visitor = _NativeGatesVisitor([_STANDARD[name] for name in snapshot.native_gates if name in _STANDARD])
-    circuit: QuantumCircuit = visitor.convert(openqasm3.parse(source), source=source).circuit
-    return circuit
+    program = openqasm3.parse(source)
+    circuit: QuantumCircuit = visitor.convert(program, source=source).circuit
+    inputs = tuple(
+        statement.identifier.name
+        for statement in program.statements
+        if isinstance(statement, ast.IODeclaration) and statement.io_identifier is ast.IOKeyword.input
+    )
+    return circuit, inputs
 
 
 class _NativeGatesVisitor(ConvertVisitor):
@@ -336,13 +349,45 @@ def drop_idle_delays(circuit: QuantumCircuit, active: frozenset[int]) -> Quantum
     return out
 
 
-def circuit_stats(circuit: QuantumCircuit) -> CircuitStats:
+def compact(circuit: QuantumCircuit, qubits: frozenset[int]) -> tuple[QuantumCircuit, tuple[int, ...]]:
+    """The circuit on as few qubits as it acts on: `qubits` (its active ones, and any more to keep) and
+    those any top-level operation but a barrier spans, in physical order; with that order (physical qubit
+    of each of its qubits). Barriers keep the qubits kept; a delay on a qubit not kept must have been dropped
+    (`drop_idle_delays`). For what reads every qubit of the circuit (Aer's EstimatorV2 saves its expectation
+    values on all of them): without this, a circuit on qubits 100-102 of a device would be a 103-qubit state."""
+    kept = set(qubits)
+    for inst in circuit.data:
+        if inst.operation.name not in ("barrier", "delay"):
+            kept.update(circuit.find_bit(q).index for q in inst.qubits)
+    order = tuple(sorted(kept))
+    position = {physical: i for i, physical in enumerate(order)}
+    out = QuantumCircuit(len(order), name=circuit.name, global_phase=circuit.global_phase)
+    for creg in circuit.cregs:
+        out.add_register(creg)
+    loose = [c for c in circuit.clbits if not circuit.find_bit(c).registers]
+    if loose:
+        out.add_bits(loose)
+    for inst in circuit.data:
+        indices = [circuit.find_bit(q).index for q in inst.qubits]
+        if inst.operation.name == "barrier":
+            indices = [i for i in indices if i in position]
+            if not indices:
+                continue
+            out.barrier(*(out.qubits[position[i]] for i in indices))
+            continue
+        out.append(inst.operation, [out.qubits[position[i]] for i in indices], inst.clbits, copy=False)
+    return out, order
+
+
+def circuit_stats(circuit: QuantumCircuit, observed: frozenset[int] = frozenset()) -> CircuitStats:
     """What the admissibility pass counts (`Checker.stats`), read off the circuit Aer is given: the same
     numbers for a native circuit, and the true ones for a translated circuit the pass could not count.
     The operations of a conditional block count as the pass counts them: each once, every branch, once
-    per iteration of every enclosing `for` loop (a `while` body once)."""
+    per iteration of every enclosing `for` loop (a `while` body once). `observed`: qubits an estimator's
+    observables read, active (simulated) whatever acts on them."""
     tally = _Tally()
     tally.walk(circuit, [circuit.find_bit(q).index for q in circuit.qubits])
+    tally.active.update(observed)
     order = sorted(tally.active)
     crossings = tuple(sum(n for (low, high), n in tally.spans.items() if low <= here < high) for here in order[:-1])
     return CircuitStats(

@@ -72,14 +72,19 @@ class NoiseCache:
         self._models: OrderedDict[tuple[object, ...], Noise] = OrderedDict()
 
     def get(
-        self, snapshot: Snapshot, qubits: frozenset[int], model: NoiseModelName, options: NoiseOptions
+        self,
+        snapshot: Snapshot,
+        qubits: frozenset[int],
+        model: NoiseModelName,
+        options: NoiseOptions,
+        layout: tuple[int, ...] | None = None,
     ) -> BuiltNoise:
-        key = (snapshot.sha256(), model.value, qubits, options.cache_key())
+        key = (snapshot.sha256(), model.value, qubits, options.cache_key(), layout)
         if key in self._models:
             self._models.move_to_end(key)
             hit = self._models[key]
             return BuiltNoise(hit.model, hit.channels, cache_hit=True)
-        built = build_noise_model(snapshot, qubits, model, options)
+        built = build_noise_model(snapshot, qubits, model, options, layout)
         self._models[key] = built
         if len(self._models) > self._size:
             self._models.popitem(last=False)
@@ -87,8 +92,16 @@ class NoiseCache:
 
 
 def build_noise_model(
-    snapshot: Snapshot, qubits: frozenset[int], model: NoiseModelName, options: NoiseOptions
+    snapshot: Snapshot,
+    qubits: frozenset[int],
+    model: NoiseModelName,
+    options: NoiseOptions,
+    layout: tuple[int, ...] | None = None,
 ) -> Noise:
+    """`layout`: where the circuit is compacted (`circuit.compact`), the physical qubit of each of its
+    qubits; the channels are then on the circuit's qubits rather than on the device's (each of `qubits`
+    must be in it)."""
+    at = {physical: i for i, physical in enumerate(layout)} if layout is not None else _Identity()
     relax = model is NoiseModelName.RELAXATION
     f = _Factors.of(options)
     two_qubit = snapshot.two_qubit_gates()
@@ -98,19 +111,19 @@ def build_noise_model(
         q = snapshot.qubits[index]
         readout = _readout(q, relax, f.readout)
         if readout is not None:
-            noise.add_readout_error(readout, [index])
+            noise.add_readout_error(readout, [at[index]])
             channels += 1
         for gate in snapshot.native_gates:
             if gate in two_qubit:
                 continue
             error = _one_qubit_error(q, gate, relax, f)
             if error is not None:
-                noise.add_quantum_error(error, gate, [index])
+                noise.add_quantum_error(error, gate, [at[index]])
                 channels += 1
         if relax:
             reset = _relaxation([q], q.gate_durations.get("reset"), f.relaxation)
             if reset is not None:
-                noise.add_quantum_error(reset, "reset", [index])
+                noise.add_quantum_error(reset, "reset", [at[index]])
                 channels += 1
     for (a, b), edge in snapshot.couplings().items():
         if a not in qubits or b not in qubits or not edge.available:
@@ -119,9 +132,16 @@ def build_noise_model(
         calibrated, applied = _relaxations(pair, edge.duration, f.relaxation) if relax else (None, None)
         error = _combine(_depolarizing(edge.error, 2, calibrated, f.gate_2q), applied)
         if error is not None:
-            noise.add_quantum_error(error, edge.gate, [a, b])
+            noise.add_quantum_error(error, edge.gate, [at[a], at[b]])
             channels += 1
     return Noise(noise, channels) if not noise.is_ideal() else Noise(None, 0)
+
+
+class _Identity(dict[int, int]):
+    """Every physical qubit its own index: a circuit on the device's qubits."""
+
+    def __missing__(self, key: int) -> int:
+        return key
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import secrets
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from typing import Literal
 
 from qiskit import QuantumCircuit
 
-from runner import __version__, circuit, simulate
+from runner import __version__, circuit, pubs, simulate
 from runner.errors import InvalidPayload, SimulationFailed
 from runner.noise import NoiseCache, idle_relaxation
 from runner.rundir import RunInputs
 from runner.targets import TargetCache
 from vqpu_protocol.codes import ErrorCode
 from vqpu_protocol.limits import MAX_COUNTS_CHARS, MAX_MEMORY_CHARS
-from vqpu_protocol.pricing import Price, price, simulator_memory_mb
+from vqpu_protocol.pricing import Price, price, price_pubs, runtime_terms, simulator_memory_mb
+from vqpu_protocol.pubs import (
+    EstimatorPub,
+    EstimatorPubResult,
+    EstimatorPubResults,
+    EstimatorPubs,
+    SamplerPub,
+    SamplerPubResult,
+    SamplerPubResults,
+    SamplerPubs,
+)
 from vqpu_protocol.rundir import Provenance, ResultDocument, RunLimits, Timings, memory_chars, scheduler_job_id
 
 
@@ -34,6 +46,9 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
     started = time.perf_counter() if started is None else started
     task, snapshot = inputs.task, inputs.snapshot
     seed = task.seed if task.seed is not None else secrets.randbits(63)
+    if task.pubs is not None:
+        return _execute_pubs(inputs, caches, started, seed, task.pubs)
+    assert task.circuit is not None  # a task holds a circuit or PUBs (TaskDocument)
 
     t0 = time.perf_counter()
     parsed = circuit.parse(task.circuit, task.dialect, snapshot)
@@ -75,35 +90,170 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
         timings=Timings(
             parse_s=t1 - t0, transpile_s=t2 - t1, noise_s=t3 - t2, simulate_s=t4 - t3, total_s=t4 - started
         ),
-        provenance=Provenance(
-            task_id=task.task_id,
-            attempt=task.attempt,
-            device_id=snapshot.device_id,
-            epoch=snapshot.epoch,
-            snapshot_sha256=task.snapshot_sha256,
-            seed=seed,
-            seed_source="task" if task.seed is not None else "runner",
-            noise_model=task.options.noise_model,
+        provenance=_provenance(
+            inputs,
+            seed,
             noise_empty=noise.model is None and idle is None,
-            idle_noise="thermal_relaxation" if idle is not None else "none",
-            noise=task.options.noise,
-            noise_channels=noise.channels,
-            noise_cache="hit" if noise.cache_hit else "miss",
-            method=chosen.method,
-            device=chosen.device,
-            method_reason=chosen.reason,
-            simulator_options=chosen.options,
+            idle=idle is not None,
+            channels=noise.channels,
+            cache_hit=noise.cache_hit,
+            chosen=chosen,
             transpile=fitted.transpile,
-            active_qubits=sorted(active),
-            dialect=task.dialect,
-            runner=__version__,
-            qiskit=_version("qiskit"),
-            qiskit_aer=_aer_version(),
-            python=platform.python_version(),
-            hostname=platform.node(),
-            scheduler_job_id=scheduler_job_id(os.environ),
+            active=active,
         ),
     )
+
+
+def _execute_pubs(
+    inputs: RunInputs, caches: Caches, started: float, seed: int, task_pubs: SamplerPubs | EstimatorPubs
+) -> ResultDocument:
+    """A PUB task: every PUB prepared and the whole task priced and checked before any is simulated."""
+    task, snapshot, options = inputs.task, inputs.snapshot, inputs.task.options
+    items: list[SamplerPub | EstimatorPub] = list(task_pubs.pubs)
+    t0 = time.perf_counter()
+    target = caches.targets.get(snapshot)
+    prepared = [pubs.prepare(i, pub, task.dialect, snapshot, target, seed) for i, pub in enumerate(items)]
+    t1 = time.perf_counter()
+    priced = price_pubs([p.stats for p in prepared], snapshot, options, task_pubs)
+    _check_pub_counts_size(priced)
+    device = simulate.device_for(options.device)
+    _check_memory_limit(priced, task.limits, device)
+    limit = task.limits.memory_bytes
+    max_memory_mb = None if limit is None else simulator_memory_mb(limit, priced.expanded_ops)
+    union = frozenset().union(*(p.active for p in prepared))
+    overall = caches.noise.get(snapshot, union, options.noise_model, options.noise)
+    t2 = time.perf_counter()
+    noise_s = 0.0
+    results: list[SamplerPubResult | EstimatorPubResult] = []
+    plans: list[simulate.Plan] = []
+    hits: list[bool] = [overall.cache_hit]
+    any_idle = False
+    for i, (pub, ready) in enumerate(zip(items, prepared, strict=True)):
+        n0 = time.perf_counter()
+        idle = idle_relaxation(snapshot, ready.stats.delayed_qubits, options.noise_model, options.noise)
+        any_idle = any_idle or idle is not None
+        to_run = circuit.drop_idle_delays(ready.circuit, ready.active)
+        if idle is not None:
+            to_run = idle.apply(to_run)
+        layout: tuple[int, ...] | None = None
+        if isinstance(pub, EstimatorPub):
+            to_run, layout = circuit.compact(to_run, ready.active or frozenset({0}))
+        noise = caches.noise.get(snapshot, ready.active, options.noise_model, options.noise, layout)
+        hits.append(noise.cache_hit)
+        noisy = noise.model is not None or idle is not None
+        chosen = simulate.plan(options, device, len(ready.active), noisy=noisy, max_memory_mb=max_memory_mb)
+        plans.append(chosen)
+        noise_s += time.perf_counter() - n0
+        with pubs.naming(i):
+            if isinstance(pub, SamplerPub):
+                results.append(pubs.sample(ready, to_run, pub, noise.model, chosen, pubs.pub_seed(seed, i)))
+            else:
+                assert layout is not None
+                stats = circuit.circuit_stats(ready.circuit, ready.active)
+                # Each shot its own trajectory (Aer averages the saved values over them): gate noise on a
+                # statevector, a dynamic circuit, or a measurement whose outcome each shot samples.
+                trajectories = runtime_terms(stats, snapshot, options, 1).per_shot or circuit.measures(ready.circuit)
+                results.append(
+                    pubs.estimate(
+                        ready,
+                        to_run,
+                        layout,
+                        pub,
+                        noise.model,
+                        chosen,
+                        pubs.pub_seed(seed, i),
+                        trajectories=trajectories,
+                    )
+                )
+    t4 = time.perf_counter()
+    # Reported as the price reports it: the method of the PUB with the largest state (the price's method).
+    largest = max(range(len(plans)), key=lambda i: (plans[i].method == priced.method, len(prepared[i].active), -i))
+    chosen = plans[largest]
+    methods = {p.method for p in plans}
+    if len(methods) > 1:
+        per_pub = ", ".join(f"pubs[{i}] {p.method}" for i, p in enumerate(plans))
+        chosen = dataclasses.replace(chosen, reason=f"{chosen.reason}; per PUB: {per_pub}")
+    results_doc: SamplerPubResults | EstimatorPubResults = (
+        SamplerPubResults(pubs=[r for r in results if isinstance(r, SamplerPubResult)])
+        if isinstance(task_pubs, SamplerPubs)
+        else EstimatorPubResults(pubs=[r for r in results if isinstance(r, EstimatorPubResult)])
+    )
+    return ResultDocument(
+        shots=task.shots,
+        pubs=results_doc,
+        timings=Timings(
+            parse_s=t1 - t0,
+            transpile_s=t2 - t1,
+            noise_s=noise_s,
+            simulate_s=t4 - t2 - noise_s,
+            total_s=t4 - started,
+        ),
+        provenance=_provenance(
+            inputs,
+            seed,
+            noise_empty=overall.model is None and not any_idle,
+            idle=any_idle,
+            channels=overall.channels,
+            cache_hit=all(hits),
+            chosen=chosen,
+            transpile="basis-translation" if any(p.transpile != "native" for p in prepared) else "native",
+            active=union,
+        ),
+    )
+
+
+def _provenance(
+    inputs: RunInputs,
+    seed: int,
+    *,
+    noise_empty: bool,
+    idle: bool,
+    channels: int,
+    cache_hit: bool,
+    chosen: simulate.Plan,
+    transpile: Literal["native", "basis-translation"],
+    active: frozenset[int],
+) -> Provenance:
+    task, snapshot = inputs.task, inputs.snapshot
+    return Provenance(
+        task_id=task.task_id,
+        attempt=task.attempt,
+        device_id=snapshot.device_id,
+        epoch=snapshot.epoch,
+        snapshot_sha256=task.snapshot_sha256,
+        seed=seed,
+        seed_source="task" if task.seed is not None else "runner",
+        noise_model=task.options.noise_model,
+        noise_empty=noise_empty,
+        idle_noise="thermal_relaxation" if idle else "none",
+        noise=task.options.noise,
+        noise_channels=channels,
+        noise_cache="hit" if cache_hit else "miss",
+        method=chosen.method,
+        device=chosen.device,
+        method_reason=chosen.reason,
+        simulator_options=chosen.options,
+        transpile=transpile,
+        active_qubits=sorted(active),
+        dialect=task.dialect,
+        runner=__version__,
+        qiskit=_version("qiskit"),
+        qiskit_aer=_aer_version(),
+        python=platform.python_version(),
+        hostname=platform.node(),
+        scheduler_job_id=scheduler_job_id(os.environ),
+    )
+
+
+def _check_pub_counts_size(priced: Price) -> None:
+    """Refuse, before simulating, PUB counts that could be too big to report (every binding's worst)."""
+    if priced.counts_chars > MAX_COUNTS_CHARS:
+        raise InvalidPayload(
+            ErrorCode.TOO_LARGE,
+            f"counts: the PUBs' shots and classical bits can make {priced.counts_chars} characters of counts in "
+            f"all; the limit is {MAX_COUNTS_CHARS} (fewer shots or bindings, or fewer classical bits)",
+            {"field": "counts", "clbits": priced.clbits, "chars": priced.counts_chars, "limit": MAX_COUNTS_CHARS},
+        )
 
 
 def _check_memory_size(fitted: QuantumCircuit, shots: int) -> None:

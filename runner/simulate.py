@@ -104,7 +104,7 @@ def run(
     )
     try:
         # memory=False is Aer's default: a run that does not ask for memory is the run it always was.
-        result = simulator.run(_end_anchored(circuit), shots=shots, memory=memory).result()
+        result = simulator.run(end_anchored(circuit), shots=shots, memory=memory).result()
     except Exception as exc:
         raise SimulationFailed(ErrorCode.SIMULATION_ERROR, f"Aer could not run the circuit: {exc}") from None
     if not result.success:
@@ -115,7 +115,7 @@ def run(
     return Sampled(counts=counts, memory=[str(m) for m in result.get_memory(0)] if memory else None)
 
 
-def _end_anchored(circuit: QuantumCircuit) -> QuantumCircuit:
+def end_anchored(circuit: QuantumCircuit) -> QuantumCircuit:
     """The circuit with a 1-qubit probability save at its end where it holds control flow.
 
     Measured with Aer 0.18.2: Aer lowers a control-flow op to jumps and marks, and its truncation drops
