@@ -17,6 +17,8 @@ class ViolationCode(StrEnum):
     INCLUDE_NOT_ALLOWED = "INCLUDE_NOT_ALLOWED"
     UNSUPPORTED_CONTROL_FLOW = "UNSUPPORTED_CONTROL_FLOW"
     """A control-flow construct (`if`, `for`, `while`, `switch`) the device does not execute."""
+    PARAMETER_MISMATCH = "PARAMETER_MISMATCH"
+    """A PUB's `parameter_values` do not give one value per `input` its circuit declares."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ and publishes them only when it ends cleanly, so a decision that raises changes 
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -93,7 +94,7 @@ class MemoryStore(Store):
     ) -> list[QueuedRef]:
         with self._lock:
             refs = [
-                QueuedRef(t.seq, t.id, t.owner, t.admitted_epoch, t.admitted_sha256, len(t.circuit.encode()))
+                QueuedRef(t.seq, t.id, t.owner, t.admitted_epoch, t.admitted_sha256, _source_bytes(t))
                 for t in self._tasks.values()
                 if t.device_id == device_id
                 and t.state is TaskState.QUEUED
@@ -361,3 +362,9 @@ def _totals(key: str | None, tasks: list[Task]) -> UsageTotals:
         no_usage=len(tasks) - len(used),
         agent_measured=sum(u.get("measured_by") == "agent" for u in used),
     )
+
+
+def _source_bytes(task: Task) -> int:
+    """What a re-check of the task reads: its circuit, and a PUB task's PUBs as JSON (as the SQL store counts)."""
+    pubs = 0 if task.pubs is None else len(json.dumps(task.pubs).encode())
+    return len(task.circuit.encode()) + pubs

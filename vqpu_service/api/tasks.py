@@ -69,8 +69,8 @@ async def get(task_id: TaskId, who: Who, box: Box) -> TaskView:
 
 @router.get("/{task_id}/circuit", responses=with_key(404))
 async def circuit(task_id: TaskId, who: Who, box: Box) -> TaskCircuit:
-    """The circuit as submitted (to resubmit it, e.g. a replay pinned to the epoch it ran on)."""
-    task = await anyio.to_thread.run_sync(box.tasks.get, who, task_id)
+    """The circuit as submitted (to resubmit it, e.g. a replay pinned to the epoch it ran on); 409 for a PUB task."""
+    task = await anyio.to_thread.run_sync(box.tasks.circuit_task, who, task_id)
     return TaskCircuit(task_id=task.id, dialect=task.dialect, circuit=task.circuit)
 
 

@@ -14,6 +14,7 @@ from vqpu_protocol.rundir import RunOptions
 from vqpu_service.domain.events import Event
 from vqpu_service.domain.model import Agent, Claimed, Task
 from vqpu_service.ports import DeviceEpoch
+from vqpu_service.services.pubs import parse as pubs_document
 from vqpu_service.services.usage import UsageExport
 
 
@@ -24,6 +25,8 @@ def task_view(task: Task, window_s: float, now: datetime) -> TaskView:
             "owner": task.owner,
             "device": task.device_id,
             "dialect": task.dialect,
+            "kind": task.kind,
+            "pubs": None if task.pubs is None else len(task.pubs["pubs"]),
             "shots": task.shots,
             "seed": task.seed,
             "tags": task.tags,
@@ -55,7 +58,8 @@ def claimed_view(c: Claimed) -> ClaimedTask:
     body = ClaimedTaskBody(
         id=t.id,
         device=t.device_id,
-        circuit=t.circuit,
+        circuit=t.circuit if t.pubs is None else None,
+        pubs=None if t.pubs is None else pubs_document(t.pubs),
         dialect=t.dialect,
         shots=t.shots,
         seed=t.seed,

@@ -48,6 +48,12 @@ class NewTask:
     OpenQASM 3 `bit c;`. What a result's bitstrings are checked against (`domain.results`)."""
     estimate: dict[str, Any] | None = None
     """The task's price as admission computed it (memory, operations, wall time); None: not priced."""
+    pubs: dict[str, Any] | None = None
+    """A PUB task's PUBs, resolved (every sampler PUB's shots, every estimator PUB's precision given), as
+    `vqpu_protocol.pubs` documents them; None for a circuit task (whose `circuit` is then "")."""
+    pub_layouts: list[list[int]] | None = None
+    """A PUB task's classical layout per PUB (see `classical_layout`): what each sampler PUB's counts
+    are checked against."""
 
 
 @dataclass
@@ -89,9 +95,18 @@ class Task:
     """See `NewTask`; None for a task stored before the layout was recorded (its widths go unchecked)."""
     estimate: dict[str, Any] | None = None
     """See `NewTask`; None for a task stored before admission priced tasks."""
+    pubs: dict[str, Any] | None = None
+    """See `NewTask`; None for a circuit task."""
+    pub_layouts: list[list[int]] | None = None
+    """See `NewTask`; None for a circuit task."""
     usage: dict[str, Any] | None = None
     """What its run used, from its terminal report (`vqpu_protocol.rundir.RunUsage`); None: not reported
     (it never ran, it was force-failed, or an older agent reported it)."""
+
+    @property
+    def kind(self) -> str:
+        """What it runs: `circuit`, or `sampler` or `estimator` PUBs."""
+        return "circuit" if self.pubs is None else str(self.pubs["kind"])
 
     def stale(self, now: datetime, window_s: float) -> bool:
         """RUNNING without a heartbeat from its owner within the liveness window (a flag, never a state)."""

@@ -2,7 +2,10 @@
 
 A result is accepted only if it is this task's, from this attempt, on the snapshot bound at claim:
 shots, provenance (task, attempt, device, epoch, snapshot sha256), every bitstring as wide as the
-circuit's classical bits, and per-shot memory exactly when the task asked for it. A valid
+circuit's classical bits, and per-shot memory exactly when the task asked for it. A PUB task's result
+carries one result per PUB (`pubs`), of the task's kind, each of its PUB's shape and shots (sampler,
+counts keys as wide as that PUB's circuit's bits) or shape and precision (estimator); a circuit task's
+carries none. A valid
 `vqpu.result/1` document of another task, or a forged one, is not this task's result (issue 17: a
 swapped run directory made tasks complete with another task's counts). Linear in the result's size.
 """
@@ -77,6 +80,10 @@ def problems(task: Task, result: Mapping[str, Any]) -> list[Problem]:
         )
         if not _same(got, want)
     ]
+    if task.pubs is not None:
+        return found + pub_problems(task.pubs, task.pub_layouts, result) + _memory(result.get("memory"), {}, task, None)
+    if result.get("pubs") is not None:
+        found.append(Problem("pubs", "pubs is present, but the task runs a circuit, not PUBs"))
     shape = None if task.classical_layout is None else KeyShape.of(task.classical_layout)
     counts = result.get("counts")
     if not isinstance(counts, Mapping):
@@ -86,6 +93,83 @@ def problems(task: Task, result: Mapping[str, Any]) -> list[Problem]:
         found += _counts(counts, task.shots, shape)
     found += _memory(result.get("memory"), counts, task, shape)
     return found
+
+
+def pub_problems(
+    pubs: Mapping[str, Any], layouts: Sequence[Sequence[int]] | None, result: Mapping[str, Any]
+) -> list[Problem]:
+    """How a PUB task's result (`pubs`: its stored, resolved PUBs) is not one result per PUB, in order,
+    of its kind, each of the PUB's shape, shots or precision, and counts keys; at most one problem."""
+    kind, wanted = pubs.get("kind"), pubs.get("pubs") or []
+    got = result.get("pubs")
+    if not isinstance(got, Mapping):
+        return [Problem("pubs", f"pubs is missing, but the task runs {kind} PUBs")]
+    if got.get("kind") != kind:
+        return [Problem("pubs.kind", f"pubs.kind is {_show(got.get('kind'))}, but the task's is {_show(kind)}")]
+    given = got.get("pubs")
+    if not isinstance(given, list) or len(given) != len(wanted):
+        n = len(given) if isinstance(given, list) else 0
+        return [Problem("pubs.pubs", f"{n} PUB result(s), but the task has {len(wanted)} PUB(s)")]
+    for i, (one, pub) in enumerate(zip(given, wanted, strict=True)):
+        if not isinstance(one, Mapping):
+            return [Problem(f"pubs.pubs[{i}]", f"pubs[{i}] is not a PUB result")]
+        if kind == "sampler":
+            layout = None if layouts is None or i >= len(layouts) else layouts[i]
+            reason = _sampler_pub(one, pub, layout)
+        else:
+            reason = _estimator_pub(one, pub)
+        if reason is not None:
+            return [Problem(f"pubs.pubs[{i}]", f"pubs[{i}]: {reason}")]
+    return []
+
+
+def _sampler_pub(got: Mapping[str, Any], pub: Mapping[str, Any], layout: Sequence[int] | None) -> str | None:
+    shape = bindings_shape(pub)
+    if not _same(got.get("shots"), pub.get("shots")):
+        return f"shots is {_show(got.get('shots'))}, but the PUB's is {_show(pub.get('shots'))}"
+    if got.get("shape") != shape:
+        return f"shape is {_show(got.get('shape'))}, but the PUB's bindings have shape {shape}"
+    if layout is not None:
+        key_shape = KeyShape.of(layout)
+        counts = got.get("counts")
+        for j, binding in enumerate(counts if isinstance(counts, list) else []):
+            wrong = next((key for key in binding if not key_shape.fits(key)), None)
+            if wrong is not None:
+                return f"counts[{j}] key {_show(wrong)} is not {key_shape.describe()} wide"
+    return None
+
+
+def _estimator_pub(got: Mapping[str, Any], pub: Mapping[str, Any]) -> str | None:
+    shape = result_shape(pub)
+    if got.get("shape") != shape:
+        return f"shape is {_show(got.get('shape'))}, but the PUB's results have shape {shape}"
+    want, precision = pub.get("precision"), got.get("precision")
+    if isinstance(precision, bool) or not isinstance(precision, int | float) or precision != want:
+        return f"precision is {_show(precision)}, but the PUB's is {_show(want)}"
+    return None
+
+
+def bindings_shape(pub: Mapping[str, Any]) -> list[int]:
+    """A stored PUB's bindings' shape: its `shape`, else [rows], else [] (`vqpu_protocol.pubs`)."""
+    if pub.get("shape") is not None:
+        return list(pub["shape"])
+    rows = pub.get("parameter_values") or []
+    return [len(rows)] if rows else []
+
+
+def result_shape(pub: Mapping[str, Any]) -> list[int] | None:
+    """A stored Estimator PUB's results' shape: NumPy's broadcast of its observables' and bindings' shapes."""
+    observables = pub.get("observables_shape")
+    a = list(observables) if observables is not None else [len(pub.get("observables") or [])]
+    b = bindings_shape(pub)
+    out: list[int] = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        x = a[-i] if i <= len(a) else 1
+        y = b[-i] if i <= len(b) else 1
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(y if x == 1 else x)
+    return out[::-1]
 
 
 def _counts(counts: Mapping[str, Any], shots: int, shape: KeyShape | None) -> list[Problem]:

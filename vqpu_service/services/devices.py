@@ -13,10 +13,11 @@ from device_registry.admissibility import DIALECTS, MAX_VIOLATIONS, CircuitStats
 from device_registry.admissibility.checker import Checker
 from vqpu_protocol.api.devices import DevicePatch
 from vqpu_protocol.codes import ErrorCode
+from vqpu_protocol.pubs import EstimatorPubs, SamplerPubs
 from vqpu_service.adapters.cache import TTLCache
 from vqpu_service.domain.errors import InvalidRequest
 from vqpu_service.ports import DeviceEpoch, Store
-from vqpu_service.services import epochs
+from vqpu_service.services import epochs, pubs
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,16 @@ class DeviceService:
         checker = Checker(circuit, dialect, self.snapshot(record), MAX_VIOLATIONS)
         violations = checker.run()
         return Reading(violations, list(checker.registers.classical.values()), checker.stats)
+
+    def pubs_admission(
+        self, record: DeviceEpoch, task_pubs: SamplerPubs | EstimatorPubs, dialect: str
+    ) -> pubs.PubsReading:
+        """`admission` for every PUB of a PUB task (`services.pubs`)."""
+        return pubs.read(task_pubs, dialect, self.snapshot(record), MAX_VIOLATIONS)
+
+    def pubs_viability(self, record: DeviceEpoch, task_pubs: dict[str, Any], dialect: str) -> list[Violation]:
+        """`viability` of a stored PUB task's PUBs (`Task.pubs`)."""
+        return pubs.violations(task_pubs, dialect, self.snapshot(record), MAX_VIOLATIONS)
 
 
 def _parse(data: dict[str, Any]) -> Snapshot:

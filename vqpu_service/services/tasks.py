@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from device_registry.admissibility import Violation
 from vqpu_protocol import pricing
@@ -15,6 +16,8 @@ from vqpu_protocol.api.tasks import SubmitTask
 from vqpu_protocol.codes import ErrorCode
 from vqpu_protocol.limits import MAX_COUNTS_CHARS
 from vqpu_protocol.pricing import Price
+from vqpu_protocol.pubs import EstimatorPubs, SamplerPubs, sampled_shots
+from vqpu_protocol.pubs import resolved as resolve_pubs
 from vqpu_protocol.rundir import DeviceChoice, ResultDocument, RunOptions
 from vqpu_service.config import Settings, env_name
 from vqpu_service.domain import admission
@@ -24,7 +27,9 @@ from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import NewTask, Principal, Role, Task
 from vqpu_service.ports import DeviceEpoch, EventFilter, Store
 from vqpu_service.services import commands
+from vqpu_service.services import pubs as task_pubs
 from vqpu_service.services.devices import DeviceService, Reading
+from vqpu_service.services.pubs import PubsReading
 
 
 @dataclass(frozen=True)
@@ -54,32 +59,114 @@ class TaskService:
 
     def admit(self, who: Principal, body: SubmitTask, idempotency_key: str | None) -> NewTask:
         """Everything about a submission that can be refused is refused here, before anything is stored."""
+        if body.pubs is not None:
+            return self._admit_pubs(who, body, body.pubs, idempotency_key)
+        assert body.circuit is not None and body.shots is not None  # SubmitTask: a circuit task gives both
         if len(body.circuit.encode()) > self._settings.max_circuit_bytes:
             raise PayloadTooLarge(f"the circuit is over {self._settings.max_circuit_bytes} bytes")
-        if body.shots > self._settings.max_shots:
-            raise InvalidRequest(
-                f"shots must be between 1 and {self._settings.max_shots}", code=ErrorCode.INVALID_SHOTS
-            )
-        record = (
-            self._devices.current(body.device) if body.epoch is None else self._devices.epoch(body.device, body.epoch)
-        )
+        self._shots_within_limit(body.shots, "shots")
+        record = self._record(body)
         reading = self._devices.admission(record, body.circuit, body.dialect)
-        if reading.violations:
-            violations = reading.violations
-            raise NotAdmissible(
-                f"the circuit cannot run on {record.device_id} epoch {record.epoch}: {violations[0].message}"
-                + (f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""),
-                {"device_id": record.device_id, "epoch": record.epoch, "violations": [v.to_dict() for v in violations]},
-            )
+        _require_admissible(record, reading.violations, "the circuit")
         limit_s = self.runtime_limit(who, body.options)
         price = self.price(record, body, reading, limit_s)
+        return self._new_task(
+            who,
+            body,
+            idempotency_key,
+            record,
+            limit_s,
+            price,
+            circuit=body.circuit,
+            shots=body.shots,
+            classical_layout=reading.classical,
+        )
+
+    def _admit_pubs(
+        self, who: Principal, body: SubmitTask, given: SamplerPubs | EstimatorPubs, idempotency_key: str | None
+    ) -> NewTask:
+        """A PUB task: every PUB checked as a circuit would be, and the whole task priced as one run."""
+        size = task_pubs.source_bytes(given)
+        if size > self._settings.max_circuit_bytes:
+            raise PayloadTooLarge(
+                f"the PUBs' circuits hold {size} bytes in all; at most {self._settings.max_circuit_bytes}"
+            )
+        resolved = self._resolved(given, body.shots)
+        record = self._record(body)
+        reading = self._devices.pubs_admission(record, resolved, body.dialect)
+        _require_admissible(record, reading.violations, f"the {resolved.kind} PUBs")
+        limit_s = self.runtime_limit(who, body.options)
+        price = self._check_price(
+            record, body.options, limit_s, self._priced_pubs(record, body.options, resolved, reading)
+        )
+        return self._new_task(
+            who,
+            body,
+            idempotency_key,
+            record,
+            limit_s,
+            price,
+            circuit="",
+            shots=sampled_shots(resolved, None),
+            pubs=resolved.model_dump(mode="json"),
+            pub_layouts=reading.layouts,
+        )
+
+    def _resolved(self, given: SamplerPubs | EstimatorPubs, shots: int | None) -> SamplerPubs | EstimatorPubs:
+        """The PUBs with every shots and precision given, each PUB's shots and the total within the limit."""
+        try:
+            resolved = resolve_pubs(given, shots)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), {"field": "shots"}, code=ErrorCode.INVALID_SHOTS) from exc
+        if isinstance(resolved, SamplerPubs):
+            for i, pub in enumerate(resolved.pubs):
+                assert pub.shots is not None  # resolved
+                self._shots_within_limit(pub.shots, f"pubs[{i}].shots")
+            total = sampled_shots(resolved, None)
+            if total > self._settings.max_shots:
+                raise InvalidRequest(
+                    f"the PUBs sample {total} shots in all (each PUB's shots times its bindings); "
+                    f"a task samples at most {self._settings.max_shots}",
+                    {"field": "pubs", "shots": total, "max_shots": self._settings.max_shots},
+                    code=ErrorCode.INVALID_SHOTS,
+                )
+        return resolved
+
+    def _shots_within_limit(self, shots: int, field: str) -> None:
+        if shots > self._settings.max_shots:
+            raise InvalidRequest(
+                f"{field} must be between 1 and {self._settings.max_shots}",
+                {"field": field} if field != "shots" else None,
+                code=ErrorCode.INVALID_SHOTS,
+            )
+
+    def _record(self, body: SubmitTask) -> DeviceEpoch:
+        if body.epoch is None:
+            return self._devices.current(body.device)
+        return self._devices.epoch(body.device, body.epoch)
+
+    def _new_task(
+        self,
+        who: Principal,
+        body: SubmitTask,
+        idempotency_key: str | None,
+        record: DeviceEpoch,
+        limit_s: float,
+        price: Price | None,
+        *,
+        circuit: str,
+        shots: int,
+        classical_layout: list[int] | None = None,
+        pubs: dict[str, Any] | None = None,
+        pub_layouts: list[list[int]] | None = None,
+    ) -> NewTask:
+        """The admitted task: a circuit task (`circuit`, its `classical_layout`) or a PUB task (`circuit`
+        "", its resolved `pubs` and their `pub_layouts`); `shots` as stored."""
         wire = body.model_dump(mode="json")
         return NewTask(
             owner=who.name,
             device_id=record.device_id,
-            circuit=body.circuit,
             dialect=body.dialect,
-            shots=body.shots,
             seed=body.seed,
             pinned_epoch=body.epoch,
             admitted_epoch=record.epoch,
@@ -88,8 +175,12 @@ class TaskService:
             options=wire["options"] | {"max_runtime_s": limit_s},  # the limit every site enforces
             idempotency_key=idempotency_key,
             body_sha256=submission_sha256(body),
-            classical_layout=reading.classical,
             estimate=None if price is None else price.model_dump(mode="json"),
+            circuit=circuit,
+            shots=shots,
+            classical_layout=classical_layout,
+            pubs=pubs,
+            pub_layouts=pub_layouts,
         )
 
     def runtime_limit(self, who: Principal, options: RunOptions) -> float:
@@ -114,10 +205,15 @@ class TaskService:
     def price(self, record: DeviceEpoch, body: SubmitTask, reading: Reading, limit_s: float) -> Price | None:
         """What the task will cost, refused (TOO_LARGE, TOO_LONG) when it exceeds a bound; None for a
         circuit the pass could not size (a dialect it does not read is refused before this)."""
-        price = self._priced(record, body.options, body.shots, reading)
+        assert body.shots is not None  # a circuit task's
+        return self._check_price(record, body.options, limit_s, self._priced(record, body.options, body.shots, reading))
+
+    def _check_price(
+        self, record: DeviceEpoch, options: RunOptions, limit_s: float, price: Price | None
+    ) -> Price | None:
         if price is not None:
             try:
-                admission.check(_cost(price), self._bounds(record.device_id, body.options, limit_s))
+                admission.check(_cost(price), self._bounds(record.device_id, options, limit_s))
             except NotAdmissible as refused:  # the refusal shows the whole price, not only the number over
                 refused.detail = {**(refused.detail or {}), "estimate": price.model_dump(mode="json")}
                 raise
@@ -142,6 +238,13 @@ class TaskService:
         if reading.stats is None:
             return None
         return pricing.price(reading.stats, self._devices.snapshot(record), options, shots)
+
+    def _priced_pubs(
+        self, record: DeviceEpoch, options: RunOptions, resolved: SamplerPubs | EstimatorPubs, reading: PubsReading
+    ) -> Price | None:
+        if reading.stats is None:
+            return None
+        return pricing.price_pubs(reading.stats, self._devices.snapshot(record), options, resolved)
 
     def _bounds(self, device_id: str, options: RunOptions, limit_s: float) -> admission.Bounds:
         cpu_only = options.device is DeviceChoice.CPU
@@ -169,6 +272,16 @@ class TaskService:
         task = self._store.get_task(task_id)
         if who.role is Role.USER and task.owner != who.name:
             raise NotFound(f"unknown task {task_id!r}", {"task_id": task_id})  # do not reveal others' tasks
+        return task
+
+    def circuit_task(self, who: Principal, task_id: str) -> Task:
+        """A task whose circuit its reader may read: a circuit task (a PUB task holds no one circuit)."""
+        task = self.get(who, task_id)
+        if task.pubs is not None:
+            raise Conflict(
+                f"task {task_id} is a {task.kind} task: it runs {len(task.pubs['pubs'])} PUB(s), not one circuit",
+                {"kind": task.kind},
+            )
         return task
 
     def list_tasks(
@@ -232,7 +345,18 @@ def submission_sha256(body: SubmitTask) -> str:
     field spelled out at its default is the same submission as one omitted, and a field a later
     release adds with a default does not turn a retry across the upgrade into a conflict."""
     canonical = body.model_dump(mode="json", exclude_defaults=True)
+    if body.pubs is not None:  # the kind is its default in either document: named, so that the two never meet
+        canonical["pubs"]["kind"] = body.pubs.kind
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _require_admissible(record: DeviceEpoch, violations: list[Violation], what: str) -> None:
+    if violations:
+        raise NotAdmissible(
+            f"{what} cannot run on {record.device_id} epoch {record.epoch}: {violations[0].message}"
+            + (f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""),
+            {"device_id": record.device_id, "epoch": record.epoch, "violations": [v.to_dict() for v in violations]},
+        )
 
 
 def _cost(price: Price) -> admission.Cost:

@@ -36,11 +36,15 @@ class Verdicts:
             return list(hit)
 
     def check(self, task: Task, record: DeviceEpoch) -> list[Violation]:
-        """What `record` says of the task's circuit: remembered, else checked now and remembered."""
+        """What `record` says of the task's circuit (or PUBs): remembered, else checked now and remembered."""
         hit = self.known(task.id, record.sha256)
         if hit is not None:
             return hit
-        found = self._devices.viability(record, task.circuit, task.dialect)
+        found = (
+            self._devices.viability(record, task.circuit, task.dialect)
+            if task.pubs is None
+            else self._devices.pubs_viability(record, task.pubs, task.dialect)
+        )
         with self._lock:
             self._known[(task.id, record.sha256)] = tuple(found)
             while len(self._known) > self._size:

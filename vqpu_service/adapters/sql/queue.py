@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import LargeBinary, String, bindparam, cast, func, text
+from sqlalchemy import LargeBinary, String, Text, bindparam, cast, func, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -112,9 +112,13 @@ def queued_unpinned(
     s: Session, sqlite: bool, device_id: str, owner: str | None, after_seq: int | None, limit: int
 ) -> list[QueuedRef]:
     """The QUEUED tasks a claim would bind to the device's current epoch, oldest first, with the size of
-    their circuit in bytes (PostgreSQL reads it from the value's header, not the value)."""
-    size = func.length(cast(TaskRow.circuit, LargeBinary)) if sqlite else func.octet_length(TaskRow.circuit)
+    their circuit in bytes (PostgreSQL reads it from the value's header, not the value), a PUB task's PUBs'
+    JSON counted in."""
     t = TaskRow.__table__.c  # type: ignore[attr-defined]  # SQLModel's select types at most four columns
+    if sqlite:
+        size = func.length(cast(t.circuit, LargeBinary)) + func.coalesce(func.length(cast(t.pubs, LargeBinary)), 0)
+    else:  # a PUB task's circuit is "": its PUBs (JSON) are what a re-check reads
+        size = func.octet_length(t.circuit) + func.coalesce(func.octet_length(cast(t.pubs, Text)), 0)
     q = sa_select(t.seq, t.id, t.owner, t.admitted_epoch, t.admitted_sha256, size).where(
         t.device_id == device_id, t.state == QUEUED, t.pinned_epoch.is_(None)
     )

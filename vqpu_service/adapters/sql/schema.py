@@ -90,6 +90,8 @@ class TaskRow(SQLModel, table=True):
     body_sha256: str | None = None
     classical_layout: Any = _json()  # added after release: `upgrade` adds it to an existing table
     estimate: Any = _json()  # added after release
+    pubs: Any = _json()  # added after release: a PUB task's resolved PUBs (NULL: a circuit task)
+    pub_layouts: Any = _json()  # added after release: a PUB task's classical layout per PUB
     usage: Any = _json()  # added after release: what the run used, as its terminal report said
     # The usage's numbers again, as typed columns (added after release), so the accounting export sums
     # them in SQL, the same on both databases, without reading every task's JSON (rows.apply sets them).
