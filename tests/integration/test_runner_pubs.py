@@ -378,3 +378,33 @@ def test_an_observable_off_the_device_is_an_invalid_task(make_run_dir: MakeRunDi
     ours = _run(make_run_dir, fez, {"kind": "estimator", "pubs": [pub, pub]})
     assert ours["exit"] == 2 and ours["code"] == "INVALID_TASK"
     assert ours["message"].startswith("pubs[0]: observables[0] acts on qubit")
+
+
+@pytest.mark.slow
+def test_estimator_delays_relax_as_aers_own_noise_model_relaxes_them(
+    make_run_dir: MakeRunDir, fez: Snapshot, reference_noise: NoiseModel
+) -> None:
+    """Idle relaxation on the PUB path: `from_backend`'s model relaxes delays by its own noise pass."""
+    t = Parameter("t")
+    qc = QuantumCircuit(6)
+    qc.x(5)
+    qc.rz(t, 5)
+    qc.sx(5)
+    qc.delay(40, 5, unit="us")
+    qc.sx(5)
+    values = np.array([[0.0], [1.0]])
+    z = [{"paulis": "Z", "qubits": [5], "coeff": 1.0}]
+    pub = {"circuit": qasm3.dumps(qc), "parameter_values": values.tolist(), "observables": [z]}
+    ours = _run(make_run_dir, fez, {"kind": "estimator", "pubs": [pub]}, options={"noise_model": "relaxation"})
+    assert ours["exit"] == 0, ours
+    assert ours["provenance"]["idle_noise"] == "thermal_relaxation"
+    estimator = EstimatorV2(options={"backend_options": {"method": "density_matrix", "noise_model": reference_noise}})
+    observable = SparsePauliOp.from_sparse_list([("Z", [5], 1.0)], num_qubits=6)
+    expected = estimator.run([(qc, observable, BindingsArray({(t,): values}))]).result()[0].data.evs
+    np.testing.assert_allclose(ours["pubs"]["pubs"][0]["evs"], np.ravel(expected), rtol=0, atol=1e-6)
+    without = qc.copy_empty_like()
+    for inst in qc.data:
+        if inst.operation.name != "delay":
+            without.append(inst)
+    undelayed = estimator.run([(without, observable, BindingsArray({(t,): values}))]).result()[0].data.evs
+    assert np.max(np.abs(np.ravel(undelayed) - np.ravel(expected))) > 1e-3  # the delay matters here
