@@ -174,8 +174,9 @@ class VQPUBackend(SnapshotBackend):
         parameterless PUB per circuit and the run's `shots` (split into several such tasks only when their
         sources pass `PUB_TASK_BYTES`, or `MAX_PUBS` circuits); the `Result` has one experiment per circuit,
         laid out as a circuit task's. With `memory=True` every circuit stays a task of its own: a PUB task
-        keeps no per-shot memory. A PUB task has one seed (`seed_simulator`), from which the runner seeds
-        each PUB; a circuit task i of a run gets `seed_simulator + i`.
+        keeps no per-shot memory. Circuit i of a run gets seed `seed_simulator + i` either way (a PUB task's
+        seed is its first circuit's, and the runner seeds PUB k with it + k), so a run gives the same counts
+        as one task per circuit would.
 
         A circuit the service refuses at submit raises `NotAdmissibleError` (or another `APIError`);
         the tasks this call had already submitted are cancelled first, so nothing runs unseen.

@@ -19,6 +19,7 @@ from qiskit.circuit import ParameterExpression
 from qiskit.result import Result
 
 from vqpu_client.qiskit.errors import ResultShapeError
+from vqpu_protocol.limits import MAX_SEED
 from vqpu_protocol.pubs import SamplerPubResults
 from vqpu_protocol.rundir import ResultDocument
 
@@ -34,8 +35,9 @@ class Experiment:
 
 def pub_document(document: ResultDocument, pub: int | None, task_id: str) -> ResultDocument:
     """The part of a task's result that belongs to one circuit: the whole of a circuit task's (`pub` None),
-    or a sampler PUB task's PUB `pub` (one binding) as a circuit task's result (its counts and shots, the
-    task's provenance and timings)."""
+    or a sampler PUB task's PUB `pub` (one binding) as a circuit task's result: its counts and shots, the
+    task's provenance and timings, and the seed the runner gave that PUB (the task's seed + `pub`), with
+    which a circuit task of that circuit alone gives the same counts."""
     if pub is None:
         return document
     pubs = document.pubs
@@ -47,7 +49,17 @@ def pub_document(document: ResultDocument, pub: int | None, task_id: str) -> Res
         raise ResultShapeError(
             f"PUB {pub} of task {task_id} has no parameters yet returned {len(result.counts)} bindings"
         )
-    return document.model_copy(update={"counts": result.counts[0], "shots": result.shots, "memory": None, "pubs": None})
+    seed = (document.provenance.seed + pub) % (MAX_SEED + 1)
+    provenance = document.provenance.model_copy(update={"seed": seed})
+    return document.model_copy(
+        update={
+            "counts": result.counts[0],
+            "shots": result.shots,
+            "memory": None,
+            "pubs": None,
+            "provenance": provenance,
+        }
+    )
 
 
 def experiment_header(circuit: QuantumCircuit) -> dict[str, Any]:

@@ -378,6 +378,9 @@ def test_backend_run_of_several_circuits_is_one_task_whose_result_reads_as_one_t
     assert result.results[2].header["metadata"] == {"k": 2} and result.results[0].header["creg_sizes"] == [["c", 1]]
     assert result.get_counts("second") == {"1": 50}
     assert result.results[0].metadata["task_id"] == "t-1"
+    # The runner seeds PUB k with the task's seed + k: each experiment says the seed its circuit ran with.
+    assert [r.seed_simulator for r in result.results] == [11, 12, 13]
+    assert [r.metadata["seed"] for r in result.results] == [11, 12, 13]
 
 
 def test_backend_run_with_memory_keeps_one_task_per_circuit_and_one_circuit_stays_a_circuit_task() -> None:
