@@ -20,6 +20,7 @@ from vqpu_service.api.views import event_view, task_view
 from vqpu_service.domain.errors import InvalidRequest
 from vqpu_service.domain.lifecycle import TaskState
 from vqpu_service.domain.model import Task
+from vqpu_service.services.pubs import parse as pubs_document
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=JsonRoute)
 TaskId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
@@ -69,8 +70,11 @@ async def get(task_id: TaskId, who: Who, box: Box) -> TaskView:
 
 @router.get("/{task_id}/circuit", responses=with_key(404))
 async def circuit(task_id: TaskId, who: Who, box: Box) -> TaskCircuit:
-    """The circuit as submitted (to resubmit it, e.g. a replay pinned to the epoch it ran on); 409 for a PUB task."""
-    task = await anyio.to_thread.run_sync(box.tasks.circuit_task, who, task_id)
+    """The circuit as submitted (to resubmit it, e.g. a replay pinned to the epoch it ran on), or a PUB task's
+    PUBs as stored (resolved)."""
+    task = await anyio.to_thread.run_sync(box.tasks.get, who, task_id)
+    if task.pubs is not None:
+        return TaskCircuit(task_id=task.id, dialect=task.dialect, pubs=pubs_document(task.pubs))
     return TaskCircuit(task_id=task.id, dialect=task.dialect, circuit=task.circuit)
 
 

@@ -274,16 +274,6 @@ class TaskService:
             raise NotFound(f"unknown task {task_id!r}", {"task_id": task_id})  # do not reveal others' tasks
         return task
 
-    def circuit_task(self, who: Principal, task_id: str) -> Task:
-        """A task whose circuit its reader may read: a circuit task (a PUB task holds no one circuit)."""
-        task = self.get(who, task_id)
-        if task.pubs is not None:
-            raise Conflict(
-                f"task {task_id} is a {task.kind} task: it runs {len(task.pubs['pubs'])} PUB(s), not one circuit",
-                {"kind": task.kind},
-            )
-        return task
-
     def list_tasks(
         self, who: Principal, state: TaskState | None, device: str | None, limit: int, after: int | None
     ) -> list[Task]:

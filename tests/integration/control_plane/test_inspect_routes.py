@@ -40,7 +40,7 @@ def test_the_circuit_route_returns_the_source_exactly_as_submitted_to_its_owner_
     task = api.submit(circuit=QASM2, dialect="qasm2").json()
     r = api.call("GET", f"/v1/tasks/{task['id']}/circuit")
     assert r.status_code == 200
-    assert r.json() == {"task_id": task["id"], "dialect": "qasm2", "circuit": QASM2}
+    assert r.json() == {"task_id": task["id"], "dialect": "qasm2", "circuit": QASM2, "pubs": None}
     assert api.call("GET", f"/v1/tasks/{task['id']}/circuit", "root").json()["circuit"] == QASM2
     other = api.call("GET", f"/v1/tasks/{task['id']}/circuit", "bob")
     assert (other.status_code, error(other)["code"]) == (404, "NOT_FOUND")  # another user's task is not revealed

@@ -148,10 +148,13 @@ def test_an_estimator_task_samples_no_shots_and_is_claimed_with_each_precision(a
     assert ok.status_code == 200 and ok.json()["state"] == "COMPLETED", ok.text
 
 
-def test_a_pub_task_has_no_single_circuit_to_read(api: Api) -> None:
+def test_a_pub_tasks_source_is_its_resolved_pubs(api: Api) -> None:
     task_id = submit(api, ESTIMATOR).json()["id"]
     r = api.call("GET", f"/v1/tasks/{task_id}/circuit")
-    assert (r.status_code, error(r)["code"]) == (409, "CONFLICT") and "estimator task" in error(r)["message"]
+    assert r.status_code == 200, r.text
+    source = r.json()
+    assert source["circuit"] is None and source["pubs"]["kind"] == "estimator"
+    assert [p["precision"] for p in source["pubs"]["pubs"]] == [0.01, 0.0]
 
 
 def test_a_circuit_task_reads_back_as_one(api: Api) -> None:
