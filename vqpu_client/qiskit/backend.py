@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -279,12 +280,11 @@ def batches(sources: list[str], *, separate: bool) -> list[list[int]]:
 
 
 def _explained(exc: NotAdmissibleError, circuits: list[tuple[int, QuantumCircuit]]) -> NotAdmissibleError:
-    """The same error, saying which circuit (or, for a PUB task the service names no PUB of, which circuits)
-    and what to do about it."""
-    pub = _refused_pub(exc.detail)
-    if len(circuits) == 1 or (pub is not None and pub < len(circuits)):
-        index, circuit = circuits[0 if len(circuits) == 1 else pub or 0]
-        which = f"circuit {index} ({circuit.name!r})"
+    """The same error, saying which circuit(s) of the run (a PUB task's violations name their PUB:
+    `pubs[3]: ...`) and what to do about it."""
+    named = [circuits[k] for k in _refused_pubs(exc.detail) if k < len(circuits)] if len(circuits) > 1 else circuits
+    if named:
+        which = ", ".join(f"circuit {index} ({circuit.name!r})" for index, circuit in named)
     else:
         which = f"one of circuits {circuits[0][0]}..{circuits[-1][0]} (sent as one task of {len(circuits)} PUBs)"
     message = (
@@ -299,12 +299,16 @@ def _explained(exc: NotAdmissibleError, circuits: list[tuple[int, QuantumCircuit
     return explained
 
 
-def _refused_pub(detail: Any) -> int | None:
-    """The index of the PUB a refusal names, where its detail names one (`pub`, on it or its first violation)."""
-    if not isinstance(detail, dict):
-        return None
-    found = detail.get("pub")
-    violations = detail.get("violations")
-    if found is None and isinstance(violations, list) and violations and isinstance(violations[0], dict):
-        found = violations[0].get("pub")
-    return found if isinstance(found, int) and not isinstance(found, bool) and found >= 0 else None
+_PUB_NAMED = re.compile(r"\Apubs\[([0-9]+)\]")
+
+
+def _refused_pubs(detail: Any) -> list[int]:
+    """The PUBs a refusal's violations name (`pubs[3]: ...`, as admission writes them), in order, each once."""
+    violations = detail.get("violations") if isinstance(detail, dict) else None
+    found: list[int] = []
+    for violation in violations if isinstance(violations, list) else []:
+        message = violation.get("message") if isinstance(violation, dict) else None
+        named = _PUB_NAMED.match(message) if isinstance(message, str) else None
+        if named is not None and int(named.group(1)) not in found:
+            found.append(int(named.group(1)))
+    return sorted(found)

@@ -23,7 +23,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from device_registry import Snapshot, topologies
 from vqpu_client.calls import submit_body
-from vqpu_client.errors import UsageError
+from vqpu_client.errors import NotAdmissibleError, UsageError
 from vqpu_client.qiskit import (
     RunOptionsError,
     UnsupportedCircuitError,
@@ -33,7 +33,7 @@ from vqpu_client.qiskit import (
     VQPUSamplerV2,
 )
 from vqpu_client.qiskit import pubs as convert
-from vqpu_client.qiskit.backend import PUB_TASK_BYTES, batches
+from vqpu_client.qiskit.backend import PUB_TASK_BYTES, _explained, batches
 from vqpu_client.qiskit.errors import ResultShapeError
 from vqpu_protocol import pubs as wire
 from vqpu_protocol.rundir import ResultDocument
@@ -403,6 +403,23 @@ def test_a_parameterised_circuit_given_to_backend_run_is_refused_before_sending(
     with pytest.raises(UnsupportedCircuitError, match="unbound parameters"):
         backend.run([_measured(), qc])
     assert service.submitted == []
+
+
+def test_a_refusal_of_a_pub_task_names_the_circuits_its_violations_name() -> None:
+    def refusal(*messages: str) -> NotAdmissibleError:
+        violations = [{"code": "UNKNOWN_GATE", "line": 3, "message": m, "operands": ["h"]} for m in messages]
+        return NotAdmissibleError(
+            "NOT_ADMISSIBLE", "not admissible on line-4", status=422, detail={"violations": violations}
+        )
+
+    circuits = [(4, QuantumCircuit(1, name="a")), (5, QuantumCircuit(1, name="b")), (6, QuantumCircuit(1, name="c"))]
+    one = _explained(refusal("pubs[1]: gate h is not native", "pubs[1]: again"), circuits)
+    assert one.message.startswith("circuit 5 ('b'): not admissible on line-4. transpile(circuit, backend)")
+    two = _explained(refusal("pubs[2]: x", "pubs[0]: y"), circuits)
+    assert two.message.startswith("circuit 4 ('a'), circuit 6 ('c'): ")
+    unnamed = _explained(refusal("gate h is not native"), circuits)
+    assert unnamed.message.startswith("one of circuits 4..6 (sent as one task of 3 PUBs): ")
+    assert _explained(refusal("gate h"), circuits[:1]).message.startswith("circuit 4 ('a'): ")
 
 
 def test_large_runs_split_into_as_few_pub_tasks_as_the_body_limit_allows() -> None:
