@@ -214,6 +214,14 @@ class TaskDocument(Document):
     options: RunOptions = Field(default_factory=RunOptions)
     limits: RunLimits = Field(default_factory=RunLimits, description="the site's bounds on this run")
 
+    @field_validator("shots")
+    @classmethod
+    def _a_circuit_runs_shots(cls, shots: int, info: ValidationInfo) -> int:
+        # A field error (not the model's): it is reported as INVALID_SHOTS, as before PUB tasks allowed 0.
+        if info.data.get("circuit") is not None and shots < 1:
+            raise ValueError("a circuit task runs at least one shot")
+        return shots
+
     @field_validator("options")
     @classmethod
     def _memory_within_limits(cls, options: RunOptions, info: ValidationInfo) -> RunOptions:
@@ -223,8 +231,6 @@ class TaskDocument(Document):
     def _circuit_or_pubs(self) -> TaskDocument:
         if (self.circuit is None) == (self.pubs is None):
             raise ValueError("a task holds either a circuit or PUBs")
-        if self.circuit is not None and self.shots < 1:
-            raise ValueError("a circuit task runs at least one shot")
         if self.pubs is not None and self.options.memory:
             raise ValueError("per-shot memory is for circuit tasks")
         return self
