@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from qiskit import QuantumCircuit
-from qiskit.primitives.containers import BindingsArray
+from qiskit.primitives.containers import BindingsArray, BitArray
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import Target
 from qiskit_aer.noise import NoiseModel
@@ -180,22 +179,33 @@ def sample(
             else (end_anchored(to_run), bindings, shots)
         )
         data = _run_primitive(lambda: sampler.run([runs]).result()[0].data)
-        for index in np.ndindex(*shape):
-            per_register = []
-            for creg in registers:
-                array = data[creg.name]
-                strings = array.get_bitstrings() if unparameterised else array[index].get_bitstrings()
-                if unparameterised:
-                    flat = int(np.ravel_multi_index(index, shape)) if shape else 0
-                    strings = strings[flat * shots : (flat + 1) * shots]
-                per_register.append(strings)
-            counts.append(dict(Counter(" ".join(reversed(outcome)) for outcome in zip(*per_register, strict=True))))
+        # One bit array of every register, the last declared in the highest bits: a circuit's counts keys.
+        joined = BitArray.concatenate_bits([data[creg.name] for creg in registers])
+        if unparameterised:
+            joined = joined.reshape(*shape, shots)
+        widths = [creg.size for creg in reversed(registers)]
+        counts = [_counts(joined.array[index], joined.num_bits, widths) for index in np.ndindex(*shape)]
     return SamplerPubResult(
         shape=list(shape),
         shots=shots,
         registers=[Register(name=creg.name, num_bits=creg.size) for creg in registers],
         counts=counts,
     )
+
+
+def _counts(packed: np.ndarray, num_bits: int, widths: list[int]) -> dict[str, int]:
+    """Counts of one binding's shots (rows of big-endian packed bits), keyed by `widths`' registers
+    separated by spaces: only the distinct outcomes are ever formatted."""
+    outcomes, times = np.unique(packed, axis=0, return_counts=True)
+    counts: dict[str, int] = {}
+    for row, n in zip(outcomes, times, strict=True):
+        bits = format(int.from_bytes(row.tobytes(), "big"), f"0{num_bits}b")
+        parts, at = [], 0
+        for width in widths:
+            parts.append(bits[at : at + width])
+            at += width
+        counts[" ".join(parts)] = int(n)
+    return counts
 
 
 # --- estimator ---------------------------------------------------------------------------------
