@@ -171,7 +171,8 @@ def report_lines(first: ResultDocument, second: ResultDocument, report: dict[str
 def _pub_report(pubs: SamplerPubResults | EstimatorPubResults, report: dict[str, Any]) -> list[str]:
     what = "counts of every binding" if isinstance(pubs, SamplerPubResults) else "expectation values"
     if report["identical"]:
-        return [f"identical: the same {what} of {len(pubs.pubs)} {pubs.kind} PUBs"]
+        count = len(pubs.pubs)
+        return [f"identical: the same {what} of {count} {pubs.kind} PUB{'s' if count != 1 else ''}"]
     rows = [
         (d["pub"], d.get("binding", d.get("index")), d.get("outcome"), d["original"], d["replay"])
         for d in report["differences"]

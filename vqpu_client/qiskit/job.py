@@ -9,6 +9,7 @@ each task actually ran under: epoch, snapshot sha256 and seed, enough to replay 
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -17,13 +18,16 @@ from qiskit.providers import JobError, JobStatus, JobV1
 from qiskit.result import Result
 
 from vqpu_client.calls import TERMINAL_STATES
-from vqpu_client.errors import IllegalTransitionError, WaitTimeoutError
+from vqpu_client.errors import IllegalTransitionError, TaskFailedError, WaitTimeoutError
 from vqpu_client.qiskit.results import Experiment, build_result, pub_document
 from vqpu_protocol.api.tasks import TaskView
 from vqpu_protocol.rundir import ResultDocument
 
 if TYPE_CHECKING:
     from vqpu_client.qiskit.backend import VQPUBackend
+
+
+_PUB_NAMED = re.compile(r"\Apubs\[([0-9]+)\]")
 
 
 class TaskProvenance(NamedTuple):
@@ -137,5 +141,19 @@ class VQPUJob(JobV1):  # type: ignore[misc]
                 if remaining is not None and remaining <= 0:
                     raise WaitTimeoutError(task_id, timeout or 0.0, view)
                 view = self._views[task_id] = self._client.wait(task_id, timeout_s=remaining)
-            self._documents[task_id] = self._client.result_of(view)
+            try:
+                self._documents[task_id] = self._client.result_of(view)
+            except TaskFailedError as exc:
+                self._name_the_circuit(task_id, exc)
+                raise
         return [self._documents[task_id] for task_id in self._ids]
+
+    def _name_the_circuit(self, task_id: str, exc: TaskFailedError) -> None:
+        """A PUB task's error names its PUB (`pubs[1]: ...`): say which circuit of the run that is."""
+        error = exc.task.error
+        named = _PUB_NAMED.match(error.message) if error is not None else None
+        if named is None:
+            return
+        for index, (circuit, slot) in enumerate(zip(self._circuits, self._slots, strict=True)):
+            if slot == (task_id, int(named.group(1))):
+                exc.add_note(f"pubs[{slot[1]}] of task {task_id} is circuit {index} ({circuit.name!r}) of this run")

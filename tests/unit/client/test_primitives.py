@@ -23,7 +23,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from device_registry import Snapshot, topologies
 from vqpu_client.calls import submit_body
-from vqpu_client.errors import NotAdmissibleError, UsageError
+from vqpu_client.errors import NotAdmissibleError, TaskFailedError, UsageError
 from vqpu_client.qiskit import (
     RunOptionsError,
     UnsupportedCircuitError,
@@ -120,8 +120,10 @@ class FakeService:
         body = self.submitted[n - 1]
         now = "2026-12-01T00:00:00+00:00"
         kind = body["pubs"]["kind"] if "pubs" in body else "circuit"
+        failed = {"code": "NO_MEASUREMENTS", "message": "pubs[1]: the circuit measures no qubit", "detail": {"pub": 1}}
         return {
-            **{k: None for k in ("epoch", "bound_epoch", "bound_sha256", "agent_id", "scheduler", "error")},
+            **{k: None for k in ("epoch", "bound_epoch", "bound_sha256", "agent_id", "scheduler")},
+            "error": failed if body.get("tags") == ["fail"] else None,
             **{k: None for k in ("claimed_at", "seed")},
             "id": f"t-{n}",
             "owner": "user",
@@ -132,7 +134,7 @@ class FakeService:
             "shots": body.get("shots", 0),
             "tags": body.get("tags", []),
             "options": body.get("options", {}),
-            "state": "COMPLETED",
+            "state": "FAILED" if body.get("tags") == ["fail"] else "COMPLETED",
             "attempt": 1,
             "admitted_epoch": 3,
             "cancel_requested": False,
@@ -381,6 +383,19 @@ def test_backend_run_of_several_circuits_is_one_task_whose_result_reads_as_one_t
     # The runner seeds PUB k with the task's seed + k: each experiment says the seed its circuit ran with.
     assert [r.seed_simulator for r in result.results] == [11, 12, 13]
     assert [r.metadata["seed"] for r in result.results] == [11, 12, 13]
+
+
+def test_a_failed_pub_task_says_which_circuit_of_the_run_its_error_names(
+    sampled: tuple[FakeService, VQPUBackend],
+) -> None:
+    _, backend = sampled
+    circuits = [_measured(), _measured()]
+    circuits[1].name = "unmeasured"
+    job = backend.run(circuits, shots=5, job_tags=["fail"])
+    with pytest.raises(TaskFailedError) as e:
+        job.result()
+    assert e.value.code == "NO_MEASUREMENTS" and job.status() is JobStatus.ERROR
+    assert "pubs[1] of task t-1 is circuit 1 ('unmeasured') of this run" in e.value.__notes__
 
 
 def test_backend_run_with_memory_keeps_one_task_per_circuit_and_one_circuit_stays_a_circuit_task() -> None:
