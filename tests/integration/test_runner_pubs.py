@@ -7,6 +7,9 @@ bound by declaration order, one seed one result, errors naming the PUB, counts r
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +24,11 @@ from qiskit_aer.primitives import EstimatorV2, SamplerV2
 
 from device_registry import Snapshot
 from device_registry.qiskit_backend import DeviceDefectsWarning, SnapshotBackend
+from harness.circuits import qasm2
+from harness.runner_process import ROOT
 from runner.cli import main
 from tests.conftest import MakeRunDir
+from vqpu_protocol.codes import ErrorCode, ExitCode
 
 SEED = 4321
 
@@ -408,3 +414,17 @@ def test_estimator_delays_relax_as_aers_own_noise_model_relaxes_them(
             without.append(inst)
     undelayed = estimator.run([(without, observable, BindingsArray({(t,): values}))]).result()[0].data.evs
     assert np.max(np.abs(np.ravel(undelayed) - np.ravel(expected))) > 1e-3  # the delay matters here
+
+
+def test_a_pub_task_at_its_wall_time_limit_is_stopped(make_run_dir: MakeRunDir, fez: Snapshot) -> None:
+    """The runner process's watchdog bounds a PUB task as it bounds a circuit task (runner.limits)."""
+    long = qasm2("sx q;\n" * 50 + "measure q -> c;", qubits=20)  # noisy on Fez: seconds a shot
+    pubs = {"kind": "sampler", "pubs": [{"circuit": long, "shots": 100}]}
+    run_dir = make_run_dir(None, fez, pubs=pubs, shots=100, limits={"max_runtime_s": 2.0})
+    code = "from runner.cli import process_main\nraise SystemExit(process_main())"
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code, str(run_dir)], cwd=ROOT, capture_output=True, timeout=120)
+    assert done.returncode == ExitCode.SIMULATION_FAILED, done.stderr
+    assert time.monotonic() - began < 2.0 + 5.0
+    assert not (run_dir / "result.json").exists()
+    assert json.loads((run_dir / "error.json").read_text())["code"] == ErrorCode.TIME_LIMIT_EXCEEDED
