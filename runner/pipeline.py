@@ -153,6 +153,9 @@ def _execute_pubs(
                 # Each shot its own trajectory (Aer averages the saved values over them): gate noise on a
                 # statevector, a dynamic circuit, or a measurement whose outcome each shot samples.
                 trajectories = runtime_terms(stats, snapshot, options, 1).per_shot or circuit.measures(ready.circuit)
+                if trajectories:
+                    averaged = f"values averaged over {pubs.TRAJECTORIES} trajectories (Aer's shots)"
+                    plans[-1] = chosen = dataclasses.replace(chosen, reason=f"{chosen.reason}; {averaged}")
                 results.append(
                     pubs.estimate(
                         ready,

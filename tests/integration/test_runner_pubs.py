@@ -309,6 +309,7 @@ def test_estimator_under_trajectories_reports_the_averages_error(make_run_dir: M
     bound_h2 = sum(abs(c) for label, c in H2 if label != "II") / np.sqrt(1024)
     np.testing.assert_allclose(result["stds"], [bound_h2] * 3 + [1 / np.sqrt(1024)] * 3)
     assert ours["provenance"]["method"] == "statevector"
+    assert "values averaged over 1024 trajectories" in ours["provenance"]["method_reason"]
 
 
 def test_estimator_noise_options_apply(make_run_dir: MakeRunDir, fez: Snapshot) -> None:
