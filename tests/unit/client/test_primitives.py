@@ -510,3 +510,24 @@ def test_qasm3_writes_parameter_vectors_in_index_order() -> None:
         qc.rz(t, 0)
     names = re.findall(r"^input float\[64\] (\S+);", qasm3.dumps(qc), flags=re.MULTILINE)
     assert names == [f"_p_{k}_" for k in range(11)] and [p.index for p in qc.parameters] == list(range(11))
+
+
+def test_the_async_client_submits_pubs_as_the_sync_one_does() -> None:
+    import asyncio
+
+    from vqpu_client.aio import AsyncClient
+
+    sent: list[dict[str, Any]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(404, json={"error": {"code": "NOT_FOUND", "message": "stop"}})
+
+    async def submit() -> None:
+        async with AsyncClient("http://vqpu.test", KEY, transport=httpx.MockTransport(handle), retries=0) as vqpu:
+            with pytest.raises(Exception, match="stop"):
+                await vqpu.submit("d", pubs=_pubs(), shots=5)
+
+    asyncio.run(submit())
+    pubs = wire.SamplerPubs.model_validate(_pubs()).model_dump(mode="json", exclude_none=True)
+    assert sent == [{"device": "d", "pubs": pubs, "dialect": "qasm3", "shots": 5}]
