@@ -88,6 +88,14 @@ def prepare(
         if isinstance(pub, SamplerPub):
             if pub.shots is None:  # vqpu.task/1 carries resolved PUBs: the service gave each its shots
                 raise InvalidPayload(ErrorCode.INVALID_TASK, "the PUB gives no shots", {"field": "shots"})
+            loose = [c for c in fitted.circuit.clbits if not fitted.circuit.find_bit(c).registers]
+            if loose:  # Aer's SamplerV2 returns registers only: a loose bit's outcomes would be lost unsaid
+                raise InvalidPayload(
+                    ErrorCode.INVALID_TASK,
+                    f"the circuit declares {len(loose)} bit(s) outside any register (`bit b;`); a Sampler PUB's "
+                    "outcomes are per register: declare `bit[1] b;`",
+                    {"field": "circuit", "loose_bits": len(loose)},
+                )
             if not circuit.measures(fitted.circuit) or not fitted.circuit.cregs:
                 raise InvalidPayload(
                     ErrorCode.NO_MEASUREMENTS,

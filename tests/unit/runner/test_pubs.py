@@ -164,3 +164,11 @@ def test_precision_and_memory_options_reach_aer(fez: Snapshot, monkeypatch: pyte
     result = _run(fez, sampler, options={"precision": "single"}, limits={"memory_bytes": 1 << 30})
     assert seen[0].options["precision"] == "single" and seen[0].options["max_memory_mb"] > 0
     assert result.provenance.simulator_options == seen[0].options
+
+
+def test_a_sampler_pub_with_a_bit_outside_any_register_is_refused(fez_ideal: Snapshot) -> None:
+    """Aer's SamplerV2 returns registers only: the loose bit's outcome would be dropped without a word."""
+    source = "OPENQASM 3.0;\nbit b;\nbit[1] c;\nx $0;\nb = measure $0;\nc[0] = measure $1;\n"
+    with pytest.raises(InvalidPayload) as refused:
+        _run(fez_ideal, {"kind": "sampler", "pubs": [{"circuit": source, "shots": 5}]})
+    assert refused.value.code is ErrorCode.INVALID_TASK and "outside any register" in refused.value.message
