@@ -295,9 +295,18 @@ def test_an_observable_on_a_missing_or_offline_qubit_is_refused(api: Api) -> Non
     assert v["code"] == "QUBIT_OFFLINE" and "observables[0] term 0 acts on qubit 5" in v["message"]
 
 
-def test_a_queued_pub_task_fails_at_claim_when_an_observed_qubit_goes_offline(api: Api) -> None:
+def test_a_queued_pub_task_an_epoch_refuses_is_named_ahead_and_fails_at_claim(api: Api) -> None:
     task_id = submit(api, ESTIMATOR).json()["id"]
-    api.call("PATCH", "/v1/devices/line-16", "root", json={"qubits": [{"index": 3, "status": "OFFLINE"}]})
+    r = api.call("PATCH", "/v1/devices/line-16", "root", json={"qubits": [{"index": 3, "status": "OFFLINE"}]})
+    after = r.json()["epoch"]
+    ahead = api.call("GET", f"/v1/devices/line-16/epochs/{after}/queued-violations").json()
+    assert ahead["checked"] == 1 and ahead["checked_bytes"] > sum(len(p["circuit"]) for p in ESTIMATOR["pubs"])
+    [refused] = ahead["tasks"]
+    assert refused["task_id"] == task_id
+    assert [(v["code"], v["message"][:9]) for v in refused["violations"]] == [
+        ("QUBIT_OFFLINE", "pubs[1]: "),  # x $3
+        ("QUBIT_OFFLINE", "pubs[1]: "),  # its observable on qubit 3
+    ]
     r = api.call("POST", "/v1/agent/claim", "agent", json={"agent_id": "a1", "max_tasks": 1, "wait_s": 0.2})
     assert r.status_code == 204, r.text  # nothing to hand out: the one task failed at claim
     task = api.call("GET", f"/v1/tasks/{task_id}").json()
