@@ -125,9 +125,11 @@ class VQPUJob(JobV1):  # type: ignore[misc]
         return self._result
 
     def provenance(self, timeout: float | None = None) -> list[TaskProvenance]:
-        """What each task ran under (waiting for them as `result()` does), in circuit order: one entry per
-        task (a PUB task of several circuits is one)."""
-        ran = [doc.provenance for doc in self._finished_documents(timeout)]
+        """What each circuit ran under (waiting for the tasks as `result()` does), in circuit order: its task,
+        epoch, snapshot and seed (a PUB's seed for a circuit of a multi-circuit run). A circuit task of that
+        circuit alone, pinned to that epoch with that seed, gives the same counts."""
+        documents = dict(zip(self._ids, self._finished_documents(timeout), strict=True))
+        ran = [pub_document(documents[task_id], pub, task_id).provenance for task_id, pub in self._slots]
         return [TaskProvenance(p.task_id, p.epoch, p.snapshot_sha256, p.seed) for p in ran]
 
     def _finished_documents(self, timeout: float | None) -> list[ResultDocument]:

@@ -383,6 +383,7 @@ def test_backend_run_of_several_circuits_is_one_task_whose_result_reads_as_one_t
     # The runner seeds PUB k with the task's seed + k: each experiment says the seed its circuit ran with.
     assert [r.seed_simulator for r in result.results] == [11, 12, 13]
     assert [r.metadata["seed"] for r in result.results] == [11, 12, 13]
+    assert [(p.task_id, p.seed) for p in job.provenance()] == [("t-1", 11), ("t-1", 12), ("t-1", 13)]
 
 
 def test_a_failed_pub_task_says_which_circuit_of_the_run_its_error_names(
