@@ -10,7 +10,9 @@ duration, and readout errors, from the same calibration), and the one the ecosys
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +26,8 @@ from harness.stack import LocalStack
 from vqpu_client.cli import main as vqpu
 from vqpu_client.errors import NotAdmissibleError, TaskCancelledError, TaskFailedError
 from vqpu_client.qiskit import VQPUBackend, VQPUEstimatorV2, VQPUProvider, VQPUSamplerV2
+from vqpu_client.qiskit import pubs as convert
+from vqpu_protocol import pubs as wire
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 WAIT_S = 300.0
@@ -272,3 +276,25 @@ def test_a_circuit_of_a_run_that_fails_fails_the_runs_result_with_its_error(idea
         job.result(timeout=WAIT_S)
     print(f"failed: {e.value.code}: {e.value}")
     assert e.value.task.id == job.task_ids()[0] and job.status() is JobStatus.ERROR
+
+
+def test_the_cli_submits_a_pubs_file_and_waits_for_its_counts_per_binding(
+    ideal: VQPUBackend, stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+    t = Parameter("t")
+    qc = QuantumCircuit(1, 1, name="rz-x")
+    qc.rz(t, 0)
+    qc.x(0)
+    qc.measure(0, 0)
+    isa = transpile(qc, ideal, initial_layout=[0])
+    document = wire.SamplerPubs(pubs=[convert.sampler_pub(SamplerPub.coerce((isa, [[0.1], [0.2], [0.3]])), ())])
+    path = tmp_path / "pubs.json"
+    path.write_text(document.model_dump_json(exclude_none=True))
+    env = {"VQPU_URL": stack.url, "VQPU_KEY": stack.keys["user"]}
+    argv = ["--json", "submit", "--pubs", str(path), "--device", "ibm-fez-ideal", "--shots", "40", "--wait"]
+    assert vqpu(argv, environ=env) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["task"]["kind"] == "sampler" and shown["task"]["pubs"] == 1 and shown["task"]["shots"] == 120
+    assert shown["result"]["pubs"]["pubs"][0]["counts"] == [{"1": 40}] * 3
