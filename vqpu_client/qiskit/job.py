@@ -4,7 +4,7 @@ every circuit (one parameterless sampler PUB each), or one circuit task per circ
 Its `job_id()` is the task ids joined by commas. `status()` reads the tasks; `result()` waits for them
 all and builds a Qiskit `Result` (a task that failed or was cancelled raises the client's
 `TaskFailedError` / `TaskCancelledError` instead: never a partial result). `provenance()` says what
-each task actually ran under: epoch, snapshot sha256 and seed, enough to replay it.
+each circuit actually ran under: its task, epoch, snapshot sha256 and seed, enough to replay it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ _PUB_NAMED = re.compile(r"\Apubs\[([0-9]+)\]")
 
 
 class TaskProvenance(NamedTuple):
-    """What one task ran under, from its result: replay it by pinning `epoch` with `seed`."""
+    """What one circuit ran under, from its task's result: replay it by pinning `epoch` with `seed`."""
 
     task_id: str
     epoch: int
