@@ -41,11 +41,18 @@ from runner import circuit
 from runner.errors import InvalidPayload, RunnerError, SimulationFailed
 from runner.simulate import Plan, end_anchored
 from vqpu_protocol.codes import ErrorCode
-from vqpu_protocol.pubs import EstimatorPub, EstimatorPubResult, PauliTerm, Register, SamplerPub, SamplerPubResult
+from vqpu_protocol.pubs import (
+    ESTIMATOR_TRAJECTORIES,
+    EstimatorPub,
+    EstimatorPubResult,
+    PauliTerm,
+    Register,
+    SamplerPub,
+    SamplerPubResult,
+)
 
-TRAJECTORIES = 1024
-"""Shots (trajectories) an estimator PUB averages over where each shot is simulated on its own: the
-default shots of Aer's `AerSimulator`, which its `EstimatorV2` runs with."""
+TRAJECTORIES = ESTIMATOR_TRAJECTORIES
+"""Shots (trajectories) an estimator PUB averages over where each shot is simulated on its own (priced so)."""
 
 _SEED_SPACE = 1 << 63
 

@@ -18,7 +18,14 @@ from pydantic import Field
 from device_registry import Snapshot, gates
 from device_registry.admissibility import CircuitStats
 from vqpu_protocol.pricing_noise import idle_noisy, is_noisy, noise_kinds
-from vqpu_protocol.pubs import EstimatorPub, EstimatorPubs, SamplerPub, SamplerPubs
+from vqpu_protocol.pubs import (
+    ESTIMATOR_TRAJECTORIES,
+    SAMPLED_SHOT_BYTES,
+    EstimatorPub,
+    EstimatorPubs,
+    SamplerPub,
+    SamplerPubs,
+)
 from vqpu_protocol.rundir import Method, NoiseModelName, Precision, RunOptions
 from vqpu_protocol.wire import Document
 
@@ -199,8 +206,10 @@ def price_pubs(
 ) -> Price:
     """What a PUB task costs (`stats[i]` sizes `pubs.pubs[i]`'s circuit; the PUBs resolved): one runner start,
     every circuit parsed once, each binding run as a task of that circuit would be; memory the largest
-    PUB's; counts every binding's worst. An estimator PUB runs each binding once, shot-free, and evaluates
-    each Pauli term on the state; the qubits its observables name are simulated (active) too."""
+    PUB's state plus every sampled shot's outcome (Aer's sampler keeps each); counts every binding's
+    worst. An estimator PUB runs each binding once, shot-free where the state is exact (else over
+    ESTIMATOR_TRAJECTORIES trajectories), and evaluates each Pauli term on the state; the qubits its
+    observables name are simulated (active) too."""
     if len(stats) != len(pubs.pubs):
         raise ValueError(f"{len(stats)} circuit sizes for {len(pubs.pubs)} PUBs")
     seconds = dict(zip(Cost._fields, COST, strict=True))
@@ -219,7 +228,10 @@ def price_pubs(
         clbits=max(s.clbits for s in stats),
         expanded_ops=ops,
         state_bytes=min(largest.state_bytes, MAX_PRICED_BYTES),
-        memory_bytes=min(largest.state_bytes + RUNNER_BYTES + ops * BYTES_PER_OP, MAX_PRICED_BYTES),
+        memory_bytes=min(
+            largest.state_bytes + RUNNER_BYTES + ops * BYTES_PER_OP + sum(p.sampled_bytes for p in parts),
+            MAX_PRICED_BYTES,
+        ),
         counts_chars=sum(p.counts_chars for p in parts),
         estimated_simulate_s=min(simulate_s, MAX_PRICED_SECONDS),
         estimated_runtime_s=min(simulate_s + seconds["start"] + parse_s, MAX_PRICED_SECONDS),
@@ -233,6 +245,7 @@ class _PubPart(NamedTuple):
     per_shot: bool
     active_qubits: int
     state_bytes: int
+    sampled_bytes: int
     counts_chars: int
     simulate_s: float
 
@@ -247,6 +260,10 @@ def _pub_part(stats: CircuitStats, snapshot: Snapshot, options: RunOptions, pub:
         shots, pauli_terms = pub.shots or 1, 0
     bindings = pub.bindings
     terms = runtime_terms(stats, snapshot, options, shots)
+    if estimator and (terms.per_shot or stats.clbits):
+        # Each shot its own state (noise trajectories, or a circuit that measures): Aer's estimator
+        # averages its values over ESTIMATOR_TRAJECTORIES of them (runner/pubs.py).
+        terms = runtime_terms(stats, snapshot, options, ESTIMATOR_TRAJECTORIES)
     # Aer runs a PUB's bindings as one run (parameter binds): its fixed cost and the circuit's conversion
     # are paid once per PUB, the state's evolution and the shots per binding.
     once = sum(seconds[name] * terms[name] for name in _ONCE_PER_PUB)
@@ -262,6 +279,7 @@ def _pub_part(stats: CircuitStats, snapshot: Snapshot, options: RunOptions, pub:
         per_shot=terms.per_shot,
         active_qubits=n,
         state_bytes=state_bytes(stats, snapshot, options, terms.method),
+        sampled_bytes=0 if estimator else bindings * shots * SAMPLED_SHOT_BYTES,
         counts_chars=0 if estimator else bindings * worst_counts_chars(shots, stats.clbits, stats.key_width),
         simulate_s=once + per_binding * bindings,
     )

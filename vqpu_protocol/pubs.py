@@ -38,6 +38,12 @@ MAX_OBSERVABLE_TERMS = 100_000
 MAX_TERM_QUBITS = 1_024
 """Most qubits one Pauli term acts on."""
 MAX_SHAPE_DIMS = 8
+ESTIMATOR_TRAJECTORIES = 1024
+"""Shots (trajectories) an estimator PUB averages over where each shot is simulated on its own (gate noise
+on a statevector, or a circuit that measures): Aer's default shots, which its `EstimatorV2` runs with."""
+SAMPLED_SHOT_BYTES = 128
+"""Memory a sampler holds per shot it samples: Aer's `SamplerV2` always asks for every shot's outcome
+(a string of its own in Aer's result), measured at 50-100 bytes; priced as this."""
 
 Value = Annotated[float, Field(allow_inf_nan=False)]
 Shape = Annotated[list[Annotated[int, Field(ge=0, le=MAX_PUB_BINDINGS)]], Field(max_length=MAX_SHAPE_DIMS)]

@@ -14,7 +14,9 @@ from device_registry.admissibility import Checker
 from vqpu_protocol import pricing
 from vqpu_protocol.api.tasks import SubmitTask
 from vqpu_protocol.pubs import (
+    ESTIMATOR_TRAJECTORIES,
     MAX_PUB_BINDINGS,
+    SAMPLED_SHOT_BYTES,
     EstimatorPub,
     EstimatorPubs,
     PauliTerm,
@@ -151,7 +153,8 @@ def test_a_sampler_pub_costs_its_bindings_and_its_counts_add_up(fez: Snapshot) -
     one = pricing.price(stats, fez, RunOptions(), 1000)
     pubs = SamplerPubs(pubs=[SamplerPub(circuit=BELL, shape=[100], shots=1000)])
     many = pricing.price_pubs([stats], fez, RunOptions(), pubs)
-    assert many.memory_bytes == one.memory_bytes  # bindings run one after another on one state
+    # Bindings run one after another on one state; Aer's sampler keeps every sampled shot's outcome.
+    assert many.memory_bytes == one.memory_bytes + 100 * 1000 * SAMPLED_SHOT_BYTES
     assert many.counts_chars == 100 * one.counts_chars
     assert one.estimated_runtime_s < many.estimated_runtime_s < 100 * one.estimated_runtime_s  # one start, one Aer run
     two = pricing.price_pubs([stats, stats], fez, RunOptions(), SamplerPubs(pubs=pubs.pubs * 2))
@@ -199,3 +202,24 @@ def _provenance() -> dict[str, Any]:
         "hostname": "h",
         "scheduler_job_id": None,
     }
+
+
+def test_an_estimator_on_noise_trajectories_is_priced_for_every_trajectory(fez: Snapshot) -> None:
+    """Twelve noisy qubits are too many for a density matrix: Aer's estimator then averages its values
+    over ESTIMATOR_TRAJECTORIES noisy shots, each simulated, and the price says so."""
+    source = (
+        "OPENQASM 3.0;\n"
+        + "".join(f"sx ${q};\n" for q in range(12))
+        + "".join(f"cz ${q}, ${q + 1};\n" for q in range(11))
+    )
+    stats = _stats(source, fez)
+    z = PauliTerm(paulis="Z", qubits=[0], coeff=1.0)
+    pub = EstimatorPub(circuit=source, observables=[[z]], precision=0.0)
+    price = pricing.price_pubs([stats], fez, RunOptions(), EstimatorPubs(pubs=[pub]))
+    assert price.method == "statevector" and price.per_shot
+    trajectories = pricing.price(stats, fez, RunOptions(), ESTIMATOR_TRAJECTORIES)
+    assert price.estimated_simulate_s >= trajectories.estimated_simulate_s
+    ideal = pricing.price_pubs(
+        [stats], fez, RunOptions(noise={"disable": ["gate_1q", "gate_2q", "readout"]}), EstimatorPubs(pubs=[pub])
+    )
+    assert not ideal.per_shot and ideal.estimated_simulate_s < trajectories.estimated_simulate_s / 10
