@@ -116,6 +116,8 @@ def _execute_pubs(
     t1 = time.perf_counter()
     priced = price_pubs([p.stats for p in prepared], snapshot, options, task_pubs)
     _check_pub_counts_size(priced)
+    if options.memory:
+        _check_pub_memory_size(items, prepared)
     device = simulate.device_for(options.device)
     _check_memory_limit(priced, task.limits, device)
     limit = task.limits.memory_bytes
@@ -146,7 +148,8 @@ def _execute_pubs(
         noise_s += time.perf_counter() - n0
         with pubs.naming(i):
             if isinstance(pub, SamplerPub):
-                results.append(pubs.sample(ready, to_run, pub, noise.model, chosen, pubs.pub_seed(seed, i)))
+                seeded = pubs.pub_seed(seed, i)
+                results.append(pubs.sample(ready, to_run, pub, noise.model, chosen, seeded, memory=options.memory))
             else:
                 assert layout is not None
                 stats = circuit.circuit_stats(ready.circuit, ready.active)
@@ -256,6 +259,22 @@ def _check_pub_counts_size(priced: Price) -> None:
             f"counts: the PUBs' shots and classical bits can make {priced.counts_chars} characters of counts in "
             f"all; the limit is {MAX_COUNTS_CHARS} (fewer shots or bindings, or fewer classical bits)",
             {"field": "counts", "clbits": priced.clbits, "chars": priced.counts_chars, "limit": MAX_COUNTS_CHARS},
+        )
+
+
+def _check_pub_memory_size(items: list[SamplerPub | EstimatorPub], prepared: list[pubs.Prepared]) -> None:
+    """Refuse, before simulating, the PUBs' per-shot memory when it is too big to report."""
+    chars = sum(
+        memory_chars((pub.shots or 0) * pub.bindings, ready.stats.key_width)
+        for pub, ready in zip(items, prepared, strict=True)
+        if isinstance(pub, SamplerPub)
+    )
+    if chars > MAX_MEMORY_CHARS:
+        raise InvalidPayload(
+            ErrorCode.INVALID_OPTIONS,
+            f"options.memory: the PUBs' shots make {chars} characters of outcomes; the limit is "
+            f"{MAX_MEMORY_CHARS} (fewer shots or bindings, or no memory)",
+            {"field": "options.memory", "chars": chars, "limit": MAX_MEMORY_CHARS},
         )
 
 

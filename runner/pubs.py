@@ -174,15 +174,24 @@ def _backend_options(noise: NoiseModel | None, chosen: Plan) -> dict[str, Any]:
 
 
 def sample(
-    prepared: Prepared, to_run: QuantumCircuit, pub: SamplerPub, noise: NoiseModel | None, chosen: Plan, seed: int
+    prepared: Prepared,
+    to_run: QuantumCircuit,
+    pub: SamplerPub,
+    noise: NoiseModel | None,
+    chosen: Plan,
+    seed: int,
+    *,
+    memory: bool = False,
 ) -> SamplerPubResult:
-    """Run one Sampler PUB with Aer's `SamplerV2`; counts per binding, keyed as a circuit task's counts are."""
+    """Run one Sampler PUB with Aer's `SamplerV2`; counts per binding, keyed as a circuit task's counts are,
+    and with `memory` every shot's outcome in the order Aer sampled them (its bit arrays are per shot)."""
     shots = pub.shots
     assert shots is not None  # resolved in the task document
     bindings = prepared.bindings
     registers = [creg for creg in to_run.cregs if creg.size]
     shape = tuple(pub.bindings_shape)
     counts: list[dict[str, int]] = []
+    shots_memory: list[list[str]] | None = [] if memory else None
     if bindings.size:
         sampler = SamplerV2(seed=seed, options={"backend_options": _backend_options(noise, chosen)})
         # Without parameters Aer runs one experiment however many bindings the shape holds (and returns
@@ -200,11 +209,16 @@ def sample(
             joined = joined.reshape(*shape, shots)
         widths = [creg.size for creg in reversed(registers)]
         counts = [_counts(joined.array[index], joined.num_bits, widths) for index in np.ndindex(*shape)]
+        if shots_memory is not None:
+            shots_memory = [
+                [_key(row, joined.num_bits, widths) for row in joined.array[index]] for index in np.ndindex(*shape)
+            ]
     return SamplerPubResult(
         shape=list(shape),
         shots=shots,
         registers=[Register(name=creg.name, num_bits=creg.size) for creg in registers],
         counts=counts,
+        memory=shots_memory,
     )
 
 
@@ -212,15 +226,17 @@ def _counts(packed: np.ndarray, num_bits: int, widths: list[int]) -> dict[str, i
     """Counts of one binding's shots (rows of big-endian packed bits), keyed by `widths`' registers
     separated by spaces: only the distinct outcomes are ever formatted."""
     outcomes, times = np.unique(packed, axis=0, return_counts=True)
-    counts: dict[str, int] = {}
-    for row, n in zip(outcomes, times, strict=True):
-        bits = format(int.from_bytes(row.tobytes(), "big"), f"0{num_bits}b")
-        parts, at = [], 0
-        for width in widths:
-            parts.append(bits[at : at + width])
-            at += width
-        counts[" ".join(parts)] = int(n)
-    return counts
+    return {_key(row, num_bits, widths): int(n) for row, n in zip(outcomes, times, strict=True)}
+
+
+def _key(row: np.ndarray, num_bits: int, widths: list[int]) -> str:
+    """One shot's outcome (big-endian packed bits) as a counts key: `widths`' registers, space-separated."""
+    bits = format(int.from_bytes(row.tobytes(), "big"), f"0{num_bits}b")
+    parts, at = [], 0
+    for width in widths:
+        parts.append(bits[at : at + width])
+        at += width
+    return " ".join(parts)
 
 
 # --- estimator ---------------------------------------------------------------------------------

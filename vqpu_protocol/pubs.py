@@ -18,11 +18,12 @@ inputs, price) is admission's; executing it is the runner's.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from vqpu_protocol.limits import MAX_CIRCUIT_BYTES, MAX_SHOTS
+from vqpu_protocol.limits import MAX_CIRCUIT_BYTES, MAX_MEMORY_CHARS, MAX_MEMORY_SHOTS, MAX_SHOTS
 from vqpu_protocol.wire import Document, SafeStr
 
 MAX_PUBS = 10_000
@@ -237,6 +238,11 @@ class SamplerPubResult(Document):
         description="the circuit's classical registers in declaration order: the V2 result's bit arrays"
     )
     counts: Annotated[list[dict[Bitstring, Annotated[int, Field(ge=0)]]], Field(max_length=MAX_PUB_BINDINGS)]
+    memory: Annotated[list[list[Bitstring]], Field(max_length=MAX_MEMORY_SHOTS)] | None = Field(
+        None,
+        description="per binding, every shot's outcome in order (each a key of that binding's counts); only "
+        "when options.memory asked",
+    )
 
     @model_validator(mode="after")
     def _counts_add_up(self) -> SamplerPubResult:
@@ -246,6 +252,11 @@ class SamplerPubResult(Document):
             total = sum(counts.values())
             if total != self.shots:
                 raise ValueError(f"counts of binding {i} add up to {total}, not to the {self.shots} shots")
+        if self.memory is not None:
+            if len(self.memory) != len(self.counts):
+                raise ValueError(f"memory of {len(self.memory)} bindings for {len(self.counts)} counts")
+            for memory, counts in zip(self.memory, self.counts, strict=True):
+                check_memory(memory, counts, self.shots)
         return self
 
 
@@ -267,6 +278,26 @@ class EstimatorPubResult(Document):
 class SamplerPubResults(Document):
     kind: Literal["sampler"] = "sampler"
     pubs: Annotated[list[SamplerPubResult], Field(max_length=MAX_PUBS)]
+
+    def memory_chars(self) -> int:
+        """Characters of every PUB's per-shot memory (held to MAX_MEMORY_CHARS as a circuit's is)."""
+        return sum(len(key) for pub in self.pubs for shots in pub.memory or [] for key in shots)
+
+
+def check_memory(memory: list[str], counts: dict[str, int], shots: int) -> None:
+    """Memory is the counts unfolded: one entry per shot, tallying to them exactly. Linear."""
+    if len(memory) != shots:
+        raise ValueError(f"memory holds {len(memory)} shots, not the {shots} shots")
+    chars = sum(map(len, memory))
+    if chars > MAX_MEMORY_CHARS:
+        raise ValueError(f"memory holds {chars} characters; the limit is {MAX_MEMORY_CHARS}")
+    tally = Counter(memory)
+    if dict(tally) != {key: n for key, n in counts.items() if n}:
+        wrong = next(k for k in sorted(set(tally) | set(counts)) if tally.get(k, 0) != counts.get(k, 0))
+        raise ValueError(
+            f"memory does not tally to counts: {wrong!r} is {tally.get(wrong, 0)} in memory, "
+            f"{counts.get(wrong, 0)} in counts"
+        )
 
 
 class EstimatorPubResults(Document):

@@ -44,7 +44,7 @@ from vqpu_protocol.limits import (
     MAX_SHOTS,
     Dialect,
 )
-from vqpu_protocol.pubs import PubResults, Pubs
+from vqpu_protocol.pubs import PubResults, Pubs, SamplerPubResults, check_memory
 from vqpu_protocol.wire import PATH_SAFE_ID, Document, Id, SafeStr, Seed, Serial, Sha256
 
 if TYPE_CHECKING:
@@ -231,8 +231,8 @@ class TaskDocument(Document):
     def _circuit_or_pubs(self) -> TaskDocument:
         if (self.circuit is None) == (self.pubs is None):
             raise ValueError("a task holds either a circuit or PUBs")
-        if self.pubs is not None and self.options.memory:
-            raise ValueError("per-shot memory is for circuit tasks")
+        if self.pubs is not None and self.options.memory and self.pubs.kind != "sampler":
+            raise ValueError("per-shot memory is for circuit and sampler tasks: an estimator samples no shots")
         return self
 
 
@@ -345,6 +345,9 @@ class ResultDocument(Document):
         if self.pubs is not None:
             if self.counts or self.memory is not None:
                 raise ValueError("a PUB task's result has its outcomes in `pubs`, none in `counts` or `memory`")
+            chars = self.pubs.memory_chars() if isinstance(self.pubs, SamplerPubResults) else 0
+            if chars > MAX_MEMORY_CHARS:
+                raise ValueError(f"the PUBs' memory holds {chars} characters; the limit is {MAX_MEMORY_CHARS}")
             return self
         if self.shots < 1:
             raise ValueError("a circuit task's result has at least one shot")
@@ -352,24 +355,8 @@ class ResultDocument(Document):
         if total != self.shots:
             raise ValueError(f"counts add up to {total}, not to the {self.shots} shots")
         if self.memory is not None:
-            _check_memory(self.memory, self.counts, self.shots)
+            check_memory(self.memory, self.counts, self.shots)
         return self
-
-
-def _check_memory(memory: list[str], counts: dict[str, int], shots: int) -> None:
-    """Memory is the counts unfolded: one entry per shot, tallying to them exactly. Linear."""
-    if len(memory) != shots:
-        raise ValueError(f"memory holds {len(memory)} shots, not the {shots} shots")
-    chars = sum(map(len, memory))
-    if chars > MAX_MEMORY_CHARS:
-        raise ValueError(f"memory holds {chars} characters; the limit is {MAX_MEMORY_CHARS}")
-    tally = Counter(memory)
-    if dict(tally) != {key: n for key, n in counts.items() if n}:
-        wrong = next(k for k in sorted(set(tally) | set(counts)) if tally.get(k, 0) != counts.get(k, 0))
-        raise ValueError(
-            f"memory does not tally to counts: {wrong!r} is {tally.get(wrong, 0)} in memory, "
-            f"{counts.get(wrong, 0)} in counts"
-        )
 
 
 class RunDirError(Exception):

@@ -150,6 +150,44 @@ def test_a_sampler_pub_counts_as_the_same_circuit_task_does(make_run_dir: MakeRu
     assert ours["pubs"]["pubs"][0]["counts"] == [circuit_counts]
 
 
+def test_a_sampler_pubs_memory_is_the_same_circuit_tasks_memory_shot_for_shot(
+    make_run_dir: MakeRunDir, fez: Snapshot
+) -> None:
+    """options.memory on a sampler task: every binding's shots in the order sampled, keyed as its counts; a PUB
+    without parameters with the task's seed is the circuit task, shot for shot (its memory is Aer's own)."""
+    source = (
+        "OPENQASM 3.0;\nbit[2] a;\nbit[1] b;\nsx $0;\nsx $1;\ncz $0, $1;\nsx $2;\n"
+        "a[0] = measure $0;\na[1] = measure $1;\nb[0] = measure $2;\n"
+    )
+    circuit_run = make_run_dir(source, fez, dialect="qasm3", shots=300, seed=SEED, options={"memory": True})
+    assert main([str(circuit_run)]) == 0
+    circuit_memory = json.loads((circuit_run / "result.json").read_text())["memory"]
+    pubs = {
+        "kind": "sampler",
+        "pubs": [{"circuit": source, "shots": 300}, {"circuit": source, "shots": 7, "shape": [2]}],
+    }
+    ours = _run(make_run_dir, fez, pubs, seed=SEED, options={"memory": True})
+    assert ours["exit"] == 0, ours
+    first, second = ours["pubs"]["pubs"]
+    assert first["memory"] == [circuit_memory]
+    assert [len(m) for m in second["memory"]] == [7, 7]
+    for memory, counts in zip(second["memory"], second["counts"], strict=True):
+        assert {k: memory.count(k) for k in set(memory)} == counts
+    plain = _run(make_run_dir, fez, pubs, seed=SEED)
+    assert [p.get("memory") for p in plain["pubs"]["pubs"]] == [None, None]  # only when asked
+
+
+def test_memory_that_could_pass_the_limit_is_refused_before_simulating(
+    make_run_dir: MakeRunDir, fez_ideal: Snapshot
+) -> None:
+    """90,000 shots of 12-bit outcomes make 1,080,000 characters of memory: over MAX_MEMORY_CHARS."""
+    source = "OPENQASM 3.0;\nbit[12] c;\n" + "".join(f"c[{q}] = measure ${q};\n" for q in range(12))
+    pubs = {"kind": "sampler", "pubs": [{"circuit": source, "shots": 30_000, "shape": [3]}]}
+    ours = _run(make_run_dir, fez_ideal, pubs, options={"memory": True})
+    assert (ours["exit"], ours["code"]) == (ExitCode.INVALID_PAYLOAD, ErrorCode.INVALID_OPTIONS), ours
+    assert "1080000 characters" in ours["message"]
+
+
 def test_a_pub_without_parameters_runs_every_binding_of_its_shape(
     make_run_dir: MakeRunDir, fez_ideal: Snapshot
 ) -> None:

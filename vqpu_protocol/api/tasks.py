@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from vqpu_protocol.errors import ErrorDocument
-from vqpu_protocol.limits import MAX_CIRCUIT_BYTES, MAX_SHOTS, MAX_TAG_CHARS, MAX_TAGS, Dialect
+from vqpu_protocol.limits import MAX_CIRCUIT_BYTES, MAX_MEMORY_SHOTS, MAX_SHOTS, MAX_TAG_CHARS, MAX_TAGS, Dialect
 from vqpu_protocol.pricing import Price
-from vqpu_protocol.pubs import Pubs
+from vqpu_protocol.pubs import EstimatorPubs, Pubs, SamplerPubs, sampled_shots
 from vqpu_protocol.rundir import RunOptions, RunUsage, check_memory_shots
 from vqpu_protocol.wire import Id, Request, Response, SafeStr, Seed, Serial
 
@@ -46,19 +46,28 @@ class SubmitTask(Request):
         return self
 
 
-def check_task_kind(circuit: str | None, pubs: object, shots: int | None, options: RunOptions) -> None:
+def check_task_kind(
+    circuit: str | None, pubs: SamplerPubs | EstimatorPubs | None, shots: int | None, options: RunOptions
+) -> None:
     """A task runs a circuit or PUBs, never both; a circuit task gives shots, an estimator task none."""
     if (circuit is None) == (pubs is None):
         raise ValueError("give either `circuit` or `pubs`" if circuit is None else "give `circuit` or `pubs`, not both")
     if circuit is not None and shots is None:
         raise ValueError("a circuit task needs `shots`")
-    kind = getattr(pubs, "kind", None)
+    kind = None if pubs is None else pubs.kind
     if kind == "estimator" and shots is not None:
         raise ValueError("an estimator task takes no `shots`: each PUB gives a precision")
-    if kind is not None and options.memory:
+    if kind == "estimator" and options.memory:
         raise ValueError(
-            "per-shot memory (`options.memory`) is for circuit tasks; a PUB task returns counts per binding"
+            "per-shot memory (`options.memory`) is for circuit and sampler tasks: an estimator samples none"
         )
+    if kind == "sampler" and options.memory:
+        assert pubs is not None
+        sampled = sampled_shots(pubs, shots)
+        if sampled > MAX_MEMORY_SHOTS:
+            raise ValueError(
+                f"per-shot memory is limited to {MAX_MEMORY_SHOTS} shots; the PUBs sample {sampled} in all"
+            )
 
 
 class SchedulerEvidence(Request):

@@ -81,7 +81,9 @@ def problems(task: Task, result: Mapping[str, Any]) -> list[Problem]:
         if not _same(got, want)
     ]
     if task.pubs is not None:
-        return found + pub_problems(task.pubs, task.pub_layouts, result) + _memory(result.get("memory"), {}, task, None)
+        if result.get("memory") is not None:
+            found.append(Problem("memory", "memory is present, but a PUB task's memory is in its pubs"))
+        return found + pub_problems(task.pubs, task.pub_layouts, result, memory=task.options.get("memory") is True)
     if result.get("pubs") is not None:
         found.append(Problem("pubs", "pubs is present, but the task runs a circuit, not PUBs"))
     shape = None if task.classical_layout is None else KeyShape.of(task.classical_layout)
@@ -96,10 +98,15 @@ def problems(task: Task, result: Mapping[str, Any]) -> list[Problem]:
 
 
 def pub_problems(
-    pubs: Mapping[str, Any], layouts: Sequence[Sequence[int]] | None, result: Mapping[str, Any]
+    pubs: Mapping[str, Any],
+    layouts: Sequence[Sequence[int]] | None,
+    result: Mapping[str, Any],
+    *,
+    memory: bool = False,
 ) -> list[Problem]:
     """How a PUB task's result (`pubs`: its stored, resolved PUBs) is not one result per PUB, in order,
-    of its kind, each of the PUB's shape, shots or precision, and counts keys; at most one problem."""
+    of its kind, each of the PUB's shape, shots or precision, counts keys, and per-shot memory exactly
+    when the task asked for it (`memory`); at most one problem."""
     kind, wanted = pubs.get("kind"), pubs.get("pubs") or []
     got = result.get("pubs")
     if not isinstance(got, Mapping):
@@ -115,7 +122,7 @@ def pub_problems(
             return [Problem(f"pubs.pubs[{i}]", f"pubs[{i}] is not a PUB result")]
         if kind == "sampler":
             layout = None if layouts is None or i >= len(layouts) else layouts[i]
-            reason = _sampler_pub(one, pub, layout)
+            reason = _sampler_pub(one, pub, layout, memory)
         else:
             reason = _estimator_pub(one, pub)
         if reason is not None:
@@ -123,12 +130,17 @@ def pub_problems(
     return []
 
 
-def _sampler_pub(got: Mapping[str, Any], pub: Mapping[str, Any], layout: Sequence[int] | None) -> str | None:
+def _sampler_pub(
+    got: Mapping[str, Any], pub: Mapping[str, Any], layout: Sequence[int] | None, memory: bool
+) -> str | None:
     shape = bindings_shape(pub)
     if not _same(got.get("shots"), pub.get("shots")):
         return f"shots is {_show(got.get('shots'))}, but the PUB's is {_show(pub.get('shots'))}"
     if got.get("shape") != shape:
         return f"shape is {_show(got.get('shape'))}, but the PUB's bindings have shape {shape}"
+    shots_memory = got.get("memory")
+    if memory != (shots_memory is not None):
+        return "memory is missing, but the task asked for it" if memory else "memory is present, but not asked for"
     if layout is not None:
         key_shape = KeyShape.of(layout)
         counts = got.get("counts")
@@ -136,6 +148,7 @@ def _sampler_pub(got: Mapping[str, Any], pub: Mapping[str, Any], layout: Sequenc
             wrong = next((key for key in binding if not key_shape.fits(key)), None)
             if wrong is not None:
                 return f"counts[{j}] key {_show(wrong)} is not {key_shape.describe()} wide"
+        # (memory entries tally to the counts: the document's own validation, so their keys are these)
     return None
 
 

@@ -318,12 +318,44 @@ def test_a_queued_pub_task_an_epoch_refuses_is_named_ahead_and_fails_at_claim(ap
     [
         ({"pubs": SAMPLER, "circuit": NO_INPUTS, "shots": 10}, "not both"),
         ({"pubs": ESTIMATOR, "shots": 10}, "an estimator task takes no `shots`"),
-        ({"pubs": SAMPLER, "shots": 10, "options": {"memory": True}}, "per-shot memory"),
+        ({"pubs": ESTIMATOR, "options": {"memory": True}}, "an estimator samples none"),
+        ({"pubs": _with(SAMPLER, 1, shape=[1000]), "shots": 100, "options": {"memory": True}}, "the PUBs sample"),
     ],
 )
 def test_a_pub_task_must_be_well_formed(api: Api, body: dict[str, Any], fragment: str) -> None:
     r = api.call("POST", "/v1/tasks", json={"device": "line-16", "dialect": "qasm3", **body})
     assert r.status_code == 400 and fragment in r.text, r.text
+
+
+def _with_memory(pubs: dict[str, Any]) -> dict[str, Any]:
+    """Each binding's shots in order: its counts unfolded."""
+    out = copy.deepcopy(pubs)
+    for pub in out["pubs"]:
+        pub["memory"] = [[key for key, n in counts.items() for _ in range(n)] for counts in pub["counts"]]
+    return out
+
+
+def test_a_sampler_task_asking_memory_completes_only_with_every_pubs_memory(api: Api) -> None:
+    task_id = submit(api, SAMPLER, shots=100, options={"memory": True}).json()["id"]
+    claimed = claim(api)
+    assert claimed["task"]["options"]["memory"] is True
+    err = error(report(api, claimed, pub_result(claimed, sampler_results())))
+    assert err["detail"]["field"] == "pubs.pubs[0]", err
+    assert "pubs[0]: memory is missing, but the task asked for it" in err["message"], err
+    top = {**pub_result(claimed, _with_memory(sampler_results())), "memory": ["00"] * 650}
+    r = report(api, claimed, top)  # not a vqpu.result/1 document: a PUB task's memory is in its pubs
+    assert (r.status_code, error(r)["code"]) == (422, "INVALID_RESULT") and "none in `counts` or `memory`" in r.text
+    ok = report(api, claimed, pub_result(claimed, _with_memory(sampler_results())))
+    assert ok.status_code == 200, ok.text
+    result = api.call("GET", f"/v1/tasks/{task_id}/result").json()
+    assert result["pubs"]["pubs"][1]["memory"] == [["110 0"] * 60 + ["010 1"] * 40]
+
+
+def test_a_sampler_result_with_memory_nobody_asked_for_is_refused(api: Api) -> None:
+    submit(api, SAMPLER, shots=100)
+    claimed = claim(api)
+    err = error(report(api, claimed, pub_result(claimed, _with_memory(sampler_results()))))
+    assert "pubs[0]: memory is present, but not asked for" in err["message"], err
 
 
 def test_a_sampler_pub_without_shots_needs_the_tasks_default(api: Api) -> None:
