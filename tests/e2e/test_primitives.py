@@ -218,14 +218,24 @@ def test_a_run_of_several_circuits_gives_the_counts_one_task_per_circuit_gives_u
     assert together.get_counts(0) != together.get_counts(1)  # seeds 40 and 41: not the same sample
 
 
-def test_backend_run_with_memory_keeps_a_task_per_circuit(provider: VQPUProvider, ideal: VQPUBackend) -> None:
-    one = QuantumCircuit(1, 1, name="one")
-    one.x(0)
-    one.measure(0, 0)
+def test_backend_run_with_memory_is_one_task_whose_memory_is_each_circuits_own_run(
+    provider: VQPUProvider, relaxed: VQPUBackend
+) -> None:
+    """Per-shot memory of a run of several circuits comes from one sampler task: circuit i's shots, in order,
+    are those of circuit i run alone with seed `seed_simulator + i`, under noise."""
+    ghz = QuantumCircuit(3, 3, name="ghz")
+    ghz.h(0)
+    ghz.cx(0, 1)
+    ghz.cx(1, 2)
+    ghz.measure(range(3), range(3))
+    isa = transpile(ghz, relaxed, initial_layout=[1, 2, 3], seed_transpiler=1)
     with _NewTasks(provider) as made:
-        job = ideal.run([one, one], shots=20, memory=True)
-        result = job.result(timeout=WAIT_S)
-    assert len(made.ids) == 2 and result.get_memory(1) == ["1"] * 20
+        together = relaxed.run([isa, isa], shots=400, seed_simulator=60, memory=True).result(timeout=WAIT_S)
+    assert len(made.ids) == 1, made.ids
+    alone = relaxed.run(isa, shots=400, seed_simulator=61, memory=True).result(timeout=WAIT_S)
+    assert together.get_memory(1) == alone.get_memory(0)
+    assert len(set(together.get_memory(1))) > 2  # noisy: not only 000 and 111
+    assert together.get_memory(0) != together.get_memory(1)
 
 
 def _busy_on_fez(name: str) -> QuantumCircuit:

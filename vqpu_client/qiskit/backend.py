@@ -3,7 +3,7 @@
 Its Target is `device_registry.qiskit_target.target_from_snapshot` of the device's snapshot, the same
 pure function the runner fits circuits with, so `transpile(circuit, backend)` lands on the real
 coupling map and native gates. `run()` submits one circuit as one task and several as one PUB task
-(one per circuit with `memory=True`) and returns a `VQPUJob`.
+(several when one task could not hold them all) and returns a `VQPUJob`.
 
 A backend from `get_backend(name)` describes the epoch current when it was made, and its tasks bind
 at claim to the epoch current then (a newer calibration, if an operator published one meanwhile). A
@@ -38,7 +38,7 @@ from vqpu_client.qiskit.configuration import BackendConfiguration, configuration
 from vqpu_client.qiskit.errors import RunOptionsError
 from vqpu_client.qiskit.job import VQPUJob
 from vqpu_protocol.api.tasks import TaskView
-from vqpu_protocol.limits import MAX_SEED, MAX_SHOTS
+from vqpu_protocol.limits import MAX_MEMORY_CHARS, MAX_MEMORY_SHOTS, MAX_SEED, MAX_SHOTS
 from vqpu_protocol.pubs import MAX_PUBS, SamplerPub, SamplerPubs
 from vqpu_protocol.rundir import RunOptions, memory_problem
 
@@ -174,8 +174,9 @@ class VQPUBackend(SnapshotBackend):
         One circuit is one circuit task. Several circuits are ONE task: a sampler PUB task with one
         parameterless PUB per circuit and the run's `shots` (split into several such tasks only when their
         sources pass `PUB_TASK_BYTES`, or `MAX_PUBS` circuits); the `Result` has one experiment per circuit,
-        laid out as a circuit task's. With `memory=True` every circuit stays a task of its own: a PUB task
-        keeps no per-shot memory. Circuit i of a run gets seed `seed_simulator + i` either way (a PUB task's
+        laid out as a circuit task's. With `memory=True` the PUB task returns every shot of every circuit
+        in order (more tasks when a run's shots pass what one task's memory holds: MAX_MEMORY_SHOTS shots,
+        MAX_MEMORY_CHARS characters). Circuit i of a run gets seed `seed_simulator + i` either way (a PUB task's
         seed is its first circuit's, and the runner seeds PUB k with it + k), so a run gives the same counts
         as one task per circuit would.
 
@@ -189,7 +190,8 @@ class VQPUBackend(SnapshotBackend):
         sources = [to_openqasm(circuit, self.snapshot.native_gates) for circuit in circuits]
         tasks: list[TaskView] = []
         slots: list[tuple[str, int | None]] = []
-        for batch in batches(sources, separate=plan.options.memory):
+        widths = [c.num_clbits + max(len(c.cregs) - 1, 0) for c in circuits] if plan.options.memory else None
+        for batch in batches(sources, shots=plan.shots, memory_widths=widths):
             first = batch[0]
             try:
                 if len(batch) == 1:
@@ -260,21 +262,28 @@ def _integer(value: Any, low: int, high: int, name: str) -> int:
     return int(value)
 
 
-def batches(sources: list[str], *, separate: bool) -> list[list[int]]:
-    """The circuits of one run, by index, grouped into tasks: each alone when `separate` (per-shot memory) or
-    when there is one; else as few PUB tasks as `PUB_TASK_BYTES` and `MAX_PUBS` allow, in order."""
-    if separate or len(sources) == 1:
-        return [[i] for i in range(len(sources))]
+def batches(sources: list[str], *, shots: int = 1, memory_widths: list[int] | None = None) -> list[list[int]]:
+    """The circuits of one run, by index, grouped into tasks: one circuit alone; else as few PUB tasks as
+    `PUB_TASK_BYTES` and `MAX_PUBS` allow, in order, and with per-shot memory (`memory_widths`: each
+    circuit's outcome width) as few as hold at most MAX_MEMORY_SHOTS shots and MAX_MEMORY_CHARS characters
+    of memory each."""
+    if len(sources) == 1:
+        return [[0]]
     found: list[list[int]] = []
     current: list[int] = []
-    size = 0
+    size = chars = 0
     for i, source in enumerate(sources):
         n = len(source.encode())
-        if current and (size + n > PUB_TASK_BYTES or len(current) >= MAX_PUBS):
+        width = 0 if memory_widths is None else shots * memory_widths[i]
+        full = size + n > PUB_TASK_BYTES or len(current) >= MAX_PUBS
+        if memory_widths is not None:
+            full = full or (len(current) + 1) * shots > MAX_MEMORY_SHOTS or chars + width > MAX_MEMORY_CHARS
+        if current and full:
             found.append(current)
-            current, size = [], 0
+            current, size, chars = [], 0, 0
         current.append(i)
         size += n
+        chars += width
     found.append(current)
     return found
 

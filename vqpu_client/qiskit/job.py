@@ -1,5 +1,5 @@
 """`VQPUJob`: the tasks of one `backend.run()` seen as one Qiskit job: one circuit task, one PUB task holding
-every circuit (one parameterless sampler PUB each), or one circuit task per circuit (`memory=True`).
+every circuit (one parameterless sampler PUB each), or several such where one would be too large.
 
 Its `job_id()` is the task ids joined by commas. `status()` reads the tasks; `result()` waits for them
 all and builds a Qiskit `Result` (a task that failed or was cancelled raises the client's

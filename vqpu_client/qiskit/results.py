@@ -55,7 +55,7 @@ def pub_document(document: ResultDocument, pub: int | None, task_id: str) -> Res
         update={
             "counts": result.counts[0],
             "shots": result.shots,
-            "memory": None,
+            "memory": None if result.memory is None else result.memory[0],
             "pubs": None,
             "provenance": provenance,
         }

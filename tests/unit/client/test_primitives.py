@@ -399,14 +399,21 @@ def test_a_failed_pub_task_says_which_circuit_of_the_run_its_error_names(
     assert "pubs[1] of task t-1 is circuit 1 ('unmeasured') of this run" in e.value.__notes__
 
 
-def test_backend_run_with_memory_keeps_one_task_per_circuit_and_one_circuit_stays_a_circuit_task() -> None:
-    service = FakeService(lambda body: {"1": body["shots"]})
+def test_backend_run_with_memory_is_one_pub_task_asking_memory_and_one_circuit_stays_a_circuit_task() -> None:
+    def answer(body: dict[str, Any]) -> dict[str, Any]:
+        if "pubs" not in body:
+            return {"1": body["shots"]}
+        one = {"shape": [], "shots": 5, "registers": [{"name": "c", "num_bits": 1}], "counts": [{"1": 5}]}
+        return {"kind": "sampler", "pubs": [one] * len(body["pubs"]["pubs"])}
+
+    service = FakeService(answer)
     for backend in _backend(service):
         backend.run(_measured(), shots=5)
         assert "circuit" in service.submitted[0] and "pubs" not in service.submitted[0]
         with pytest.raises(ResultShapeError):  # the fake returns no memory; what matters is what was sent
             backend.run([_measured(), _measured()], shots=5, memory=True).result()
-        assert [("circuit" in b, b["options"]) for b in service.submitted[1:]] == [(True, {"memory": True})] * 2
+        [sent] = service.submitted[1:]
+        assert len(sent["pubs"]["pubs"]) == 2 and sent["options"] == {"memory": True}
 
 
 def test_a_parameterised_circuit_given_to_backend_run_is_refused_before_sending(
@@ -440,10 +447,16 @@ def test_a_refusal_of_a_pub_task_names_the_circuits_its_violations_name() -> Non
 
 def test_large_runs_split_into_as_few_pub_tasks_as_the_body_limit_allows() -> None:
     big = "x" * (PUB_TASK_BYTES // 2)
-    assert batches(["a"], separate=False) == [[0]]
-    assert batches(["a", "b", "c"], separate=False) == [[0, 1, 2]]
-    assert batches(["a", "b"], separate=True) == [[0], [1]]
-    assert batches([big, big, big, "a"], separate=False) == [[0, 1], [2, 3]]
+    assert batches(["a"]) == [[0]]
+    assert batches(["a", "b", "c"]) == [[0, 1, 2]]
+    assert batches([big, big, big, "a"]) == [[0, 1], [2, 3]]
+
+
+def test_runs_with_memory_split_where_one_tasks_memory_would_overflow() -> None:
+    """Per-shot memory of one task holds MAX_MEMORY_SHOTS shots and MAX_MEMORY_CHARS characters."""
+    assert batches(["a"] * 3, shots=40_000, memory_widths=[1, 1, 1]) == [[0, 1], [2]]  # 100,000 shots a task
+    assert batches(["a"] * 3, shots=1_000, memory_widths=[500, 500, 1]) == [[0, 1], [2]]  # 1,000,000 characters
+    assert batches(["a"] * 3, shots=1_000, memory_widths=[5, 5, 5]) == [[0, 1, 2]]
 
 
 def test_an_estimator_run_is_one_task_without_shots_and_its_values_keep_the_pubs_shapes() -> None:
@@ -489,8 +502,11 @@ def test_a_submit_body_holds_a_circuit_or_pubs_as_the_server_would_check_it() ->
         submit_body("d", "OPENQASM 3.0;", shots=10, pubs=_pubs(), **common)
     with pytest.raises(UsageError, match="either"):
         submit_body("d", None, shots=10, **common)
+    with_memory = submit_body("d", None, shots=10, pubs=_pubs(), **{**common, "options": {"memory": True}})
+    assert with_memory["options"] == {"memory": True}  # a sampler's shots, every one in order
+    estimator = {"kind": "estimator", "pubs": [{**_pubs()["pubs"][0], "observables": [[]]}]}
     with pytest.raises(UsageError, match="per-shot memory"):
-        submit_body("d", None, shots=10, pubs=_pubs(), **{**common, "options": {"memory": True}})
+        submit_body("d", None, shots=None, pubs=estimator, **{**common, "options": {"memory": True}})
     estimator = {"kind": "estimator", "pubs": [{"circuit": "OPENQASM 3.0;", "observables": [[]]}]}
     with pytest.raises(UsageError, match="estimator task takes no `shots`"):
         submit_body("d", None, shots=10, pubs=estimator, **common)

@@ -175,8 +175,8 @@ def test_a_harmless_standard_run_option_is_accepted_and_changes_nothing_sent(
 
 def test_job_tags_become_the_tasks_tags(service: FakeService, backend: VQPUBackend) -> None:
     backend.run([_x0(), _x0()], shots=10, job_tags=["rb", "qubit-0"])  # one PUB task
-    backend.run([_x0(), _x0()], shots=10, memory=True, job_tags=["rb"])  # a task per circuit
-    assert [body["tags"] for body in service.submitted] == [["rb", "qubit-0"], ["rb"], ["rb"]]
+    backend.run([_x0(), _x0()], shots=10, memory=True, job_tags=["rb"])  # one PUB task, with memory
+    assert [body["tags"] for body in service.submitted] == [["rb", "qubit-0"], ["rb"]]
 
 
 REFUSED: list[tuple[dict[str, Any], str]] = [
