@@ -47,13 +47,22 @@ def test_a_task_holds_a_circuit_or_pubs_never_both_nor_neither() -> None:
         _submit(circuit=BELL)
 
 
-def test_an_estimator_task_takes_precision_not_shots_and_no_pub_task_takes_memory() -> None:
+def test_an_estimator_task_takes_precision_not_shots_nor_memory() -> None:
     estimator = {"kind": "estimator", "pubs": [{"circuit": BELL, "observables": [[Z0]]}]}
     assert _submit(pubs=estimator).shots is None
     with pytest.raises(ValidationError, match="no `shots`"):
         _submit(pubs=estimator, shots=10)
-    with pytest.raises(ValidationError, match="memory"):
-        _submit(pubs={"kind": "sampler", "pubs": [{"circuit": BELL}]}, shots=10, options={"memory": True})
+    with pytest.raises(ValidationError, match="an estimator samples none"):
+        _submit(pubs=estimator, options={"memory": True})
+
+
+def test_a_sampler_task_keeps_memory_for_at_most_max_memory_shots_in_all() -> None:
+    def pubs(last: int) -> dict[str, Any]:
+        return {"kind": "sampler", "pubs": [{"circuit": BELL, "shape": [10]}, {"circuit": BELL, "shots": last}]}
+
+    assert _submit(pubs=pubs(10), shots=9_999, options={"memory": True}).options.memory  # 99,990 + 10 shots
+    with pytest.raises(ValidationError, match="the PUBs sample 100001 in all"):
+        _submit(pubs=pubs(11), shots=9_999, options={"memory": True})
 
 
 @pytest.mark.parametrize(
