@@ -50,6 +50,8 @@ def read(pubs: SamplerPubs | EstimatorPubs, dialect: str, snapshot: Snapshot, li
         found += _bindings(pub, sized.inputs)
         if isinstance(pub, EstimatorPub):
             found += _observables(pub, device)
+        else:
+            found += _lone_bits(checker.registers.classical)
         violations += [_at(index, v) for v in found[:room]]
         layouts.append(list(checker.registers.classical.values()))
         stats.append(sized)
@@ -89,6 +91,19 @@ def _bindings(pub: SamplerPub | EstimatorPub, inputs: tuple[str, ...]) -> list[V
     else:
         return []
     return [Violation(ViolationCode.PARAMETER_MISMATCH, None, message)]
+
+
+def _lone_bits(classical: dict[str, int]) -> list[Violation]:
+    """A sampler PUB's outcomes are per register (the V2 result's bit arrays): a lone `bit b;` (width 0 in
+    the layout) belongs to none, and the runner refuses it; so does admission, before anything is queued."""
+    lone = [name for name, width in classical.items() if width == 0]
+    if not lone:
+        return []
+    message = (
+        f"a sampler PUB measures into registers (bit[n] name;), and {', '.join(lone[:_SHOWN])} "
+        f"{'is a lone bit' if len(lone) == 1 else 'are lone bits'} in none"
+    )
+    return [Violation(ViolationCode.PARSE_ERROR, None, message)]
 
 
 def _named(inputs: tuple[str, ...]) -> str:

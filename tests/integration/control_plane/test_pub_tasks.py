@@ -358,6 +358,21 @@ def test_a_sampler_result_with_memory_nobody_asked_for_is_refused(api: Api) -> N
     assert "pubs[0]: memory is present, but not asked for" in err["message"], err
 
 
+def test_a_sampler_pub_measuring_into_a_lone_bit_is_refused_at_submit(api: Api) -> None:
+    """The runner refuses it (its outcomes are per register); admission must, before it is queued."""
+    lone = HEAD + "bit[1] c;\nbit b;\nx $0;\nc[0] = measure $0;\nb = measure $1;\n"
+    err = _refused(
+        submit(api, {"kind": "sampler", "pubs": [{"circuit": NO_INPUTS}, {"circuit": lone}]}, shots=10),
+        422,
+        "NOT_ADMISSIBLE",
+    )
+    [violation] = err["detail"]["violations"]
+    assert violation["code"] == "PARSE_ERROR" and violation["message"].startswith("pubs[1]: "), violation
+    assert "b is a lone bit" in violation["message"]
+    as_circuit = api.submit(circuit=lone, shots=10)  # a circuit task's counts key it as a bit of its own
+    assert as_circuit.status_code == 201, as_circuit.text
+
+
 def test_a_sampler_pub_without_shots_needs_the_tasks_default(api: Api) -> None:
     err = _refused(submit(api, SAMPLER), 400, "INVALID_SHOTS")
     assert "sampler PUB 1 gives no shots" in err["message"]
