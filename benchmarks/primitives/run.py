@@ -104,9 +104,9 @@ def sweep(backend: Any, bindings: int, shots: int, seed: int) -> dict[str, Any]:
 
     isa = _sweep_circuit(backend)
     values = np.random.default_rng(seed).uniform(-math.pi, math.pi, size=(bindings, isa.num_parameters))
-    sampler = VQPUSamplerV2(backend, options={"seed": seed})
+    sampler = VQPUSamplerV2(backend, options={"seed_simulator": seed})
     served_s, served = _timed(lambda: sampler.run([(isa, values)], shots=shots).result())
-    method = served.metadata.get("provenance", {}).get("method", "density_matrix")
+    method = served.metadata["provenance"]["method"]
     local_s, local = _timed(
         lambda: SamplerV2(options=_aer_options(backend, method, seed)).run([(isa, values)], shots=shots).result()
     )
@@ -149,8 +149,8 @@ def vqe_evaluation(backend: Any, pair: tuple[int, int], seed: int) -> dict[str, 
     hamiltonian = SparsePauliOp.from_list(list(h2.TERMS.items())).apply_layout(isa.layout)
     theta = 0.2
     pub = (isa, hamiltonian, [theta])
-    served_s, served = _timed(lambda: VQPUEstimatorV2(backend, options={"seed": seed}).run([pub]).result())
-    method = served.metadata.get("provenance", {}).get("method", "density_matrix")
+    served_s, served = _timed(lambda: VQPUEstimatorV2(backend, options={"seed_simulator": seed}).run([pub]).result())
+    method = served.metadata["provenance"]["method"]
     local_s, local = _timed(lambda: EstimatorV2(options=_aer_options(backend, method, seed)).run([pub]).result())
     return {
         "theta": theta,

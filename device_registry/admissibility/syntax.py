@@ -20,7 +20,10 @@ QASM3_DECLARATION = re.compile(
     r"(qubit|bit)(?:\s*+\[\s*+(\d++)\s*+\])?\s++(" + NAME + r")\s*+(?:=\s*+(measure\b.*+))?\Z", re.DOTALL
 )
 ASSIGN_MEASURE = re.compile(r"(" + NAME + r"(?:\s*+\[\s*+\d++\s*+\])?)\s*+=\s*+(measure\b.*+)\Z", re.DOTALL)
-INPUT = re.compile(r"input\s++float\s*+\[\s*+64\s*+\]\s++(" + NAME + r")\s*+\Z")
+INPUT_NAME = r"[^\W\d]\w*+"
+"""An OpenQASM 3 identifier, Unicode letters included: `qiskit.qasm3.dumps` names the elements of a
+ParameterVector θ `_θ_0_`, `_θ_1_`, ..."""
+INPUT = re.compile(r"input\s++float\s*+\[\s*+64\s*+\]\s++(" + INPUT_NAME + r")\s*+\Z")
 """A PUB circuit's parameter, as `qiskit.qasm3.dumps` declares one: `input float[64] theta;`."""
 GATE_HEADER = re.compile(r"\s*+(gate|opaque)\s++(" + NAME + ")")
 STRING = re.compile(r""""[^"\n]*+"|'[^'\n]*+'""")

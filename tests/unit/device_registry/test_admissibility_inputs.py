@@ -33,6 +33,25 @@ def test_inputs_are_accepted_when_asked_and_listed_in_declaration_order(line: Sn
     assert _inputs(source, line) == ("theta", "alpha", "b_2")
 
 
+def test_qiskits_own_export_of_a_parameter_vector_is_admitted_with_its_inputs_in_order(line: Snapshot) -> None:
+    """`qiskit.qasm3.dumps` names the elements of a ParameterVector θ `_θ_0_`, `_θ_1_`, ... (OpenQASM 3
+    identifiers may hold Unicode letters), declared in `circuit.parameters` order."""
+    from qiskit import QuantumCircuit, qasm3
+    from qiskit.circuit import Parameter, ParameterVector
+
+    theta = ParameterVector("θ", 12)
+    qc = QuantumCircuit(2, 2)
+    for i in range(12):
+        qc.rz(theta[i], i % 2)
+    qc.rz(Parameter("φ") * 2, 0)
+    qc.cz(0, 1)
+    qc.measure([0, 1], [0, 1])
+    source = qasm3.dumps(qc).replace("q[0]", "$0").replace("q[1]", "$1").replace("qubit[2] q;\n", "")
+    inputs = _inputs(source, line)
+    assert inputs == (*(f"_θ_{i}_" for i in range(12)), "φ")  # circuit.parameters order: θ sorts before φ
+    assert len(inputs) == len(qc.parameters)
+
+
 def test_a_circuit_without_inputs_lists_none(line: Snapshot) -> None:
     assert _inputs(HEAD + "bit[1] c;\nx $0;\nc[0] = measure $0;\n", line) == ()
 
