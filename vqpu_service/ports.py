@@ -141,6 +141,13 @@ class AgentRepository(abc.ABC):
     def get(self, agent_id: str) -> Agent | None: ...
 
     @abc.abstractmethod
+    def arrive(self, agent_id: str, now: datetime) -> tuple[Agent, bool]:
+        """The agent, made now (first and last seen `now`, not lost) if it did not exist, and held for this
+        unit: a concurrent unit's `arrive` of the same agent waits for this one to end, then sees what it
+        wrote, so two first requests make one agent (no duplicate key) and one return is seen once.
+        True when this call made it."""
+
+    @abc.abstractmethod
     def save(self, agent: Agent) -> None: ...
 
     @abc.abstractmethod

@@ -296,6 +296,14 @@ class _MemoryAgents(AgentRepository):
     def get(self, agent_id: str) -> Agent | None:
         return self.saved.get(agent_id) or self._store._agents.get(agent_id)
 
+    def arrive(self, agent_id: str, now: datetime) -> tuple[Agent, bool]:
+        """Units take turns on the store's lock: the agent as the last one left it, or made now."""
+        agent = self.get(agent_id)
+        if agent is not None:
+            return agent, False
+        self.saved[agent_id] = made = Agent(agent_id, now, now, False)
+        return made, True
+
     def save(self, agent: Agent) -> None:
         self.saved[agent.agent_id] = agent
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from vqpu_service.domain import liveness
 from vqpu_service.domain.events import NewEvent, agent_lost
 from vqpu_service.domain.liveness import Beat
-from vqpu_service.domain.model import Agent, HeartbeatReply, SlotCapacity
+from vqpu_service.domain.model import HeartbeatReply, SlotCapacity
 from vqpu_service.ports import AgentRepository, Store
 
 
@@ -33,10 +33,11 @@ def heartbeat(store: Store, agent_id: str, tasks: Sequence[tuple[str, str]], now
 
 
 def seen(agents: AgentRepository, agent_id: str, now: datetime) -> list[NewEvent]:
-    """The agent heard from now (made on its first request); AGENT_SEEN when it was new or lost."""
-    agent = agents.get(agent_id)
-    events = liveness.agent_seen_now(agent_id, known=agent is not None, lost=agent is not None and agent.lost)
-    agents.save(Agent(agent_id, now, now, False) if agent is None else replace(agent, last_seen=now, lost=False))
+    """The agent heard from now (made on its first request); AGENT_SEEN when it was new or lost. Its first
+    heartbeat and first claim may arrive together: `arrive` makes one agent of them and sees it once."""
+    agent, made = agents.arrive(agent_id, now)
+    events = liveness.agent_seen_now(agent_id, known=not made, lost=agent.lost)
+    agents.save(replace(agent, last_seen=now, lost=False))
     return events
 
 

@@ -45,7 +45,7 @@ class SqlClaimUnit(SqlClaimReads, ClaimUnit):
     def __init__(self, s: Session, sqlite: bool, epochs: devices.EpochCache, claimed: Sequence[str] | None) -> None:
         super().__init__(s, sqlite, epochs, claimed)
         self._rows: dict[str, TaskRow] = {}
-        self.agents = SqlAgents(s)
+        self.agents = SqlAgents(s, sqlite)
         self.events: list[NewEvent] = []
         """Written by the store as the transaction ends."""
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -78,9 +80,25 @@ class SqlTasks(TaskRepository):
 
 
 class SqlAgents(AgentRepository):
-    def __init__(self, s: Session) -> None:
+    def __init__(self, s: Session, sqlite: bool) -> None:
         self._s = s
+        self._sqlite = sqlite
         self._rows: dict[str, AgentRow] = {}  # an added row is not in the session's identity map until flushed
+
+    def arrive(self, agent_id: str, now: datetime) -> tuple[Agent, bool]:
+        # One statement makes the row or leaves it: a concurrent first request (PostgreSQL) waits on the
+        # key instead of failing on it; then the row is read FOR UPDATE, so the same agent's requests take
+        # turns and each sees what the one before it wrote (SQLite's units already take turns).
+        insert = sqlite_insert if self._sqlite else postgresql_insert
+        values = {"agent_id": agent_id, "first_seen": now, "last_seen": now, "lost": False}
+        table = AgentRow.metadata.tables[str(AgentRow.__tablename__)]
+        statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=["agent_id"])
+        # RETURNING, not rowcount (-1 here for an INSERT on PostgreSQL): a row back is a row made.
+        made = self._s.connection().execute(statement.returning(table.c.agent_id)).first() is not None
+        q = select(AgentRow).where(AgentRow.agent_id == agent_id).execution_options(populate_existing=True)
+        row = self._s.exec(q if self._sqlite else q.with_for_update()).one()
+        self._rows[agent_id] = row
+        return to_agent(row), made
 
     def _row(self, agent_id: str) -> AgentRow | None:
         row = self._rows.get(agent_id) or self._s.get(AgentRow, agent_id)
@@ -148,7 +166,7 @@ class SqlUnit(UnitOfWork):
     def __init__(self, s: Session, tx: Transactions) -> None:
         self.tasks = SqlTasks(s, tx)
         self.devices = SqlDevices(s, tx)
-        self.agents = SqlAgents(s)
+        self.agents = SqlAgents(s, tx.sqlite)
         self.events: list[NewEvent] = []
 
     def record(self, events: Sequence[NewEvent]) -> None:
