@@ -187,6 +187,15 @@ class Engine:
                 delay = min(delay * 2, 30.0)
         active = {h.run_dir: h for h in await self.scheduler.observe_active()}
         for claim, run_dir in found:
+            if (state := reply.ended.get(claim.task_id)) is not None:
+                # The agent died after its terminal report was taken (and before it noted so): the task is
+                # over on this very attempt; its flow run shows the control plane's state, not a fencing.
+                log.info(
+                    "restart: task %s attempt %s already ended %s; mirroring it", claim.task_id, claim.attempt, state
+                )
+                claim.save(run_dir, ended="reported")
+                await self.prefect.mirror_ended(claim.task_id, claim.attempt, state)
+                continue
             if claim.task_id in reply.fenced:
                 log.info("restart: task %s attempt %s is no longer ours; leaving it", claim.task_id, claim.attempt)
                 claim.save(run_dir, ended="fenced")

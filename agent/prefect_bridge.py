@@ -25,7 +25,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prefect.states import Cancelled, Pending
+from prefect.states import Cancelled, Completed, Failed, Pending
 
 from agent.flow_engine import run_flow_here
 from flows.execute import EXECUTION, FLOW_NAME, vqpu_execute
@@ -138,15 +138,28 @@ class PrefectBridge:
             run = await self.client.read_flow_run(run.id)
         return run
 
+    async def mirror_ended(self, task_id: str, attempt: int, state_name: str) -> None:
+        """An attempt whose terminal report the control plane took while the agent died: its flow run (if it got
+        one and it is not final) ends in the task's state, saying it was set after the agent restarted."""
+        kinds: dict[str, Any] = {"COMPLETED": Completed, "FAILED": Failed, "CANCELLED": Cancelled}
+        message = f"the task ended {state_name} on the control plane; set after the agent restarted"
+        for run in await self._runs_of(task_id, attempt):
+            if run.state is not None and not run.state.is_final():
+                await self.client.set_flow_run_state(run.id, kinds[state_name](message=message), force=True)
+
+    async def _runs_of(self, task_id: str, attempt: int) -> list[FlowRun]:
+        return list(
+            await self.client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    idempotency_key=FlowRunFilterIdempotencyKey(any_=[idempotency_key(task_id, attempt)])
+                )
+            )
+        )
+
     async def mirror_fenced(self, task_id: str, attempt: int) -> None:
         """An attempt handed to another agent: its flow run (if it got one) ends Cancelled, as on the control plane
         the attempt did."""
-        runs = await self.client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                idempotency_key=FlowRunFilterIdempotencyKey(any_=[idempotency_key(task_id, attempt)])
-            )
-        )
-        for run in runs:
+        for run in await self._runs_of(task_id, attempt):
             if run.state is not None and not run.state.is_final():
                 state: State[Any] = Cancelled(
                     message="the task was handed to another attempt while this agent was away"

@@ -94,7 +94,7 @@ def test_the_readme_curl_session_runs_top_to_bottom_and_tells_the_story_it_promi
     task = submitted["id"]
     assert (submitted["state"], submitted["attempt"], submitted["device"]) == ("QUEUED", 0, "ibm-fez")
     assert f"claimed {task}, attempt 1" in output
-    assert {"cancel": [], "fenced": []} in bodies
+    assert {"cancel": [], "fenced": [], "ended": {}} in bodies
 
     views = [(b["state"], b["attempt"]) for b in bodies if b.get("id") == task]
     # submitted, read back, requeued after the claim (attempt 1 kept, token fenced), cancelled

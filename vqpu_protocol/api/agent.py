@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from vqpu_protocol.api.tasks import SchedulerEvidence, TaskView
+from vqpu_protocol.api.tasks import SchedulerEvidence, TaskStateName, TaskView
 from vqpu_protocol.errors import ErrorDocument
 from vqpu_protocol.limits import MAX_BYTES, MAX_CLAIM_BATCH, MAX_CLAIM_WAIT_S, MAX_HEARTBEAT_TASKS, Dialect
 from vqpu_protocol.pubs import Pubs
@@ -132,6 +132,11 @@ class HeartbeatRequest(Request):
 class HeartbeatReply(Response):
     cancel: list[str] = Field(description="stop these, then report them cancelled")
     fenced: list[str] = Field(description="no longer yours: stop these and report nothing")
+    ended: dict[str, TaskStateName] = Field(
+        default_factory=dict,
+        description="ended by your own attempt (its terminal report was taken), with their state: nothing to "
+        "stop or report; show that state (an agent back from a crash), never `fenced`",
+    )
 
 
 class AgentView(Response):

@@ -88,7 +88,7 @@ async def cancelled(task_id: TaskId, body: CancelledReport, who: Who, box: Box) 
 async def heartbeat(body: HeartbeatRequest, who: Who, box: Box) -> HeartbeatReply:
     pairs = [(t.id, t.claim_token) for t in body.tasks]
     reply = await anyio.to_thread.run_sync(box.agents.heartbeat, who, body.agent_id, pairs)
-    return HeartbeatReply(cancel=reply.cancel, fenced=reply.fenced)
+    return HeartbeatReply(cancel=reply.cancel, fenced=reply.fenced, ended=reply.ended)
 
 
 async def _report(box: Box, who: Who, task_id: str, rep: Report) -> ReportAck:

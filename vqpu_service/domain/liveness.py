@@ -17,9 +17,12 @@ class Beat(Enum):
     ALIVE = "alive"
     CANCEL = "cancel"  # its cancel was requested: the owner should stop it and report `cancelled`
     FENCED = "fenced"  # not the current attempt (or no such task): stop it, report nothing
+    ENDED = "ended"  # this attempt's own terminal report was taken: nothing to stop, nothing more to report
 
 
 def heartbeat(task: Task | None, token: str, now: datetime) -> Beat:
+    if task is not None and task.state.terminal and task.outcome_token == token:
+        return Beat.ENDED  # an agent back from a crash after its report went through: not a fenced attempt
     if task is None or task.state is not TaskState.RUNNING or task.claim_token != token:
         return Beat.FENCED
     task.heartbeat_at, task.stale_reported = now, False  # a recovered owner can go stale again later

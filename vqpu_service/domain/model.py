@@ -132,6 +132,9 @@ class HeartbeatReply:
     """Tasks whose cancel was requested: the owner should stop them and report `cancelled`."""
     fenced: list[str]
     """Tasks the agent named whose claim token is no longer current: stop them, report nothing."""
+    ended: dict[str, str] = field(default_factory=dict)
+    """Tasks the agent named that this very attempt ended (its terminal report was taken), with their state:
+    what an agent restarting after a crash must mirror, not mistake for a fenced attempt."""
 
 
 @dataclass(frozen=True)

@@ -16,20 +16,23 @@ from vqpu_service.ports import AgentRepository, Store
 
 def heartbeat(store: Store, agent_id: str, tasks: Sequence[tuple[str, str]], now: datetime) -> HeartbeatReply:
     tokens = dict(tasks)
-    cancel, fenced = [], []
+    cancel, fenced, ended = [], [], {}
     with store.unit(now) as uow:
         uow.record(seen(uow.agents, agent_id, now))
         named = {t.id: t for t in uow.tasks.named(list(tokens))}
         for task_id, token in tokens.items():
             task = named.get(task_id)
             beat = liveness.heartbeat(task, token, now)
+            if task is not None and beat is Beat.ENDED:
+                ended[task_id] = str(task.state)
+                continue
             if task is None or beat is Beat.FENCED:
                 fenced.append(task_id)
                 continue
             uow.tasks.save(task)
             if beat is Beat.CANCEL:
                 cancel.append(task_id)
-    return HeartbeatReply(cancel=cancel, fenced=fenced)
+    return HeartbeatReply(cancel=cancel, fenced=fenced, ended=ended)
 
 
 def seen(agents: AgentRepository, agent_id: str, now: datetime) -> list[NewEvent]:

@@ -53,7 +53,8 @@ def test_an_agent_key_still_claims_heartbeats_reports_and_reads_devices(api: Api
     [c] = api.call("POST", "/v1/agent/claim", "agent", json={"agent_id": "a1", "wait_s": 1}).json()["tasks"]
     assert c["task"]["circuit"] and c["snapshot"]  # everything it runs comes with the claim
     beat = {"agent_id": "a1", "tasks": [{"id": task_id, "claim_token": c["claim_token"]}]}
-    assert api.call("POST", "/v1/agent/heartbeat", "agent", json=beat).json() == {"cancel": [], "fenced": []}
+    reply = api.call("POST", "/v1/agent/heartbeat", "agent", json=beat).json()
+    assert reply == {"cancel": [], "fenced": [], "ended": {}}
     done = {"claim_token": c["claim_token"], "result": result_document(c)}
     ack = api.call("POST", f"/v1/agent/tasks/{task_id}/completed", "agent", json=done)
     assert ack.status_code == 200 and ack.json()["state"] == "COMPLETED"

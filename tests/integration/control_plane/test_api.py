@@ -189,9 +189,26 @@ def test_cancel_of_a_running_task_reaches_the_owner_through_its_heartbeat(api: A
         "agent",
         json={"agent_id": "a1", "tasks": [{"id": task["id"], "claim_token": c["claim_token"]}]},
     ).json()
-    assert beat == {"cancel": [task["id"]], "fenced": []}
+    assert beat == {"cancel": [task["id"]], "fenced": [], "ended": {}}
     api.call("POST", f"/v1/agent/tasks/{task['id']}/cancelled", "agent", json={"claim_token": c["claim_token"]})
     assert api.call("GET", f"/v1/tasks/{task['id']}").json()["state"] == "CANCELLED"
+
+
+def test_a_heartbeat_tells_an_attempt_its_own_ended_task_from_a_fenced_one(api: Api) -> None:
+    """An agent back from a crash names the tasks of its open claims: one it completed (the report went
+    through before it died) is `ended` with its state; one requeued meanwhile is `fenced`."""
+    done, moved = api.submit().json(), api.submit().json()
+    claimed = api.call("POST", "/v1/agent/claim", "agent", json={"agent_id": "a1", "max_tasks": 2}).json()["tasks"]
+    token = {c["task"]["id"]: c["claim_token"] for c in claimed}
+    [first] = [c for c in claimed if c["task"]["id"] == done["id"]]
+    report = {"claim_token": token[done["id"]], "result": result_document(first, {"00": 100})}
+    assert api.call("POST", f"/v1/agent/tasks/{done['id']}/completed", "agent", json=report).status_code == 200
+    assert api.call("POST", f"/v1/admin/tasks/{moved['id']}/requeue", "root", json={"reason": "x"}).status_code == 200
+    beat = {"agent_id": "a1", "tasks": [{"id": t, "claim_token": tok} for t, tok in token.items()]}
+    reply = api.call("POST", "/v1/agent/heartbeat", "agent", json=beat).json()
+    assert reply == {"cancel": [], "fenced": [moved["id"]], "ended": {done["id"]: "COMPLETED"}}
+    other = {"agent_id": "a1", "tasks": [{"id": done["id"], "claim_token": "not-the-token"}]}
+    assert api.call("POST", "/v1/agent/heartbeat", "agent", json=other).json()["fenced"] == [done["id"]]
 
 
 def test_device_epochs_through_the_api(api: Api) -> None:
