@@ -1,11 +1,13 @@
 """User-side Prefect tasks: submit circuits to the vQPU service, wait for them, read their results.
 
-    from flows.tasks import Submission, run_circuit, run_circuits
+    from flows.tasks import Submission, run_circuit, run_circuits, run_pubs
 
     @flow
     def my_flow() -> None:
         result = run_circuit("ibm-fez", qasm, shots=1000, seed=7)
         z, x = run_circuits([Submission(device="ibm-fez", circuit=c, shots=1000) for c in (cz, cx)])
+        sweep = run_pubs("ibm-fez", SamplerPubs(pubs=[SamplerPub(circuit=template, parameter_values=rows)]),
+                         shots=1000)  # one task; sweep.pubs.pubs[0].counts[i] is binding i's
 
 **Retries never duplicate work.** Every submission carries an idempotency key derived from the run
 it belongs to (the flow run's id; a task run's id outside a flow) and from everything it submits
@@ -60,8 +62,8 @@ class DuplicateSubmissionError(errors.VQPUError, ValueError):
 
 
 class Submission(BaseModel):
-    """One circuit to run, as the service's submit takes it, plus the `label` that tells deliberately
-    repeated identical submissions apart."""
+    """One task to run, a circuit or PUBs (`run_pubs`), as the service's submit takes it, plus the `label`
+    that tells deliberately repeated identical submissions apart."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

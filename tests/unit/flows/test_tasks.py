@@ -38,6 +38,24 @@ def test_anything_submitted_differently_gets_another_key(change: dict[str, objec
     assert tasks.idempotency_key(_submission(**change), SCOPE) != tasks.idempotency_key(_submission(), SCOPE)
 
 
+def test_a_pub_submission_is_keyed_by_its_pubs_and_is_a_circuit_or_pubs_never_both() -> None:
+    """A retried run_pubs submits the same PUBs under the same key (one task); other values, another key."""
+
+    def pubs(value: float) -> dict[str, object]:
+        return {"kind": "sampler", "pubs": [{"circuit": BELL, "parameter_values": [[value]]}]}
+
+    def sub(value: float) -> Submission:
+        return Submission.model_validate({"device": "ibm-fez", "pubs": pubs(value), "shots": 100})
+
+    assert tasks.idempotency_key(sub(0.5), SCOPE) == tasks.idempotency_key(sub(0.5), SCOPE)
+    assert tasks.idempotency_key(sub(0.5), SCOPE) != tasks.idempotency_key(sub(0.25), SCOPE)
+    with pytest.raises(ValueError, match="not both"):
+        _submission(pubs=pubs(0.5))
+    estimator = {"kind": "estimator", "pubs": [{"circuit": BELL, "observables": [[]]}]}
+    with pytest.raises(ValueError, match="no `shots`"):
+        Submission.model_validate({"device": "ibm-fez", "pubs": estimator, "shots": 100})
+
+
 def test_the_key_belongs_to_its_run_fits_the_header_and_is_absent_outside_any_run() -> None:
     key = tasks.idempotency_key(_submission(), SCOPE)
     other_run = tasks.idempotency_key(_submission(), ("flow-run", "another"))
