@@ -80,6 +80,38 @@ def test_the_relaxation_model_agrees_with_aer_from_backend(
     assert tv <= TOLERANCE, f"{name}: TV {tv:.4f} against NoiseModel.from_backend"
 
 
+def _issued(name: str, fez: Snapshot) -> str:
+    """The issue's guard circuits, as a user makes them: Qiskit's own GHZ and QFT transpiled for Fez."""
+    from qiskit import QuantumCircuit, qasm2, transpile
+    from qiskit.circuit.library import QFTGate
+
+    if name == "GHZ-8":
+        circuit = QuantumCircuit(8)
+        circuit.h(0)
+        for q in range(7):
+            circuit.cx(q, q + 1)
+    else:
+        circuit = QuantumCircuit(5)
+        circuit.x([0, 2])
+        circuit.append(QFTGate(5), range(5))
+    circuit.measure_all()
+    with pytest.warns(DeviceDefectsWarning):
+        backend = SnapshotBackend(fez)
+    layout = list(range(circuit.num_qubits))  # Fez's first row: a chain of couplers
+    return qasm2.dumps(transpile(circuit, backend, initial_layout=layout, optimization_level=1, seed_transpiler=1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["GHZ-8", "QFT-5"])
+def test_ghz_8_and_qft_5_under_relaxation_agree_with_aer_from_backend(
+    make_run_dir: MakeRunDir, fez: Snapshot, reference_noise: NoiseModel, name: str
+) -> None:
+    """Issue 19's regression guard: within TV 0.01 of `NoiseModel.from_backend` at 200,000 shots."""
+    source = _issued(name, fez)
+    tv = _tv(_ours(make_run_dir, source, fez, "relaxation"), _reference(source, fez, reference_noise))
+    assert tv <= TOLERANCE, f"{name}: TV {tv:.4f} against NoiseModel.from_backend"
+
+
 @pytest.mark.slow
 def test_the_check_can_tell_models_apart(make_run_dir: MakeRunDir, fez: Snapshot, reference_noise: NoiseModel) -> None:
     """The paper model ignores relaxation on idles, so the same comparison must fail for it."""
