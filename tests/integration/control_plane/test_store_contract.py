@@ -211,7 +211,9 @@ def test_cancel_of_a_running_task_travels_in_the_heartbeat_reply(store: SqlStore
     assert reply.cancel == [task.id] and reply.fenced == ["t-unknown"]
     done, _ = store.report(task.id, Report(Action.REPORT_CANCELLED, c.claim_token), now())
     assert done.state is TaskState.CANCELLED
-    assert store.heartbeat("agent", [(task.id, c.claim_token)], now()).fenced == [task.id]
+    # Ended by this very attempt (its own report): `ended` with the state, not fenced (issue 20).
+    after = store.heartbeat("agent", [(task.id, c.claim_token)], now())
+    assert (after.fenced, after.ended) == ([], {task.id: "CANCELLED"})
 
 
 def test_stale_is_flagged_once_and_agents_are_marked_lost(store: SqlStore) -> None:
