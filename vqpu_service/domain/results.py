@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vqpu_protocol.pubs import broadcast
 from vqpu_service.domain.model import Task
 
 _CLIP = 48
@@ -174,15 +175,7 @@ def result_shape(pub: Mapping[str, Any]) -> list[int] | None:
     """A stored Estimator PUB's results' shape: NumPy's broadcast of its observables' and bindings' shapes."""
     observables = pub.get("observables_shape")
     a = list(observables) if observables is not None else [len(pub.get("observables") or [])]
-    b = bindings_shape(pub)
-    out: list[int] = []
-    for i in range(1, max(len(a), len(b)) + 1):
-        x = a[-i] if i <= len(a) else 1
-        y = b[-i] if i <= len(b) else 1
-        if x != y and 1 not in (x, y):
-            return None
-        out.append(y if x == 1 else x)
-    return out[::-1]
+    return broadcast(a, bindings_shape(pub))
 
 
 def _counts(counts: Mapping[str, Any], shots: int, shape: KeyShape | None) -> list[Problem]:
