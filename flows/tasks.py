@@ -199,18 +199,20 @@ _TASK_OPTIONS: dict[str, Any] = {
 
 def _submission(
     device: str,
-    circuit: str,
-    shots: int,
+    circuit: str | None,
+    shots: int | None,
     seed: int | None,
     epoch: int | None,
     dialect: Literal["qasm2", "qasm3"] | None,
     options: RunOptions | Mapping[str, Any] | None,
     tags: Iterable[str],
     label: str,
+    pubs: SamplerPubs | EstimatorPubs | None = None,
 ) -> Submission:
     return Submission(
         device=device,
         circuit=circuit,
+        pubs=pubs,
         shots=shots,
         seed=seed,
         epoch=epoch,
@@ -297,17 +299,7 @@ def run_pubs(
     """Run Sampler or Estimator PUBs as ONE vQPU task (one claim, one runner execution: docs/api.md) and
     return its result (`.pubs`: per PUB, counts per binding or expectation values with standard errors).
     Retried as `run_circuit` is: under the run-derived idempotency key a repeat is the same task."""
-    submission = Submission(
-        device=device,
-        pubs=pubs,
-        shots=shots,
-        seed=seed,
-        epoch=epoch,
-        dialect="qasm3",
-        options=RunOptions() if options is None else RunOptions.model_validate(options, strict=False),
-        tags=tuple(tags),
-        label=label,
-    )
+    submission = _submission(device, None, shots, seed, epoch, "qasm3", options, tags, label, pubs=pubs)
     with connect(url) as client:
         view = submit(client, submission)
         return results(client, [view.id], timeout_s)[0]
