@@ -22,6 +22,7 @@ from qiskit.providers import JobStatus
 from qiskit.quantum_info import SparsePauliOp
 
 from device_registry import Snapshot, topologies
+from harness.documents import provenance
 from vqpu_client.calls import submit_body
 from vqpu_client.errors import NotAdmissibleError, TaskFailedError, UsageError
 from vqpu_client.qiskit import (
@@ -45,31 +46,19 @@ _urls = itertools.count()
 
 
 def _provenance(task_id: str) -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "attempt": 1,
-        "device_id": "line-4",
-        "epoch": 3,
-        "snapshot_sha256": SHA,
-        "seed": 11,
-        "seed_source": "task",
-        "noise_model": "paper",
-        "noise_empty": True,
-        "noise_cache": "miss",
-        "method": "statevector",
-        "device": "CPU",
-        "method_reason": "ideal",
-        "simulator_options": {},
-        "transpile": "basis-translation",
-        "active_qubits": [0, 1],
-        "dialect": "qasm3",
-        "runner": "test",
-        "qiskit": None,
-        "qiskit_aer": None,
-        "python": "3.11",
-        "hostname": "localhost",
-        "scheduler_job_id": None,
-    }
+    return provenance(
+        task_id,
+        device_id="line-4",
+        epoch=3,
+        snapshot_sha256=SHA,
+        seed=11,
+        seed_source="task",
+        method_reason="ideal",
+        transpile="basis-translation",
+        active_qubits=[0, 1],
+        runner="test",
+        python="3.11",
+    )
 
 
 def result_document(task_id: str, pubs: dict[str, Any] | None, counts: dict[str, int] | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from qiskit.result import Result
 from qiskit_aer import AerSimulator
 
 from device_registry import Snapshot, catalog, topologies
+from harness.documents import provenance
 from runner.circuit import parse
 from vqpu_client.qiskit.circuits import to_openqasm
 from vqpu_client.qiskit.errors import ResultShapeError, UnsupportedCircuitError
@@ -89,31 +90,18 @@ def _document(
             "shots": sum(counts.values()),
             "memory": memory,
             "timings": {"parse_s": 0.0, "transpile_s": 0.0, "noise_s": 0.0, "simulate_s": 0.01, "total_s": 0.02},
-            "provenance": {
-                "task_id": task_id,
-                "attempt": 1,
-                "device_id": "line-16",
-                "epoch": 3,
-                "snapshot_sha256": SHA,
-                "seed": seed,
-                "seed_source": "task",
-                "noise_model": "paper",
-                "noise_empty": True,
-                "noise_cache": "miss",
-                "method": "statevector",
-                "device": "CPU",
-                "method_reason": "ideal",
-                "simulator_options": {},
-                "transpile": "basis-translation",
-                "active_qubits": [0, 1],
-                "dialect": "qasm3",
-                "runner": "test",
-                "qiskit": None,
-                "qiskit_aer": None,
-                "python": "3.11",
-                "hostname": "localhost",
-                "scheduler_job_id": None,
-            },
+            "provenance": provenance(
+                task_id,
+                epoch=3,
+                snapshot_sha256=SHA,
+                seed=seed,
+                seed_source="task",
+                method_reason="ideal",
+                transpile="basis-translation",
+                active_qubits=[0, 1],
+                runner="test",
+                python="3.11",
+            ),
         }
     )
 

@@ -11,10 +11,10 @@ from pydantic import ValidationError
 
 from device_registry import Snapshot
 from device_registry.admissibility import Checker
+from harness.documents import TIMINGS, provenance
 from vqpu_protocol import pricing
 from vqpu_protocol.api.tasks import SubmitTask
 from vqpu_protocol.pubs import (
-    ESTIMATOR_TRAJECTORIES,
     MAX_PUB_BINDINGS,
     SAMPLED_SHOT_BYTES,
     EstimatorPub,
@@ -182,53 +182,21 @@ def test_an_estimator_simulates_the_qubits_its_observables_name(fez: Snapshot) -
 
 
 def _timings() -> dict[str, float]:
-    return {"parse_s": 0, "transpile_s": 0, "noise_s": 0, "simulate_s": 0, "total_s": 0}
+    return dict(TIMINGS)
 
 
 def _provenance() -> dict[str, Any]:
-    return {
-        "task_id": "t1",
-        "attempt": 1,
-        "device_id": "ibm-fez",
-        "epoch": 1,
-        "snapshot_sha256": "0" * 64,
-        "seed": 1,
-        "seed_source": "task",
-        "noise_model": "paper",
-        "noise_empty": False,
-        "noise_cache": "miss",
-        "method": "density_matrix",
-        "device": "CPU",
-        "method_reason": "r",
-        "simulator_options": {},
-        "transpile": "native",
-        "active_qubits": [0, 1],
-        "dialect": "qasm3",
-        "runner": "r",
-        "qiskit": None,
-        "qiskit_aer": None,
-        "python": "3",
-        "hostname": "h",
-        "scheduler_job_id": None,
-    }
-
-
-def test_an_estimator_on_noise_trajectories_is_priced_for_every_trajectory(fez: Snapshot) -> None:
-    """Twelve noisy qubits are too many for a density matrix: Aer's estimator then averages its values
-    over ESTIMATOR_TRAJECTORIES noisy shots, each simulated, and the price says so."""
-    source = (
-        "OPENQASM 3.0;\n"
-        + "".join(f"sx ${q};\n" for q in range(12))
-        + "".join(f"cz ${q}, ${q + 1};\n" for q in range(11))
+    return provenance(
+        "t1",
+        device_id="ibm-fez",
+        epoch=1,
+        seed=1,
+        seed_source="task",
+        noise_empty=False,
+        method="density_matrix",
+        method_reason="r",
+        active_qubits=[0, 1],
+        runner="r",
+        python="3",
+        hostname="h",
     )
-    stats = _stats(source, fez)
-    z = PauliTerm(paulis="Z", qubits=[0], coeff=1.0)
-    pub = EstimatorPub(circuit=source, observables=[[z]], precision=0.0)
-    price = pricing.price_pubs([stats], fez, RunOptions(), EstimatorPubs(pubs=[pub]))
-    assert price.method == "statevector" and price.per_shot
-    trajectories = pricing.price(stats, fez, RunOptions(), ESTIMATOR_TRAJECTORIES)
-    assert price.estimated_simulate_s >= trajectories.estimated_simulate_s
-    ideal = pricing.price_pubs(
-        [stats], fez, RunOptions(noise={"disable": ["gate_1q", "gate_2q", "readout"]}), EstimatorPubs(pubs=[pub])
-    )
-    assert not ideal.per_shot and ideal.estimated_simulate_s < trajectories.estimated_simulate_s / 10
