@@ -17,13 +17,13 @@ inputs, price) is admission's; executing it is the runner's.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from vqpu_protocol.limits import MAX_CIRCUIT_BYTES, MAX_MEMORY_CHARS, MAX_MEMORY_SHOTS, MAX_SHOTS
+from vqpu_protocol.shapes import broadcast, size
 from vqpu_protocol.wire import Document, SafeStr
 
 MAX_PUBS = 10_000
@@ -50,23 +50,6 @@ Value = Annotated[float, Field(allow_inf_nan=False)]
 Shape = Annotated[list[Annotated[int, Field(ge=0, le=MAX_PUB_BINDINGS)]], Field(max_length=MAX_SHAPE_DIMS)]
 PubCircuit = Annotated[SafeStr, Field(min_length=1, max_length=MAX_CIRCUIT_BYTES, description="OpenQASM source")]
 Rows = Annotated[list[Annotated[list[Value], Field(max_length=MAX_PUB_PARAMETERS)]], Field(max_length=MAX_PUB_BINDINGS)]
-
-
-def size(shape: list[int] | tuple[int, ...]) -> int:
-    """How many elements an array of this shape holds (1 for the scalar shape `[]`)."""
-    return math.prod(shape)
-
-
-def broadcast(a: list[int] | tuple[int, ...], b: list[int] | tuple[int, ...]) -> list[int] | None:
-    """NumPy's broadcast of two shapes, or None where they do not broadcast."""
-    out: list[int] = []
-    for i in range(1, max(len(a), len(b)) + 1):
-        x = a[-i] if i <= len(a) else 1
-        y = b[-i] if i <= len(b) else 1
-        if x != y and 1 not in (x, y):
-            return None
-        out.append(y if x == 1 else x)
-    return out[::-1]
 
 
 class PauliTerm(Document):

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vqpu_protocol.pubs import broadcast
+from vqpu_protocol.shapes import broadcast
 from vqpu_service.domain.model import Task
 
 _CLIP = 48
