@@ -8,15 +8,9 @@ a site whose Prefect operators may see results sets `prefect.artifacts_include_c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
-
+from agent.execution import ran
 from vqpu_protocol.pubs import EstimatorPubResults
 from vqpu_protocol.rundir import Provenance, ResultDocument
-
-if TYPE_CHECKING:
-    from agent.execution import Execution
 
 MAX_TABLE_ROWS = 64
 COUNTS_WITHHELD = "on the control plane only (this site publishes no counts to Prefect)"
@@ -26,20 +20,6 @@ def artifact_key(task_id: str, what: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes only."""
     safe = "".join(c if c.isalnum() else "-" for c in task_id.lower())
     return f"vqpu-{safe}-{what}"[:100]
-
-
-async def publish_artifacts(execution: Execution, result: ResultDocument, *, include_counts: bool = False) -> None:
-    """The summary (key `vqpu-<task>-snapshot`), and the counts table (`vqpu-<task>-counts`) with `include_counts`."""
-    task_id = execution.task_id
-    if include_counts:
-        await acreate_table_artifact(
-            table=counts_table(result), key=artifact_key(task_id, "counts"), description=counts_description(result)
-        )
-    await acreate_markdown_artifact(
-        markdown=summary_markdown(task_id, execution.control_plane.task_url(task_id), result, counts=include_counts),
-        key=artifact_key(task_id, "snapshot"),
-        description="what the task ran against, where, and how long it took",
-    )
 
 
 def summary_markdown(task_id: str, task_url: str, result: ResultDocument, *, counts: bool) -> str:
@@ -66,15 +46,6 @@ def summary_markdown(task_id: str, task_url: str, result: ResultDocument, *, cou
         f"| counts | {'the counts artifact' if counts else COUNTS_WITHHELD} |",
     ]
     return "\n".join(lines)
-
-
-def ran(result: ResultDocument) -> str:
-    """What the task ran, in words: its shots, or its PUBs."""
-    if result.pubs is None:
-        return f"{result.shots} shots"
-    n = len(result.pubs.pubs)
-    what = f"{n} {result.pubs.kind} PUB{'s' * (n != 1)}"
-    return what if result.pubs.kind == "estimator" else f"{what}, {result.shots} shots"
 
 
 def counts_table(result: ResultDocument) -> list[dict[str, object]]:

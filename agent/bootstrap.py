@@ -18,11 +18,11 @@ from prefect.client.orchestration import PrefectClient
 from agent.control_plane import ControlPlane
 from agent.engine import Engine, EngineSettings
 from agent.environment import confine_environment
-from agent.flow_engine import keep_sigterm_for_the_agent
 from agent.prefect_bridge import PrefectBridge
 from agent.run_root import RunRootError, ensure_run_root
 from agent.scheduler.base import Resources, Scheduler
 from agent.site import SiteConfig, load_site
+from agent.view import PrefectView
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,7 +163,6 @@ async def running_engine(
     confine_environment()
     umask = os.umask(0o077)
     try:
-        keep_sigterm_for_the_agent()
         capacity = config.site.slot_capacity()
         async with ControlPlane(config.url, config.key, config.agent_id, capacity=capacity) as control_plane:
             scheduler = build_scheduler(config)
@@ -173,11 +172,12 @@ async def running_engine(
                     prefect,
                     config.work_pool,
                     config.site.prefect.deployment,
-                    config.site.run_root / ".prefect-results",
+                    config.agent_id,
                     include_counts=config.site.prefect.artifacts_include_counts,
                 )
                 await bridge.ensure_deployment(base_job_template)
-                yield Engine(engine_settings(config.site), control_plane, scheduler, bridge)
+                view = PrefectView(bridge, config.site.run_root, control_plane.task_url)
+                yield Engine(engine_settings(config.site), control_plane, scheduler, view)
             finally:
                 with anyio.CancelScope(shield=True):  # a cancelled agent must still release its cluster's jobs
                     await scheduler.close()

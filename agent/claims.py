@@ -25,6 +25,7 @@ log = logging.getLogger("agent")
 
 CLAIM_FILE = "claim.json"
 Ending = Literal["reported", "fenced", "handed-back"]
+TerminalState = Literal["COMPLETED", "FAILED", "CANCELLED"]
 
 
 class ClaimNote(Document):
@@ -35,6 +36,7 @@ class ClaimNote(Document):
     agent_id: Id
     max_runtime_s: float | None = None  # the run's wall-time limit, as task.json has it (absent in older notes)
     ended: Ending | None = None
+    state: TerminalState | None = None  # with ended "reported": the terminal state the control plane took
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,8 @@ class Claim:
     def of(cls, claimed: ClaimedTask, agent_id: str, max_runtime_s: float | None = None) -> Claim:
         return cls(claimed.task.id, claimed.attempt, claimed.claim_token, claimed.task.device, agent_id, max_runtime_s)
 
-    def save(self, run_dir: Path, ended: Ending | None = None) -> None:
-        note = ClaimNote(**asdict(self), ended=ended)
+    def save(self, run_dir: Path, ended: Ending | None = None, state: str | None = None) -> None:
+        note = ClaimNote.model_validate({**asdict(self), "ended": ended, "state": state})
         # 0600 from its creation (atomic_write): the claim token lets its holder report for the task
         atomic_write(run_dir / CLAIM_FILE, note.model_dump_json().encode())
 
@@ -64,10 +66,10 @@ def read_note(run_dir: Path) -> ClaimNote | None:
         return None
 
 
-def open_claims(run_root: Path, agent_id: str) -> list[tuple[Claim, Path]]:
-    """This agent's claims whose ending was never recorded (it stopped or died before reporting). Only real
-    directories named TASK-ID.ATTEMPT count, and only when their note names that same task and attempt."""
-    found: list[tuple[Claim, Path]] = []
+def agent_notes(run_root: Path, agent_id: str) -> list[tuple[ClaimNote, Path]]:
+    """This agent's claim notes, ended or not. Only real directories named TASK-ID.ATTEMPT count, and only
+    when their note names that same task and attempt."""
+    found: list[tuple[ClaimNote, Path]] = []
     try:
         entries = sorted(os.scandir(run_root), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
@@ -78,10 +80,19 @@ def open_claims(run_root: Path, agent_id: str) -> list[tuple[Claim, Path]]:
             continue
         run_dir = run_root / entry.name
         note = read_note(run_dir)
-        if note is None or note.agent_id != agent_id or note.ended is not None:
+        if note is None or note.agent_id != agent_id:
             continue
         if (note.task_id, note.attempt) != named:
             log.warning("%s: its claim note is for task %s attempt %s: ignored", run_dir, note.task_id, note.attempt)
             continue
-        found.append((Claim(**note.model_dump(exclude={"ended"})), run_dir))
+        found.append((note, run_dir))
     return found
+
+
+def claim_of(note: ClaimNote) -> Claim:
+    return Claim(**note.model_dump(exclude={"ended", "state"}))
+
+
+def open_claims(run_root: Path, agent_id: str) -> list[tuple[Claim, Path]]:
+    """This agent's claims whose ending was never recorded (it stopped or died before reporting)."""
+    return [(claim_of(note), run_dir) for note, run_dir in agent_notes(run_root, agent_id) if note.ended is None]

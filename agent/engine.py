@@ -1,18 +1,22 @@
-"""The agent's loops: claim (bounded by free slots), heartbeat (acts on cancel and fenced), and the
-watch for flow runs cancelled in Prefect; each claimed task runs as one flow run in this process.
+"""The agent's loops: claim (bounded by free slots), heartbeat (acts on cancel and fenced), the watch for
+flow runs cancelled in Prefect, and the operators' view (agent.view); each claimed task runs as one
+Execution (agent.execution), which waits on nothing but the scheduler and the control plane.
 
 Stopping (SIGTERM): claiming stops at once; in-flight tasks get `grace_s` to finish and report; any
 still running then have their runner stopped and report nothing, so the control plane sees them go
 stale and an operator (or the auto-requeue policy) hands them to another attempt.
 
 Retention (agent/retention.py) runs at start and every hour, in a thread, on the run directories no
-execution holds.
+execution holds. The agent's status (in flight, and how far the Prefect view is behind) is written to
+RUN_ROOT/.agent-status.json every STATUS_S (`vqpu-agent status` prints it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass, replace
+import time
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -20,20 +24,20 @@ import anyio
 
 from agent.claims import Claim, open_claims
 from agent.control_plane import ControlPlane, ControlPlaneError
-from agent.execution import Execution
-from agent.prefect_bridge import PrefectBridge
+from agent.execution import PREFECT, Execution
 from agent.retention import sweep
 from agent.scheduler.base import JobHandle, Resources, Scheduler
 from agent.site import Retention, run_limits
-from vqpu_protocol.api.agent import ClaimedTask, FailedReport
-from vqpu_protocol.codes import ErrorCode
-from vqpu_protocol.errors import ErrorDocument
-from vqpu_protocol.rundir import RunDirError, RunLimits, UnsafeRunDirName, run_dir_for, write_inputs
+from agent.view import PrefectView
+from vqpu_protocol.api.agent import ClaimedTask
+from vqpu_protocol.rundir import RunDirError, RunLimits, UnsafeRunDirName, atomic_write, run_dir_for, write_inputs
 
 log = logging.getLogger("agent")
 
 PREFECT_CANCEL_POLL_S = 0.5
 RETENTION_INTERVAL_S = 3600.0
+STATUS_S = 2.0
+STATUS_FILE = ".agent-status.json"
 
 
 @dataclass(frozen=True)
@@ -53,14 +57,15 @@ class EngineSettings:
 
 class Engine:
     def __init__(
-        self, settings: EngineSettings, control_plane: ControlPlane, scheduler: Scheduler, prefect: PrefectBridge
+        self, settings: EngineSettings, control_plane: ControlPlane, scheduler: Scheduler, view: PrefectView
     ) -> None:
         self.settings = settings
         self.control_plane = control_plane
         self.scheduler = scheduler
-        self.prefect = prefect
+        self.view = view
         self.inflight: dict[str, Execution] = {}
         self._slot_freed = anyio.Event()
+        self._beat_now = anyio.Event()
         self._stop = anyio.Event()
         self.stopped = anyio.Event()
 
@@ -73,10 +78,12 @@ class Engine:
         try:
             async with anyio.create_task_group() as loops, anyio.create_task_group() as runs:
                 await self._reconcile(runs)
+                loops.start_soon(self.view.run)
                 loops.start_soon(self._heartbeat_loop)
                 loops.start_soon(self._prefect_cancel_loop)
                 loops.start_soon(self._claim_loop, runs)
                 loops.start_soon(self._retention_loop)
+                loops.start_soon(self._status_loop)
                 await self._stop.wait()
                 log.info("stopping: no more claims; %d task(s) in flight", len(self.inflight))
                 await self._drain(loops)
@@ -123,6 +130,8 @@ class Engine:
             backoff = 0.5
             for task in claimed:
                 self._start(task, runs)
+            if claimed:  # the control plane wants each claim acknowledged at once (a claim into the void expires)
+                self._beat_now.set()
 
     def _start(self, claimed: ClaimedTask, runs: anyio.abc.TaskGroup) -> None:
         task = claimed.task
@@ -142,14 +151,22 @@ class Engine:
             claim.save(run_dir)
         except (OSError, RunDirError) as exc:  # a full or unwritable run_root: say so for this task, go on
             log.error("task %s: cannot write its run directory %s: %s", task.id, run_dir, exc)
-            execution = self._execution(claim, run_dir)
-            runs.start_soon(self._fail, execution, f"the agent could not write the run directory: {exc}")
+            self._launch(claim, run_dir, runs, setup_error=f"the agent could not write the run directory: {exc}")
             return
         self._launch(claim, run_dir, runs)
 
-    def _launch(self, claim: Claim, run_dir: Path, runs: anyio.abc.TaskGroup, handle: JobHandle | None = None) -> None:
+    def _launch(
+        self,
+        claim: Claim,
+        run_dir: Path,
+        runs: anyio.abc.TaskGroup,
+        handle: JobHandle | None = None,
+        setup_error: str | None = None,
+    ) -> None:
         execution = self._execution(claim, run_dir, handle)
+        execution.setup_error = setup_error
         self.inflight[claim.task_id] = execution
+        self.view.claimed(execution)
         runs.start_soon(self._execute, execution)
 
     def _execution(self, claim: Claim, run_dir: Path, handle: JobHandle | None = None) -> Execution:
@@ -163,6 +180,7 @@ class Engine:
             control_plane=self.control_plane,
             scheduler=self.scheduler,
             resources=replace(self.settings.resources, max_runtime_s=limit),
+            observer=self.view,
             handle=handle,
         )
 
@@ -190,16 +208,14 @@ class Engine:
             if (state := reply.ended.get(claim.task_id)) is not None:
                 # The agent died after its terminal report was taken (and before it noted so): the task is
                 # over on this very attempt; its flow run shows the control plane's state, not a fencing.
-                log.info(
-                    "restart: task %s attempt %s already ended %s; mirroring it", claim.task_id, claim.attempt, state
-                )
-                claim.save(run_dir, ended="reported")
-                await self.prefect.mirror_ended(claim.task_id, claim.attempt, state)
+                log.info("restart: task %s attempt %s already ended %s", claim.task_id, claim.attempt, state)
+                claim.save(run_dir, ended="reported", state=state)
+                self.view.ended_meanwhile(claim, run_dir, state=state, fenced=False)
                 continue
             if claim.task_id in reply.fenced:
                 log.info("restart: task %s attempt %s is no longer ours; leaving it", claim.task_id, claim.attempt)
                 claim.save(run_dir, ended="fenced")
-                await self.prefect.mirror_fenced(claim.task_id, claim.attempt)
+                self.view.ended_meanwhile(claim, run_dir, state=None, fenced=True)
                 continue
             log.info("restart: task %s attempt %s is still ours; finishing it", claim.task_id, claim.attempt)
             self._launch(claim, run_dir, runs, handle=active.get(run_dir))
@@ -207,36 +223,17 @@ class Engine:
                 self.inflight[claim.task_id].cancel("control plane")
 
     async def _execute(self, execution: Execution) -> None:
-        claim = execution.claim
         try:
-            flow_run = await self.prefect.create_run(claim.task_id, claim.attempt, claim.device, str(execution.run_dir))
-            execution.flow_run_id = str(flow_run.id)
-            state = await self.prefect.execute(flow_run, execution)
+            ending = await execution.drive()
             log.info(
-                "task %s attempt %s: flow run %s %s", claim.task_id, claim.attempt, flow_run.name, state.type.value
+                "task %s attempt %s: %s %s", execution.task_id, execution.attempt, ending.phase, ending.state or ""
             )
-            if not execution.finished and not execution.silent:
-                await self._fail(
-                    execution, f"the flow run ended {state.type.value} without an outcome: {state.message}"
-                )
-        except Exception as exc:
-            log.exception("task %s: execution failed", claim.task_id)
-            if not execution.finished and not execution.silent:
-                await self._fail(execution, f"{type(exc).__name__}: {exc}")
+            self.view.ended(execution, ending)
+        except Exception:  # a bug: the agent goes on; the task's claim stays open for a restart to finish
+            log.exception("task %s attempt %s: the execution ended unexpectedly", execution.task_id, execution.attempt)
         finally:
-            if execution.finished or execution.fenced:
-                claim.save(execution.run_dir, ended="reported" if execution.finished else "fenced")
-            self.inflight.pop(claim.task_id, None)
+            self.inflight.pop(execution.task_id, None)
             self._slot_freed.set()
-
-    async def _fail(self, execution: Execution, message: str) -> None:
-        """The agent could not execute the task (Prefect or the scheduler failed): say so, once."""
-        error = ErrorDocument(code=ErrorCode.EXECUTION_ERROR, message=message[:4000])
-        try:
-            await self.control_plane.report(execution.task_id, FailedReport(claim_token=execution.token, error=error))
-        except ControlPlaneError as exc:
-            log.error("task %s: could not report the failure: %s", execution.task_id, exc)
-        execution.finished = True
 
     async def _retention_loop(self) -> None:
         policy = self.settings.retention
@@ -262,7 +259,7 @@ class Engine:
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            owned = {t: e.token for t, e in self.inflight.items() if not (e.fenced or e.finished)}
+            owned = {t: e.token for t, e in self.inflight.items() if e.reporting}
             try:
                 reply = await self.control_plane.heartbeat(owned)
             except ControlPlaneError as exc:
@@ -273,22 +270,36 @@ class Engine:
                         log.info("task %s: cancel requested on the control plane", task_id)
                         execution.cancel("control plane")
                 for task_id in reply.fenced:
-                    if (execution := self.inflight.get(task_id)) is not None and not execution.finished:
+                    if (execution := self.inflight.get(task_id)) is not None and execution.reporting:
                         log.warning("task %s: fenced (requeued or force-failed): stopping it", task_id)
                         execution.fence()
-            await anyio.sleep(self.settings.heartbeat_s)
+            self._beat_now = anyio.Event()
+            with anyio.move_on_after(self.settings.heartbeat_s):
+                await self._beat_now.wait()
 
     async def _prefect_cancel_loop(self) -> None:
         while True:
             await anyio.sleep(PREFECT_CANCEL_POLL_S)
-            by_run = {e.flow_run_id: e for e in self.inflight.values() if e.flow_run_id and not e.fenced}
-            if not by_run:
-                continue
+            running = {(e.task_id, e.attempt): e for e in self.inflight.values() if e.reporting}
+            for key, actor in (await self.view.cancelling(list(running))).items():
+                log.info("task %s: flow run cancelled in Prefect by %s", key[0], actor)
+                running[key].cancel(PREFECT, actor=actor)  # reported as an operator's cancel, not the owner's
+
+    def status(self) -> dict[str, object]:
+        view = self.view.status()
+        return {
+            "agent_id": self.control_plane.agent_id,
+            "slots": self.settings.slots,
+            "in_flight": len(self.inflight),
+            "prefect": {"reachable": view.reachable, **{k: v for k, v in asdict(view).items() if k != "reachable"}},
+            "written_at": time.time(),
+        }
+
+    async def _status_loop(self) -> None:
+        path = self.settings.run_root / STATUS_FILE
+        while True:
             try:
-                cancelling = await self.prefect.cancelling(list(by_run))
-            except Exception as exc:  # Prefect being away must not stop the agent; the control plane still rules
-                log.warning("reading cancelling flow runs failed: %s", exc)
-                continue
-            for run_id, actor in cancelling.items():
-                log.info("task %s: flow run cancelled in Prefect by %s", by_run[run_id].task_id, actor)
-                by_run[run_id].cancel("prefect", actor=actor)  # reported as an operator's cancel, not the owner's
+                atomic_write(path, json.dumps(self.status()).encode())
+            except (OSError, RunDirError) as exc:
+                log.warning("cannot write the agent status %s: %s", path, exc)
+            await anyio.sleep(STATUS_S)

@@ -1,40 +1,49 @@
-"""What the agent asks of Prefect: its work pool and the `vqpu-execute` deployment, one Pending flow
-run per claimed attempt (found again by its idempotency key), running it in this process, and the
-runs an operator set Cancelling in the UI.
+"""What the agent asks of Prefect, and nothing else: its work pool and the `vqpu-execute` deployment, one flow
+run per claimed attempt (found again by its idempotency key), that run's states, the runner step's task run
+and the artifacts, and the runs an operator set Cancelling or otherwise moved in the UI.
 
+Every call may fail while Prefect is away; agent.view decides when to call and what to do about a failure.
 Prefect is the site operators' view: a flow run's name, tags and parameters hold the task id, attempt,
-device and run directory, never the circuit, the owner or a user's tags. Who cancels from Prefect is an
-operator (anyone who holds the site's Prefect credential), and is reported to the control plane as one.
+device, run directory and agent id, never the circuit, the owner or a user's tags. Who cancels from Prefect
+is an operator (anyone who holds the site's Prefect credential), and is reported to the control plane as one.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from pathlib import Path
+import uuid
 from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.actions import ArtifactCreate, WorkPoolCreate
 from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
     FlowRunFilter,
     FlowRunFilterId,
     FlowRunFilterIdempotencyKey,
     FlowRunFilterState,
     FlowRunFilterStateType,
+    FlowRunFilterTags,
 )
-from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.client.schemas.objects import FlowRun, State, StateType, TaskRun
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prefect.states import Cancelled, Completed, Failed, Pending
+from prefect.states import Pending
 
-from agent.flow_engine import run_flow_here
-from flows.execute import EXECUTION, FLOW_NAME, vqpu_execute
+from agent.artifacts import artifact_key, counts_description, counts_table, summary_markdown
+from agent.flow import ENTRYPOINT, FLOW_NAME, runner_step
 from vqpu_protocol.api.agent import MAX_ACTOR_CHARS
+from vqpu_protocol.rundir import ResultDocument
 
 log = logging.getLogger("agent.prefect")
 
 WORKER_TYPE = "vqpu"
-ENTRYPOINT = "flows/execute.py:vqpu_execute"
+NOT_FINAL = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]
+TASK_RUN_IDS = uuid.UUID("5d1c6a0e-2f57-4a43-9e0b-6f2b1a3c9d41")
+"""The namespace of the runner step's task-run ids: one id per attempt, so that creating it again after a
+restart finds the same task run."""
 
 
 class PrefectCredentialRefused(RuntimeError):
@@ -67,6 +76,25 @@ def flow_run_name(task_id: str) -> str:
     return f"vqpu-{task_id}"
 
 
+def agent_tag(agent_id: str) -> str:
+    return f"agent:{agent_id}"
+
+
+def task_run_id(task_id: str, attempt: int) -> UUID:
+    return uuid.uuid5(TASK_RUN_IDS, idempotency_key(task_id, attempt))
+
+
+def attempt_of(run: FlowRun) -> tuple[str, int] | None:
+    """The task and attempt a `vqpu-execute` flow run mirrors, from its idempotency key; None for a run the
+    agent did not create (one started by hand from the deployment)."""
+    key = run.idempotency_key or ""
+    prefix, _, rest = key.partition(":")
+    task_id, _, attempt = rest.rpartition(":")
+    if prefix != "vqpu-task" or not task_id or not attempt.isdigit():
+        return None
+    return task_id, int(attempt)
+
+
 def cancel_actor(run: FlowRun) -> str:
     """Who set this flow run Cancelling, as truthfully as Prefect can say: `prefect:flow-run/<id>`, then the
     Cancelling state's message in quotes when it has one. Prefect's server (basic auth) knows no person: every
@@ -89,17 +117,14 @@ class PrefectBridge:
     site's `prefect.artifacts_include_counts`, off by default."""
 
     def __init__(
-        self, client: PrefectClient, work_pool: str, deployment: str, results_dir: Path, *, include_counts: bool = False
+        self, client: PrefectClient, work_pool: str, deployment: str, agent_id: str, *, include_counts: bool = False
     ) -> None:
         self.client = client
         self.work_pool = work_pool
         self.deployment_name = deployment
+        self.agent_id = agent_id
         self.include_counts = include_counts
         self.deployment_id: UUID | None = None
-        # The flow persists no result; naming where results would go keeps Prefect's engine from asking the
-        # server for its default result storage on every run (a blocking request from inside the agent's event
-        # loop, on a client it never closes).
-        self.flow = vqpu_execute.with_options(result_storage=results_dir)
 
     async def ensure_deployment(self, base_job_template: dict[str, Any]) -> UUID:
         """The work pool (type `vqpu`) and the `vqpu-execute` deployment in it, created if missing."""
@@ -122,32 +147,101 @@ class PrefectBridge:
             work_pool_name=self.work_pool,
             entrypoint=ENTRYPOINT,
             tags=["vqpu"],
-            description="One claimed vQPU task. Runs are created and executed by the vqpu agent that claimed "
-            "the task; starting one by hand does nothing.",
+            description="One claimed vQPU task, as the agent that claimed it ran it. The agent creates these runs and "
+            "brings them to the task's state on the control plane; starting one by hand does nothing.",
             enforce_parameter_schema=False,
             paused=False,
         )
         return self.deployment_id
 
     async def create_run(self, task_id: str, attempt: int, device: str, run_dir: str) -> FlowRun:
-        """The attempt's flow run: Pending, so no pool poll picks it up. The same key gives the same run:
-        a restarted agent finds the run of an attempt it had started and runs it again from Pending."""
-        run = await self._create(task_id, attempt, device, run_dir)
-        if run.state is not None and run.state.type is not StateType.PENDING:
-            await self.client.set_flow_run_state(run.id, Pending(message="resumed by a restarted agent"), force=True)
-            run = await self.client.read_flow_run(run.id)
-        return run
+        """The attempt's flow run, Pending (no pool poll picks it up); the same key gives the same run."""
+        assert self.deployment_id is not None, "ensure_deployment() first"
+        return await self.client.create_flow_run_from_deployment(
+            self.deployment_id,
+            parameters={"task_id": task_id, "attempt": attempt, "device": device, "run_dir": run_dir},
+            name=flow_run_name(task_id),
+            tags=["vqpu", f"device:{device}", agent_tag(self.agent_id)],
+            idempotency_key=idempotency_key(task_id, attempt),
+            state=Pending(),
+        )
 
-    async def mirror_ended(self, task_id: str, attempt: int, state_name: str) -> None:
-        """An attempt whose terminal report the control plane took while the agent died: its flow run (if it got
-        one and it is not final) ends in the task's state, saying it was set after the agent restarted."""
-        kinds: dict[str, Any] = {"COMPLETED": Completed, "FAILED": Failed, "CANCELLED": Cancelled}
-        message = f"the task ended {state_name} on the control plane; set after the agent restarted"
-        for run in await self._runs_of(task_id, attempt):
-            if run.state is not None and not run.state.is_final():
-                await self.client.set_flow_run_state(run.id, kinds[state_name](message=message), force=True)
+    async def read_run(self, run_id: UUID) -> FlowRun:
+        return await self.client.read_flow_run(run_id)
 
-    async def _runs_of(self, task_id: str, attempt: int) -> list[FlowRun]:
+    async def set_run_state(self, run_id: UUID, state: State[Any]) -> None:
+        """Forced: the control plane decided; Prefect's orchestration rules have no say in it."""
+        await self.client.set_flow_run_state(run_id, state, force=True)
+
+    async def create_step(self, flow_run_id: UUID, task_id: str, attempt: int, state: State[Any]) -> TaskRun:
+        """The runner step's task run in the attempt's flow run (the same id again after a restart)."""
+        return await self.client.create_task_run(
+            runner_step,
+            flow_run_id=flow_run_id,
+            dynamic_key=str(attempt),
+            id=task_run_id(task_id, attempt),
+            name=f"runner-{task_id}",
+            state=state,
+        )
+
+    async def set_step_state(self, step_id: UUID, state: State[Any]) -> None:
+        await self.client.set_task_run_state(step_id, state, force=True)
+
+    async def publish_artifacts(
+        self, flow_run_id: UUID, step_id: UUID | None, task_id: str, task_url: str, result: ResultDocument
+    ) -> None:
+        """The summary (key `vqpu-<task>-snapshot`), and the counts table (`vqpu-<task>-counts`) with
+        `include_counts`."""
+        if self.include_counts:
+            await self.client.create_artifact(
+                ArtifactCreate(
+                    key=artifact_key(task_id, "counts"),
+                    type="table",
+                    data=json.dumps(counts_table(result)),
+                    description=counts_description(result),
+                    flow_run_id=flow_run_id,
+                    task_run_id=step_id,
+                )
+            )
+        await self.client.create_artifact(
+            ArtifactCreate(
+                key=artifact_key(task_id, "snapshot"),
+                type="markdown",
+                data=summary_markdown(task_id, task_url, result, counts=self.include_counts),
+                description="what the task ran against, where, and how long it took",
+                flow_run_id=flow_run_id,
+                task_run_id=step_id,
+            )
+        )
+
+    async def cancelling(self, flow_run_ids: list[UUID]) -> dict[UUID, str]:
+        """Which of these flow runs an operator set Cancelling (in the UI, with `prefect flow-run cancel`, an
+        automation or the API), each with its actor (`cancel_actor`)."""
+        if not flow_run_ids:
+            return {}
+        runs = await self.client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=flow_run_ids),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLING])),
+            )
+        )
+        return {r.id: cancel_actor(r) for r in runs}
+
+    async def unsettled_runs(self, limit: int = 200) -> list[FlowRun]:
+        """This agent's `vqpu-execute` flow runs that are not in a final state (Running, Pending, Scheduled after
+        a Retry, Paused, Cancelling), oldest first."""
+        return list(
+            await self.client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    tags=FlowRunFilterTags(all_=[agent_tag(self.agent_id)]),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=NOT_FINAL)),
+                ),
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[self.deployment_name])),
+                limit=limit,
+            )
+        )
+
+    async def runs_of(self, task_id: str, attempt: int) -> list[FlowRun]:
         return list(
             await self.client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
@@ -155,47 +249,3 @@ class PrefectBridge:
                 )
             )
         )
-
-    async def mirror_fenced(self, task_id: str, attempt: int) -> None:
-        """An attempt handed to another agent: its flow run (if it got one) ends Cancelled, as on the control plane
-        the attempt did."""
-        for run in await self._runs_of(task_id, attempt):
-            if run.state is not None and not run.state.is_final():
-                state: State[Any] = Cancelled(
-                    message="the task was handed to another attempt while this agent was away"
-                )
-                await self.client.set_flow_run_state(run.id, state, force=True)
-
-    async def _create(self, task_id: str, attempt: int, device: str, run_dir: str) -> FlowRun:
-        assert self.deployment_id is not None, "ensure_deployment() first"
-        return await self.client.create_flow_run_from_deployment(
-            self.deployment_id,
-            parameters={"task_id": task_id, "attempt": attempt, "device": device, "run_dir": run_dir},
-            name=flow_run_name(task_id),
-            tags=["vqpu", f"device:{device}"],
-            idempotency_key=idempotency_key(task_id, attempt),
-            state=Pending(),
-        )
-
-    async def execute(self, flow_run: FlowRun, execution: Any) -> State[Any]:
-        """Run the flow run here and now, with the execution it drives in reach of the flow."""
-        execution.include_counts = self.include_counts
-        token = EXECUTION.set(execution)
-        try:
-            state = await run_flow_here(self.flow, flow_run)
-        finally:
-            EXECUTION.reset(token)
-        return state
-
-    async def cancelling(self, flow_run_ids: list[str]) -> dict[str, str]:
-        """Which of these flow runs an operator set Cancelling (in the UI, with `prefect flow-run cancel`, an
-        automation or the API), each with its actor (`cancel_actor`)."""
-        if not flow_run_ids:
-            return {}
-        runs = await self.client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[UUID(i) for i in flow_run_ids]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLING])),
-            )
-        )
-        return {str(r.id): cancel_actor(r) for r in runs}

@@ -43,6 +43,24 @@ class VQPUWorker(BaseWorker[BaseJobConfiguration, BaseVariables, VQPUWorkerResul
         super().__init__(*args, **kwargs)
         self._agent_config = agent_config
         self.engine: Engine | None = None
+        self._prefect_away = False
+
+    async def sync_with_backend(self) -> None:
+        """Prefect's worker heartbeat to its work pool. Prefect's loop gives up after a few failures in a row,
+        and the worker stops with it: here Prefect being away stops nothing (the control plane is the truth and
+        the work goes on; agent.view says when Prefect's view falls behind and when it catches up)."""
+        try:
+            await super().sync_with_backend()
+        except Exception as exc:
+            if not self._prefect_away:
+                log.warning(
+                    "Prefect's work-pool heartbeat failed (%s: %s); claiming and running go on", type(exc).__name__, exc
+                )
+            self._prefect_away = True
+        else:
+            if self._prefect_away:
+                log.info("Prefect's work-pool heartbeat answered again")
+            self._prefect_away = False
 
     async def setup(self) -> None:
         await super().setup()

@@ -1,33 +1,26 @@
-"""The `dask` adapter: the runner step as a Prefect task on the agent's own Dask cluster (prefect-dask).
+"""The `dask` adapter: the runner step on the agent's own Dask cluster, through prefect-dask.
 
 The agent starts one cluster for its lifetime (LocalCluster, or dask-jobqueue's SLURMCluster /
 PBSCluster whose batch jobs each run Dask workers) and one `DaskTaskRunner(address=...)` on it; each
-task's runner step is submitted through that task runner's client from inside its flow run and runs
-in Prefect's task engine on the worker, so it shows as a task run of the flow. On the worker the
-runner runs in a killable child of a warm, pre-imported process (agent.warm); cancel kills that
-child wherever it runs.
+task's runner step is submitted through that task runner's client the moment the task is claimed. On
+the worker the runner runs in a killable child of a warm, pre-imported process (agent.warm); cancel
+kills that child wherever it runs. Nothing on the worker talks to Prefect: the step's task run is
+recorded by the agent (agent.view), beside the work rather than in front of it.
 """
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import logging
 import shutil
 import socket
 from pathlib import Path
-from typing import Any, cast
-from uuid import UUID, uuid4
+from typing import Any
 
 import anyio
 import anyio.to_thread
 import distributed
 from distributed.security import Security
-from prefect import Task, task
-from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State
-from prefect.context import serialize_context
-from prefect.task_engine import run_task_sync
 from prefect_dask.task_runners import DaskTaskRunner
 
 from agent.cluster import PRIVATE_DIR_PREFIX, start_cluster
@@ -43,51 +36,15 @@ from agent.scheduler.base import (
     TerminalEvidence,
 )
 from agent.site import SiteConfig
-from agent.warm import WarmRunnerPlugin, ensure_lifetime_fits, kill_runner, run_on_worker
+from agent.warm import WarmRunnerPlugin, kill_runner, run_on_worker
 
 log = logging.getLogger("agent.scheduler.dask")
 
 
-class PrefectOnWorkers(distributed.WorkerPlugin):
-    """Imports Prefect's task engine when a worker starts: the first step on a new worker would otherwise
-    spend a second or more importing it, and a cancel arriving then waits for the worker to answer."""
-
-    name = "vqpu-prefect-engine"
-
-    def setup(self, worker: distributed.Worker) -> None:
-        importlib.import_module("prefect.task_engine")
-
-
 def run_runner(run_dir: str, limit_s: float | None = None) -> dict[str, Any]:
-    """Run the hermetic runner on this Dask worker, in a killable child process, within its wall-time limit."""
-    return run_on_worker(run_dir, limit_s, check_lifetime=False)  # run_runner_step checked, outside Prefect
-
-
-# Made from a module-level function (not a decorated one) so that the function pickles by reference:
-# Dask ships the step to the workers, which import this module rather than receive code by value.
-runner_step = task(name="runner", persist_result=False, cache_policy=NO_CACHE, log_prints=False)(run_runner)
-
-
-def run_runner_step(
-    task_run_id: UUID, run_dir: str, context: dict[str, Any], limit_s: float | None = None
-) -> State[Any]:
-    """On the Dask worker: the runner step as a task run of the flow run that submitted it, through Prefect's
-    task engine (what prefect-dask's client wraps a Prefect task in, with a leaner context: see `submit`).
-
-    First the lifetime rule (agent.warm.plugin.ensure_lifetime_fits): on a worker that would retire before the
-    run's limit, the step goes back to the Dask scheduler before Prefect's engine sees it (the engine would
-    take `distributed.Reschedule` for the step's failure)."""
-    ensure_lifetime_fits(limit_s)
-    state = run_task_sync(
-        cast(Task[..., Any], runner_step),
-        task_run_id=task_run_id,
-        parameters={"run_dir": run_dir, "limit_s": limit_s},
-        dependencies={"run_dir": set(), "limit_s": set()},
-        context=context,
-        return_type="state",
-    )
-    assert isinstance(state, State)
-    return state
+    """On a Dask worker: the hermetic runner in a killable child process, within its wall-time limit. A worker
+    that would retire before the limit hands the step back to the scheduler first (agent.warm)."""
+    return run_on_worker(run_dir, limit_s)
 
 
 class DaskAdapter(Scheduler):
@@ -133,7 +90,6 @@ class DaskAdapter(Scheduler):
         runner.__enter__()
         self._runner = runner
         plugin = WarmRunnerPlugin(self.site.runner.mode, cwd=str(self.cwd), threads=self.site.resources.cpus)
-        await anyio.to_thread.run_sync(lambda: runner.client.register_plugin(PrefectOnWorkers()))
         await anyio.to_thread.run_sync(lambda: runner.client.register_plugin(plugin))
         log.info("Dask cluster %s at %s (runner mode %s)", type(self._cluster).__name__, self.address, plugin)
 
@@ -158,26 +114,9 @@ class DaskAdapter(Scheduler):
             raise SchedulerError("the dask adapter is not started")
         client = self._runner.client
         extra: dict[str, Any] = {"resources": {"GPU": resources.gpus}} if resources.gpus else {}
-        # The flow run's context travels with the step, so that it shows as a task run of that flow run, but
-        # not the agent's Prefect settings, which prefect-dask's client would ship too: the worker rebuilding
-        # them cost about 0.15 s per step (pydantic-settings reads the environment for each of their ~50
-        # sections), and they carry the agent's credentials to the compute node. The worker's Prefect settings
-        # come from its job's environment (PREFECT_API_URL, exported by the cluster; see agent.cluster).
-        task_run_id = uuid4()
-        context = serialize_context(
-            asset_ctx_kwargs={
-                "task": runner_step,
-                "task_run_id": task_run_id,
-                "task_inputs": {"run_dir": set(), "limit_s": set()},
-                "copy_to_child_ctx": True,
-            }
-        )
-        context["settings_context"] = {}
         future = client.submit(
-            run_runner_step,
-            task_run_id,
+            run_runner,
             str(run_dir),
-            context,
             resources.max_runtime_s,
             key=f"vqpu-runner-{run_dir.name}-{next(self._ids)}",
             pure=False,
@@ -199,16 +138,11 @@ class DaskAdapter(Scheduler):
         if future.cancelled():
             return TerminalEvidence(state=JobState.CANCELLED, job_id=handle.job_id, scheduler_state="cancelled")
         try:
-            state: State[Any] = await anyio.to_thread.run_sync(future.result)
+            ran: dict[str, Any] = await anyio.to_thread.run_sync(future.result)
         except Exception as exc:  # the step never ran: the worker died, or the task could not be shipped
             return TerminalEvidence(
                 state=JobState.FAILED, job_id=handle.job_id, scheduler_state="erred", reason=f"{exc!r}"[:1000]
             )
-        if not state.is_completed():
-            return TerminalEvidence(
-                state=JobState.FAILED, job_id=handle.job_id, scheduler_state=state.type.value, reason=state.message
-            )
-        ran: dict[str, Any] = await state.aresult()
         if ran.get("timed_out"):  # the worker's kill timer stopped a child its own watchdog did not
             return TerminalEvidence(
                 state=JobState.FAILED,

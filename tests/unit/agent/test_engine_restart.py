@@ -14,24 +14,21 @@ import httpx
 from agent.claims import Claim, open_claims
 from agent.control_plane import ControlPlane
 from agent.engine import Engine, EngineSettings
-from agent.prefect_bridge import PrefectBridge
 from agent.scheduler.base import Resources
 from agent.scheduler.memory import MemoryScheduler
+from agent.view import PrefectView
 
 
-class RecordingPrefect(PrefectBridge):
-    """What the engine asks of Prefect, recorded; nothing else may be asked."""
+class RecordingView(PrefectView):
+    """What the engine tells the operators' view, recorded; nothing else may be told."""
 
     def __init__(self) -> None:
         self.mirrored: list[tuple[str, str, int, str | None]] = []
 
-    async def mirror_ended(self, task_id: str, attempt: int, state_name: str) -> None:
-        self.mirrored.append(("ended", task_id, attempt, state_name))
+    def ended_meanwhile(self, note: Any, run_dir: Path, state: str | None, fenced: bool) -> None:
+        self.mirrored.append(("fenced" if fenced else "ended", note.task_id, note.attempt, state))
 
-    async def mirror_fenced(self, task_id: str, attempt: int) -> None:
-        self.mirrored.append(("fenced", task_id, attempt, None))
-
-    async def create_run(self, *args: Any, **kwargs: Any) -> Any:
+    def claimed(self, execution: Any) -> None:
         raise AssertionError("a claim that is over must not be run again")
 
 
@@ -49,7 +46,7 @@ def test_a_restarted_agent_mirrors_its_own_ended_task_as_ended_and_a_fenced_one_
         assert named == {"t-done": "tok-t-done", "t-moved": "tok-t-moved"}
         return httpx.Response(200, json={"cancel": [], "fenced": ["t-moved"], "ended": {"t-done": "COMPLETED"}})
 
-    prefect = RecordingPrefect()
+    prefect = RecordingView()
 
     async def main() -> None:
         control_plane = ControlPlane("http://cp", "key", "agent-1", transport=httpx.MockTransport(answer))

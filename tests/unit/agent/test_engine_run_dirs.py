@@ -9,7 +9,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx
@@ -19,23 +19,26 @@ from agent.claims import CLAIM_FILE, Claim
 from agent.control_plane import ControlPlane
 from agent.engine import Engine, EngineSettings
 from agent.prefect_bridge import PrefectBridge
-from agent.scheduler.base import Resources
+from agent.scheduler.base import JobHandle, Resources, SchedulerError
 from agent.scheduler.memory import MemoryScheduler
 from agent.site import Retention
+from agent.view import PrefectView
 from device_registry import catalog
 from vqpu_protocol.api.agent import ClaimedTask
 
 HOSTILE = ["../../escaped", "a/b", ".", "..", "t-1\x00", "t-1\n"]
 
 
-class NoPrefect(PrefectBridge):
-    """Prefect is away: creating a flow run fails (the engine then reports the task failed)."""
+class NoRuns(MemoryScheduler):
+    """Starts no runner: these tests look at what a claim writes, not at a run (the task is reported failed)."""
 
-    def __init__(self) -> None:
-        pass
+    async def submit(self, run_dir: Path, resources: Resources) -> JobHandle:
+        raise SchedulerError("this test runs nothing")
 
-    async def create_run(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("Prefect is away")
+
+def no_view() -> PrefectView:
+    """An operators' view that is never synced: these tests watch the run directories and the reports."""
+    return PrefectView(cast(PrefectBridge, None), Path("/nonexistent"), str)
 
 
 def _claimed(task_id: str) -> ClaimedTask:
@@ -65,7 +68,7 @@ def _engine(run_root: Path, control_plane: ControlPlane, retention: Retention | 
         resources=Resources(cpus=1),
         retention=retention,
     )
-    return Engine(settings, control_plane, MemoryScheduler(), NoPrefect())
+    return Engine(settings, control_plane, NoRuns(), no_view())
 
 
 def _start_each(run_root: Path, ids: list[str]) -> list[httpx.Request]:
@@ -83,7 +86,7 @@ def _start_each(run_root: Path, ids: list[str]) -> list[httpx.Request]:
         settings = EngineSettings(
             slots=8, run_root=run_root, claim_wait_s=0, heartbeat_s=1, grace_s=0, resources=Resources(cpus=1)
         )
-        engine = Engine(settings, control_plane, MemoryScheduler(), NoPrefect())
+        engine = Engine(settings, control_plane, NoRuns(), no_view())
         async with control_plane, anyio.create_task_group() as runs:
             for task_id in ids:
                 engine._start(_claimed(task_id), runs)

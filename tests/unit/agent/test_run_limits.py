@@ -8,7 +8,7 @@ import hashlib
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx
@@ -21,10 +21,11 @@ from agent.deadline import KILL_GRACE_S, TIMEOUT, KillTimer, slurm_minutes
 from agent.engine import Engine, EngineSettings
 from agent.execution import Execution
 from agent.prefect_bridge import PrefectBridge
-from agent.scheduler.base import JobHandle, JobState, Resources, Scheduler, TerminalEvidence
+from agent.scheduler.base import JobHandle, JobState, Resources, Scheduler, SchedulerError, TerminalEvidence
 from agent.scheduler.memory import MemoryScheduler
 from agent.scheduler.sbatch import evidence_from_fields, job_walltime, parse_fields
 from agent.site import MIB, SbatchScheduler, SiteError, node_memory_bytes, parse_site, run_limits
+from agent.view import PrefectView
 from device_registry import catalog
 from vqpu_protocol.api.agent import ClaimedTask
 from vqpu_protocol.codes import ErrorCode
@@ -116,12 +117,16 @@ def test_a_run_gets_the_lower_of_its_tasks_limit_and_the_sites(
 # --- the claim and the run directory ----------------------------------------------------------
 
 
-class NoPrefect(PrefectBridge):
-    def __init__(self) -> None:
-        pass
+class NoRuns(MemoryScheduler):
+    """Starts no runner: these tests look at what a claim writes, not at a run (the task is reported failed)."""
 
-    async def create_run(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("Prefect is away")
+    async def submit(self, run_dir: Path, resources: Resources) -> JobHandle:
+        raise SchedulerError("this test runs nothing")
+
+
+def no_view() -> PrefectView:
+    """An operators' view that is never synced: these tests watch the run directories and the reports."""
+    return PrefectView(cast(PrefectBridge, None), Path("/nonexistent"), str)
 
 
 def _claimed(max_runtime_s: float | None) -> ClaimedTask:
@@ -158,7 +163,7 @@ def test_each_run_directorys_task_json_holds_the_runs_limits(tmp_path: Path, ask
             resources=Resources(),
             limits=site_limits,
         )
-        engine = Engine(settings, plane, MemoryScheduler(), NoPrefect())
+        engine = Engine(settings, plane, NoRuns(), no_view())
         async with plane, anyio.create_task_group() as runs:
             engine._start(_claimed(asked), runs)
 

@@ -1,0 +1,468 @@
+"""The operators' view of the agent's work in Prefect, written beside the work and brought to rest on the truth.
+
+Each claimed attempt has a `Mirror`: what Prefect should show of it (claimed, its runner step started where,
+how it ended) and what Prefect has been shown so far. The view writes the difference: the flow run of the
+`vqpu-execute` deployment (created Pending with the attempt's idempotency key, so a restarted agent finds
+it again), its Running state, the runner step's task run, the artifacts of a completed task and the final
+state. Nothing in an execution waits for any of it (agent.execution calls in, and returns at once).
+
+While Prefect does not answer, mirrors wait: the view says once that it fell behind and once that it
+caught up, and `status()` says how far behind it is (count, and the age of the oldest change not shown).
+A state written later than it happened says when it happened (Prefect stamps states with the time it
+receives them).
+
+The reconciler brings the view to rest on the truth, at start and every `RECONCILE_S`:
+- at start, every recent attempt whose ending the claim note records but whose flow run was never
+  settled (`view.json` missing: the agent died first) is mirrored again;
+- every flow run of this agent that Prefect shows unsettled (Scheduled, Pending, Running, Paused,
+  Cancelling) is compared with what the agent knows: an attempt that ended is put back to its final state
+  (an operator's Retry on a finished run, a Suspend), a running one that was paused is put back to
+  Running. Cancelling is an action the control plane owns: it is read by `cancelling()` and becomes the
+  task's cancel.
+The view never writes a state the control plane does not hold for the attempt: Completed, Failed or
+Cancelled only as the control plane took the agent's report; Cancelled for an attempt it took away (fenced);
+Running while the control plane has the task RUNNING under this attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import anyio
+import httpx
+from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+from prefect.states import Cancelled, Completed, Failed, Running
+
+from agent.claims import Claim, ClaimNote, agent_notes
+from agent.execution import Ending, Execution, Phase
+from agent.prefect_bridge import PrefectBridge, attempt_of, task_run_id
+from vqpu_protocol.api.tasks import SchedulerEvidence
+from vqpu_protocol.rundir import ResultDocument, RunDirError, atomic_write, read_json, read_outcome, run_dir_for
+
+log = logging.getLogger("agent.view")
+
+VIEW_FILE = "view.json"
+"""In a run directory: the flow run that shows the attempt, once it shows the attempt's end (written by the view)."""
+RECONCILE_S = 15.0
+LATE_AFTER_S = 2.0
+"""A state written this long after it happened says when it happened."""
+RECENT = timedelta(days=1)
+"""At start, ended attempts whose view was never settled are mirrored again if their claim note is this recent."""
+LANES = 4
+MAX_BACKOFF_S = 8.0
+
+CREATED, RUNNING, STEP, STEP_ENDED, ARTIFACTS, ENDED = "created", "running", "step", "step-ended", "artifacts", "ended"
+
+
+@dataclass
+class Mirror:
+    """What Prefect should show of one attempt, and what it has been shown (`shown`)."""
+
+    task_id: str
+    attempt: int
+    device: str
+    run_dir: Path
+    task_url: str
+    claimed_at: datetime
+    placed: tuple[datetime, str] | None = None
+    """When the runner step started, and where (for its task run)."""
+    ending: Ending | None = None
+    ran: bool = False
+    """Whether a runner step ran (a task that failed before its step, or was cancelled first, has no task run)."""
+    flow_run_id: UUID | None = None
+    shown: set[str] = field(default_factory=set)
+    behind_since: float = field(default_factory=time.monotonic)
+    """When the oldest change not yet shown happened (time.monotonic)."""
+    in_step: bool = False
+    """Prefect shows everything known of the attempt so far."""
+    changes: int = 0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.task_id, self.attempt)
+
+    @property
+    def settled(self) -> bool:
+        return ENDED in self.shown
+
+
+@dataclass(frozen=True)
+class ViewStatus:
+    behind: int
+    """Attempts whose latest change Prefect does not show yet."""
+    oldest_s: float
+    """Age of the oldest change not shown (0 when none)."""
+    reachable: bool
+    """Whether Prefect answered the view's last request."""
+
+
+class PrefectView:
+    """Owns every write the agent makes to Prefect, and every read of it but the credential check."""
+
+    def __init__(self, bridge: PrefectBridge, run_root: Path, task_url: Callable[[str], str]) -> None:
+        self.bridge = bridge
+        self.run_root = run_root
+        self.task_url = task_url
+        self.mirrors: dict[tuple[str, int], Mirror] = {}
+        self._dirty = anyio.Event()
+        self._reachable = True
+        self._behind_logged_at: float | None = None
+        self._syncing: set[tuple[str, int]] = set()
+
+    # --- what the engine and the executions tell it (never blocks) --------------------------------
+
+    def claimed(self, execution: Execution) -> None:
+        mirror = Mirror(
+            execution.task_id,
+            execution.attempt,
+            execution.claim.device,
+            execution.run_dir,
+            self.task_url(execution.task_id),
+            execution.claimed_at,
+        )
+        self.mirrors[mirror.key] = mirror
+        self._wake()
+
+    def running(self, execution: Execution, evidence: SchedulerEvidence, at: datetime) -> None:
+        mirror = self.mirrors.get((execution.task_id, execution.attempt))
+        if mirror is not None and mirror.placed is None:
+            mirror.placed = (at, _where(evidence))
+            mirror.ran = True
+            self._changed(mirror)
+
+    def ended(self, execution: Execution, ending: Ending) -> None:
+        mirror = self.mirrors.get((execution.task_id, execution.attempt))
+        if mirror is None:
+            return
+        if ending.phase is Phase.HANDED_BACK:
+            # The control plane still has the task RUNNING under this attempt: so does the flow run. A restarted
+            # agent finishes the attempt (and its view) or finds it fenced.
+            del self.mirrors[mirror.key]
+            return
+        mirror.ending = ending
+        mirror.ran = mirror.ran or execution.submitted_at is not None
+        self._changed(mirror)
+
+    def ended_meanwhile(self, note: Claim | ClaimNote, run_dir: Path, state: str | None, fenced: bool) -> None:
+        """An attempt that ended while the agent was away (its report taken, or the task moved on): show that."""
+        self._adopt(note, run_dir, state=state, fenced=fenced)
+
+    # --- status -----------------------------------------------------------------------------------
+
+    def status(self) -> ViewStatus:
+        behind = [m for m in self.mirrors.values() if not m.in_step]
+        oldest = max((time.monotonic() - m.behind_since for m in behind), default=0.0)
+        return ViewStatus(behind=len(behind), oldest_s=round(oldest, 1), reachable=self._reachable)
+
+    def flow_run_ids(self, keys: list[tuple[str, int]]) -> dict[UUID, tuple[str, int]]:
+        return {m.flow_run_id: k for k in keys if (m := self.mirrors.get(k)) is not None and m.flow_run_id}
+
+    async def cancelling(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        """Which of these attempts' flow runs an operator set Cancelling, with the actor; {} while Prefect is away."""
+        runs = self.flow_run_ids(keys)
+        if not runs:
+            return {}
+        try:
+            with _no_client_retries():
+                found = await self.bridge.cancelling(list(runs))
+        except Exception as exc:
+            self._unreachable(exc)
+            return {}
+        return {runs[run_id]: actor for run_id, actor in found.items()}
+
+    # --- the loops ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Mirror and reconcile until cancelled (the engine's loops group)."""
+        with _no_client_retries():
+            await anyio.to_thread.run_sync(self._adopt_unsettled)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._sync_loop)
+                tg.start_soon(self._reconcile_loop)
+
+    async def _sync_loop(self) -> None:
+        backoff = 0.5
+        while True:
+            self._dirty = anyio.Event()
+            pending = [m for m in self.mirrors.values() if not m.in_step and m.key not in self._syncing]
+            if not pending:
+                await self._dirty.wait()
+                continue
+            failures: list[Exception] = []
+            limiter = anyio.CapacityLimiter(LANES)
+            async with anyio.create_task_group() as tg:
+                for mirror in sorted(pending, key=lambda m: m.behind_since):
+                    tg.start_soon(self._sync_one, mirror, limiter, failures)
+            if failures:
+                self._unreachable(failures[0])
+                with anyio.move_on_after(backoff):
+                    await anyio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            else:
+                backoff = 0.5
+                self._answered()
+
+    async def _sync_one(self, mirror: Mirror, limiter: anyio.CapacityLimiter, failures: list[Exception]) -> None:
+        async with limiter:
+            if failures:  # Prefect did not answer another lane: wait for the next pass
+                return
+            self._syncing.add(mirror.key)
+            changes = mirror.changes
+            try:
+                await self._sync(mirror)
+                mirror.in_step = mirror.changes == changes
+            except ObjectNotFound:  # the flow run was deleted in Prefect while the attempt ran: make it again
+                log.info("task %s attempt %s: its flow run is gone; creating it again", *mirror.key)
+                mirror.flow_run_id = None
+                mirror.shown.clear()
+            except Exception as exc:
+                if not _unavailable(exc):
+                    log.warning("task %s attempt %s: Prefect refused the view's update: %s", *mirror.key, exc)
+                failures.append(exc)
+            finally:
+                self._syncing.discard(mirror.key)
+            if mirror.settled:
+                self._note_settled(mirror)
+                if self.mirrors.get(mirror.key) is mirror:
+                    del self.mirrors[mirror.key]
+
+    async def _sync(self, m: Mirror) -> None:
+        b = self.bridge
+        if m.flow_run_id is None:
+            run = await b.create_run(m.task_id, m.attempt, m.device, str(m.run_dir))
+            m.flow_run_id = run.id
+            m.shown.add(CREATED)
+            if m.ending is not None and run.state is not None and run.state.is_final():
+                m.shown.add(RUNNING)  # settled once already (the agent died before noting it): just end it again
+        run_id = m.flow_run_id
+        if RUNNING not in m.shown:
+            await b.set_run_state(run_id, Running(message=_late(f"claimed at {_at(m.claimed_at)}", m.claimed_at)))
+            m.shown.add(RUNNING)
+        if m.placed is not None and STEP not in m.shown:
+            at, where = m.placed
+            await b.create_step(run_id, m.task_id, m.attempt, Running(message=_late(where, at)))
+            m.shown.add(STEP)
+        ending = m.ending
+        if ending is None:
+            return
+        final = _final_state(ending)
+        if m.ran and STEP_ENDED not in m.shown:
+            if STEP not in m.shown:
+                await b.create_step(run_id, m.task_id, m.attempt, final)
+                m.shown.add(STEP)
+            else:
+                await b.set_step_state(task_run_id(m.task_id, m.attempt), _final_state(ending))
+            m.shown.add(STEP_ENDED)
+        if ending.result is not None and ARTIFACTS not in m.shown:
+            step = task_run_id(m.task_id, m.attempt) if m.ran else None
+            await b.publish_artifacts(run_id, step, m.task_id, m.task_url, ending.result)
+            m.shown.add(ARTIFACTS)
+        await b.set_run_state(run_id, _final_state(ending))
+        m.shown.add(ENDED)
+
+    def _note_settled(self, m: Mirror) -> None:
+        assert m.ending is not None
+        record = {"flow_run_id": str(m.flow_run_id), "state": _final_state(m.ending).type.value}
+        try:
+            atomic_write(m.run_dir / VIEW_FILE, json.dumps(record).encode())
+        except (OSError, RunDirError) as exc:
+            log.warning("task %s attempt %s: could not note its settled view: %s", *m.key, exc)
+
+    # --- reconciling ------------------------------------------------------------------------------
+
+    def _adopt_unsettled(self) -> None:
+        """At start: every recent ended attempt of this agent whose view was never settled."""
+        horizon = datetime.now(UTC) - RECENT
+        adopted = 0
+        for note, run_dir in agent_notes(self.run_root, self.bridge.agent_id):
+            if note.ended not in ("reported", "fenced") or (run_dir / VIEW_FILE).exists():
+                continue
+            try:
+                changed = datetime.fromtimestamp((run_dir / "claim.json").stat().st_mtime, UTC)
+            except OSError:
+                continue
+            if changed < horizon:
+                continue
+            self._adopt(note, run_dir, state=note.state, fenced=note.ended == "fenced", at=changed)
+            adopted += 1
+        if adopted:
+            log.info("view: %d ended attempt(s) whose flow runs were never settled; settling them", adopted)
+
+    def _adopt(
+        self, note: Claim | ClaimNote, run_dir: Path, *, state: str | None, fenced: bool, at: datetime | None = None
+    ) -> None:
+        at = at or datetime.now(UTC)
+        result = read_outcome(run_dir) if state == "COMPLETED" else None
+        if fenced:
+            ending = Ending(
+                Phase.FENCED, None, "the control plane took the task from this attempt while the agent was away", at
+            )
+        else:
+            message = f"the task ended {state} on the control plane while the agent was away"
+            ending = Ending(Phase.ENDED, state, message, at, result if isinstance(result, ResultDocument) else None)
+        ran = (run_dir / "result.json").exists() or (run_dir / "error.json").exists()
+        mirror = Mirror(
+            note.task_id, note.attempt, note.device, run_dir, self.task_url(note.task_id), at, ending=ending, ran=ran
+        )
+        self.mirrors[mirror.key] = mirror
+        self._wake()
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            try:
+                await self.reconcile()
+            except Exception as exc:
+                if not _unavailable(exc):
+                    log.warning("view: reconciling with Prefect failed: %s", exc)
+            await anyio.sleep(RECONCILE_S)
+
+    async def reconcile(self) -> int:
+        """Put back every flow run of this agent that Prefect shows unsettled but the agent knows the state of;
+        returns how many it put back."""
+        repaired = 0
+        for run in await self.bridge.unsettled_runs():
+            key = attempt_of(run)
+            if key is None or run.state is None:
+                continue
+            mirror = self.mirrors.get(key)
+            if mirror is not None:
+                if mirror.ending is None and RUNNING in mirror.shown and run.state.type in _PUT_BACK_WHILE_RUNNING:
+                    # Paused, Suspended, Scheduled (a Retry): the task runs on; so does its flow run.
+                    await self.bridge.set_run_state(
+                        run.id,
+                        Running(
+                            message=f"put back by the agent: the task is RUNNING on the control plane; a "
+                            f"vqpu-execute run cannot be {_verb(run)} (cancel it to stop the task)"
+                        ),
+                    )
+                    repaired += 1
+                continue
+            truth = self._known_end(*key)
+            if truth is None:
+                continue
+            await self.bridge.set_run_state(run.id, truth)
+            log.info(
+                "view: flow run %s of task %s attempt %s was %s; put back to %s",
+                run.name,
+                *key,
+                run.state.type.value,
+                truth.type.value,
+            )
+            repaired += 1
+        return repaired
+
+    def _known_end(self, task_id: str, attempt: int) -> State[Any] | None:
+        """The final state of an attempt that is over, from its claim note; None if it is not over (or unknown)."""
+        try:
+            run_dir = run_dir_for(self.run_root, task_id, attempt)
+            raw = read_json(run_dir / "claim.json")
+            note = ClaimNote.model_validate(raw)
+        except Exception:
+            return None
+        if note.agent_id != self.bridge.agent_id:
+            return None
+        if note.ended == "fenced":
+            return Cancelled(message="put back by the agent: the control plane took the task from this attempt")
+        if note.ended == "reported" and note.state is not None:
+            return _STATES[note.state](
+                message=f"put back by the agent: the task is {note.state} on the control plane; a vqpu-execute run "
+                "cannot be retried (submit the circuit again to run it again)"
+            )
+        return None
+
+    # --- reachability ------------------------------------------------------------------------------
+
+    def _changed(self, mirror: Mirror) -> None:
+        mirror.changes += 1
+        if mirror.in_step:
+            mirror.in_step = False
+            mirror.behind_since = time.monotonic()
+        self._wake()
+
+    def _wake(self) -> None:
+        self._dirty.set()
+
+    def _unreachable(self, exc: Exception) -> None:
+        if self._reachable:
+            self._reachable = False
+            status = self.status()
+            log.warning(
+                "view: Prefect does not answer (%s): the work goes on; %d attempt(s) not shown yet, the oldest %.0f s",
+                _short(exc),
+                status.behind,
+                status.oldest_s,
+            )
+            self._behind_logged_at = time.monotonic()
+
+    def _answered(self) -> None:
+        if not self._reachable:
+            self._reachable = True
+            away = time.monotonic() - (self._behind_logged_at or time.monotonic())
+            log.info("view: Prefect answers again after %.0f s; the view has caught up", away)
+
+
+_STATES: dict[str, Callable[..., State[Any]]] = {"COMPLETED": Completed, "FAILED": Failed, "CANCELLED": Cancelled}
+_PUT_BACK_WHILE_RUNNING = {StateType.PAUSED, StateType.SCHEDULED, StateType.PENDING}
+
+
+def _final_state(ending: Ending) -> State[Any]:
+    message = _late(ending.message, ending.at)
+    if ending.phase is Phase.FENCED:
+        return Cancelled(message=message)
+    if ending.state is None:  # the control plane refused the outcome
+        return Failed(message=message)
+    return _STATES[ending.state](message=message)
+
+
+def _late(message: str, at: datetime) -> str:
+    late = (datetime.now(UTC) - at).total_seconds()
+    if late <= LATE_AFTER_S:
+        return message
+    return f"{message} (shown {late:.0f} s late: it happened at {_at(at)})"[:2000]
+
+
+def _at(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _where(evidence: SchedulerEvidence) -> str:
+    if evidence.state == "PENDING":
+        return f"submitted as {evidence.adapter} job {evidence.job_id or '-'}; not placed yet"
+    parts = [f"{evidence.adapter} job {evidence.job_id or '-'}"]
+    if evidence.node:
+        parts.append(f"on {evidence.node}")
+    if evidence.worker:
+        parts.append(f"worker {evidence.worker}")
+    return "running: " + ", ".join(parts)
+
+
+def _verb(run: FlowRun) -> str:
+    kind = run.state.type if run.state is not None else None
+    return {StateType.PAUSED: "paused or suspended", StateType.SCHEDULED: "retried"}.get(kind, "reset")  # type: ignore[arg-type]
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Prefect is away or overloaded (as opposed to refusing what was asked)."""
+    if isinstance(exc, httpx.TransportError | OSError | TimeoutError):
+        return True
+    return isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code in (408, 429, 500, 502, 503, 504)
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _no_client_retries() -> Any:
+    """The view retries on its own schedule; Prefect's client would otherwise hold a lane for a minute (five
+    retries, 2 to 32 s apart) on every request while the server is away."""
+    return temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0})
