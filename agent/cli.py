@@ -1,22 +1,26 @@
-"""`vqpu-agent`: run the login-node agent, or show the batch script a site would run.
+"""`vqpu-agent`: run the login-node agent, show how it is doing, or show the batch script a site would run.
 
     vqpu-agent start --site SITE.yaml [--url URL] [--agent-id ID] [--pid-file F]
+    vqpu-agent status --site SITE.yaml
     vqpu-agent render-job --site SITE.yaml [--scheduler-address tls://HOST:PORT]
 
 `start` needs the control plane's URL and an agent key (--url, else VQPU_URL; the key from the private
 file VQPU_AGENT_KEY_FILE names, or VQPU_AGENT_KEY; --key too, with a warning: every account can read a
 process's command line) and Prefect's API and credential
 (PREFECT_API_URL, PREFECT_API_AUTH_STRING). It exits 0 after SIGTERM once in-flight work is drained, 2 on
-a configuration error, a run root it must not trust, or a credential Prefect refuses. `render-job` starts
-nothing and opens no port.
+a configuration error, a run root it must not trust, or a credential Prefect refuses. `status` prints what
+the running agent last wrote of itself (exit 3 when that is over 30 s old). `render-job` starts nothing and
+opens no port.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from agent.site import SiteError, load_site
@@ -96,6 +100,31 @@ def _render_job(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    """The agent's status file under the site's run root, as it last wrote it (agent.engine.STATUS_FILE)."""
+    from agent.engine import STATUS_FILE
+
+    site = load_site(args.site)
+    path = site.run_root / STATUS_FILE
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        print(f"error: {path} does not exist: no agent has run with this run root", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    age = time.time() - float(status.get("written_at", 0))
+    status["written_s_ago"] = round(age, 1)
+    print(json.dumps(status, indent=2))
+    if age > 30:
+        print(
+            f"warning: written {age:.0f} s ago: the agent is not running (it rewrites this every 2 s)", file=sys.stderr
+        )
+        return 3
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vqpu-agent", description="The HPC-vQPU login-node agent.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -108,6 +137,12 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--pid-file", type=Path, default=None, help="write the agent's PID here while it runs")
     start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     start.set_defaults(command=_start)
+
+    status = commands.add_parser(
+        "status", help="print the running agent's status: tasks in flight, how far the Prefect view is behind"
+    )
+    status.add_argument("--site", type=Path, required=True, help="site file (its run_root holds the status)")
+    status.set_defaults(command=_status)
 
     from agent.cluster import PLACEHOLDER_SCHEDULER
 
