@@ -1,10 +1,15 @@
 """The embedded local stack: the control plane on SQLite, a Prefect server, and one agent on a Dask
 LocalCluster, each a real process started as an operator would start it and stopped by PID.
 
-    python -m harness.stack [--dir DIR] [--no-ui] [--slots N]
+    python -m harness.stack [--dir DIR] [--no-ui] [--slots N] [--prefect-database-url URL]
 
 starts it in the foreground, prints the URLs and keys, and stops everything on Ctrl-C or SIGTERM
 (scripts/stack.sh). The main job (scripts/demo.sh) starts the same stack around its experiment.
+
+Prefect keeps its database in SQLite in DIR unless `--prefect-database-url postgresql+asyncpg://...` names a
+PostgreSQL database. It becomes the server's PREFECT_API_DATABASE_CONNECTION_URL; the stack sets that variable
+for its server itself, so one in the caller's environment is not used. SQLite holds for the default two
+slots; more flow runs at once need PostgreSQL (docs/agent.md).
 
 Prefect requires a credential (a random one per stack, in `stack.json` and `prefect-auth`; the UI asks
 for it), so only the stack's operator sees its flow runs and artifacts or cancels from it. The stack's
@@ -140,6 +145,7 @@ class LocalStack:
             "prefect_api": self.prefect.api_url,
             "prefect_ui": self.prefect.url if self.ui else None,
             "prefect_auth_string": self.prefect.auth_string,
+            "prefect_database": _without_password(self.prefect.database_url),
             "keys": self.keys,
             "pids": {
                 "control_plane": self.control_plane.proc.pid if self.control_plane.proc else None,
@@ -169,6 +175,17 @@ class LocalStack:
         self.stop()
 
 
+PREFECT_DATABASE_SCHEMES = ("postgresql+asyncpg://", "sqlite+aiosqlite://")
+"""The SQLAlchemy URLs Prefect's server accepts for its database: it runs on asyncio, so an async driver."""
+
+
+def _without_password(url: str) -> str:
+    """`url` as it may be printed: its password, if it has one, replaced by ***."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _write_private(path: Path, text: str) -> None:
     """`path` replaced by `text`, 0600 from its first byte (a new file, renamed over the old one)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -184,7 +201,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="state and logs (default: a new temporary directory)")
     parser.add_argument("--no-ui", action="store_true", help="serve the Prefect API without its UI")
     parser.add_argument("--slots", type=int, default=2, help="tasks the local agent runs at once (default 2)")
+    parser.add_argument(
+        "--prefect-database-url",
+        metavar="URL",
+        default=None,
+        help="Prefect's database, postgresql+asyncpg://USER@HOST[:PORT]/DB, its password in ~/.pgpass, not here:"
+        " a command line is visible to every account (default: SQLite in DIR)",
+    )
     args = parser.parse_args(argv)
+    if args.prefect_database_url is not None and not args.prefect_database_url.startswith(PREFECT_DATABASE_SCHEMES):
+        parser.error(
+            f"--prefect-database-url: Prefect's server needs an async driver, {' or '.join(PREFECT_DATABASE_SCHEMES)}"
+            " (for PostgreSQL: postgresql+asyncpg://USER@HOST/DB)"
+        )
     # Everything this process and the servers it starts create is this account's alone: the stack's
     # directory holds every key, both databases and every tenant's run directories.
     os.umask(0o077)
@@ -197,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"starting the local stack in {workdir} ...", flush=True)
-    stack = LocalStack(workdir, ui=not args.no_ui, slots=args.slots).start()
+    stack = LocalStack(
+        workdir, ui=not args.no_ui, slots=args.slots, prefect_database_url=args.prefect_database_url
+    ).start()
     info = stack.describe()
     keys = stack.keys
     ui = f"{info['prefect_ui']}   (it asks for the Prefect auth string below, whole)" if info["prefect_ui"] else "(off)"
@@ -206,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
   control plane   {info["control_plane"]}   (API docs: {info["api_docs"]})
   Prefect UI      {ui}
   Prefect API     {info["prefect_api"]}
+  Prefect DB      {info["prefect_database"]}
   Prefect auth    {info["prefect_auth_string"]}   (PREFECT_API_AUTH_STRING for Prefect clients)
   keys            user  {keys["user"]}
                   admin {keys["admin"]}
