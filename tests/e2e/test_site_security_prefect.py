@@ -210,7 +210,7 @@ def test_an_operator_sees_what_a_tenants_task_ran_on_and_where_but_not_its_count
 
     # The run itself: the task's id, attempt, device and run directory; nothing the tenant wrote.
     assert set(run.parameters) == {"task_id", "attempt", "device", "run_dir"}
-    assert set(run.tags) == {"vqpu", "device:ibm-fez"}
+    assert set(run.tags) == {"vqpu", "device:ibm-fez", f"agent:{task['agent_id']}"}  # the site's agent, no tenant's tag
     shown_run = run.model_dump_json()
     assert TENANT_TAG not in shown_run and "measure" not in shown_run
 
