@@ -5,10 +5,10 @@
 
 Prefect's image artifact takes an image URL, which the browser loads itself: a site's Prefect UI
 usually cannot reach the user's files, and a login node serves none. So a PNG becomes a *markdown*
-artifact with the image embedded as a `data:image/png;base64,...` URI: Prefect's UI renders
-it (read in 3.8.8's bundles: the v2 UI's markdown renderer lets `data:image/` through to `<img src>` on purpose, the v1 UI
-renders markdown images as plain `<img>` elements). With `save_to` the same bytes are also written
-to a file, whose path the artifact names.
+artifact with the image embedded as a `data:image/png;base64,...` URI: Prefect's UI renders it
+(read in 3.8.8's bundles: the v2 UI's markdown renderer lets `data:image/` through to `<img src>` on
+purpose, the v1 UI renders markdown images as plain `<img>` elements). With `save_to` the same bytes
+are also written to a file, whose path the artifact names.
 
 Both must be called inside a flow or task run (the artifact belongs to that run); outside one
 they raise `ArtifactError` rather than leave an orphan artifact. The `a`-prefixed twins are for
