@@ -96,7 +96,7 @@ def _render_job(args: argparse.Namespace) -> int:
     from agent.cluster import render_job
 
     site = load_site(args.site)
-    print(render_job(site, prefect_api_url=os.environ.get("PREFECT_API_URL"), scheduler_address=args.scheduler_address))
+    print(render_job(site, scheduler_address=args.scheduler_address))
     return 0
 
 

@@ -7,7 +7,6 @@ site file can be checked on a login node without submitting a job or opening a p
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -61,7 +60,6 @@ _DAEMON_OFF = "DASK_DISTRIBUTED__WORKER__DAEMON=False"
 def cluster_spec(
     site: SiteConfig,
     *,
-    prefect_api_url: str | None,
     security: Security | None = None,
     private_dir: Path | None = None,
     scheduler_host: str | None = None,
@@ -75,6 +73,11 @@ def cluster_spec(
     the Dask scheduler at). Batch clusters get no `log_directory`: dask-jobqueue would create it when a
     job object is built, so the `--output`/`--error` directives are added here and `start_cluster`
     makes the directory.
+
+    Nothing of Prefect reaches a worker: the runner step is a plain function (agent.warm.run_runner) that
+    imports no Prefect, and the agent records its task run itself (agent.view). A batch job gets neither
+    Prefect's address nor its credential; a LocalCluster's workers inherit the agent's environment, from
+    which the agent withdrew its keys and Prefect's credential at start (agent.environment.confine_environment).
     """
     s = site.scheduler
     security = security if security is not None else in_memory_credentials()
@@ -96,12 +99,9 @@ def cluster_spec(
             kwargs["local_directory"] = str(private_dir)
         if site.resources.gpus > 0:
             kwargs["resources"] = {"GPU": site.resources.gpus}
-        # The workers inherit this process's environment, from which the agent withdrew its key at start.
-        if prefect_api_url is not None:
-            kwargs["env"] = _worker_prefect_env(prefect_api_url)
         return LocalCluster, kwargs
     if isinstance(s, SlurmScheduler | PbsScheduler):
-        kwargs = _job_kwargs(site, s, prefect_api_url=prefect_api_url)
+        kwargs = _job_kwargs(site, s)
         host = scheduler_host or s.scheduler_host
         options: dict[str, Any] = {"dashboard": False, "dashboard_address": f"{host}:0" if host else ":0"}
         if host is not None:
@@ -110,30 +110,25 @@ def cluster_spec(
         kwargs["security"] = security
         kwargs["protocol"] = "tls://"
         if private_dir is not None:
-            job_env = child_environment(_worker_prefect_env(prefect_api_url))
-            kwargs["job_cls"] = private_job_class(_job_class(s), private_dir, job_env)
+            kwargs["job_cls"] = private_job_class(_job_class(s), private_dir, child_environment())
         return _cluster_class(s), kwargs
     raise SiteError(f"site {site.site!r} runs no Dask cluster: its scheduler is {s.kind}")
 
 
-def start_cluster(site: SiteConfig, *, prefect_api_url: str | None, private_dir: Path) -> SpecCluster:
+def start_cluster(site: SiteConfig, *, private_dir: Path) -> SpecCluster:
     """Start the site's cluster: a LocalCluster with a fixed number of workers, or a batch cluster that
     adapts between the site's `adapt.minimum_jobs` and `adapt.maximum_jobs`. `private_dir` (0700, the
     agent's, on a file system the compute nodes share) holds a batch cluster's credentials and scripts."""
     s = site.scheduler
     serve_no_http()
     if isinstance(s, LocalScheduler):
-        cls, kwargs = cluster_spec(
-            site, prefect_api_url=prefect_api_url, security=in_memory_credentials(), private_dir=private_dir
-        )
+        cls, kwargs = cluster_spec(site, security=in_memory_credentials(), private_dir=private_dir)
         # The nannies of a LocalCluster live in this process and read the setting each time they
         # (re)start a worker, so it is set here for the process, not for the construction only.
         dask.config.set({"distributed.worker.daemon": False})
         cluster: SpecCluster = cls(**kwargs)
         return cluster
-    cls, kwargs = cluster_spec(
-        site, prefect_api_url=prefect_api_url, security=file_credentials(private_dir), private_dir=private_dir
-    )
+    cls, kwargs = cluster_spec(site, security=file_credentials(private_dir), private_dir=private_dir)
     assert isinstance(s, SlurmScheduler | PbsScheduler)
     if s.log_directory is not None:
         # Slurm and PBS do not create the directory of a job's output file; the job would fail at start.
@@ -156,7 +151,7 @@ def start_cluster(site: SiteConfig, *, prefect_api_url: str | None, private_dir:
     return cluster
 
 
-def render_job(site: SiteConfig, *, prefect_api_url: str | None, scheduler_address: str = PLACEHOLDER_SCHEDULER) -> str:
+def render_job(site: SiteConfig, *, scheduler_address: str = PLACEHOLDER_SCHEDULER) -> str:
     """The batch script the site's jobs would run, rendered without starting a cluster or opening a port.
 
     For a Dask batch site it is one worker job that connects to `scheduler_address`; for an `sbatch`
@@ -172,7 +167,7 @@ def render_job(site: SiteConfig, *, prefect_api_url: str | None, scheduler_addre
             name=WORKER_NAME,
             security=security,
             protocol="tls://",
-            **_job_kwargs(site, s, prefect_api_url),
+            **_job_kwargs(site, s),
         )
         script: str = job.job_script()
         return script
@@ -196,18 +191,6 @@ def _private_log_directory(path: Path) -> None:
         raise SiteError(f"scheduler.log_directory {path} {exc.strerror}") from None
 
 
-def _worker_prefect_env(prefect_api_url: str | None) -> dict[str, str]:
-    """What Prefect's task engine on a worker needs to report the runner step: the API and, when the
-    server asks for one, its credential (handed through the environment, never written into a script)."""
-    env = {}
-    if prefect_api_url is not None:
-        env["PREFECT_API_URL"] = prefect_api_url
-        auth = os.environ.get("PREFECT_API_AUTH_STRING")
-        if auth:
-            env["PREFECT_API_AUTH_STRING"] = auth
-    return env
-
-
 def _job_class(s: SlurmScheduler | PbsScheduler) -> type:
     from dask_jobqueue.pbs import PBSJob
     from dask_jobqueue.slurm import SLURMJob
@@ -229,7 +212,7 @@ def _cluster_class(s: SlurmScheduler | PbsScheduler) -> type:
     return cls
 
 
-def _job_kwargs(site: SiteConfig, s: SlurmScheduler | PbsScheduler, prefect_api_url: str | None) -> dict[str, Any]:
+def _job_kwargs(site: SiteConfig, s: SlurmScheduler | PbsScheduler) -> dict[str, Any]:
     """What both a batch cluster and a single rendered job take (dask-jobqueue's Job keywords)."""
     gpus = site.resources.gpus
     directives = list(s.job_extra_directives)
@@ -260,8 +243,7 @@ def _job_kwargs(site: SiteConfig, s: SlurmScheduler | PbsScheduler, prefect_api_
 
     prologue = [f"module load {module}" for module in s.modules]
     prologue += s.prologue
-    # Telemetry off: compute nodes often have no route out, and a Prefect task engine there would try.
-    prologue += [f"export {_DAEMON_OFF}", "export DO_NOT_TRACK=1"]
+    prologue.append(f"export {_DAEMON_OFF}")
     prologue += [f"export {name}={shlex.quote(value)}" for name, value in NO_HTTP_ROUTES_ENV.items()]
     # The worker's directory (its scratch, the warm runner's socket) is a fresh 0700 one on the node, not Dask's
     # default $TMPDIR/dask-scratch-space, which Dask adopts whoever made it; removed when the job ends.
@@ -269,10 +251,6 @@ def _job_kwargs(site: SiteConfig, s: SlurmScheduler | PbsScheduler, prefect_api_
         f'{WORKER_DIR_VARIABLE}="$(mktemp -d "${{TMPDIR:-/tmp}}/vqpu-dask-XXXXXXXX")" || exit 1',
         f"trap 'rm -rf \"${WORKER_DIR_VARIABLE}\"' EXIT",
     ]
-    if prefect_api_url is not None:
-        # prefect-dask's DaskTaskRunner runs Prefect's task engine on the worker, which reports here (its
-        # credential, if any, comes through the job's environment: see _worker_prefect_env).
-        prologue.append(f"export PREFECT_API_URL={shlex.quote(prefect_api_url)}")
 
     kwargs: dict[str, Any] = {
         "job_name": f"vqpu-{site.site}",

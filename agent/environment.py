@@ -1,9 +1,9 @@
 """What the agent's children may see of its environment: an allow-list, never a copy.
 
 The agent holds credentials (its control-plane key, Prefect's) that no runner, Dask worker or batch job
-needs. Every process the agent starts on behalf of a task gets an environment built from the names
-below plus what that process is given on purpose; anything else a login shell carried (keys, tokens,
-cloud credentials) stays behind.
+needs; it keeps them in memory and out of its own environment (`confine_environment`). Every process the
+agent starts on behalf of a task gets an environment built from the names below plus what that process is
+given on purpose; anything else a login shell carried (keys, tokens, cloud credentials) stays behind.
 """
 
 from __future__ import annotations
@@ -89,17 +89,41 @@ AGENT_NAMES = frozenset(
     }
 )
 AGENT_PREFIXES = ("PREFECT_", "DASK_", "PYTHON")
-"""Beyond a child's allow-list, what the agent process itself runs on: Prefect's and Dask's settings (a Dask
-worker of a LocalCluster inherits them: Prefect's task engine runs the runner step there), the interpreter's."""
+"""Beyond a child's allow-list, what the agent process itself runs on: Prefect's and Dask's settings, the
+interpreter's. A LocalCluster's workers inherit them; of these they use Dask's (nothing on a worker imports
+Prefect: agent.warm.run_runner is the whole runner step there)."""
+
+WITHDRAWN = frozenset(
+    {
+        # Prefect's client credentials: Prefect read them into its settings when the agent imported it, and its
+        # client sends them from there.
+        "PREFECT_API_AUTH_STRING",
+        "PREFECT_API_KEY",
+        # A Prefect server's own secrets, which the agent, a client, never needs.
+        "PREFECT_SERVER_API_AUTH_STRING",
+        "PREFECT_API_DATABASE_CONNECTION_URL",
+        "PREFECT_API_DATABASE_PASSWORD",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL",
+        "PREFECT_SERVER_DATABASE_PASSWORD",
+    }
+)
+"""Secrets among the agent's own settings, removed from its environment all the same: a LocalCluster's workers
+would inherit them, and no worker needs them. Only the agent's memory holds them from then on (Prefect's
+settings), as it holds the agent key."""
 
 
 def confine_environment(environ: MutableMapping[str, str] | None = None) -> list[str]:
     """Reduce this process's environment to what the agent and the Dask workers it starts on this machine
     need: a LocalCluster's nannies start workers with the agent's own environment, so whatever else the
     operator's login shell carried (cloud tokens, other services' keys, the agent key itself, which the agent
-    has read by now) is removed. Returns the names removed."""
+    has read by now) is removed, and so are Prefect's credentials (WITHDRAWN), which Prefect has read by now
+    (call this after importing Prefect). Returns the names removed."""
     env = os.environ if environ is None else environ
-    removed = [name for name in env if not (allowed(name) or name in AGENT_NAMES or name.startswith(AGENT_PREFIXES))]
+    removed = [name for name in env if name in WITHDRAWN or not _agent_runs_on(name)]
     for name in removed:
         del env[name]
     return sorted(removed)
+
+
+def _agent_runs_on(name: str) -> bool:
+    return allowed(name) or name in AGENT_NAMES or name.startswith(AGENT_PREFIXES)

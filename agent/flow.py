@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
-from agent.scheduler.dask import run_runner
+from agent.warm import run_runner
 
 FLOW_NAME = "vqpu-execute"
 ENTRYPOINT = "agent/flow.py:vqpu_execute"

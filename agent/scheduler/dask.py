@@ -36,23 +36,16 @@ from agent.scheduler.base import (
     TerminalEvidence,
 )
 from agent.site import SiteConfig
-from agent.warm import WarmRunnerPlugin, kill_runner, run_on_worker
+from agent.warm import WarmRunnerPlugin, kill_runner, run_runner
 
 log = logging.getLogger("agent.scheduler.dask")
-
-
-def run_runner(run_dir: str, limit_s: float | None = None) -> dict[str, Any]:
-    """On a Dask worker: the hermetic runner in a killable child process, within its wall-time limit. A worker
-    that would retire before the limit hands the step back to the scheduler first (agent.warm)."""
-    return run_on_worker(run_dir, limit_s)
 
 
 class DaskAdapter(Scheduler):
     name = "dask"
 
-    def __init__(self, site: SiteConfig, *, prefect_api_url: str | None, cwd: Path | None = None) -> None:
+    def __init__(self, site: SiteConfig, *, cwd: Path | None = None) -> None:
         self.site = site
-        self.prefect_api_url = prefect_api_url
         self.cwd = cwd or Path.cwd()
         self._cluster: Any = None
         self._private_dir: Path | None = None
@@ -80,9 +73,7 @@ class DaskAdapter(Scheduler):
         # Credentials and job scripts of a batch cluster; on the run root, which the compute nodes share.
         private_dir = self._private_dir = private_directory(self.site.run_root, PRIVATE_DIR_PREFIX)
         try:
-            self._cluster = await anyio.to_thread.run_sync(
-                lambda: start_cluster(self.site, prefect_api_url=self.prefect_api_url, private_dir=private_dir)
-            )
+            self._cluster = await anyio.to_thread.run_sync(lambda: start_cluster(self.site, private_dir=private_dir))
         except BaseException:
             self._remove_private_dir()
             raise
@@ -114,6 +105,8 @@ class DaskAdapter(Scheduler):
             raise SchedulerError("the dask adapter is not started")
         client = self._runner.client
         extra: dict[str, Any] = {"resources": {"GPU": resources.gpus}} if resources.gpus else {}
+        # agent.warm's function, not one of this module's: a worker imports the module of the function it runs,
+        # and this one imports prefect-dask, and with it Prefect, which nothing on a worker needs.
         future = client.submit(
             run_runner,
             str(run_dir),

@@ -11,13 +11,21 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import anyio
+import distributed
 import psutil
 import pytest
 
-from harness.agents import AgentProcess, site_file
-from harness.circuits import busy
+from agent.environment import confine_environment
+from agent.scheduler.base import JobState, Resources
+from agent.site import parse_site
+from device_registry import Snapshot
+from harness.agents import ROOT, AgentProcess, site_file
+from harness.circuits import BELL, busy
 from harness.documents import result_document
 from harness.intruder import Intruder
 from tests.e2e.sites import Site
@@ -166,6 +174,60 @@ def test_no_runner_worker_or_zygote_of_a_local_agent_holds_the_agent_key(site: S
         names = {entry.split(b"=", 1)[0] for entry in _environ(proc).split(b"\0") if entry}
         assert not {n for n in names if n.startswith((b"PREFECT_", b"DASK_", b"VQPU_"))}, (_cmdline(proc), names)
     assert site.wait(task_id)["state"] == "COMPLETED"
+
+
+def _worker_sees() -> dict[str, Any]:
+    """Run on a Dask worker: its environment now, the names it was started with, and the Prefect it imported.
+    (`client.run(os.environ.copy)` would not do: it pickles the client's own os.environ and returns that.)"""
+    with open("/proc/self/environ", "rb") as fh:
+        started_with = [entry.split(b"=", 1)[0].decode() for entry in fh.read().split(b"\0") if entry]
+    prefect = sorted(name for name in sys.modules if name.partition(".")[0] in ("prefect", "prefect_dask"))
+    return {"environ": dict(os.environ), "started_with": started_with, "prefect": prefect}
+
+
+def test_a_local_clusters_workers_get_no_prefect_credential_from_the_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_run_dir: Callable[..., Path], fez: Snapshot
+) -> None:
+    # Imported here: this module is what a worker imports to run _worker_sees, and this one imports Prefect.
+    from agent.scheduler.dask import DaskAdapter
+
+    secret = "operator:" + os.urandom(8).hex()
+    monkeypatch.setenv("PREFECT_API_URL", "http://login-1:4200/api")
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", secret)  # the agent's, as its operator starts it
+    # What the agent does to its environment before it starts its cluster (agent.bootstrap.running_engine),
+    # through monkeypatch so that this process gets it all back.
+    for name in confine_environment(dict(os.environ)):
+        monkeypatch.delenv(name)
+    run_root = tmp_path / "runs"
+    run_root.mkdir(mode=0o700)
+    site = parse_site({"site": "env", "slots": 1, "run_root": str(run_root), "scheduler": {"kind": "local"}})
+    adapter = DaskAdapter(site, cwd=ROOT)
+    run_dir = make_run_dir(BELL, fez, dialect="qasm3", shots=100)
+
+    async def run_a_step_then_look() -> tuple[JobState, list[dict[str, Any]]]:
+        await adapter.start()
+        try:
+            handle = await adapter.submit(run_dir, Resources())
+            with anyio.fail_after(60):
+                while (evidence := await adapter.query_terminal(handle)) is None:
+                    await anyio.sleep(0.05)
+
+            def look() -> list[dict[str, Any]]:
+                with distributed.Client(adapter.address, security=adapter.security) as client:
+                    return list(client.run(_worker_sees).values())
+
+            return evidence.state, await anyio.to_thread.run_sync(look)
+        finally:
+            await adapter.close()
+
+    state, workers = anyio.run(run_a_step_then_look)
+    assert state is JobState.COMPLETED
+    assert workers
+    for seen in workers:
+        assert "PREFECT_API_AUTH_STRING" not in seen["environ"], "a LocalCluster worker holds Prefect's credential"
+        assert secret not in seen["environ"].values()
+        assert "PREFECT_API_AUTH_STRING" not in seen["started_with"], "a worker was started with Prefect's credential"
+        assert seen["prefect"] == [], f"a worker imported Prefect to run the step: {seen['prefect']}"
 
 
 def _batch_workers(scheduler: list[str]) -> list[psutil.Process]:

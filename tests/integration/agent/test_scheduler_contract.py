@@ -27,7 +27,6 @@ from agent.scheduler.sbatch import SbatchAdapter
 from agent.site import SbatchScheduler, parse_site
 from device_registry import Snapshot
 from harness.circuits import BELL
-from harness.prefect_server import PrefectServerProcess
 from harness.runner_process import ROOT
 from tests.conftest import MakeRunDir
 from tests.requirements import require_slurm
@@ -54,14 +53,11 @@ async def sbatch_scheduler(request: pytest.FixtureRequest) -> Scheduler:
 
 
 async def dask_scheduler(request: pytest.FixtureRequest) -> Scheduler:
-    # The runner step is a Prefect task run (prefect-dask), reported to the session's Prefect server with its
-    # credential, which the workers inherit from this process's environment.
-    prefect: PrefectServerProcess = request.getfixturevalue("prefect_server")
-    request.getfixturevalue("monkeypatch").setenv("PREFECT_API_AUTH_STRING", prefect.auth_string)
+    # No Prefect: the runner step is a plain function on the workers (its task run is the agent's to record).
     run_root: Path = request.getfixturevalue("tmp_path") / "runs"
     run_root.mkdir(mode=0o700)
     site = parse_site({"site": "contract", "slots": 2, "run_root": str(run_root), "scheduler": {"kind": "local"}})
-    return DaskAdapter(site, prefect_api_url=prefect.api_url, cwd=ROOT)
+    return DaskAdapter(site, cwd=ROOT)
 
 
 ADAPTERS: dict[str, Callable[[pytest.FixtureRequest], Awaitable[Scheduler]]] = {

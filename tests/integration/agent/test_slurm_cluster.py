@@ -49,7 +49,7 @@ def test_adapt_starts_a_slurm_worker_and_close_cancels_it(tmp_path: Path) -> Non
 
     site.run_root.mkdir(mode=0o700)
     began = time.monotonic()
-    cluster = start_cluster(site, prefect_api_url=None, private_dir=private_directory(site.run_root, ".dask-"))
+    cluster = start_cluster(site, private_dir=private_directory(site.run_root, ".dask-"))
     try:
         with Client(cluster) as client:
             # adapt keeps no job while idle (minimum_jobs 0): the work itself makes it start one.

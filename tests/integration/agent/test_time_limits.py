@@ -37,7 +37,6 @@ from agent.site import SbatchScheduler, parse_site
 from agent.warm import Mode, WarmRunnerPlugin, run_on_worker
 from device_registry import Snapshot
 from harness.circuits import BELL, qasm2
-from harness.prefect_server import PrefectServerProcess
 from harness.runner_process import ROOT
 from tests.conftest import MakeRunDir
 from tests.requirements import require_slurm
@@ -197,15 +196,13 @@ def test_a_warm_run_within_its_limit_is_left_alone(warm: Client, make_run_dir: M
 
 @pytest.mark.anyio
 async def test_a_wedged_run_on_the_agents_dask_cluster_is_reported_time_limit_exceeded(
-    request: pytest.FixtureRequest, make_run_dir: MakeRunDir, fez: Snapshot, tmp_path: Path
+    make_run_dir: MakeRunDir, fez: Snapshot, tmp_path: Path
 ) -> None:
-    # The agent's own adapter: the runner step as a Prefect task run on its LocalCluster, the warm runner under it.
-    prefect: PrefectServerProcess = request.getfixturevalue("prefect_server")
-    request.getfixturevalue("monkeypatch").setenv("PREFECT_API_AUTH_STRING", prefect.auth_string)
+    # The agent's own adapter: the runner step on its LocalCluster, the warm runner under it.
     run_root = tmp_path / "runs"
     run_root.mkdir(mode=0o700)
     site = parse_site({"site": "limits", "slots": 1, "run_root": str(run_root), "scheduler": {"kind": "local"}})
-    adapter = DaskAdapter(site, prefect_api_url=prefect.api_url, cwd=ROOT)
+    adapter = DaskAdapter(site, cwd=ROOT)
     await adapter.start()
     try:
         reports, took = await execute(adapter, held_run(make_run_dir, fez), LIMIT_S)

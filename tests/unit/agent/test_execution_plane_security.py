@@ -57,36 +57,49 @@ def test_the_agent_keeps_only_what_it_and_its_workers_run_on_in_its_own_environm
         "VQPU_AGENT_KEY_FILE": "/home/agent/.vqpu/agent.key",
         "VQPU_URL": "https://cp",
         "PREFECT_API_URL": "http://p/api",
+        "PREFECT_API_KEY": "cloud-key",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": "postgresql+asyncpg://prefect:pw@db/prefect",
+        "PREFECT_LOGGING_LEVEL": "INFO",
         "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
         "HTTPS_PROXY": "http://proxy:3128",
     }
     removed = confine_environment(environ)
+    # Prefect's credentials go too: Prefect read them when the agent imported it, and a LocalCluster's workers,
+    # which inherit this environment, run nothing of Prefect's.
     assert removed == [
         "AWS_SECRET_ACCESS_KEY",
         "GITHUB_TOKEN",
+        "PREFECT_API_AUTH_STRING",
+        "PREFECT_API_KEY",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL",
         "SSH_AUTH_SOCK",
         "VQPU_AGENT_KEY",
         "VQPU_AGENT_KEY_FILE",
     ]
-    # Prefect's credential stays: the LocalCluster's workers run Prefect's task engine; runners never get it.
-    assert environ["PREFECT_API_AUTH_STRING"] == "operator:secret"
-    assert {"PATH", "VQPU_URL", "PREFECT_API_URL", "DASK_DISTRIBUTED__WORKER__DAEMON", "HTTPS_PROXY"} <= set(environ)
+    assert {
+        "PATH",
+        "VQPU_URL",
+        "PREFECT_API_URL",
+        "PREFECT_LOGGING_LEVEL",
+        "DASK_DISTRIBUTED__WORKER__DAEMON",
+        "HTTPS_PROXY",
+    } <= set(environ)
 
 
 def test_a_local_cluster_speaks_tls_with_its_own_credentials_and_serves_no_dashboard() -> None:
-    _, kwargs = cluster_spec(load_site(SITES / "local.yaml"), prefect_api_url=None)
+    _, kwargs = cluster_spec(load_site(SITES / "local.yaml"))
     assert kwargs["protocol"] == "tls://"
     assert kwargs["security"].require_encryption is True
     assert "BEGIN CERTIFICATE" in kwargs["security"].tls_ca_file  # in memory: made at start, never on disk
     assert kwargs["dashboard_address"] is None
     # Each start makes new credentials: a certificate of an earlier agent opens nothing.
-    _, again = cluster_spec(load_site(SITES / "local.yaml"), prefect_api_url=None)
+    _, again = cluster_spec(load_site(SITES / "local.yaml"))
     assert again["security"].tls_ca_file != kwargs["security"].tls_ca_file
 
 
 def test_a_rendered_batch_job_names_its_credential_files_and_holds_none_of_them() -> None:
     site = load_site(SITES / "slurm-local.yaml")
-    script = render_job(site, prefect_api_url="http://login:4200/api")
+    script = render_job(site)
     assert "tls://LOGIN-NODE:8786" in script
     assert "--protocol tls://" in script
     private = f"{site.run_root}/.dask-XXXXXXXX"
@@ -94,7 +107,7 @@ def test_a_rendered_batch_job_names_its_credential_files_and_holds_none_of_them(
         assert f"{flag} {private}/{name}" in script
     assert "BEGIN" not in script
     assert "DASK_DISTRIBUTED__WORKER__HTTP__ROUTES" in script  # the worker's HTTP server serves nothing
-    assert "PREFECT_API_AUTH_STRING" not in script  # a credential travels in the job's environment, not its script
+    assert "PREFECT_API_AUTH_STRING" not in script  # nor Prefect's (tests/unit/agent/test_site.py: nothing of Prefect)
 
 
 def test_batch_credentials_are_written_private_and_never_over_a_planted_file(tmp_path: Path) -> None:
@@ -125,7 +138,7 @@ def test_a_batch_job_script_is_written_0600_into_the_private_directory_and_remov
 
 def test_a_slurm_sites_cluster_spec_submits_with_an_allow_listed_environment(tmp_path: Path) -> None:
     raw = {"site": "s", "slots": 1, "run_root": str(tmp_path), "scheduler": {"kind": "slurm"}}
-    _, kwargs = cluster_spec(parse_site(raw), prefect_api_url="http://p/api", private_dir=tmp_path)
+    _, kwargs = cluster_spec(parse_site(raw), private_dir=tmp_path)
     assert kwargs["protocol"] == "tls://" and kwargs["security"].require_encryption
     assert kwargs["scheduler_options"]["dashboard"] is False
     assert kwargs["job_cls"].__name__ == "PrivateSLURMJob"

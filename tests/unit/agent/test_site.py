@@ -3,7 +3,9 @@ field, and each site's cluster and batch script come out of it without starting 
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import os
 import re
 import socket
 import threading
@@ -229,32 +231,32 @@ def test_a_load_error_names_the_file_and_every_field(tmp_path: Path) -> None:
 
 def test_a_local_site_gets_a_local_cluster_of_one_thread_workers() -> None:
     loaded = load_site(SITES / "local.yaml")
-    cls, kwargs = cluster_spec(loaded, prefect_api_url=API)
+    cls, kwargs = cluster_spec(loaded)
     assert cls is LocalCluster
     assert kwargs["n_workers"] == loaded.slots == 2
     assert kwargs["threads_per_worker"] == 1 and kwargs["processes"] is True
     assert kwargs["host"] == "127.0.0.1"
-    assert kwargs["env"] == {"PREFECT_API_URL": API}
+    assert "env" not in kwargs  # the workers are given nothing: no Prefect runs on them
     assert "resources" not in kwargs
 
 
 def test_a_local_gpu_site_offers_its_gpus_as_a_dask_resource() -> None:
     raw = {"site": "ws", "slots": 2, "run_root": "/r", "resources": {"gpus": 1}, "scheduler": {"kind": "local"}}
-    _, kwargs = cluster_spec(parse_site(raw), prefect_api_url=None)
+    _, kwargs = cluster_spec(parse_site(raw))
     assert kwargs["resources"] == {"GPU": 1}
     assert "env" not in kwargs
 
 
 def test_local_workers_can_be_set_apart_from_slots() -> None:
     raw = {"site": "ws", "slots": 2, "run_root": "/r", "scheduler": {"kind": "local", "workers": 3}}
-    assert cluster_spec(parse_site(raw), prefect_api_url=None)[1]["n_workers"] == 3
+    assert cluster_spec(parse_site(raw))[1]["n_workers"] == 3
 
 
 def test_a_slurm_site_gets_a_slurm_cluster_with_the_site_settings() -> None:
     from dask_jobqueue.slurm import SLURMCluster
 
     loaded = load_site(SITES / "setonix.example.yaml")
-    cls, kwargs = cluster_spec(loaded, prefect_api_url=API, scheduler_host="10.0.0.5")
+    cls, kwargs = cluster_spec(loaded, scheduler_host="10.0.0.5")
     assert cls is SLURMCluster
     assert kwargs["queue"] == "gpu" and "--account=pawsey0001-gpu" in kwargs["job_extra_directives"]
     assert kwargs["walltime"] == "01:00:00" and kwargs["job_cpu"] == 8
@@ -276,11 +278,11 @@ def test_a_pbs_site_gets_a_pbs_cluster_with_gpus_in_its_select() -> None:
         "scheduler": {"kind": "pbs", "queue": "gpuq", "account": "acct", "cores": 4, "processes": 1, "memory": "8GB"},
     }
     loaded = parse_site({**raw, "scheduler": {**raw["scheduler"], "adapt": {"maximum_jobs": 1}}})
-    cls, kwargs = cluster_spec(loaded, prefect_api_url=None)
+    cls, kwargs = cluster_spec(loaded)
     assert cls is PBSCluster
     assert kwargs["queue"] == "gpuq"
     assert kwargs["resource_spec"].startswith("select=1:ncpus=4:mem=") and kwargs["resource_spec"].endswith(":ngpus=1")
-    script = render_job(loaded, prefect_api_url=None)
+    script = render_job(loaded)
     lines = script.splitlines()
     assert "#PBS -q gpuq" in lines and "#PBS -A acct" in lines
     assert "--resources GPU=1" in script
@@ -315,7 +317,7 @@ def test_the_default_worker_lifetime_ends_before_a_short_walltime() -> None:
 def test_sites_without_a_dask_cluster_say_so(kind: str) -> None:
     loaded = parse_site({**site(), "scheduler": {"kind": kind}, "runner": {"mode": "process"}})
     with pytest.raises(SiteError, match=rf"site 'test' runs no Dask cluster: its scheduler is {kind}"):
-        cluster_spec(loaded, prefect_api_url=None)
+        cluster_spec(loaded)
 
 
 # --- the batch script a site runs ---------------------------------------------------------------
@@ -335,7 +337,7 @@ def no_listening_socket(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def setonix_script(no_listening_socket: None) -> str:
     threads = threading.active_count()
-    script = render_job(load_site(SITES / "setonix.example.yaml"), prefect_api_url=API)
+    script = render_job(load_site(SITES / "setonix.example.yaml"))
     assert threading.active_count() == threads, "rendering started a thread (an event loop, a cluster)"
     return script
 
@@ -359,7 +361,6 @@ def test_setonix_job_loads_modules_and_prologue_before_the_worker(setonix_script
         "module load python/3.11.6",
         "export OMP_NUM_THREADS=8",
         "export DASK_DISTRIBUTED__WORKER__DAEMON=False",
-        f"export PREFECT_API_URL={API}",
     ]
     at = [lines.index(line) for line in order]
     assert at == sorted(at) and at[-1] < worker, setonix_script
@@ -377,35 +378,58 @@ def test_setonix_worker_retires_before_the_walltime_and_offers_its_gpu(setonix_s
     assert "--nthreads 1" in worker
 
 
-def test_render_job_takes_the_scheduler_address_and_leaves_prefect_out_when_not_given(
-    no_listening_socket: None,
-) -> None:
-    script = render_job(load_site(SITES / "slurm-local.yaml"), prefect_api_url=None, scheduler_address="tls://h:1")
+def test_render_job_takes_the_scheduler_address(no_listening_socket: None) -> None:
+    script = render_job(load_site(SITES / "slurm-local.yaml"), scheduler_address="tls://h:1")
     assert " tls://h:1 " in script
-    assert "PREFECT_API_URL" not in script
     assert "--gres" not in script and "--resources" not in script
     assert "#SBATCH -p debug" in script.splitlines()
 
 
 def test_a_slurm_qos_becomes_a_directive(no_listening_socket: None) -> None:
-    script = render_job(parse_site(site(scheduler={"qos": "high"})), prefect_api_url=None)
+    script = render_job(parse_site(site(scheduler={"qos": "high"})))
     assert "#SBATCH --qos=high" in script.splitlines()
 
 
-def test_a_prefect_url_is_quoted_for_the_shell(no_listening_socket: None) -> None:
-    script = render_job(parse_site(site()), prefect_api_url="http://h:4200/api?a=1&b=2")
-    assert "export PREFECT_API_URL='http://h:4200/api?a=1&b=2'" in script.splitlines()
+def test_a_batch_job_carries_nothing_of_prefect_even_where_the_agent_has_it(
+    no_listening_socket: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Nothing on a worker talks to Prefect or imports it (the runner step is agent.warm.run_runner): neither
+    # the script nor the environment the job is submitted with (sbatch hands it to the job) names Prefect.
+    monkeypatch.setenv("PREFECT_API_URL", API)
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", "operator:secret")
+    loaded = parse_site(site())
+    script = render_job(loaded)
+    assert "PREFECT" not in script
+    _, kwargs = cluster_spec(loaded, private_dir=tmp_path)
+    assert "PREFECT" not in "\n".join(kwargs["job_script_prologue"])
+    submitted = _submitted_environment(kwargs["job_cls"])
+    assert submitted["PATH"] == os.environ["PATH"]  # an allow-listed environment, not an empty one
+    assert not [name for name in submitted if name.startswith("PREFECT_")], submitted
+
+
+def _submitted_environment(job_cls: type) -> dict[str, str]:
+    """The environment a batch job of `job_cls` would be submitted with, caught where it calls sbatch."""
+    submitted: dict[str, str] = {}
+
+    async def sbatch(cmd: list[str], **kwargs: Any) -> str:
+        submitted.update(kwargs["env"])
+        return "Submitted batch job 1"
+
+    job = job_cls(scheduler="tls://h:1", name="w", cores=1, memory="1GB")
+    job._call = sbatch
+    asyncio.run(job._submit_job("job.sh"))
+    return submitted
 
 
 def test_a_local_site_runs_no_batch_jobs(no_listening_socket: None) -> None:
     with pytest.raises(SiteError, match="site 'local' runs no batch jobs: its scheduler is local"):
-        render_job(load_site(SITES / "local.yaml"), prefect_api_url=API)
+        render_job(load_site(SITES / "local.yaml"))
 
 
 def test_a_memory_site_runs_no_batch_jobs() -> None:
     loaded = parse_site({**site(), "scheduler": {"kind": "memory"}, "runner": {"mode": "process"}})
     with pytest.raises(SiteError, match="runs no batch jobs: its scheduler is memory"):
-        render_job(loaded, prefect_api_url=None)
+        render_job(loaded)
 
 
 def test_an_sbatch_site_renders_one_task_job(no_listening_socket: None) -> None:
@@ -413,7 +437,7 @@ def test_an_sbatch_site_renders_one_task_job(no_listening_socket: None) -> None:
     loaded: SiteConfig = parse_site(
         {**site(), "scheduler": {**SBATCH, "account": "acct"}, "runner": {"mode": "process"}}
     )
-    script = render_job(loaded, prefect_api_url=API)
+    script = render_job(loaded)
     assert script.startswith("#!")
     assert "/shared/runs/TASK-ID" in script
     assert "acct" in script
