@@ -18,7 +18,7 @@ from prefect.client.orchestration import PrefectClient
 from agent.control_plane import ControlPlane
 from agent.engine import Engine, EngineSettings
 from agent.environment import confine_environment
-from agent.prefect_bridge import PrefectBridge
+from agent.prefect_bridge import PrefectBridge, unavailable
 from agent.run_root import RunRootError, ensure_run_root
 from agent.scheduler.base import Resources, Scheduler
 from agent.site import SiteConfig, load_site
@@ -175,7 +175,16 @@ async def running_engine(
                     config.agent_id,
                     include_counts=config.site.prefect.artifacts_include_counts,
                 )
-                await bridge.ensure_deployment(base_job_template)
+                try:
+                    await bridge.ensure_deployment(base_job_template)
+                except Exception as exc:
+                    if not unavailable(exc):
+                        raise
+                    logging.getLogger("agent").warning(
+                        "Prefect does not answer (%s): claiming and running start anyway; the work pool and the "
+                        "vqpu-execute deployment are made when it does",
+                        exc,
+                    )
                 view = PrefectView(bridge, config.site.run_root, control_plane.task_url)
                 yield Engine(engine_settings(config.site), control_plane, scheduler, view)
             finally:

@@ -90,8 +90,10 @@ def cluster_spec(
             "host": "127.0.0.1",
             "protocol": "tls://",
             "security": security,
-            # No dashboard: it has no authentication of its own (see agent.dask_security).
-            "dashboard_address": None,
+            # No dashboard: it has no authentication of its own (see agent.dask_security), and Dask serves no
+            # HTTP route here (serve_no_http). Its HTTP server still binds: on loopback and a free port, never
+            # Dask's fixed 8787 (what None means), which a second agent or test run on the machine would hold.
+            "dashboard_address": "127.0.0.1:0",
         }
         if private_dir is not None:
             # Dask's default is $TMPDIR/dask-scratch-space, which it adopts whoever made it: another account

@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import ArtifactCreate, WorkPoolCreate
 from prefect.client.schemas.filters import (
@@ -52,13 +53,29 @@ class PrefectCredentialRefused(RuntimeError):
 
 async def check_credential(client: PrefectClient) -> None:
     """Fail early, and plainly, when the Prefect server refuses this process's credential: Prefect's worker
-    would otherwise end in a traceback from inside its setup."""
+    would otherwise end in a traceback from inside its setup. A server that does not answer is no reason not
+    to start (the work does not wait for its view): that is logged, and the view catches up later."""
     try:
         await client.hello()
     except PrefectHTTPStatusError as exc:
-        if exc.response.status_code != 401:
+        if exc.response.status_code == 401:
+            raise _refused(client) from None
+        if not unavailable(exc):
             raise
-        raise _refused(client) from None
+        log.warning("Prefect at %s answers %s; starting anyway", client.api_url, exc.response.status_code)
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        log.warning(
+            "Prefect at %s does not answer (%s); starting anyway: its view catches up later", client.api_url, exc
+        )
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Prefect is away or overloaded (as opposed to refusing what was asked)."""
+    if isinstance(exc, httpx.TransportError | OSError | TimeoutError):
+        return True
+    return isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code in (408, 429, 500, 502, 503, 504)
 
 
 def _refused(client: PrefectClient) -> PrefectCredentialRefused:
@@ -125,9 +142,12 @@ class PrefectBridge:
         self.agent_id = agent_id
         self.include_counts = include_counts
         self.deployment_id: UUID | None = None
+        self.base_job_template: dict[str, Any] = {}
 
-    async def ensure_deployment(self, base_job_template: dict[str, Any]) -> UUID:
+    async def ensure_deployment(self, base_job_template: dict[str, Any] | None = None) -> UUID:
         """The work pool (type `vqpu`) and the `vqpu-execute` deployment in it, created if missing."""
+        if base_job_template is not None:
+            self.base_job_template = base_job_template
         try:
             pool = await self.client.read_work_pool(self.work_pool)
         except PrefectHTTPStatusError as exc:
@@ -136,7 +156,7 @@ class PrefectBridge:
             raise _refused(self.client) from None
         except ObjectNotFound:
             pool = await self.client.create_work_pool(
-                WorkPoolCreate(name=self.work_pool, type=WORKER_TYPE, base_job_template=base_job_template)
+                WorkPoolCreate(name=self.work_pool, type=WORKER_TYPE, base_job_template=self.base_job_template)
             )
         if pool.type != WORKER_TYPE:
             raise RuntimeError(f"Prefect work pool {self.work_pool!r} has type {pool.type!r}, not {WORKER_TYPE!r}")

@@ -37,15 +37,14 @@ from typing import Any
 from uuid import UUID
 
 import anyio
-import httpx
 from prefect.client.schemas.objects import FlowRun, State, StateType
-from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 from prefect.states import Cancelled, Completed, Failed, Running
 
 from agent.claims import Claim, ClaimNote, agent_notes
 from agent.execution import Ending, Execution, Phase
-from agent.prefect_bridge import PrefectBridge, attempt_of, task_run_id
+from agent.prefect_bridge import PrefectBridge, attempt_of, task_run_id, unavailable
 from vqpu_protocol.api.tasks import SchedulerEvidence
 from vqpu_protocol.rundir import ResultDocument, RunDirError, atomic_write, read_json, read_outcome, run_dir_for
 
@@ -226,7 +225,7 @@ class PrefectView:
                 mirror.flow_run_id = None
                 mirror.shown.clear()
             except Exception as exc:
-                if not _unavailable(exc):
+                if not unavailable(exc):
                     log.warning("task %s attempt %s: Prefect refused the view's update: %s", *mirror.key, exc)
                 failures.append(exc)
             finally:
@@ -238,6 +237,8 @@ class PrefectView:
 
     async def _sync(self, m: Mirror) -> None:
         b = self.bridge
+        if b.deployment_id is None:  # Prefect was away when the agent started
+            await b.ensure_deployment()
         if m.flow_run_id is None:
             run = await b.create_run(m.task_id, m.attempt, m.device, str(m.run_dir))
             m.flow_run_id = run.id
@@ -322,7 +323,7 @@ class PrefectView:
             try:
                 await self.reconcile()
             except Exception as exc:
-                if not _unavailable(exc):
+                if not unavailable(exc):
                     log.warning("view: reconciling with Prefect failed: %s", exc)
             await anyio.sleep(RECONCILE_S)
 
@@ -449,13 +450,6 @@ def _where(evidence: SchedulerEvidence) -> str:
 def _verb(run: FlowRun) -> str:
     kind = run.state.type if run.state is not None else None
     return {StateType.PAUSED: "paused or suspended", StateType.SCHEDULED: "retried"}.get(kind, "reset")  # type: ignore[arg-type]
-
-
-def _unavailable(exc: BaseException) -> bool:
-    """Prefect is away or overloaded (as opposed to refusing what was asked)."""
-    if isinstance(exc, httpx.TransportError | OSError | TimeoutError):
-        return True
-    return isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code in (408, 429, 500, 502, 503, 504)
 
 
 def _short(exc: BaseException) -> str:

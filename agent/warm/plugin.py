@@ -320,17 +320,15 @@ DOOM_FOR_S = 600.0
 """How long a kill that found no runner keeps the run dir's step from starting on this worker."""
 
 
-def run_on_worker(run_dir: str, limit_s: float | None = None, *, check_lifetime: bool = True) -> dict[str, Any]:
+def run_on_worker(run_dir: str, limit_s: float | None = None) -> dict[str, Any]:
     """Run the runner on `run_dir` in a killable child of this Dask worker, within its wall-time limit; a Dask task.
 
     Submit it with `pure=False` (or a unique key): Dask would otherwise hand back the result of an
-    earlier run of the same directory instead of running it again. With `check_lifetime` it first makes
-    sure the worker lives long enough for the run (`ensure_lifetime_fits`); a caller that runs it inside
-    a framework that would swallow `distributed.Reschedule` (Prefect's task engine) checks first itself.
+    earlier run of the same directory instead of running it again. It first makes sure the worker lives
+    long enough for the run (`ensure_lifetime_fits`: `distributed.Reschedule` hands it to another worker).
     """
     worker = distributed.get_worker()
-    if check_lifetime:
-        ensure_lifetime_fits(limit_s, worker)
+    ensure_lifetime_fits(limit_s, worker)
     return _plugin(worker).run(run_dir, worker.address, limit_s)
 
 

@@ -91,7 +91,7 @@ def test_a_local_cluster_speaks_tls_with_its_own_credentials_and_serves_no_dashb
     assert kwargs["protocol"] == "tls://"
     assert kwargs["security"].require_encryption is True
     assert "BEGIN CERTIFICATE" in kwargs["security"].tls_ca_file  # in memory: made at start, never on disk
-    assert kwargs["dashboard_address"] is None
+    assert kwargs["dashboard_address"] == "127.0.0.1:0"  # loopback, a free port: no route is served there
     # Each start makes new credentials: a certificate of an earlier agent opens nothing.
     _, again = cluster_spec(load_site(SITES / "local.yaml"))
     assert again["security"].tls_ca_file != kwargs["security"].tls_ca_file
