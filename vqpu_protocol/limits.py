@@ -32,6 +32,8 @@ MAX_TEXT_CHARS: Final = 64 * 1024
 MAX_IDEMPOTENCY_KEY_CHARS: Final = 200
 MAX_CLAIM_BATCH: Final = 64
 MAX_CLAIM_WAIT_S: Final = 300.0
+MAX_HEARTBEAT_S: Final = 300.0
+"""Longest heartbeat interval an agent may declare with its claims (a site's `heartbeat_s`)."""
 MAX_HEARTBEAT_TASKS: Final = 4096
 MAX_LIST_LIMIT: Final = 1000
 

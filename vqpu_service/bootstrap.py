@@ -29,6 +29,7 @@ from vqpu_service.config import Settings
 from vqpu_service.container import Container
 from vqpu_service.domain.errors import Conflict
 from vqpu_service.domain.events import DEVICE_EVENTS, WORK_AVAILABLE, Event
+from vqpu_service.domain.liveness import AckWindow
 from vqpu_service.ports import Store
 from vqpu_service.services import epochs, liveness
 from vqpu_service.services.agents import AgentService, WorkSignal
@@ -75,7 +76,8 @@ def build(settings: Settings) -> Container:
 def build_claims(store: Store, devices: DeviceService, settings: Settings) -> ClaimService:
     """CLAIM's policy over the store, with the verdicts its re-check remembers; the queued-violations
     inspection shares them (`ClaimService.verdicts`), so neither pays twice for one (task, epoch)."""
-    return ClaimService(store, Verdicts(devices, REMEMBERED), settings.max_running_per_owner)
+    ack = AckWindow(least_s=settings.claim_ack_window_s, undeclared_s=settings.liveness_window_s)
+    return ClaimService(store, Verdicts(devices, REMEMBERED), settings.max_running_per_owner, ack)
 
 
 def register_catalog(store: SqlStore) -> list[str]:

@@ -31,6 +31,13 @@ class Settings(BaseModel):
     liveness_window_s: float = Field(default=60.0, gt=0, description="RUNNING without a heartbeat this long is stale")
     sweep_interval_s: float = Field(default=5.0, gt=0, description="how often the liveness sweep runs")
     auto_requeue: bool = Field(default=False, description="requeue stale tasks automatically (fenced; opt-in)")
+    claim_ack_window_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="a claimed task its agent has not acknowledged this long (a heartbeat naming it, or a report) "
+        "goes back to QUEUED, its token fenced; an agent is given at least 3 of the heartbeat intervals it "
+        "declares, and the liveness window if it declares none",
+    )
     max_attempts: int = Field(default=3, ge=1, description="auto-requeue stops after this many attempts")
     device_cache_ttl_s: float = Field(default=5.0, ge=0, description="TTL of cached device reads (D7)")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="largest request body (413 above)")
@@ -88,6 +95,12 @@ class Settings(BaseModel):
             raise ValueError(
                 f"{env_name('sweep_interval_s')} ({self.sweep_interval_s}) must not exceed "
                 f"{env_name('liveness_window_s')} ({self.liveness_window_s}): stale tasks would be noticed late"
+            )
+        if self.sweep_interval_s > self.claim_ack_window_s:
+            raise ValueError(
+                f"{env_name('sweep_interval_s')} ({self.sweep_interval_s}) must not exceed "
+                f"{env_name('claim_ack_window_s')} ({self.claim_ack_window_s}): claims never acknowledged "
+                "would be taken back late"
             )
         if self.max_circuit_bytes > self.max_body_bytes:
             raise ValueError(

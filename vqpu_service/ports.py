@@ -133,6 +133,11 @@ class TaskRepository(abc.ABC):
         """RUNNING tasks not heard from since `since` and not yet flagged stale, locked (rows another
         unit holds are skipped: that unit is changing them)."""
 
+    @abc.abstractmethod
+    def unacknowledged(self, now: datetime) -> list[Task]:
+        """RUNNING tasks whose claim was due to be acknowledged by its owner before `now` and was not,
+        locked (rows another unit holds are skipped: that unit is changing them, perhaps acknowledging)."""
+
 
 class AgentRepository(abc.ABC):
     """The agents of one unit of work."""
@@ -213,9 +218,10 @@ class Store(abc.ABC):
         """A unit of work whose events are stamped `now` (`services.commands` decides in it)."""
 
     @abc.abstractmethod
-    def any_silent(self, since: datetime) -> bool:
+    def any_silent(self, since: datetime, now: datetime) -> bool:
         """Whether any RUNNING task not yet flagged, or any agent not lost, was last heard from before
-        `since`: a read, so that a sweep that finds nothing takes no write lock."""
+        `since`, or any claim's acknowledgement was due before `now` and has not come: a read, so that a
+        sweep that finds nothing takes no write lock."""
 
     @abc.abstractmethod
     def usage(self, since: datetime, until: datetime, by: Grouping) -> list[UsageTotals]:

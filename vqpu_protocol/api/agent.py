@@ -8,7 +8,14 @@ from pydantic import Field
 
 from vqpu_protocol.api.tasks import SchedulerEvidence, TaskStateName, TaskView
 from vqpu_protocol.errors import ErrorDocument
-from vqpu_protocol.limits import MAX_BYTES, MAX_CLAIM_BATCH, MAX_CLAIM_WAIT_S, MAX_HEARTBEAT_TASKS, Dialect
+from vqpu_protocol.limits import (
+    MAX_BYTES,
+    MAX_CLAIM_BATCH,
+    MAX_CLAIM_WAIT_S,
+    MAX_HEARTBEAT_S,
+    MAX_HEARTBEAT_TASKS,
+    Dialect,
+)
 from vqpu_protocol.pubs import Pubs
 from vqpu_protocol.rundir import ResultDocument, RunOptions, RuntimeLimit, RunUsage, TaskDocument
 from vqpu_protocol.wire import Id, Request, Response, SafeStr
@@ -35,6 +42,12 @@ class ClaimRequest(Request):
         0, description="long-poll: wait this long for work (capped by the server's max_claim_wait_s)"
     )
     capacity: SlotCapacity | None = Field(None, description="what one slot holds; absent from older agents")
+    heartbeat_s: Annotated[float, Field(gt=0, le=MAX_HEARTBEAT_S)] | None = Field(
+        None,
+        description="how often this agent heartbeats: a claimed task it has not acknowledged (a heartbeat naming "
+        "it with its claim token, or a report) within the server's claim_ack_window_s, and at least 3 of these "
+        "intervals, goes back to QUEUED; absent (older agents): the server's liveness window",
+    )
 
 
 class ClaimedTaskBody(Response):

@@ -123,9 +123,9 @@ class MemoryStore(Store):
                 self._devices[record.device_id] = record.epoch
             self._publish(list(uow.tasks.saved.values()), uow.events, now)
 
-    def any_silent(self, since: datetime) -> bool:
+    def any_silent(self, since: datetime, now: datetime) -> bool:
         with self._lock:
-            return any(_silent(t, since) for t in self._tasks.values()) or any(
+            return any(_silent(t, since) or _unacknowledged(t, now) for t in self._tasks.values()) or any(
                 not a.lost and a.last_seen < since for a in self._agents.values()
             )
 
@@ -287,6 +287,9 @@ class _MemoryTasks(TaskRepository):
     def silent(self, since: datetime) -> list[Task]:
         return [copy.deepcopy(t) for t in self._store._tasks.values() if _silent(t, since)]
 
+    def unacknowledged(self, now: datetime) -> list[Task]:
+        return [copy.deepcopy(t) for t in self._store._tasks.values() if _unacknowledged(t, now)]
+
 
 class _MemoryAgents(AgentRepository):
     def __init__(self, store: MemoryStore) -> None:
@@ -343,6 +346,10 @@ class _MemoryUnit(UnitOfWork):
 def _silent(task: Task, since: datetime) -> bool:
     last = task.heartbeat_at or task.claimed_at
     return task.state is TaskState.RUNNING and last is not None and last < since and not task.stale_reported
+
+
+def _unacknowledged(task: Task, now: datetime) -> bool:
+    return task.state is TaskState.RUNNING and task.ack_deadline is not None and task.ack_deadline < now
 
 
 def _passes(e: Event, flt: EventFilter) -> bool:

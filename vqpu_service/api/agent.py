@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from vqpu_protocol.api.agent import (
     CancelledReport,
@@ -22,6 +22,7 @@ from vqpu_protocol.api.agent import (
     SlotCapacity,
 )
 from vqpu_service.api.deps import Box, Who
+from vqpu_service.api.hangup import watched
 from vqpu_service.api.routing import JsonRoute, with_body
 from vqpu_service.api.tasks import TaskId
 from vqpu_service.api.views import claimed_view, task_view
@@ -29,6 +30,7 @@ from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import InvalidRequest
 from vqpu_service.domain.lifecycle import Action
 from vqpu_service.domain.model import SlotCapacity as Capacity
+from vqpu_service.services.claims import Claimant
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"], route_class=JsonRoute)
 _REPORTS = with_body(403, 404, 409)
@@ -39,10 +41,10 @@ _REPORTS = with_body(403, 404, 409)
     responses={**with_body(403), 204: {"description": "no work arrived within wait_s"}},
     response_model=ClaimResponse,
 )
-async def claim(body: ClaimRequest, who: Who, box: Box) -> ClaimResponse | Response:
-    claimed = await box.agents.claim(
-        who, body.agent_id, body.max_tasks, body.devices, body.wait_s, _capacity(body.capacity)
-    )
+async def claim(body: ClaimRequest, who: Who, box: Box, request: Request) -> ClaimResponse | Response:
+    async with watched(request) as connection:
+        claimant = Claimant(body.agent_id, _capacity(body.capacity), body.heartbeat_s, connection.gone)
+        claimed = await box.agents.claim(who, claimant, body.max_tasks, body.devices, body.wait_s)
     if not claimed:
         return Response(status_code=204)
     return ClaimResponse(tasks=[claimed_view(c) for c in claimed])

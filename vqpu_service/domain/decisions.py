@@ -64,13 +64,17 @@ def submitted(task: Task) -> list[NewEvent]:
     return [_event(EventType.TASK_SUBMITTED, task, shots=task.shots, epoch=task.pinned_epoch)]
 
 
-def claim(task: Task, agent_id: str, token: str, epoch: int, sha256: str, now: datetime) -> list[NewEvent]:
+def claim(
+    task: Task, agent_id: str, token: str, epoch: int, sha256: str, now: datetime, ack_deadline: datetime
+) -> list[NewEvent]:
+    """QUEUED -> RUNNING under `token`, to be acknowledged by its owner before `ack_deadline`."""
     task.state = next_state(task.state, Action.CLAIM)
     task.attempt += 1
     task.agent_id, task.claim_token = agent_id, token
     task.bound_epoch, task.bound_sha256 = epoch, sha256
     task.claimed_at = task.heartbeat_at = task.updated_at = now
     task.stale_reported = False
+    task.ack_deadline = ack_deadline
     return [_event(EventType.TASK_CLAIMED, task, agent_id=agent_id, attempt=task.attempt, epoch=epoch, sha256=sha256)]
 
 
@@ -87,6 +91,7 @@ def report(task: Task, rep: Report, now: datetime) -> tuple[Outcome, list[NewEve
         )
     if rep.action is Action.REPORT_COMPLETED:
         _require_its_result(task, rep.result or {})
+    acknowledge(task, rep.claim_token)  # a refused result changes nothing here; `commands.report` acknowledges it
     task.state = next_state(task.state, rep.action)
     task.updated_at = task.heartbeat_at = now
     if rep.action is Action.REPORT_RUNNING:
@@ -103,6 +108,16 @@ def report(task: Task, rep: Report, now: datetime) -> tuple[Outcome, list[NewEve
     if rep.action is Action.REPORT_FAILED:
         return Outcome.APPLIED, [_event(EventType.TASK_FAILED, task, attempt=task.attempt, error=rep.error)]
     return Outcome.APPLIED, [_event(EventType.TASK_CANCELLED, task, attempt=task.attempt, **_cancelled_by(rep))]
+
+
+def acknowledge(task: Task, token: str) -> bool:
+    """The owner of the current claim has shown it holds it (a heartbeat naming the task with `token`, or a
+    report with it): the claim reached a live agent and is never taken back as unacknowledged. True when
+    this acknowledged it now."""
+    if task.state is not TaskState.RUNNING or task.claim_token != token or task.ack_deadline is None:
+        return False
+    task.ack_deadline = None
+    return True
 
 
 def _require_its_result(task: Task, result: dict[str, Any]) -> None:
@@ -192,6 +207,7 @@ def _fence(task: Task, now: datetime) -> None:
     task.agent_id = task.claim_token = None
     task.updated_at = now
     task.stale_reported = False
+    task.ack_deadline = None
 
 
 def _event(type_: EventType, task: Task, **data: Any) -> NewEvent:

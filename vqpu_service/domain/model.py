@@ -102,6 +102,16 @@ class Task:
     usage: dict[str, Any] | None = None
     """What its run used, from its terminal report (`vqpu_protocol.rundir.RunUsage`); None: not reported
     (it never ran, it was force-failed, or an older agent reported it)."""
+    ack_deadline: datetime | None = None
+    """RUNNING under a claim its owner has not acknowledged yet (no heartbeat naming it with its token, no
+    report with it): the sweep takes the claim back at this time. None: acknowledged, or not RUNNING."""
+    unacknowledged: int = 0
+    """How many of its claims were taken back unacknowledged: attempts that never reached a live agent."""
+
+    @property
+    def attempts_run(self) -> int:
+        """Its attempts that reached their agent, the one RUNNING now included: what max_attempts counts."""
+        return self.attempt - self.unacknowledged
 
     @property
     def kind(self) -> str:

@@ -11,10 +11,10 @@ import anyio
 
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import Forbidden
-from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, Principal, Role, SlotCapacity, Task
+from vqpu_service.domain.model import Agent, Claimed, HeartbeatReply, Principal, Role, Task
 from vqpu_service.ports import Store
 from vqpu_service.services import commands, liveness
-from vqpu_service.services.claims import ClaimService
+from vqpu_service.services.claims import Claimant, ClaimService
 
 
 class WorkSignal:
@@ -57,29 +57,24 @@ class AgentService:
         """A waiting CLAIM re-reads the database at least this often, even if no wake-up arrived."""
 
     async def claim(
-        self,
-        who: Principal,
-        agent_id: str,
-        max_tasks: int,
-        devices: Sequence[str] | None,
-        wait_s: float,
-        capacity: SlotCapacity | None = None,
+        self, who: Principal, claimant: Claimant, max_tasks: int, devices: Sequence[str] | None, wait_s: float
     ) -> list[Claimed]:
+        """Claim now, else wait up to `wait_s` for work and claim it; nothing once the claimant is gone."""
         _agent_only(who)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait_s, self._max_wait)
         while True:
+            if claimant.gone is not None and claimant.gone():
+                return []  # it hung up while it waited: nobody to hand work to
             since = self._work.generation
-            claimed = await anyio.to_thread.run_sync(self._claim_now, agent_id, max_tasks, devices, capacity)
+            claimed = await anyio.to_thread.run_sync(self._claim_now, claimant, max_tasks, devices)
             remaining = deadline - loop.time()
             if claimed or remaining <= 0:
                 return claimed
             await self._work.wait(since, min(remaining, self._recheck))
 
-    def _claim_now(
-        self, agent_id: str, max_tasks: int, devices: Sequence[str] | None, capacity: SlotCapacity | None
-    ) -> list[Claimed]:
-        return self._claims.claim(agent_id, max_tasks, devices, datetime.now(UTC), capacity)
+    def _claim_now(self, claimant: Claimant, max_tasks: int, devices: Sequence[str] | None) -> list[Claimed]:
+        return self._claims.claim_for(claimant, max_tasks, devices, datetime.now(UTC))
 
     def report(self, who: Principal, task_id: str, rep: Report) -> tuple[Task, Outcome]:
         _agent_only(who)

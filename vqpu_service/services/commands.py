@@ -58,7 +58,10 @@ def report(store: Store, task_id: str, rep: Report, now: datetime) -> tuple[Task
             return task, outcome
     except (IllegalTransition, Fenced, InvalidResult) as err:
         with store.unit(now) as uow:
-            uow.record([decisions.rejected(uow.tasks.get(task_id), rep, err)])
+            task = uow.tasks.get(task_id, lock=True)
+            if decisions.acknowledge(task, rep.claim_token):  # a refused result still shows its owner holds it
+                uow.tasks.save(task)
+            uow.record([decisions.rejected(task, rep, err)])
         raise
 
 

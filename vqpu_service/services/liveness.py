@@ -55,14 +55,24 @@ def declared(
 
 
 def sweep(store: Store, window_s: float, now: datetime, *, auto_requeue: bool, max_attempts: int) -> list[str]:
-    """Flag newly stale tasks (TASK_STALE), mark silent agents lost (AGENT_LOST); with auto_requeue,
-    requeue stale tasks below max_attempts. Returns the ids of tasks newly found stale."""
+    """Take back claims their agents never acknowledged (TASK_REQUEUED), flag newly stale tasks (TASK_STALE),
+    mark silent agents lost (AGENT_LOST); with auto_requeue, requeue stale tasks below max_attempts. Returns
+    the ids of tasks newly found stale."""
     since = liveness.silent_since(now, window_s)
-    if not store.any_silent(since):  # most sweeps find nothing: no write lock for them
+    if not store.any_silent(since, now):  # most sweeps find nothing: no write lock for them
         return []
     stale: list[str] = []
     with store.unit(now) as uow:
+        taken_back = set()
+        for task in uow.tasks.unacknowledged(now):
+            events = liveness.unacknowledged(task, now)
+            if events:
+                taken_back.add(task.id)
+                uow.tasks.save(task)
+                uow.record(events)
         for task in uow.tasks.silent(since):
+            if task.id in taken_back:  # read again before this unit wrote it back: it is QUEUED now
+                continue
             stale += [] if task.stale_reported else [task.id]
             uow.record(liveness.stale(task, now, window_s, auto_requeue=auto_requeue, max_attempts=max_attempts))
             uow.tasks.save(task)

@@ -1,5 +1,6 @@
 """The stores with the services' decisions beside them, as the composition root wires them: `claim` is the
-server's CLAIM (`ClaimService` deciding in the store's claim transaction); `report`, `cancel`, `requeue`
+server's CLAIM (`ClaimService` deciding in the store's claim transaction; `claim_for` as the API calls it, with
+what the claimant said of itself); `report`, `cancel`, `requeue`
 and `force_fail` are the lifecycle commands (`services.commands`), `heartbeat` and `sweep_liveness` the
 liveness services (`services.liveness`), each one unit of work; `submit`
 (`services.commands.submit`) honours a QUEUED cap as `TaskService` passes it from the settings."""
@@ -15,12 +16,17 @@ from device_registry import Snapshot
 from vqpu_service.adapters.memory import MemoryStore
 from vqpu_service.adapters.sql.store import SqlStore
 from vqpu_service.domain.decisions import Outcome, Report
+from vqpu_service.domain.liveness import AckWindow
 from vqpu_service.domain.model import Claimed, HeartbeatReply, NewTask, SlotCapacity, Task
 from vqpu_service.ports import DeviceEpoch, Store
 from vqpu_service.services import commands, epochs, liveness
-from vqpu_service.services.claims import ClaimService
+from vqpu_service.services.claims import Claimant, ClaimService
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.verdicts import REMEMBERED, Verdicts
+
+ACK = AckWindow(least_s=10.0, undeclared_s=60.0)
+"""The server's defaults: VQPU_CLAIM_ACK_WINDOW_S, and VQPU_LIVENESS_WINDOW_S for an agent that declares
+no heartbeat interval (every claim here)."""
 
 
 class Claiming:
@@ -30,7 +36,7 @@ class Claiming:
     def wire(self, store: Store, max_running: int | None, max_queued: int | None) -> None:
         self.store = store
         self.max_queued = max_queued
-        self.claims = ClaimService(store, Verdicts(DeviceService(store, ttl_s=0), REMEMBERED), max_running)
+        self.claims = ClaimService(store, Verdicts(DeviceService(store, ttl_s=0), REMEMBERED), max_running, ACK)
 
     def claim(
         self,
@@ -41,6 +47,9 @@ class Claiming:
         capacity: SlotCapacity | None = None,
     ) -> list[Claimed]:
         return self.claims.claim(agent_id, max_tasks, devices, now, capacity)
+
+    def claim_for(self, who: Claimant, max_tasks: int, devices: Sequence[str] | None, now: datetime) -> list[Claimed]:
+        return self.claims.claim_for(who, max_tasks, devices, now)
 
     def report(self, task_id: str, rep: Report, now: datetime) -> tuple[Task, Outcome]:
         return commands.report(self.store, task_id, rep, now)

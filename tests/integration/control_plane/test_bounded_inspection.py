@@ -20,7 +20,7 @@ from device_registry import parse_snapshot
 from device_registry.admissibility import Violation
 from harness.circuits import hostile_circuits
 from tests.integration.control_plane.api_client import Api, error
-from tests.integration.control_plane.claiming import ClaimingStore
+from tests.integration.control_plane.claiming import ACK, ClaimingStore
 from tests.integration.control_plane.conftest import TABLES
 from tests.integration.control_plane.tasks import BELL, LINE, new_task
 from vqpu_service.adapters.auth import create_key
@@ -157,7 +157,7 @@ def test_a_claim_re_checks_before_it_takes_the_write_lock_so_submits_do_not_wait
     store: ClaimingStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     devices = DeviceService(store, ttl_s=0)
-    store.claims = ClaimService(store, Verdicts(devices, REMEMBERED), None)
+    store.claims = ClaimService(store, Verdicts(devices, REMEMBERED), None, ACK)
     task, _ = store.submit(new_task(store, circuit=FITS), now())
     data = store.current_epoch(LINE).snapshot().to_json_dict()
     data["qubits"][15]["status"] = "OFFLINE"

@@ -19,11 +19,19 @@ from tests.integration.control_plane.tasks import LINE, completed, its_result, n
 from vqpu_service.adapters.sql.store import SqlStore
 from vqpu_service.domain.admission import largest_slot
 from vqpu_service.domain.decisions import Outcome, Report
-from vqpu_service.domain.errors import Conflict, Fenced, IdempotencyConflict, IllegalTransition, NotFound
+from vqpu_service.domain.errors import (
+    Conflict,
+    Fenced,
+    IdempotencyConflict,
+    IllegalTransition,
+    InvalidResult,
+    NotFound,
+)
 from vqpu_service.domain.events import EventType
 from vqpu_service.domain.lifecycle import Action, TaskState
 from vqpu_service.domain.model import SlotCapacity, Task
 from vqpu_service.ports import EventFilter, Store
+from vqpu_service.services.claims import Claimant
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "memory"])
@@ -218,7 +226,8 @@ def test_cancel_of_a_running_task_travels_in_the_heartbeat_reply(store: SqlStore
 
 def test_stale_is_flagged_once_and_agents_are_marked_lost(store: SqlStore) -> None:
     task = submit(store)[0]
-    store.claim("agent", 1, None, now())
+    [c] = store.claim("agent", 1, None, now())
+    store.heartbeat("agent", [(task.id, c.claim_token)], now())  # it got its claim, then fell silent
     assert store.sweep_liveness(60, now(30), auto_requeue=False, max_attempts=3) == []
     assert store.sweep_liveness(60, now(61), auto_requeue=False, max_attempts=3) == [task.id]
     assert store.sweep_liveness(60, now(62), auto_requeue=False, max_attempts=3) == []
@@ -233,10 +242,12 @@ def test_stale_is_flagged_once_and_agents_are_marked_lost(store: SqlStore) -> No
 
 def test_auto_requeue_puts_stale_tasks_back_until_max_attempts(store: SqlStore) -> None:
     task = submit(store)[0]
-    store.claim("agent", 1, None, now())
+    [c] = store.claim("agent", 1, None, now())
+    store.heartbeat("agent", [(task.id, c.claim_token)], now())
     store.sweep_liveness(60, now(61), auto_requeue=True, max_attempts=2)
     assert store.get_task(task.id).state is TaskState.QUEUED
-    store.claim("agent", 1, None, now(62))
+    [c] = store.claim("agent", 1, None, now(62))
+    store.heartbeat("agent", [(task.id, c.claim_token)], now(62))
     store.sweep_liveness(60, now(200), auto_requeue=True, max_attempts=2)
     t = store.get_task(task.id)
     assert t.state is TaskState.RUNNING and t.attempt == 2  # at max_attempts: flagged, left for an admin
@@ -302,3 +313,96 @@ def test_a_device_offers_the_slots_its_live_agents_declared_gpu_memory_included(
     assert largest_slot(store.slot_capacities("ibm-fez"), cpu_only=False) == 16 * GiB  # "gpu" serves LINE only
     store.sweep_liveness(60, now(61), auto_requeue=False, max_attempts=3)
     assert store.slot_capacities(LINE) == []
+
+
+# --- claims their agent never acknowledged (issue 20, must-have 8) -------------------------------------------
+
+BEATING = Claimant("agent", heartbeat_s=1.0)
+"""An agent that heartbeats every second, as agents do by default: its claims must be acknowledged within the
+server's claim_ack_window_s (10 s here, `claiming.ACK`)."""
+
+
+def requeues(store: SqlStore, task_id: str) -> list[dict[str, Any]]:
+    flt = EventFilter(task_id=task_id, types=frozenset({EventType.TASK_REQUEUED}))
+    return [e.data for e in store.events_after(0, flt, 10)]
+
+
+def test_a_claim_never_acknowledged_goes_back_to_queued_and_its_late_reports_are_fenced(store: SqlStore) -> None:
+    task = submit(store)[0]
+    [lost] = store.claim_for(BEATING, 1, None, now())  # answered into a dead connection
+    store.sweep_liveness(60, now(9), auto_requeue=False, max_attempts=3)
+    assert store.get_task(task.id).state is TaskState.RUNNING  # inside its window: its agent may still answer
+    store.sweep_liveness(60, now(11), auto_requeue=False, max_attempts=3)
+    back = store.get_task(task.id)
+    assert (back.state, back.agent_id, back.claim_token) == (TaskState.QUEUED, None, None)
+    [why] = requeues(store, task.id)
+    assert (why["by"], why["reason"], why["previous_agent"]) == ("control-plane", "claim never acknowledged", "agent")
+    with pytest.raises(Fenced):
+        store.report(task.id, Report(Action.REPORT_RUNNING, lost.claim_token), now(12))
+    assert store.heartbeat("agent", [(task.id, lost.claim_token)], now(12)).fenced == [task.id]
+    [again] = store.claim_for(Claimant("agent-2", heartbeat_s=1.0), 1, None, now(13))
+    assert again.task.id == task.id and again.attempt == 2
+    done, _ = store.report(task.id, completed(again, {"00": 100}), now(14))
+    assert done.state is TaskState.COMPLETED and done.agent_id == "agent-2"
+
+
+@pytest.mark.parametrize("acknowledgement", ["heartbeat", "running report", "refused result"])
+def test_a_claim_its_agent_acknowledged_is_never_taken_back_even_when_the_ack_came_late(
+    store: SqlStore, acknowledgement: str
+) -> None:
+    task = submit(store)[0]
+    [c] = store.claim_for(BEATING, 1, None, now())
+    late = now(10.5)  # past its deadline, but before any sweep came to take it back
+    if acknowledgement == "heartbeat":
+        assert store.heartbeat("agent", [(task.id, c.claim_token)], late).fenced == []
+    elif acknowledgement == "running report":
+        store.report(task.id, Report(Action.REPORT_RUNNING, c.claim_token), late)
+    else:  # the owner answered, with a wrong result: it still showed it holds the claim
+        with pytest.raises(InvalidResult):
+            store.report(task.id, completed(c, provenance={"attempt": 9}), late)
+    store.sweep_liveness(60, now(30), auto_requeue=False, max_attempts=3)
+    kept = store.get_task(task.id)
+    assert (kept.state, kept.claim_token, kept.attempt) == (TaskState.RUNNING, c.claim_token, 1)
+    assert requeues(store, task.id) == []
+
+
+@pytest.mark.parametrize(
+    ("heartbeat_s", "window_s"),
+    [(1.0, 10), (30.0, 90), (None, 60)],  # the server's 10 s; three of a slow agent's beats; the liveness window
+)
+def test_the_window_is_at_least_three_heartbeats_and_the_liveness_window_for_an_agent_that_declares_none(
+    store: SqlStore, heartbeat_s: float | None, window_s: float
+) -> None:
+    task = submit(store)[0]
+    store.claim_for(Claimant("agent", heartbeat_s=heartbeat_s), 1, None, now())
+    store.sweep_liveness(60, now(window_s - 1), auto_requeue=False, max_attempts=3)
+    assert store.get_task(task.id).state is TaskState.RUNNING
+    store.sweep_liveness(60, now(window_s + 1), auto_requeue=False, max_attempts=3)
+    assert store.get_task(task.id).state is TaskState.QUEUED
+    assert [d["reason"] for d in requeues(store, task.id)] == ["claim never acknowledged"]
+
+
+def test_a_claim_taken_back_unacknowledged_spends_none_of_the_auto_requeue_attempts(store: SqlStore) -> None:
+    task = submit(store)[0]
+    store.claim_for(BEATING, 1, None, now())
+    store.sweep_liveness(60, now(11), auto_requeue=True, max_attempts=2)  # never reached an agent
+    [c] = store.claim_for(BEATING, 1, None, now(12))
+    store.heartbeat("agent", [(task.id, c.claim_token)], now(12))
+    store.sweep_liveness(60, now(80), auto_requeue=True, max_attempts=2)  # its owner went silent: 1 of 2 run
+    assert store.get_task(task.id).state is TaskState.QUEUED
+    [c] = store.claim_for(BEATING, 1, None, now(81))
+    store.heartbeat("agent", [(task.id, c.claim_token)], now(81))
+    store.sweep_liveness(60, now(150), auto_requeue=True, max_attempts=2)  # 2 of 2 run: left for an admin
+    t = store.get_task(task.id)
+    assert (t.state, t.attempt, t.stale(now(150), 60)) == (TaskState.RUNNING, 3, True)
+
+
+def test_a_claimant_gone_before_its_claim_commits_takes_nothing(store: SqlStore) -> None:
+    task = submit(store)[0]
+    dead = Claimant("agent", heartbeat_s=1.0, gone=lambda: True)
+    assert store.claim_for(dead, 1, None, now()) == []
+    t = store.get_task(task.id)
+    assert (t.state, t.attempt, t.agent_id) == (TaskState.QUEUED, 0, None)
+    assert types(store, task.id) == [EventType.TASK_SUBMITTED]
+    [c] = store.claim("agent-2", 1, None, now())
+    assert c.task.id == task.id and c.attempt == 1

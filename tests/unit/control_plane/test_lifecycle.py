@@ -15,6 +15,8 @@ from vqpu_service.domain.lifecycle import TERMINAL, TRANSITIONS, Action, TaskSta
 from vqpu_service.domain.model import Task
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+ACK_BY = NOW + timedelta(seconds=10)
+"""When a claim made at NOW is taken back unless its agent acknowledges it."""
 
 
 def queued() -> Task:
@@ -53,7 +55,7 @@ def result_of(task: Task, counts: dict[str, int]) -> dict[str, Any]:
 
 def running(token: str = "tok-1") -> Task:
     task = queued()
-    decisions.claim(task, "agent-1", token, 3, "b" * 64, NOW)
+    decisions.claim(task, "agent-1", token, 3, "b" * 64, NOW, ACK_BY)
     return task
 
 
@@ -83,7 +85,7 @@ def test_terminal_states_absorb_every_action(state: TaskState, action: Action) -
 
 def test_a_claim_sets_owner_attempt_token_and_binding() -> None:
     task = queued()
-    [event] = decisions.claim(task, "agent-1", "tok", 3, "b" * 64, NOW)
+    [event] = decisions.claim(task, "agent-1", "tok", 3, "b" * 64, NOW, ACK_BY)
     assert (task.state, task.attempt, task.agent_id, task.claim_token) == (TaskState.RUNNING, 1, "agent-1", "tok")
     assert (task.bound_epoch, task.bound_sha256) == (3, "b" * 64)
     assert event.type is EventType.TASK_CLAIMED and event.owner == "alice"
@@ -111,7 +113,7 @@ def test_requeue_fences_the_token_so_the_old_owner_cannot_complete() -> None:
     assert (task.state, task.claim_token, task.agent_id) == (TaskState.QUEUED, None, None)
     with pytest.raises(Fenced):
         decisions.report(task, Report(Action.REPORT_COMPLETED, "tok-1", result={}), NOW)
-    decisions.claim(task, "agent-2", "tok-2", 3, "b" * 64, NOW)
+    decisions.claim(task, "agent-2", "tok-2", 3, "b" * 64, NOW, ACK_BY)
     assert task.attempt == 2
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.control_plane.test_lifecycle import NOW, queued, result_of
+from tests.unit.control_plane.test_lifecycle import ACK_BY, NOW, queued, result_of
 from vqpu_service.domain import decisions
 from vqpu_service.domain.decisions import Outcome, Report
 from vqpu_service.domain.errors import InvalidResult
@@ -24,7 +24,7 @@ def claimed(layout: Sequence[int] | None = (2,), *, memory: bool = False) -> Tas
     task.shots = 1000
     task.classical_layout = None if layout is None else list(layout)
     task.options = {"memory": memory}
-    decisions.claim(task, "agent-1", "tok-1", 3, "b" * 64, NOW)
+    decisions.claim(task, "agent-1", "tok-1", 3, "b" * 64, NOW, ACK_BY)
     return task
 
 

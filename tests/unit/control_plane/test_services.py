@@ -12,6 +12,7 @@ from device_registry import catalog, parse_snapshot
 from harness.circuits import BELL
 from vqpu_protocol.api.tasks import SubmitTask
 from vqpu_service.adapters.memory import MemoryStore
+from vqpu_service.bootstrap import build_claims
 from vqpu_service.config import Settings
 from vqpu_service.domain.decisions import Report
 from vqpu_service.domain.errors import Forbidden, InvalidRequest, NotAdmissible, NotFound, QueueFull
@@ -20,11 +21,9 @@ from vqpu_service.domain.lifecycle import Action, TaskState
 from vqpu_service.domain.model import Principal, Role
 from vqpu_service.domain.usage import Grouping
 from vqpu_service.services import commands, epochs
-from vqpu_service.services.claims import ClaimService
 from vqpu_service.services.devices import DeviceService
 from vqpu_service.services.tasks import TaskService
 from vqpu_service.services.usage import UsageService
-from vqpu_service.services.verdicts import REMEMBERED, Verdicts
 
 LINE = "line-16"
 ALICE, BOB = Principal("alice", Role.USER), Principal("bob", Role.USER)
@@ -46,7 +45,7 @@ class Plane:
         self.woken = 0
         self.devices = DeviceService(self.store, ttl_s=0)
         self.tasks = TaskService(self.store, self.devices, settings, on_work=self._wake)
-        self.claims = ClaimService(self.store, Verdicts(self.devices, REMEMBERED), settings.max_running_per_owner)
+        self.claims = build_claims(self.store, self.devices, settings)
         self.usage = UsageService(self.store)
 
     def _wake(self) -> None:

@@ -71,6 +71,7 @@ def test_the_cli_refuses_a_bad_setting_with_status_2_and_the_variable_in_the_mes
         ({"VQPU_MAX_CIRCUIT_BYTES": str(64 * 1024 * 1024)}, ["VQPU_MAX_CIRCUIT_BYTES"]),
         ({"VQPU_CLAIM_RECHECK_S": "40"}, ["VQPU_CLAIM_RECHECK_S", "VQPU_MAX_CLAIM_WAIT_S"]),
         ({"VQPU_SWEEP_INTERVAL_S": "61"}, ["VQPU_SWEEP_INTERVAL_S", "VQPU_LIVENESS_WINDOW_S"]),
+        ({"VQPU_CLAIM_ACK_WINDOW_S": "2"}, ["VQPU_SWEEP_INTERVAL_S", "VQPU_CLAIM_ACK_WINDOW_S"]),
         (
             {"VQPU_MAX_BODY_BYTES": "1000", "VQPU_MAX_CIRCUIT_BYTES": "2000"},
             ["VQPU_MAX_CIRCUIT_BYTES", "VQPU_MAX_BODY_BYTES"],

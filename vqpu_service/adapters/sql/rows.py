@@ -19,6 +19,7 @@ def to_task(row: TaskRow) -> Task:
     values["state"] = TaskState(row.state)
     values["options"] = dict(row.options or {})
     values["tags"] = list(row.tags or [])
+    values["unacknowledged"] = row.unacknowledged or 0  # NULL in rows stored before it was counted
     return Task(**values)
 
 

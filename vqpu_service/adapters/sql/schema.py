@@ -100,6 +100,9 @@ class TaskRow(SQLModel, table=True):
     usage_gpu_s: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     usage_peak_rss_bytes: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     usage_measured_by: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # A claim not yet acknowledged by its agent (added after release; NULL: acknowledged, or older rows).
+    ack_deadline: datetime | None = _ts(nullable=True)
+    unacknowledged: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))  # NULL: none
 
 
 class DeviceRow(SQLModel, table=True):

@@ -87,14 +87,14 @@ class SqlStore(Store):
             yield uow
             self.tx.write_events(s, uow.events, now)
 
-    def any_silent(self, since: datetime) -> bool:
+    def any_silent(self, since: datetime, now: datetime) -> bool:
         last_beat = func.coalesce(TaskRow.heartbeat_at, TaskRow.claimed_at)
-        due = select(TaskRow.id).where(
-            TaskRow.state == str(TaskState.RUNNING), last_beat < since, col(TaskRow.stale_reported).is_(False)
-        )
+        running = TaskRow.state == str(TaskState.RUNNING)
+        due = select(TaskRow.id).where(running, last_beat < since, col(TaskRow.stale_reported).is_(False))
+        unacknowledged = select(TaskRow.id).where(running, col(TaskRow.ack_deadline) < now)
         silent = select(AgentRow.agent_id).where(col(AgentRow.lost).is_(False), AgentRow.last_seen < since)
         with self.tx.session(write=False) as s:
-            return s.exec(due.limit(1)).first() is not None or s.exec(silent.limit(1)).first() is not None
+            return any(s.exec(q.limit(1)).first() is not None for q in (due, unacknowledged, silent))
 
     def _row(self, s: Session, task_id: str, *, lock: bool = False) -> TaskRow:
         q = select(TaskRow).where(TaskRow.id == task_id)

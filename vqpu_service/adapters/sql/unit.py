@@ -73,6 +73,10 @@ class SqlTasks(TaskRepository):
         )
         return self._load(q if self._sqlite else q.with_for_update(skip_locked=True))
 
+    def unacknowledged(self, now: datetime) -> list[Task]:
+        q = select(TaskRow).where(TaskRow.state == str(TaskState.RUNNING), col(TaskRow.ack_deadline) < now)
+        return self._load(q if self._sqlite else q.with_for_update(skip_locked=True))
+
     def _load(self, q: SelectOfScalar[TaskRow]) -> list[Task]:
         rows = list(self._s.exec(q))
         self._rows |= {r.id: r for r in rows}
