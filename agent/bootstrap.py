@@ -164,7 +164,9 @@ async def running_engine(
     umask = os.umask(0o077)
     try:
         capacity = config.site.slot_capacity()
-        async with ControlPlane(config.url, config.key, config.agent_id, capacity=capacity) as control_plane:
+        async with ControlPlane(
+            config.url, config.key, config.agent_id, capacity=capacity, heartbeat_s=config.site.heartbeat_s
+        ) as control_plane:
             scheduler = build_scheduler(config)
             await scheduler.start()
             try:

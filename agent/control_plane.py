@@ -74,10 +74,14 @@ class ControlPlane:
         retry_for_s: float = 120.0,
         transport: httpx.AsyncBaseTransport | None = None,
         capacity: SlotCapacity | None = None,
+        heartbeat_s: float | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.agent_id = agent_id
         self.capacity = capacity  # what one slot holds (the site file's): sent with every claim
+        # How often this agent heartbeats: the control plane takes back a claim it does not acknowledge within a
+        # few of these (a claim answered over a connection its agent had lost).
+        self.heartbeat_s = heartbeat_s
         self.retry_for_s = retry_for_s
         self._http = httpx.AsyncClient(
             base_url=self.url,
@@ -98,7 +102,12 @@ class ControlPlane:
     async def claim(self, max_tasks: int, wait_s: float, devices: list[str] | None = None) -> list[ClaimedTask]:
         """Long-poll for up to `max_tasks` tasks; [] when none came within `wait_s`."""
         body = ClaimRequest(
-            agent_id=self.agent_id, max_tasks=max_tasks, wait_s=wait_s, devices=devices, capacity=self.capacity
+            agent_id=self.agent_id,
+            max_tasks=max_tasks,
+            wait_s=wait_s,
+            devices=devices,
+            capacity=self.capacity,
+            heartbeat_s=self.heartbeat_s,
         )
         response = await self._send("POST", "/v1/agent/claim", body, timeout=wait_s + 15.0)
         if response.status_code == 204:

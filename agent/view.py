@@ -59,6 +59,7 @@ RECENT = timedelta(days=1)
 """At start, ended attempts whose view was never settled are mirrored again if their claim note is this recent."""
 LANES = 4
 MAX_BACKOFF_S = 8.0
+MAX_REFUSALS = 5
 
 CREATED, RUNNING, STEP, STEP_ENDED, ARTIFACTS, ENDED = "created", "running", "step", "step-ended", "artifacts", "ended"
 
@@ -82,6 +83,7 @@ class Mirror:
     shown: set[str] = field(default_factory=set)
     behind_since: float = field(default_factory=time.monotonic)
     """When the oldest change not yet shown happened (time.monotonic)."""
+    refusals: int = 0
     in_step: bool = False
     """Prefect shows everything known of the attempt so far."""
     changes: int = 0
@@ -115,7 +117,8 @@ class PrefectView:
         self.mirrors: dict[tuple[str, int], Mirror] = {}
         self._dirty = anyio.Event()
         self._reachable = True
-        self._behind_logged_at: float | None = None
+        self._away_since: float | None = None  # when Prefect stopped answering (time.monotonic)
+        self._back_at: float | None = None  # when it first answered again
         self._syncing: set[tuple[str, int]] = set()
 
     # --- what the engine and the executions tell it (never blocks) --------------------------------
@@ -175,8 +178,12 @@ class PrefectView:
             with _no_client_retries():
                 found = await self.bridge.cancelling(list(runs))
         except Exception as exc:
-            self._unreachable(exc)
+            if unavailable(exc):
+                self._unreachable(exc)
+            else:
+                log.warning("view: reading cancelled flow runs failed: %s", _short(exc))
             return {}
+        self._answered()
         return {runs[run_id]: actor for run_id, actor in found.items()}
 
     # --- the loops ----------------------------------------------------------------------------------
@@ -204,11 +211,12 @@ class PrefectView:
                     tg.start_soon(self._sync_one, mirror, limiter, failures)
             if failures:
                 self._unreachable(failures[0])
-                with anyio.move_on_after(backoff):
-                    await anyio.sleep(backoff)
+            if failures or any(m.refusals and not m.in_step for m in pending):
+                await anyio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
-            else:
-                backoff = 0.5
+            if not failures:
+                if not any(m.refusals for m in pending):
+                    backoff = 0.5
                 self._answered()
 
     async def _sync_one(self, mirror: Mirror, limiter: anyio.CapacityLimiter, failures: list[Exception]) -> None:
@@ -225,9 +233,16 @@ class PrefectView:
                 mirror.flow_run_id = None
                 mirror.shown.clear()
             except Exception as exc:
-                if not unavailable(exc):
-                    log.warning("task %s attempt %s: Prefect refused the view's update: %s", *mirror.key, exc)
-                failures.append(exc)
+                if unavailable(exc):
+                    failures.append(exc)
+                else:  # Prefect answered, and refused: tried again on the next passes, then given up
+                    mirror.refusals += 1
+                    log.warning("task %s attempt %s: Prefect refused the view's update: %s", *mirror.key, _short(exc))
+                    if mirror.refusals >= MAX_REFUSALS:
+                        log.error(
+                            "task %s attempt %s: giving up on its flow run after %d refusals", *mirror.key, MAX_REFUSALS
+                        )
+                        self.mirrors.pop(mirror.key, None)
             finally:
                 self._syncing.discard(mirror.key)
             if mirror.settled:
@@ -394,8 +409,10 @@ class PrefectView:
         self._dirty.set()
 
     def _unreachable(self, exc: Exception) -> None:
-        if self._reachable:
-            self._reachable = False
+        self._reachable = False
+        self._back_at = None
+        if self._away_since is None:
+            self._away_since = time.monotonic()
             status = self.status()
             log.warning(
                 "view: Prefect does not answer (%s): the work goes on; %d attempt(s) not shown yet, the oldest %.0f s",
@@ -403,13 +420,25 @@ class PrefectView:
                 status.behind,
                 status.oldest_s,
             )
-            self._behind_logged_at = time.monotonic()
 
     def _answered(self) -> None:
-        if not self._reachable:
-            self._reachable = True
-            away = time.monotonic() - (self._behind_logged_at or time.monotonic())
-            log.info("view: Prefect answers again after %.0f s; the view has caught up", away)
+        """Prefect answered a request. The view has caught up once every attempt that fell behind while Prefect
+        was away is shown (attempts that change after its return are the ordinary traffic): said once."""
+        self._reachable = True
+        if self._away_since is None:
+            return
+        if self._back_at is None:
+            self._back_at = time.monotonic()
+        if any(not m.in_step and m.behind_since < self._back_at for m in self.mirrors.values()):
+            return
+        now_ = time.monotonic()
+        log.info(
+            "view: caught up: Prefect shows every attempt again, %.0f s after it answered again (it did not answer "
+            "for %.0f s)",
+            now_ - self._back_at,
+            self._back_at - self._away_since,
+        )
+        self._away_since = self._back_at = None
 
 
 _STATES: dict[str, Callable[..., State[Any]]] = {"COMPLETED": Completed, "FAILED": Failed, "CANCELLED": Cancelled}

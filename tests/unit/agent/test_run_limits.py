@@ -195,6 +195,21 @@ def test_every_claim_says_what_one_slot_holds() -> None:
     ] * 2
 
 
+def test_every_claim_says_how_often_the_agent_heartbeats_so_an_unacknowledged_claim_expires_fast() -> None:
+    bodies: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(204)
+
+    async def main() -> None:
+        async with ControlPlane("http://cp", "k", "a-1", transport=httpx.MockTransport(answer), heartbeat_s=2.5) as cp:
+            assert await cp.claim(1, 0) == []
+
+    anyio.run(main)
+    assert bodies[0]["heartbeat_s"] == 2.5
+
+
 def test_the_agent_is_wired_with_its_sites_limits() -> None:
     loaded = parse_site(site({"kind": "local"}, resources={"memory_mb": 1024, "max_runtime_s": 90}))
     assert engine_settings(loaded).limits == RunLimits(max_runtime_s=90, memory_bytes=GIB)
