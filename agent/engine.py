@@ -4,7 +4,8 @@ Execution (agent.execution), which waits on nothing but the scheduler and the co
 
 Stopping (SIGTERM): claiming stops at once; in-flight tasks get `grace_s` to finish and report; any
 still running then have their runner stopped and report nothing, so the control plane sees them go
-stale and an operator (or the auto-requeue policy) hands them to another attempt.
+stale and an operator (or the auto-requeue policy) hands them to another attempt. Last, the view gets up
+to VIEW_FLUSH_S to show in Prefect what it does not show yet (a restart settles whatever is left).
 
 Retention (agent/retention.py) runs at start and every hour, in a thread, on the run directories no
 execution holds. The agent's status (in flight, and how far the Prefect view is behind) is written to
@@ -37,6 +38,7 @@ log = logging.getLogger("agent")
 PREFECT_CANCEL_POLL_S = 0.5
 RETENTION_INTERVAL_S = 3600.0
 STATUS_S = 2.0
+VIEW_FLUSH_S = 10.0
 STATUS_FILE = ".agent-status.json"
 
 
@@ -105,6 +107,8 @@ class Engine:
         with anyio.move_on_after(10):
             while self.inflight:
                 await self._wait_slot()
+        with anyio.move_on_after(VIEW_FLUSH_S):  # what Prefect does not show yet; a restart settles the rest
+            await self.view.flushed()
         loops.cancel_scope.cancel()
 
     async def _wait_slot(self) -> None:

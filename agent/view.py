@@ -37,6 +37,7 @@ from typing import Any
 from uuid import UUID
 
 import anyio
+import httpx
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
@@ -58,7 +59,9 @@ LATE_AFTER_S = 2.0
 RECENT = timedelta(days=1)
 """At start, ended attempts whose view was never settled are mirrored again if their claim note is this recent."""
 LANES = 4
-MAX_BACKOFF_S = 8.0
+MAX_BACKOFF_S = 4.0
+BUSY_PAUSE_S = 0.25
+REFUSAL_PAUSE_S = 1.0
 MAX_REFUSALS = 5
 
 CREATED, RUNNING, STEP, STEP_ENDED, ARTIFACTS, ENDED = "created", "running", "step", "step-ended", "artifacts", "ended"
@@ -166,6 +169,11 @@ class PrefectView:
         oldest = max((time.monotonic() - m.behind_since for m in behind), default=0.0)
         return ViewStatus(behind=len(behind), oldest_s=round(oldest, 1), reachable=self._reachable)
 
+    async def flushed(self) -> None:
+        """Returns once Prefect shows everything the view knows (never, while Prefect is away)."""
+        while any(not m.in_step for m in self.mirrors.values()):
+            await anyio.sleep(0.05)
+
     def flow_run_ids(self, keys: list[tuple[str, int]]) -> dict[UUID, tuple[str, int]]:
         return {m.flow_run_id: k for k in keys if (m := self.mirrors.get(k)) is not None and m.flow_run_id}
 
@@ -197,31 +205,43 @@ class PrefectView:
                 tg.start_soon(self._reconcile_loop)
 
     async def _sync_loop(self) -> None:
-        backoff = 0.5
+        """Passes over the attempts Prefect does not show yet, up to `lanes` at a time. Prefect away (no
+        connection): wait 0.5 s, doubling to MAX_BACKOFF_S. Prefect busy (it answers 5xx or 429: on SQLite, a
+        locked database): one request at a time, after a short pause, until a clean pass, then more lanes."""
+        backoff, lanes = 0.5, LANES
         while True:
             self._dirty = anyio.Event()
             pending = [m for m in self.mirrors.values() if not m.in_step and m.key not in self._syncing]
             if not pending:
                 await self._dirty.wait()
                 continue
-            failures: list[Exception] = []
-            limiter = anyio.CapacityLimiter(LANES)
+            away: list[Exception] = []
+            busy: list[Exception] = []
+            limiter = anyio.CapacityLimiter(lanes)
             async with anyio.create_task_group() as tg:
                 for mirror in sorted(pending, key=lambda m: m.behind_since):
-                    tg.start_soon(self._sync_one, mirror, limiter, failures)
-            if failures:
-                self._unreachable(failures[0])
-            if failures or any(m.refusals and not m.in_step for m in pending):
+                    tg.start_soon(self._sync_one, mirror, limiter, away, busy)
+            if away:
+                self._unreachable(away[0])
+                lanes = 1
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
-            if not failures:
-                if not any(m.refusals for m in pending):
-                    backoff = 0.5
-                self._answered()
+                continue
+            backoff = 0.5
+            self._answered()
+            if busy:
+                lanes = 1
+                await anyio.sleep(BUSY_PAUSE_S)
+            elif any(m.refusals and not m.in_step for m in pending):
+                await anyio.sleep(REFUSAL_PAUSE_S)
+            else:
+                lanes = min(lanes * 2, LANES)
 
-    async def _sync_one(self, mirror: Mirror, limiter: anyio.CapacityLimiter, failures: list[Exception]) -> None:
+    async def _sync_one(
+        self, mirror: Mirror, limiter: anyio.CapacityLimiter, away: list[Exception], busy: list[Exception]
+    ) -> None:
         async with limiter:
-            if failures:  # Prefect did not answer another lane: wait for the next pass
+            if away or busy:  # Prefect is not there, or cannot keep up: the next pass, after a pause
                 return
             self._syncing.add(mirror.key)
             changes = mirror.changes
@@ -233,8 +253,10 @@ class PrefectView:
                 mirror.flow_run_id = None
                 mirror.shown.clear()
             except Exception as exc:
-                if unavailable(exc):
-                    failures.append(exc)
+                if isinstance(exc, httpx.TransportError | OSError | TimeoutError):
+                    away.append(exc)
+                elif unavailable(exc):
+                    busy.append(exc)
                 else:  # Prefect answered, and refused: tried again on the next passes, then given up
                     mirror.refusals += 1
                     log.warning("task %s attempt %s: Prefect refused the view's update: %s", *mirror.key, _short(exc))
