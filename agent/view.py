@@ -186,9 +186,9 @@ class PrefectView:
             with _no_client_retries():
                 found = await self.bridge.cancelling(list(runs))
         except Exception as exc:
-            if unavailable(exc):
+            if isinstance(exc, httpx.TransportError | OSError | TimeoutError):
                 self._unreachable(exc)
-            else:
+            elif not unavailable(exc):  # a busy Prefect is asked again on the next tick
                 log.warning("view: reading cancelled flow runs failed: %s", _short(exc))
             return {}
         self._answered()
