@@ -31,7 +31,6 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType, TaskRun
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prefect.states import Pending
 
 from agent.artifacts import artifact_key, counts_description, counts_table, summary_markdown
 from agent.flow import ENTRYPOINT, FLOW_NAME, runner_step
@@ -174,8 +173,9 @@ class PrefectBridge:
         )
         return self.deployment_id
 
-    async def create_run(self, task_id: str, attempt: int, device: str, run_dir: str) -> FlowRun:
-        """The attempt's flow run, Pending (no pool poll picks it up); the same key gives the same run."""
+    async def create_run(self, task_id: str, attempt: int, device: str, run_dir: str, state: State[Any]) -> FlowRun:
+        """The attempt's flow run, created in `state` (Running, or the attempt's final state: never Scheduled, so
+        no pool poll picks it up). The same key gives the same run, in whatever state it has."""
         assert self.deployment_id is not None, "ensure_deployment() first"
         return await self.client.create_flow_run_from_deployment(
             self.deployment_id,
@@ -183,7 +183,7 @@ class PrefectBridge:
             name=flow_run_name(task_id),
             tags=["vqpu", f"device:{device}", agent_tag(self.agent_id)],
             idempotency_key=idempotency_key(task_id, attempt),
-            state=Pending(),
+            state=state,
         )
 
     async def read_run(self, run_id: UUID) -> FlowRun:

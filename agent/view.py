@@ -65,6 +65,7 @@ REFUSAL_PAUSE_S = 1.0
 MAX_REFUSALS = 5
 
 CREATED, RUNNING, STEP, STEP_ENDED, ARTIFACTS, ENDED = "created", "running", "step", "step-ended", "artifacts", "ended"
+ENDED_FIRST = "created-ended"
 
 
 @dataclass
@@ -277,11 +278,21 @@ class PrefectView:
         if b.deployment_id is None:  # Prefect was away when the agent started
             await b.ensure_deployment()
         if m.flow_run_id is None:
-            run = await b.create_run(m.task_id, m.attempt, m.device, str(m.run_dir))
+            # One request where Prefect is behind: an attempt that is over by now is created in its final state
+            # (which says when it was claimed and when it ended); one that runs, Running.
+            first = (
+                _final_state(m.ending, claimed_at=m.claimed_at)
+                if m.ending is not None
+                else Running(message=_late(f"claimed at {_at(m.claimed_at)}", m.claimed_at))
+            )
+            run = await b.create_run(m.task_id, m.attempt, m.device, str(m.run_dir), first)
             m.flow_run_id = run.id
             m.shown.add(CREATED)
-            if m.ending is not None and run.state is not None and run.state.is_final():
-                m.shown.add(RUNNING)  # settled once already (the agent died before noting it): just end it again
+            kind = run.state.type if run.state is not None else None
+            if kind is StateType.RUNNING or (kind is not None and run.state is not None and run.state.is_final()):
+                m.shown.add(RUNNING)
+            if m.ending is not None and kind is first.type:
+                m.shown.add(ENDED_FIRST)
         run_id = m.flow_run_id
         if RUNNING not in m.shown:
             await b.set_run_state(run_id, Running(message=_late(f"claimed at {_at(m.claimed_at)}", m.claimed_at)))
@@ -305,7 +316,8 @@ class PrefectView:
             step = task_run_id(m.task_id, m.attempt) if m.ran else None
             await b.publish_artifacts(run_id, step, m.task_id, m.task_url, ending.result)
             m.shown.add(ARTIFACTS)
-        await b.set_run_state(run_id, _final_state(ending))
+        if ENDED_FIRST not in m.shown:
+            await b.set_run_state(run_id, _final_state(ending))
         m.shown.add(ENDED)
 
     def _note_settled(self, m: Mirror) -> None:
@@ -467,8 +479,9 @@ _STATES: dict[str, Callable[..., State[Any]]] = {"COMPLETED": Completed, "FAILED
 _PUT_BACK_WHILE_RUNNING = {StateType.PAUSED, StateType.SCHEDULED, StateType.PENDING}
 
 
-def _final_state(ending: Ending) -> State[Any]:
-    message = _late(ending.message, ending.at)
+def _final_state(ending: Ending, claimed_at: datetime | None = None) -> State[Any]:
+    message = ending.message if claimed_at is None else f"{ending.message}; claimed at {_at(claimed_at)}"
+    message = _late(message, ending.at)
     if ending.phase is Phase.FENCED:
         return Cancelled(message=message)
     if ending.state is None:  # the control plane refused the outcome
