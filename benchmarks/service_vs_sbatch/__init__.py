@@ -1,1 +1,2 @@
-"""The paper's Table S4: the service (REST -> agent -> Prefect flow run -> Slurm) beside hand-written sbatch."""
+"""The paper's Table S4: the service (REST -> agent -> runner step on Dask on Slurm, Prefect's view beside it)
+beside hand-written sbatch."""
