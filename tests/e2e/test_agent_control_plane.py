@@ -21,7 +21,7 @@ import pytest
 
 from agent.claims import CLAIM_FILE, Claim
 from agent.control_plane import ControlPlane, Fenced
-from agent.execution import Execution
+from agent.execution import Execution, Phase
 from agent.scheduler.base import Resources
 from agent.scheduler.memory import MemoryScheduler
 from harness.circuits import BELL
@@ -94,7 +94,7 @@ def fake_python(tmp_path: Path, name: str, body: str) -> str:
 
 async def drive_with(site: Site, tmp_path: Path, python: str) -> tuple[str, Path, Any]:
     """Submit and claim a task, then execute it as the agent would, with `python` as the runner's
-    interpreter; returns the task id, its run dir and the flow run's final state."""
+    interpreter; returns the task id, its run dir and how the execution ended (what its flow run will show)."""
     task_id = submit(site)
     async with connect(site) as plane:
         claimed = await claim_one(plane, task_id)
@@ -110,7 +110,7 @@ async def drive_with(site: Site, tmp_path: Path, python: str) -> tuple[str, Path
                 state = await execution.drive()
         finally:
             await scheduler.close()
-    assert execution.finished and not execution.fenced
+    assert state.phase is Phase.ENDED, state
     return task_id, run_dir, state
 
 
@@ -239,7 +239,7 @@ async def test_a_runner_that_leaves_no_outcome_becomes_a_failed_task_carrying_th
     assert task["scheduler"]["adapter"] == "memory" and task["scheduler"]["exit_code"] == 7, task["scheduler"]
     assert event_types(site, task_id).count("TASK_FAILED") == 1
 
-    assert state.is_failed() and "RUNNER_CRASH" in (state.message or "")
+    assert state.state == "FAILED" and "RUNNER_CRASH" in state.message
     note = json.loads((run_dir / CLAIM_FILE).read_text())
     assert note["ended"] == "reported" and note["task_id"] == task_id
     assert stat.S_IMODE(os.stat(run_dir / CLAIM_FILE).st_mode) == 0o600
@@ -262,5 +262,5 @@ async def test_a_runner_that_writes_a_malformed_result_becomes_a_failed_task_say
     r = site.user.get(f"/v1/tasks/{task_id}/result")
     assert r.status_code != 200, r.text
 
-    assert state.is_failed() and "RESULT_MALFORMED" in (state.message or "")
+    assert state.state == "FAILED" and "RESULT_MALFORMED" in state.message
     assert json.loads((run_dir / CLAIM_FILE).read_text())["ended"] == "reported"
