@@ -40,6 +40,8 @@ from agent.warm import WarmRunnerPlugin, kill_runner, run_runner
 
 log = logging.getLogger("agent.scheduler.dask")
 
+CANCEL_SETTLE_S = 5.0
+
 
 class DaskAdapter(Scheduler):
     name = "dask"
@@ -169,6 +171,11 @@ class DaskAdapter(Scheduler):
         killed = await anyio.to_thread.run_sync(lambda: client.run(kill_runner, run_dir))
         if not any(killed.values()):  # still waiting for a worker, or on its way to one: drop it
             await anyio.to_thread.run_sync(lambda: client.cancel(future, force=True))
+        # The killed step returns on its worker a moment later: wait for it, so that the job has ended (its
+        # terminal evidence is there) when cancel returns, as the scheduler boundary promises.
+        with anyio.move_on_after(CANCEL_SETTLE_S):
+            while not future.done():
+                await anyio.sleep(0.01)
 
     async def placement(self, handle: JobHandle) -> Placement | None:
         future = self._futures.get(handle)
