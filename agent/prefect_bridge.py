@@ -70,9 +70,14 @@ async def check_credential(client: PrefectClient) -> None:
         )
 
 
+def away(exc: BaseException) -> bool:
+    """Prefect could not be reached at all (no connection, no answer)."""
+    return isinstance(exc, httpx.TransportError | OSError | TimeoutError)
+
+
 def unavailable(exc: BaseException) -> bool:
     """Prefect is away or overloaded (as opposed to refusing what was asked)."""
-    if isinstance(exc, httpx.TransportError | OSError | TimeoutError):
+    if away(exc):
         return True
     return isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code in (408, 429, 500, 502, 503, 504)
 

@@ -37,17 +37,25 @@ from typing import Any
 from uuid import UUID
 
 import anyio
-import httpx
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 from prefect.states import Cancelled, Completed, Failed, Running
 
-from agent.claims import Claim, ClaimNote, agent_notes
+from agent.claims import CLAIM_FILE, Claim, ClaimNote, agent_notes, read_note
 from agent.execution import Ending, Execution, Phase
-from agent.prefect_bridge import PrefectBridge, attempt_of, task_run_id, unavailable
+from agent.prefect_bridge import PrefectBridge, attempt_of, away, task_run_id, unavailable
 from vqpu_protocol.api.tasks import SchedulerEvidence
-from vqpu_protocol.rundir import ResultDocument, RunDirError, atomic_write, read_json, read_outcome, run_dir_for
+from vqpu_protocol.rundir import (
+    ERROR_FILE,
+    RESULT_FILE,
+    ResultDocument,
+    RunDirError,
+    UnsafeRunDirName,
+    atomic_write,
+    read_outcome,
+    run_dir_for,
+)
 
 log = logging.getLogger("agent.view")
 
@@ -187,7 +195,7 @@ class PrefectView:
             with _no_client_retries():
                 found = await self.bridge.cancelling(list(runs))
         except Exception as exc:
-            if isinstance(exc, httpx.TransportError | OSError | TimeoutError):
+            if away(exc):
                 self._unreachable(exc)
             elif not unavailable(exc):  # a busy Prefect is asked again on the next tick
                 log.warning("view: reading cancelled flow runs failed: %s", _short(exc))
@@ -216,14 +224,14 @@ class PrefectView:
             if not pending:
                 await self._dirty.wait()
                 continue
-            away: list[Exception] = []
+            unreached: list[Exception] = []
             busy: list[Exception] = []
             limiter = anyio.CapacityLimiter(lanes)
             async with anyio.create_task_group() as tg:
                 for mirror in sorted(pending, key=lambda m: m.behind_since):
-                    tg.start_soon(self._sync_one, mirror, limiter, away, busy)
-            if away:
-                self._unreachable(away[0])
+                    tg.start_soon(self._sync_one, mirror, limiter, unreached, busy)
+            if unreached:
+                self._unreachable(unreached[0])
                 lanes = 1
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
@@ -239,10 +247,10 @@ class PrefectView:
                 lanes = min(lanes * 2, LANES)
 
     async def _sync_one(
-        self, mirror: Mirror, limiter: anyio.CapacityLimiter, away: list[Exception], busy: list[Exception]
+        self, mirror: Mirror, limiter: anyio.CapacityLimiter, unreached: list[Exception], busy: list[Exception]
     ) -> None:
         async with limiter:
-            if away or busy:  # Prefect is not there, or cannot keep up: the next pass, after a pause
+            if unreached or busy:  # Prefect is not there, or cannot keep up: the next pass, after a pause
                 return
             self._syncing.add(mirror.key)
             changes = mirror.changes
@@ -254,8 +262,8 @@ class PrefectView:
                 mirror.flow_run_id = None
                 mirror.shown.clear()
             except Exception as exc:
-                if isinstance(exc, httpx.TransportError | OSError | TimeoutError):
-                    away.append(exc)
+                if away(exc):
+                    unreached.append(exc)
                 elif unavailable(exc):
                     busy.append(exc)
                 else:  # Prefect answered, and refused: tried again on the next passes, then given up
@@ -338,7 +346,7 @@ class PrefectView:
             if note.ended not in ("reported", "fenced") or (run_dir / VIEW_FILE).exists():
                 continue
             try:
-                changed = datetime.fromtimestamp((run_dir / "claim.json").stat().st_mtime, UTC)
+                changed = datetime.fromtimestamp((run_dir / CLAIM_FILE).stat().st_mtime, UTC)
             except OSError:
                 continue
             if changed < horizon:
@@ -360,7 +368,7 @@ class PrefectView:
         else:
             message = f"the task ended {state} on the control plane while the agent was away"
             ending = Ending(Phase.ENDED, state, message, at, result if isinstance(result, ResultDocument) else None)
-        ran = (run_dir / "result.json").exists() or (run_dir / "error.json").exists()
+        ran = (run_dir / RESULT_FILE).exists() or (run_dir / ERROR_FILE).exists()
         mirror = Mirror(
             note.task_id, note.attempt, note.device, run_dir, self.task_url(note.task_id), at, ending=ending, ran=ran
         )
@@ -414,12 +422,10 @@ class PrefectView:
     def _known_end(self, task_id: str, attempt: int) -> State[Any] | None:
         """The final state of an attempt that is over, from its claim note; None if it is not over (or unknown)."""
         try:
-            run_dir = run_dir_for(self.run_root, task_id, attempt)
-            raw = read_json(run_dir / "claim.json")
-            note = ClaimNote.model_validate(raw)
-        except Exception:
+            note = read_note(run_dir_for(self.run_root, task_id, attempt))
+        except UnsafeRunDirName:  # not an id this agent would have made a run directory for
             return None
-        if note.agent_id != self.bridge.agent_id:
+        if note is None or note.agent_id != self.bridge.agent_id:
             return None
         if note.ended == "fenced":
             return Cancelled(message="put back by the agent: the control plane took the task from this attempt")
