@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,10 @@ LATE_AFTER_S = 2.0
 """A state written this long after it happened says when it happened."""
 RECENT = timedelta(days=1)
 """At start, ended attempts whose view was never settled are mirrored again if their claim note is this recent."""
+HOLD_S = 1.0
+"""An attempt is first written this long after its claim, unless it has ended by then: a short task's flow run is then
+created in its final state, with its step's task run and artifacts (3 requests instead of 5, and two state changes
+fewer for Prefect's server to process), and Prefect's cost of a burst of short tasks is about half."""
 LANES = 4
 MAX_BACKOFF_S = 4.0
 BUSY_PAUSE_S = 0.25
@@ -99,6 +104,8 @@ class Mirror:
     in_step: bool = False
     """Prefect shows everything known of the attempt so far."""
     changes: int = 0
+    seen_at: float = field(default_factory=time.monotonic)
+    """When the view learned of the attempt (time.monotonic)."""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -117,6 +124,9 @@ class ViewStatus:
     """Age of the oldest change not shown (0 when none)."""
     reachable: bool
     """Whether Prefect answered the view's last request."""
+    busy_answers: int = 0
+    """How often Prefect answered the view 'busy' (5xx or 429) since the agent started: each one slows the view to
+    one request at a time for a while."""
 
 
 class PrefectView:
@@ -132,6 +142,7 @@ class PrefectView:
         self._away_since: float | None = None  # when Prefect stopped answering (time.monotonic)
         self._back_at: float | None = None  # when it first answered again
         self._syncing: set[tuple[str, int]] = set()
+        self._busy_answers = 0
 
     # --- what the engine and the executions tell it (never blocks) --------------------------------
 
@@ -176,7 +187,9 @@ class PrefectView:
     def status(self) -> ViewStatus:
         behind = [m for m in self.mirrors.values() if not m.in_step]
         oldest = max((time.monotonic() - m.behind_since for m in behind), default=0.0)
-        return ViewStatus(behind=len(behind), oldest_s=round(oldest, 1), reachable=self._reachable)
+        return ViewStatus(
+            behind=len(behind), oldest_s=round(oldest, 1), reachable=self._reachable, busy_answers=self._busy_answers
+        )
 
     async def flushed(self) -> None:
         """Returns once Prefect shows everything the view knows (never, while Prefect is away)."""
@@ -220,9 +233,13 @@ class PrefectView:
         backoff, lanes = 0.5, LANES
         while True:
             self._dirty = anyio.Event()
-            pending = [m for m in self.mirrors.values() if not m.in_step and m.key not in self._syncing]
+            waiting = [m for m in self.mirrors.values() if not m.in_step and m.key not in self._syncing]
+            now_ = time.monotonic()
+            pending = [m for m in waiting if m.ending is not None or now_ - m.seen_at >= HOLD_S]
             if not pending:
-                await self._dirty.wait()
+                held = [HOLD_S - (now_ - m.seen_at) for m in waiting]
+                with anyio.move_on_after(min(held, default=math.inf)):
+                    await self._dirty.wait()
                 continue
             unreached: list[Exception] = []
             busy: list[Exception] = []
@@ -266,6 +283,8 @@ class PrefectView:
                     unreached.append(exc)
                 elif unavailable(exc):
                     busy.append(exc)
+                    self._busy_answers += 1
+                    log.debug("task %s attempt %s: Prefect is busy: %s", *mirror.key, _short(exc))
                 else:  # Prefect answered, and refused: tried again on the next passes, then given up
                     mirror.refusals += 1
                     log.warning("task %s attempt %s: Prefect refused the view's update: %s", *mirror.key, _short(exc))
@@ -305,7 +324,7 @@ class PrefectView:
         if RUNNING not in m.shown:
             await b.set_run_state(run_id, Running(message=_late(f"claimed at {_at(m.claimed_at)}", m.claimed_at)))
             m.shown.add(RUNNING)
-        if m.placed is not None and STEP not in m.shown:
+        if m.placed is not None and STEP not in m.shown and m.ending is None:
             at, where = m.placed
             await b.create_step(run_id, m.task_id, m.attempt, Running(message=_late(where, at)))
             m.shown.add(STEP)

@@ -66,6 +66,36 @@ def parse_with_inputs(source: str, dialect: str, snapshot: Snapshot) -> tuple[Qu
     return _on_physical_qubits(circuit), inputs
 
 
+_PRIMER_QASM3 = """OPENQASM 3.0;
+input float[64] theta;
+bit[2] c;
+rz(theta) $0;
+sx $0;
+rz(pi/2) $1;
+cz $0, $1;
+c[0] = measure $0;
+c[1] = measure $1;
+"""
+_PRIMER_QASM2 = """OPENQASM 2.0;
+include "qelib1.inc";
+qreg q[2];
+creg c[2];
+h q[0];
+cx q[0],q[1];
+measure q -> c;
+"""
+
+
+def prime() -> None:
+    """Parse one small program of each dialect, so that a process forked after this one parses its first circuit
+    as fast as its second: the OpenQASM 3 parser builds its lexer and parser tables lazily, on first use (about
+    10 ms of a tiny task's runner time). Pure Python, no threads: safe before a fork."""
+    _NativeGatesVisitor([_STANDARD[name] for name in ("cz", "rz", "sx")]).convert(
+        openqasm3.parse(_PRIMER_QASM3), source=_PRIMER_QASM3
+    )
+    qasm2.loads(_PRIMER_QASM2, include_path=())
+
+
 def _builtin_natives(snapshot: Snapshot) -> list[qasm2.CustomInstruction]:
     """Native gates need no `include "qelib1.inc"`: they are the device's vocabulary."""
     out = []

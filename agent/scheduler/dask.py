@@ -10,6 +10,7 @@ recorded by the agent (agent.view), beside the work rather than in front of it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import shutil
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 import distributed
 from distributed.security import Security
@@ -159,6 +162,22 @@ class DaskAdapter(Scheduler):
             job_id=ran.get("job_id") or handle.job_id,
             reason=f"signal {ran['signal']}" if ran.get("signal") else None,
         )
+
+    async def wait(self, handle: JobHandle, poll_s: float = 0.02, max_poll_s: float = 0.5) -> TerminalEvidence:
+        """Woken by the future itself (Dask calls back when the step ends), not by a poll: a step that ends just
+        after a look would otherwise wait for the next one (the base class's backoff, up to 0.5 s)."""
+        future = self._futures.get(handle)
+        if future is not None and not future.done():
+            ended = anyio.Event()
+            token = anyio.lowlevel.current_token()
+
+            def wake(_: Any) -> None:  # on Dask's callback thread
+                with contextlib.suppress(RuntimeError):  # the agent's event loop is gone: nobody waits any more
+                    anyio.from_thread.run_sync(ended.set, token=token)
+
+            future.add_done_callback(wake)
+            await ended.wait()
+        return await super().wait(handle, poll_s, max_poll_s)  # the step has ended: the first look finds it
 
     async def cancel(self, handle: JobHandle) -> None:
         future = self._futures.get(handle)

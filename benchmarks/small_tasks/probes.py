@@ -1,6 +1,6 @@
-"""A side measurement behind one of the report's suggestions: what the first OpenQASM 3 parse costs in a runner
-child forked from the warm runner (agent.warm.zygote imports, but parses nothing), and what it would cost if the
-warm parent had parsed one small program before forking.
+"""A side measurement: what the first OpenQASM 3 parse costs in a runner child forked from a parent that only
+imported what the warm runner imports, and in one forked after the parent parsed once (`runner.circuit.prime()`,
+which agent.warm.zygote.warm() calls before it forks anything).
 
     python -m benchmarks.small_tasks.probes     (prints JSON; run.py runs it in a fresh process)
 """
@@ -51,7 +51,7 @@ def first_parse_in_fork() -> dict[str, Any]:
 
     snapshot = catalog.load("ibm-fez")
     cold = _parse_in_children(BELL, snapshot)
-    circuit.parse("OPENQASM 3.0;\nbit[1] c;\nc[0] = measure $0;\n", "qasm3", snapshot)  # the parent parses once
+    circuit.prime()  # as warm() now does last: the parent parses once
     warm = _parse_in_children(BELL, snapshot)
     return {
         "children": CHILDREN,

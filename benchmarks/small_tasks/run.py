@@ -127,12 +127,22 @@ def run_path(name: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
         out["cpu"] = _cpu(stack, {"sequential": (samples[0], samples[1]), "burst": (samples[2], samples[3])})
         enrich([*out["warmup"], *sequential, *out["burst"]["tasks"]], user, stack)
         out["agent_log_warnings"] = agent_warnings(stack)
+        out["agent_status"] = agent_status(runs)
         out["site"] = stack.site_path.read_text() if stack.site_path is not None else None
     finally:
         user.close()
         out["exit_statuses"] = stack.stop()
     out["summary"] = summarise(out)
     return out
+
+
+def agent_status(runs: Path) -> dict[str, Any] | None:
+    """The agent's own account of itself (`vqpu-agent status`: its view's backlog and Prefect's busy answers)."""
+    try:
+        status: dict[str, Any] = json.loads((runs / ".agent-status.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return status
 
 
 def run_slots(slots: int, work: Path, args: argparse.Namespace) -> dict[str, Any]:

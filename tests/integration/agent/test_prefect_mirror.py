@@ -24,7 +24,7 @@ from agent.execution import Ending, Execution, Phase
 from agent.prefect_bridge import PrefectBridge
 from agent.scheduler.base import Resources
 from agent.scheduler.memory import MemoryScheduler
-from agent.view import VIEW_FILE, PrefectView
+from agent.view import HOLD_S, VIEW_FILE, PrefectView
 from harness.documents import TIMINGS, provenance
 from vqpu_protocol.api.tasks import SchedulerEvidence
 from vqpu_protocol.rundir import RESULT_FILE, ResultDocument, atomic_write
@@ -100,6 +100,46 @@ def test_an_attempt_shows_as_a_flow_run_with_its_runner_step_artifacts_and_the_c
     assert [a.key for a in seen["artifacts"]] == ["vqpu-t-shown-snapshot"]
     assert "node" in str(seen["artifacts"][0].data) and "11" not in str(seen["artifacts"][0].data).split("counts")[-1]
     assert json.loads((tmp_path / "t-shown.1" / VIEW_FILE).read_text())["state"] == "COMPLETED"
+
+
+def test_a_task_that_ends_within_its_first_second_is_written_once_in_its_final_state(
+    prefect_env: str, tmp_path: Path
+) -> None:
+    """A short task's flow run, step and artifact are created in their final states (three requests, no Running
+    state for Prefect's server to process); the view still writes it within a moment of its end."""
+
+    async def scenario() -> dict[str, Any]:
+        async with get_client() as client, anyio.create_task_group() as tg:
+            view = await view_of(client, tmp_path)
+            ex = attempt(tmp_path, "t-short", view.bridge.agent_id)
+            view.claimed(ex)
+            tg.start_soon(view.run)
+            view.running(ex, SchedulerEvidence(adapter="dask", job_id="3", state="RUNNING"), datetime.now(UTC))
+            await anyio.sleep(HOLD_S / 2)
+            unwritten = view.mirrors[("t-short", 1)].flow_run_id is None
+            ex.submitted_at = 1.0
+            ended = datetime.now(UTC)
+            view.ended(ex, Ending(Phase.ENDED, "COMPLETED", "10 shots in 0.000 s", ended, result("t-short")))
+            await until(lambda: settled(view), timeout_s=10)
+            shown_after_s = (datetime.now(UTC) - ended).total_seconds()
+            record = json.loads((tmp_path / "t-short.1" / VIEW_FILE).read_text())
+            run_id = uuid.UUID(record["flow_run_id"])
+            states = await client.read_flow_run_states(run_id)
+            [step] = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+            step_states = await client.read_task_run_states(step.id)
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
+            tg.cancel_scope.cancel()
+        return locals()
+
+    seen = asyncio.run(scenario())
+    assert seen["unwritten"], "written to Prefect before the hold was over"
+    assert [s.type for s in seen["states"]] == [StateType.COMPLETED]
+    assert "claimed at" in (seen["states"][0].message or "")
+    assert [s.type for s in seen["step_states"]] == [StateType.COMPLETED]
+    assert [a.key for a in seen["artifacts"]] == ["vqpu-t-short-snapshot"]
+    assert seen["shown_after_s"] < 5
 
 
 async def _has_step(client: PrefectClient, view: PrefectView, ex: Execution) -> bool:
