@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from harness.servers import answers_healthy, free_port, log_tail
+from harness.servers import answers_healthy, free_port, group_alive, log_tail
 
 # What `prefect server start` would otherwise read from the test process or the user's profile: a
 # server must not report to, or be configured by, anything outside its work directory.
@@ -235,7 +235,7 @@ class PrefectServerProcess:
                     f"{self.name} ignored SIGTERM for {timeout_s} s and was killed; its log:\n{self.log_tail()}"
                 ) from None
         self.returncode = self.proc.returncode
-        if _group_alive(self.proc.pid):
+        if group_alive(self.proc.pid):
             self._kill_group()
             raise RuntimeError(f"{self.name} exited but left processes of its group behind; they were killed")
         self.pid_file.unlink(missing_ok=True)
@@ -260,15 +260,6 @@ class PrefectServerProcess:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):  # the group is already empty
         os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group is left (the leader, once reaped, no longer counts)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @contextmanager

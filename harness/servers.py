@@ -22,6 +22,15 @@ from vqpu_service.adapters.auth import create_key
 from vqpu_service.domain.model import Role
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group is left (the leader, once reaped, no longer counts)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from benchmarks.service_vs_sbatch.timeline import DETAILS, SEGMENTS, poll_wait
+from benchmarks.service_vs_sbatch.timeline import DETAILS, SEGMENTS
 from benchmarks.service_vs_sbatch.workload import CHAIN, DEPTH, SHOTS, SIM_SEED_BASE
 
 PAPER = {"service_s": 57.2, "direct_s": 10.1}
@@ -232,13 +232,6 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(present) / len(present) if present else None
 
 
-def _backoff(record: dict[str, Any]) -> float | None:
-    marks = record.get("marks") or {}
-    if marks.get("result_written") is None or marks.get("run_dir_written") is None:
-        return None
-    return poll_wait(marks["result_written"] - marks["run_dir_written"])
-
-
 def findings(document: dict[str, Any]) -> list[str]:
     """The main observations, with the last run's numbers (medians of the one-at-a-time circuits)."""
     run = document["runs"][-1]
@@ -272,16 +265,15 @@ def findings(document: dict[str, Any]) -> list[str]:
         f"child forking {_f(seg['run_dir_to_runner_start'], 3)} s, the runner {_f(seg['runner_total'], 3)} s, "
         f"the agent noticing the end and its COMPLETED report stored {_f(seg['result_to_completed_report'], 3)} s, "
         f"the client's 20 ms poll and result fetch {_f(seg['completed_to_in_hand'], 3)} s. The agent's part, "
-        f"claim -> COMPLETED report less the runner, is {_f(agent, 3)} s. Prefect is no longer on it: the flow "
-        f"run is created {_f(det['view_claim_to_flow_run_created'], 3)} s and set Running "
-        f"{_f(det['view_claim_to_flow_run_running'], 3)} s after the claim, and shows Completed "
-        f"{_f(lag.get('median'), 3)} s (median; max {_f(lag.get('max'), 3)} s) after the COMPLETED report.",
-        f"- The agent notices the runner's end by polling the Dask future with a backoff (the base "
-        "`Scheduler.wait`: it looks 0.02, 0.05, 0.095, 0.16, 0.26 s ... after the submit), so result.json -> "
-        f"COMPLETED report is {_f(seg['result_to_completed_report'], 3)} s here (median; mean "
-        f"{_f(_mean([r['segments']['result_to_completed_report'] for r in seq]), 3)}), of which the wait for the "
-        f"next look is {_f(_mean([_backoff(r) for r in seq]), 3)} s on average: a step that ends just after a look "
-        "waits for the next one. Run by run, result.json -> COMPLETED report "
+        f"claim -> COMPLETED report less the runner, is {_f(agent, 3)} s. Prefect is not on it: the flow "
+        f"run is created {_f(det['view_claim_to_flow_run_created'], 3)} s after the claim (the view holds an "
+        "attempt for its first second; one that has ended by then is created in its final state), and shows "
+        f"Completed {_f(lag.get('median'), 3)} s (median; max {_f(lag.get('max'), 3)} s) after the COMPLETED "
+        "report.",
+        "- The agent is woken by the Dask future's done-callback when the runner step ends (no poll), so "
+        f"result.json -> COMPLETED report is {_f(seg['result_to_completed_report'], 3)} s here (median; mean "
+        f"{_f(_mean([r['segments']['result_to_completed_report'] for r in seq]), 3)}): reading the step's result "
+        "from the worker and the report's round trip. Run by run, result.json -> COMPLETED report "
         + ", ".join(_f(r["summary"]["service"]["segments_median_s"]["result_to_completed_report"], 3) for r in runs)
         + " s and per circuit "
         + ", ".join(_f(r["summary"]["service"]["per_circuit_e2e_s"]["median"], 3) for r in runs)

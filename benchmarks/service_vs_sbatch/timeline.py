@@ -42,25 +42,10 @@ DETAILS = {
     "claim_to_running_report": "claim -> RUNNING report stored (beside the runner)",
     "claim_to_completed": "claim -> COMPLETED report stored (the agent's whole part, runner included)",
     "view_claim_to_flow_run_created": "view: claim -> flow run created in Prefect",
-    "view_claim_to_flow_run_running": "view: claim -> flow run Running",
+    "view_claim_to_flow_run_running": "view: claim -> flow run Running (- when none: written after its end)",
     "view_lag": "**view's lag**: COMPLETED report -> flow run Completed in Prefect",
 }
 """Beside the path (the view), or parts of it."""
-
-
-POLL_DELAYS_S = (0.02, 1.5, 0.5)
-"""agent.scheduler.base.Scheduler.wait, which the Dask adapter does not override: it asks whether the step ended,
-then sleeps 0.02 s, 1.5 times longer each time, at most 0.5 s."""
-
-
-def poll_wait(step_s: float) -> float:
-    """How long after a step that took `step_s` from its submit the backoff above looks again."""
-    first, factor, most = POLL_DELAYS_S
-    at, delay = 0.0, first
-    while at < step_s:
-        at += delay
-        delay = min(delay * factor, most)
-    return at - step_s
 
 
 def ts(value: Any) -> float | None:

@@ -44,7 +44,7 @@ from typing import Any
 
 from benchmarks.runner_overhead import machine
 from benchmarks.service_vs_sbatch.cpu import cpu_account, cpu_sample, wait_quiet
-from benchmarks.service_vs_sbatch.timeline import poll_wait, read_flow_runs, timeline, wait_view_settled
+from benchmarks.service_vs_sbatch.timeline import read_flow_runs, timeline, wait_view_settled
 from benchmarks.small_tasks import limit, probes
 from benchmarks.small_tasks.qaoa import run_qaoa
 from benchmarks.small_tasks.report import AIMS, PREVIOUS, render
@@ -287,11 +287,6 @@ def summarise(path: dict[str, Any]) -> dict[str, Any]:
     expected = {int(r["run_dir"].split("-")[1]): r["counts"] for r in lim["sequential"]}
     expected |= {int(name.split("-")[1]): counts for name, counts in lim["burst_counts"].items()}
     mismatched = [r["task_id"] for r in [*seq, *burst] if expected.get(r["seed"]) != r["counts"]]
-    steps = [
-        r["marks"]["result_written"] - r["marks"]["run_dir_written"]
-        for r in seq
-        if r["marks"].get("result_written") and r["marks"].get("run_dir_written")
-    ]
     return {
         "sequential_poll_s": stats([r["e2e_s"] for r in poll]),
         "sequential_wait_s": stats([r["e2e_s"] for r in wait]),
@@ -300,7 +295,6 @@ def summarise(path: dict[str, Any]) -> dict[str, Any]:
         "details_median_s": _medians(seq, "details"),
         "agent_overhead_s": stats([r["agent_overhead_s"] for r in seq if r["agent_overhead_s"] is not None]),
         "polls_per_task": statistics.fmean(r["polls"] for r in poll) if poll else None,
-        "step_wait_by_backoff_s": stats([poll_wait(s) for s in steps]),
         "runner_steps_median_s": _medians([r for r in seq if r.get("runner_timings")], "runner_timings"),
         "burst": burst_summary(path["burst"]),
         "view_lag_s": {"sequential": view_lag(seq), "burst": view_lag(burst)},
@@ -392,7 +386,11 @@ def earlier_summary(other: dict[str, Any]) -> dict[str, Any]:
     return {
         "environment": other["environment"],
         "paths": {
-            name: {"summary": path["summary"], "qaoa_wall_s": (path.get("qaoa") or {}).get("wall_s")}
+            name: {
+                "summary": path["summary"],
+                "qaoa_wall_s": (path.get("qaoa") or {}).get("wall_s"),
+                "cpu": path.get("cpu"),
+            }
             for name, path in other["paths"].items()
         },
         "burst_slots": {n: {"summary": extra["summary"]} for n, extra in other.get("burst_slots", {}).items()},

@@ -26,6 +26,8 @@ from typing import Any
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
+from harness.servers import group_alive
+
 
 class Chromium:
     def __init__(self, executable: str, workdir: Path, *, width: int = 1440, height: int = 1400) -> None:
@@ -192,7 +194,7 @@ class Chromium:
                 _kill_group(self.proc)
                 raise RuntimeError(f"chromium ignored SIGTERM for {timeout_s} s and was killed") from None
         deadline = time.monotonic() + 5  # its helpers (zygote, renderer, GPU) exit after the browser
-        while _group_alive(self.proc.pid):
+        while group_alive(self.proc.pid):
             if time.monotonic() > deadline:
                 _kill_group(self.proc)
                 raise RuntimeError("chromium exited but left processes of its group behind; they were killed")
@@ -210,14 +212,6 @@ class Chromium:
 
     def __exit__(self, *exc: object | TracebackType) -> None:
         self.stop()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
