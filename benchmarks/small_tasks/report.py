@@ -195,7 +195,8 @@ def _findings(document: dict[str, Any]) -> list[str]:
             f"{_f(emb['cpu']['burst']['machine_busy_cores'])} of 2 busy, Prefect's server using "
             f"{_prefect_per_task(emb):.3f} CPU s per task"
             + (f" (on the Slurm path, PostgreSQL: {_prefect_per_task(paths['slurm']):.3f})" if "slurm" in paths else "")
-            + ": on SQLite the view fell behind and did most of its writes after the burst. "
+            + f": on SQLite the view fell behind by {_f(s['view_lag_s']['burst']['median'], 1)} s (median) in the "
+            f"burst and settled {_f(emb.get('view_settled_after_burst_s'), 0)} s after its last result. "
             + _sentence(
                 f"with {n} slots {_f(x['summary']['burst']['tasks_per_s'])} tasks/s "
                 f"({_f(x['cpu']['burst']['machine_busy_cores'])} cores busy, claim -> COMPLETED "
@@ -231,7 +232,7 @@ def _findings(document: dict[str, Any]) -> list[str]:
         lag = path["summary"]["view_lag_s"]
         if lag["sequential"]["n"]:
             lags.append(
-                f"{name} {_f(lag['sequential']['median'], 2)} s one at a time (max {_f(lag['sequential']['max'], 1)}),"
+                f"{name} {_f(lag['sequential']['median'], 2)} s one at a time (max {_f(lag['sequential']['max'], 2)}),"
                 f" {_f(lag['burst']['median'], 1)} s in the burst (max {_f(lag['burst']['max'], 1)})"
             )
     if lags:
@@ -322,6 +323,15 @@ def _suggestions(document: dict[str, Any]) -> list[str]:
         line += f"; Prefect's server on PostgreSQL, in the Slurm burst, {per_task:.3f} CPU s per task"
         if earlier_cpu:
             line += f" (earlier {earlier_cpu['cpu_s'].get('prefect_server', 0.0) / document['burst']:.3f})"
+    earlier_away = (earlier.get("embedded-prefect-away") or {}).get("summary")
+    away = paths.get("embedded-prefect-away")
+    if before and earlier_away and away:
+        line += (
+            ". So the view keeps closer to the work, and does more of its writes during a burst than after it: the "
+            f"embedded burst passed {_f(s['burst']['tasks_per_s'])} tasks/s (earlier "
+            f"{_f(before['burst']['tasks_per_s'])}), while the same stack with Prefect stopped passed "
+            f"{_f(away['summary']['burst']['tasks_per_s'])} (earlier {_f(earlier_away['burst']['tasks_per_s'])})"
+        )
     out.append(line + ".")
     if slurm:
         cpu = slurm["cpu"]["burst"]
@@ -333,10 +343,13 @@ def _suggestions(document: dict[str, Any]) -> list[str]:
             f"4. **Left: the burst on the Slurm site is CPU-bound** ({_f(cpu['machine_busy_cores'])} of 2 cores, "
             f"{total:.3f} CPU s per task: " + ", ".join(f"{k} {v:.3f}" for k, v in biggest) + "), so 2 cores "
             f"cannot pass {2 / total:.1f} tasks/s there, whatever the latency. The Slurm jobs' part is the Dask "
-            "worker and each runner child (a fork of a process that holds Qiskit: its first writes copy pages the "
-            "in-process limit never copies); the rest is the control plane's requests, the agent, and Prefect's "
-            "server writing the view. On a site each of these runs on its own cores (the runners on compute nodes), "
-            "so this is a limit of the 2-core machine, not of the path."
+            "worker and each runner child, a fork of the warm runner: the runner's own time in the burst, "
+            f"{_ms(slurm['summary']['burst']['segments_median_s'].get('runner_total'))} ms median, against "
+            f"{_ms(slurm['summary']['limit']['sequential_fresh_caches_s']['median'])} ms for the same work "
+            "in-process with fresh caches (what the difference is made of was not measured here). The rest is the "
+            "control plane's requests, the agent, and Prefect's server writing the view. On a site these run on "
+            "separate machines (the runners on compute nodes, Prefect and the control plane on service hosts), so "
+            "this is the limit of putting all of them on 2 cores."
         )
     out.append("")
     return out
