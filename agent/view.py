@@ -2,9 +2,11 @@
 
 Each claimed attempt has a `Mirror`: what Prefect should show of it (claimed, its runner step started where,
 how it ended) and what Prefect has been shown so far. The view writes the difference: the flow run of the
-`vqpu-execute` deployment (created Pending with the attempt's idempotency key, so a restarted agent finds
-it again), its Running state, the runner step's task run, the artifacts of a completed task and the final
-state. Nothing in an execution waits for any of it (agent.execution calls in, and returns at once).
+`vqpu-execute` deployment (created Running, with the attempt's idempotency key, so a restarted agent finds
+it again), the runner step's task run, the artifacts of a completed task and the final state. It first writes
+an attempt `HOLD_S` after its claim, or at its end if that comes first: then the flow run and the step are
+created in their final states. Nothing in an execution waits for any of it (agent.execution calls in, and
+returns at once).
 
 While Prefect does not answer, mirrors wait: the view says once that it fell behind and once that it
 caught up, and `status()` says how far behind it is (count, and the age of the oldest change not shown).
@@ -70,7 +72,7 @@ RECENT = timedelta(days=1)
 HOLD_S = 1.0
 """An attempt is first written this long after its claim, unless it has ended by then: a short task's flow run is then
 created in its final state, with its step's task run and artifacts (3 requests instead of 5, and two state changes
-fewer for Prefect's server to process), and Prefect's cost of a burst of short tasks is about half."""
+fewer for Prefect's server to process: in benchmarks/small_tasks' Slurm burst its CPU per task fell by a quarter)."""
 LANES = 4
 MAX_BACKOFF_S = 4.0
 BUSY_PAUSE_S = 0.25
