@@ -78,8 +78,11 @@ class NoiseCache:
         model: NoiseModelName,
         options: NoiseOptions,
         layout: tuple[int, ...] | None = None,
+        *,
+        digest: str | None = None,
     ) -> BuiltNoise:
-        key = (snapshot.sha256(), model.value, qubits, options.cache_key(), layout)
+        """`digest`: the snapshot's sha256 where the caller has it already."""
+        key = (digest or snapshot.sha256(), model.value, qubits, options.cache_key(), layout)
         if key in self._models:
             self._models.move_to_end(key)
             hit = self._models[key]

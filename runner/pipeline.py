@@ -8,6 +8,7 @@ import platform
 import secrets
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
 
@@ -34,6 +35,15 @@ from vqpu_protocol.pubs import (
 from vqpu_protocol.rundir import Provenance, ResultDocument, RunLimits, Timings, memory_chars, scheduler_job_id
 
 
+def prime() -> None:
+    """What a warm runner does once before it forks its runs (agent.warm.zygote): parse once
+    (`circuit.prime()`), and read the package versions every result's provenance names (importlib.metadata
+    reads them from disk, some milliseconds per run otherwise). Pure Python, no threads: safe before a fork."""
+    circuit.prime()
+    _version("qiskit")
+    _aer_version()
+
+
 @dataclass
 class Caches:
     """What a runner process keeps between runs: built Targets and noise models, by snapshot identity."""
@@ -54,7 +64,7 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
     parsed = circuit.parse(task.circuit, task.dialect, snapshot)
     t1 = time.perf_counter()
     circuit.check_delays(parsed, snapshot)
-    fitted = circuit.fit_to_device(parsed, snapshot, caches.targets.get(snapshot), seed)
+    fitted = circuit.fit_to_device(parsed, snapshot, caches.targets.get(snapshot, digest=inputs.snapshot_sha256), seed)
     if not circuit.measures(fitted.circuit):
         raise InvalidPayload(ErrorCode.NO_MEASUREMENTS, "the circuit measures no qubit, so it has no counts to return")
     if task.options.memory:
@@ -66,7 +76,9 @@ def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> 
     device = simulate.device_for(task.options.device)
     _check_memory_limit(priced, task.limits, device)
     t2 = time.perf_counter()
-    noise = caches.noise.get(snapshot, active, task.options.noise_model, task.options.noise)
+    noise = caches.noise.get(
+        snapshot, active, task.options.noise_model, task.options.noise, digest=inputs.snapshot_sha256
+    )
     idle = idle_relaxation(snapshot, stats.delayed_qubits, task.options.noise_model, task.options.noise)
     to_run = circuit.drop_idle_delays(fitted.circuit, active)
     if idle is not None:
@@ -111,7 +123,7 @@ def _execute_pubs(
     task, snapshot, options = inputs.task, inputs.snapshot, inputs.task.options
     items: list[SamplerPub | EstimatorPub] = list(task_pubs.pubs)
     t0 = time.perf_counter()
-    target = caches.targets.get(snapshot)
+    target = caches.targets.get(snapshot, digest=inputs.snapshot_sha256)
     prepared = [pubs.prepare(i, pub, task.dialect, snapshot, target, seed) for i, pub in enumerate(items)]
     t1 = time.perf_counter()
     priced = price_pubs([p.stats for p in prepared], snapshot, options, task_pubs)
@@ -123,7 +135,7 @@ def _execute_pubs(
     limit = task.limits.memory_bytes
     max_memory_mb = None if limit is None else simulator_memory_mb(limit, priced.expanded_ops)
     union = frozenset().union(*(p.active for p in prepared))
-    overall = caches.noise.get(snapshot, union, options.noise_model, options.noise)
+    overall = caches.noise.get(snapshot, union, options.noise_model, options.noise, digest=inputs.snapshot_sha256)
     t2 = time.perf_counter()
     noise_s = 0.0
     results: list[SamplerPubResult | EstimatorPubResult] = []
@@ -140,7 +152,9 @@ def _execute_pubs(
         layout: tuple[int, ...] | None = None
         if isinstance(pub, EstimatorPub):
             to_run, layout = circuit.compact(to_run, ready.active or frozenset({0}))
-        noise = caches.noise.get(snapshot, ready.active, options.noise_model, options.noise, layout)
+        noise = caches.noise.get(
+            snapshot, ready.active, options.noise_model, options.noise, layout, digest=inputs.snapshot_sha256
+        )
         hits.append(noise.cache_hit)
         noisy = noise.model is not None or idle is not None
         chosen = simulate.plan(options, device, len(ready.active), noisy=noisy, max_memory_mb=max_memory_mb)
@@ -334,6 +348,7 @@ def _aer_version() -> str | None:
     return _version("qiskit-aer-gpu") or _version("qiskit-aer")
 
 
+@cache
 def _version(dist: str) -> str | None:
     try:
         return version(dist)

@@ -22,8 +22,9 @@ class TargetCache:
         self._size = size
         self._targets: OrderedDict[str, Target] = OrderedDict()
 
-    def get(self, snapshot: Snapshot) -> Target:
-        key = snapshot.sha256()
+    def get(self, snapshot: Snapshot, *, digest: str | None = None) -> Target:
+        """`digest`: the snapshot's sha256 where the caller has it already."""
+        key = digest or snapshot.sha256()
         if key in self._targets:
             self._targets.move_to_end(key)
             return self._targets[key]

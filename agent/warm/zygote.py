@@ -68,8 +68,9 @@ def warm() -> None:
     PassManagerStagePluginManager()
     UnitarySynthesisPluginManager()
     generate_preset_pass_manager(optimization_level=0, basis_gates=["cz", "id", "rz", "sx", "x"])
-    # And parsing once builds the OpenQASM parsers' tables, which every child would otherwise build for itself.
-    importlib.import_module("runner.circuit").prime()
+    # And parsing once builds the OpenQASM parsers' tables (and reading the packages' versions once fills that
+    # cache), which every child would otherwise do for itself.
+    importlib.import_module("runner.pipeline").prime()
     threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else -1
     _log(f"warm in {time.perf_counter() - started:.2f} s, {threads} OS thread(s)")
 

@@ -162,5 +162,7 @@ def scenario(site: Site, prefect: InterruptiblePrefect) -> None:
     assert log.count("view: caught up") == 1
     time.sleep(2.5)  # the next status the agent writes
     status = agent_status(restarted.site)
-    assert status["prefect"] == {"reachable": True, "behind": 0, "oldest_s": 0.0}, status
+    prefect = dict(status["prefect"])
+    busy_answers = prefect.pop("busy_answers")  # how often Prefect answered 'busy' (5xx) meanwhile: it may have
+    assert prefect == {"reachable": True, "behind": 0, "oldest_s": 0.0} and isinstance(busy_answers, int), status
     print(f"every flow run settled {caught_up:.1f} s after Prefect came back")
