@@ -3,10 +3,10 @@
 Each claimed attempt has a `Mirror`: what Prefect should show of it (claimed, its runner step started where,
 how it ended) and what Prefect has been shown so far. The view writes the difference: the flow run of the
 `vqpu-execute` deployment (created Running, with the attempt's idempotency key, so a restarted agent finds
-it again), the runner step's task run, the artifacts of a completed task and the final state. It first writes
-an attempt `HOLD_S` after its claim, or at its end if that comes first: then the flow run and the step are
-created in their final states. Nothing in an execution waits for any of it (agent.execution calls in, and
-returns at once).
+it again), the runner step's task run, the artifacts of a completed task and, always last, the final state. It
+first writes an attempt `HOLD_S` after its claim, or at its end if that comes first: then the step is created
+in its final state. Nothing in an execution waits for any of it (agent.execution calls in, and returns at
+once).
 
 While Prefect does not answer, mirrors wait: the view says once that it fell behind and once that it
 caught up, and `status()` says how far behind it is (count, and the age of the oldest change not shown).
@@ -70,9 +70,9 @@ LATE_AFTER_S = 2.0
 RECENT = timedelta(days=1)
 """At start, ended attempts whose view was never settled are mirrored again if their claim note is this recent."""
 HOLD_S = 1.0
-"""An attempt is first written this long after its claim, unless it has ended by then: a short task's flow run is then
-created in its final state, with its step's task run and artifacts (3 requests instead of 5, and two state changes
-fewer for Prefect's server to process: in benchmarks/small_tasks' Slurm burst its CPU per task fell by a quarter)."""
+"""An attempt is first written this long after its claim, unless it has ended by then: a short task's step is then
+created in its final state (4 requests instead of 5: the flow run, created Running; its step, in its final state;
+the artifact; the flow run's final state, last), and a very short one costs Prefect's server one state change less."""
 LANES = 4
 MAX_BACKOFF_S = 4.0
 BUSY_PAUSE_S = 0.25
@@ -307,11 +307,12 @@ class PrefectView:
         if b.deployment_id is None:  # Prefect was away when the agent started
             await b.ensure_deployment()
         if m.flow_run_id is None:
-            # One request where Prefect is behind: an attempt that is over by now is created in its final state
-            # (which says when it was claimed and when it ended); one that runs, Running.
+            # Running; or, for an attempt that is over and has nothing to attach (no step's task run, no artifact),
+            # in its final state at once. The final state always comes last: whoever sees a flow run Completed
+            # (an operator, an automation) finds its step and its artifact there already.
             first = (
                 _final_state(m.ending, claimed_at=m.claimed_at)
-                if m.ending is not None
+                if m.ending is not None and not m.ran and m.ending.result is None
                 else Running(message=_late(f"claimed at {_at(m.claimed_at)}", m.claimed_at))
             )
             run = await b.create_run(m.task_id, m.attempt, m.device, str(m.run_dir), first)
@@ -320,7 +321,7 @@ class PrefectView:
             kind = run.state.type if run.state is not None else None
             if kind is StateType.RUNNING or (kind is not None and run.state is not None and run.state.is_final()):
                 m.shown.add(RUNNING)
-            if m.ending is not None and kind is first.type:
+            if first.is_final() and kind is first.type:
                 m.shown.add(ENDED_FIRST)
         run_id = m.flow_run_id
         if RUNNING not in m.shown:

@@ -267,7 +267,8 @@ def findings(document: dict[str, Any]) -> list[str]:
         f"the client's 20 ms poll and result fetch {_f(seg['completed_to_in_hand'], 3)} s. The agent's part, "
         f"claim -> COMPLETED report less the runner, is {_f(agent, 3)} s. Prefect is not on it: the flow "
         f"run is created {_f(det['view_claim_to_flow_run_created'], 3)} s after the claim (the view holds an "
-        "attempt for its first second; one that has ended by then is created in its final state), and shows "
+        "attempt for its first second; one that has ended by then has its step created in its final state), "
+        "and shows "
         f"Completed {_f(lag.get('median'), 3)} s (median; max {_f(lag.get('max'), 3)} s) after the COMPLETED "
         "report.",
         "- The agent is woken by the Dask future's done-callback when the runner step ends (no poll), so "

@@ -301,8 +301,9 @@ def _suggestions(document: dict[str, Any]) -> list[str]:
     lag = s["view_lag_s"]["sequential"]
     line = (
         "3. **The view holds an attempt for its first second** (`agent.view.HOLD_S`): a task that ends within it "
-        "has its flow run, its step's task run and its artifact created once, in their final states (3 requests "
-        "to Prefect instead of 5, and no Running states for Prefect's server to process). The view's lag one at a "
+        "is written once it has ended, its step's task run created in its final state (4 requests to Prefect "
+        "instead of 5, the flow run's final state last; at 7fb7c86, measured here, 3: the flow run was created "
+        "in its final state before its artifact, which the next commit undid). The view's lag one at a "
         f"time on SQLite, embedded: {_f(lag['median'], 2)} s median, max {_f(lag['max'], 1)}"
         + was(
             f"{_f(before['view_lag_s']['sequential']['median'], 1)} s, max "

@@ -114,7 +114,9 @@ def operate(stack: LocalStack, chromium_executable: str, tmp_path: Path) -> Path
 
         # The summary itself: what ran where, for the task the control plane ran.
         page.navigate(f"{ui}/v2/artifacts/artifact/{artifacts[0].id}")
-        summary = page.wait_until("the summary artifact", lambda t: artifact_key in t and "ibm-fez" in t)
+        summary = page.wait_until(
+            "the summary artifact", lambda t: artifact_key in t and f"vQPU task {task_id}" in t and "ibm-fez" in t
+        )
         seen.append(summary)
         assert f"vQPU task {task_id}" in summary and task["bound_sha256"] in summary and "COMPLETED" in summary
         page.settle()
@@ -123,8 +125,17 @@ def operate(stack: LocalStack, chromium_executable: str, tmp_path: Path) -> Path
         # The classic UI, on the same stored credential: the run's own page and its Artifacts tab.
         page.navigate(f"{ui}/runs/flow-run/{run.id}")
         seen.append(page.wait_until(f"{run_name} in the V1 UI", lambda t: run_name in t and "Completed" in t))
-        page.click("Artifacts")
-        seen.append(page.wait_until("the run's artifact in the V1 UI", lambda t: artifact_key in t))
+        # The tabs move while the page still fills in (its header gains the task-run count): click once it is
+        # still, and again if the click landed before the tab was ready, as a person would.
+        page.settle()
+        for tries_left in reversed(range(3)):
+            page.click("Artifacts")
+            try:
+                seen.append(page.wait_until("the run's artifact in the V1 UI", lambda t: artifact_key in t, 10.0))
+                break
+            except AssertionError:
+                if not tries_left:
+                    raise
         page.settle()
         page.screenshot(shots / "4-v1-flow-run-artifacts.png")
     print(f"\nthe browser's part: {time.monotonic() - started:.1f} s")
