@@ -42,6 +42,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from agent.engine import STATUS_FILE
 from benchmarks.runner_overhead import machine
 from benchmarks.service_vs_sbatch.cpu import cpu_account, cpu_sample, wait_quiet
 from benchmarks.service_vs_sbatch.timeline import read_flow_runs, timeline, wait_view_settled
@@ -139,7 +140,7 @@ def run_path(name: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
 def agent_status(runs: Path) -> dict[str, Any] | None:
     """The agent's own account of itself (`vqpu-agent status`: its view's backlog and Prefect's busy answers)."""
     try:
-        status: dict[str, Any] = json.loads((runs / ".agent-status.json").read_text())
+        status: dict[str, Any] = json.loads((runs / STATUS_FILE).read_text())
     except (OSError, ValueError):
         return None
     return status

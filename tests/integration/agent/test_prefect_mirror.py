@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
@@ -53,6 +54,18 @@ async def view_of(client: PrefectClient, run_root: Path) -> PrefectView:
     return PrefectView(bridge, run_root, lambda t: f"http://cp/v1/tasks/{t}")
 
 
+async def placed_attempt(
+    client: PrefectClient, tg: anyio.abc.TaskGroup, run_root: Path, task_id: str, where: SchedulerEvidence
+) -> tuple[PrefectView, Execution]:
+    """A view whose loops run in `tg`, told of one attempt claimed and then placed `where`."""
+    view = await view_of(client, run_root)
+    ex = attempt(run_root, task_id, view.bridge.agent_id)
+    view.claimed(ex)
+    tg.start_soon(view.run)
+    view.running(ex, where, datetime.now(UTC))
+    return view, ex
+
+
 async def until(check: Any, timeout_s: float = 30.0) -> None:
     with anyio.fail_after(timeout_s):
         while not await check():
@@ -68,12 +81,8 @@ def test_an_attempt_shows_as_a_flow_run_with_its_runner_step_artifacts_and_the_c
 ) -> None:
     async def scenario() -> dict[str, Any]:
         async with get_client() as client, anyio.create_task_group() as tg:
-            view = await view_of(client, tmp_path)
-            ex = attempt(tmp_path, "t-shown", view.bridge.agent_id)
-            view.claimed(ex)
-            tg.start_soon(view.run)
             where = SchedulerEvidence(adapter="dask", job_id="17", node="node-3", state="RUNNING")
-            view.running(ex, where, datetime.now(UTC))
+            view, ex = await placed_attempt(client, tg, tmp_path, "t-shown", where)
             await until(lambda: _has_step(client, view, ex))
             running = await client.read_flow_run(view.mirrors[("t-shown", 1)].flow_run_id)  # type: ignore[arg-type]
             ex.submitted_at = 1.0
@@ -110,11 +119,8 @@ def test_a_task_that_ends_within_its_first_second_is_written_after_its_end_with_
 
     async def scenario() -> dict[str, Any]:
         async with get_client() as client, anyio.create_task_group() as tg:
-            view = await view_of(client, tmp_path)
-            ex = attempt(tmp_path, "t-short", view.bridge.agent_id)
-            view.claimed(ex)
-            tg.start_soon(view.run)
-            view.running(ex, SchedulerEvidence(adapter="dask", job_id="3", state="RUNNING"), datetime.now(UTC))
+            where = SchedulerEvidence(adapter="dask", job_id="3", state="RUNNING")
+            view, ex = await placed_attempt(client, tg, tmp_path, "t-short", where)
             await anyio.sleep(HOLD_S / 2)
             unwritten = view.mirrors[("t-short", 1)].flow_run_id is None
             ex.submitted_at = 1.0
