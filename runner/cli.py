@@ -78,7 +78,10 @@ def _run(run_dir: Path, started: float, bounded: bool, done: list[ResultDocument
 
     memory_bytes: int | None = None
     try:
-        inputs = read_inputs(run_dir)
+        # A process keeps what it parsed and built (in a warm runner's child: what its parent prepared); a run
+        # inside the caller's process starts afresh and leaves nothing behind.
+        caches = pipeline.PROCESS if bounded else pipeline.Caches()
+        inputs = read_inputs(run_dir, caches.snapshots)
         log.info(
             "task %s attempt %s on %s epoch %s",
             inputs.task.task_id,
@@ -89,7 +92,7 @@ def _run(run_dir: Path, started: float, bounded: bool, done: list[ResultDocument
         if bounded:
             memory_bytes = inputs.task.limits.memory_bytes
             limits.enforce(run_dir, inputs.task.limits, time.perf_counter() - started)
-        result = pipeline.execute(inputs, pipeline.Caches(), started)
+        result = pipeline.execute(inputs, caches, started)
     except RegistryError as exc:  # the registry's own errors end here, as the typed error they are
         return _failed(run_dir, InvalidPayload(ErrorCode.INVALID_SNAPSHOT, f"unusable snapshot: {exc}"))
     except RunnerError as exc:

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Literal
 
 from qiskit import QuantumCircuit
@@ -17,7 +18,7 @@ from qiskit import QuantumCircuit
 from runner import __version__, circuit, pubs, simulate
 from runner.errors import InvalidPayload, SimulationFailed
 from runner.noise import NoiseCache, idle_relaxation
-from runner.rundir import RunInputs
+from runner.rundir import RunInputs, SnapshotCache
 from runner.targets import TargetCache
 from vqpu_protocol.codes import ErrorCode
 from vqpu_protocol.limits import MAX_COUNTS_CHARS, MAX_MEMORY_CHARS
@@ -32,7 +33,15 @@ from vqpu_protocol.pubs import (
     SamplerPubResults,
     SamplerPubs,
 )
-from vqpu_protocol.rundir import Provenance, ResultDocument, RunLimits, Timings, memory_chars, scheduler_job_id
+from vqpu_protocol.rundir import (
+    SNAPSHOT_FILE,
+    Provenance,
+    ResultDocument,
+    RunLimits,
+    Timings,
+    memory_chars,
+    scheduler_job_id,
+)
 
 
 def prime() -> None:
@@ -46,10 +55,30 @@ def prime() -> None:
 
 @dataclass
 class Caches:
-    """What a runner process keeps between runs: built Targets and noise models, by snapshot identity."""
+    """What a runner process keeps between runs: parsed snapshots, built Targets and noise models, by snapshot
+    identity."""
 
+    snapshots: SnapshotCache = field(default_factory=SnapshotCache)
     targets: TargetCache = field(default_factory=TargetCache)
     noise: NoiseCache = field(default_factory=NoiseCache)
+
+
+PROCESS = Caches()
+"""A runner process's own caches (`runner.cli.process_main`): empty in a fresh `python -m runner`; in a child of
+the warm runner, what its parent `prepare`d before the fork."""
+
+
+def prepare(run_dir: Path) -> bool:
+    """What a warm runner does for each run just before it forks it (agent.warm.zygote): the run's snapshot
+    parsed, hashed and turned into a Target in this process's caches (`PROCESS`), so that the child inherits
+    them and no later run on the same calibration epoch builds them again. Only the snapshot is read, which
+    is the site's calibration data, never the tenant's task. Pure Python, no threads: safe before a fork.
+    Returns whether anything was built (False: all of it was cached already). A snapshot that cannot be read
+    or used raises the runner's error; the run itself then meets and reports the same error."""
+    snapshot, digest, parsed_before = PROCESS.snapshots.load(run_dir / SNAPSHOT_FILE)
+    built = digest not in PROCESS.targets
+    PROCESS.targets.get(snapshot, digest=digest)
+    return built or not parsed_before
 
 
 def execute(inputs: RunInputs, caches: Caches, started: float | None = None) -> ResultDocument:

@@ -10,11 +10,12 @@ qiskit-ibm-runtime registers translation stages the same way. None of that is th
 
 `confine` fills stevedore's in-memory entry-point cache, for every Qiskit plugin group, with the entry
 points whose code is Qiskit's (`qiskit.` modules) or Aer's (`qiskit_aer.`), before any pass manager is
-built. It reads the installed distributions' metadata and writes nothing.
+built. It reads the installed distributions' metadata (once per process) and writes nothing.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
 OWN_MODULES = ("qiskit.", "qiskit_aer.")
@@ -29,14 +30,25 @@ def confine() -> dict[str, list[str]]:
     """Keep the runner's process to Qiskit's and Aer's plugins; returns what was left out, by group."""
     import stevedore
 
-    left_out: dict[str, list[str]] = {}
+    kept, left_out = _qiskit_entry_points()
+    for group, entries in kept.items():
+        stevedore.ExtensionManager.ENTRY_POINT_CACHE[group] = list(entries)
+    return {group: list(foreign) for group, foreign in left_out.items()}
+
+
+@cache
+def _qiskit_entry_points() -> tuple[dict[str, tuple[EntryPoint, ...]], dict[str, tuple[str, ...]]]:
+    """Every Qiskit plugin group's own entry points, and the foreign ones, by group. The installed metadata is
+    read once per process (some 20 ms): a warm runner reads it before it forks, and its children inherit it."""
+    kept: dict[str, tuple[EntryPoint, ...]] = {}
+    left_out: dict[str, tuple[str, ...]] = {}
     everything = entry_points()
     for group in everything.groups:
         if not group.startswith("qiskit."):
             continue
         listed = list(everything.select(group=group))
-        stevedore.ExtensionManager.ENTRY_POINT_CACHE[group] = [e for e in listed if own(e)]
+        kept[group] = tuple(e for e in listed if own(e))
         foreign = sorted(f"{e.name} = {e.value}" for e in listed if not own(e))
         if foreign:
-            left_out[group] = foreign
-    return left_out
+            left_out[group] = tuple(foreign)
+    return kept, left_out

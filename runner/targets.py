@@ -22,6 +22,12 @@ class TargetCache:
         self._size = size
         self._targets: OrderedDict[str, Target] = OrderedDict()
 
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._targets
+
     def get(self, snapshot: Snapshot, *, digest: str | None = None) -> Target:
         """`digest`: the snapshot's sha256 where the caller has it already."""
         key = digest or snapshot.sha256()

@@ -545,7 +545,7 @@ def read_task(run_dir: Path) -> TaskDocument:
     """The runner's task: like every run-dir file, never through a symlink and never over the limit; but read
     as a stream, so a FIFO is waited on (only the run directory's owner can make one there; the scheduler
     contract tests hold a runner that way). The agent never reads one: see read_file."""
-    data = _decode(run_dir / TASK_FILE, read_file(run_dir / TASK_FILE, stream=True))
+    data = decode_json(run_dir / TASK_FILE, read_file(run_dir / TASK_FILE, stream=True))
     if not isinstance(data, dict):
         raise RunDirError(ErrorCode.INVALID_TASK, f"{TASK_FILE} must hold a JSON object")
     try:
@@ -582,10 +582,11 @@ def read_file(path: Path, *, stream: bool = False) -> bytes:
 
 def read_json(path: Path) -> Any:
     """A run-dir file, decoded (see read_file: no symlink followed, no huge or special file read)."""
-    return _decode(path, read_file(path))
+    return decode_json(path, read_file(path))
 
 
-def _decode(path: Path, raw: bytes) -> Any:
+def decode_json(path: Path, raw: bytes) -> Any:
+    """`raw`, the bytes of the run-dir file `path` (read_file), decoded; what is wrong said as read_json says it."""
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:

@@ -14,9 +14,10 @@ One unix-socket connection per run, lines of ASCII:
 Both the child and the zygote hold the connection, so the client sees EOF when both are done with it:
 normally right after the zygote's status line; if the zygote itself died, when the child exits.
 
-The zygote imports only: it never runs a simulation, a transpilation or anything else that could
-start an OpenMP, rayon or CUDA thread pool, since a child forked after such a pool exists can
-deadlock or fail on its first parallel region.
+The zygote imports, and for each run parses its snapshot and builds its Target once per calibration epoch
+(runner.pipeline.prepare: the site's data, never the tenant's task); it never runs a simulation, a
+transpilation or anything else that could start an OpenMP, rayon or CUDA thread pool, since a child forked
+after such a pool exists can deadlock or fail on its first parallel region.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 import traceback
+from pathlib import Path
 from typing import NoReturn
 
 from agent.warm.children import kill_group
@@ -158,6 +160,7 @@ def _accept(listener: socket.socket, children: dict[int, socket.socket], close_i
         conn.settimeout(REQUEST_TIMEOUT_S)
         run_dir = _read_request(conn)
         conn.settimeout(None)
+        _prepare(run_dir)
         # Anything buffered here would otherwise be written a second time by the child.
         sys.stdout.flush()
         sys.stderr.flush()
@@ -171,6 +174,22 @@ def _accept(listener: socket.socket, children: dict[int, socket.socket], close_i
     with contextlib.suppress(OSError):
         os.setpgid(pid, pid)
     children[pid] = conn
+
+
+def _prepare(run_dir: str) -> None:
+    """The run's snapshot parsed and its Target built here, once per calibration epoch, for the child to
+    inherit (`runner.pipeline.prepare`: site data only, no thread). Whatever goes wrong is the run's to meet and
+    report: the child then does the same work itself, as a fresh runner process would."""
+    try:
+        built = importlib.import_module("runner.pipeline").prepare(Path(run_dir))
+    except Exception as exc:
+        _log(f"could not prepare {run_dir}'s snapshot ({type(exc).__name__}: {exc}); the run will do it")
+        return
+    if built:
+        # Out of the collector, as warm() did with the imports: a child's collections would otherwise copy the
+        # pages of the new snapshot and Target. Collected first, so that no cycle of garbage is kept for good.
+        gc.collect()
+        gc.freeze()
 
 
 def _read_request(conn: socket.socket) -> str:

@@ -1,6 +1,7 @@
-"""`runner.pipeline.prime()`: what the warm runner does once before it forks each run (agent.warm.zygote). A fork
-copies only the calling thread, so priming must start none: a thread pool started before the fork would be a
-pool the children believe they have and do not."""
+"""What a warm runner does before it forks its runs (agent.warm.zygote): `runner.pipeline.prime()` once, and
+`runner.pipeline.prepare(run_dir)` before each fork. A fork copies only the calling thread, so neither may start
+one: a thread pool started before the fork would be a pool the children believe they have and do not. And a
+child that inherits what its parent prepared must give the result a fresh runner process gives."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from harness.runner_process import ROOT
 
 PROBE = """
-import importlib, json, os
+import importlib, json, os, sys
+from pathlib import Path
 def threads():
     return len(os.listdir("/proc/self/task"))
 for module in ("qiskit", "qiskit_aer", "qiskit_aer.noise", "runner.cli", "runner.pipeline"):
@@ -20,16 +23,66 @@ for module in ("qiskit", "qiskit_aer", "qiskit_aer.noise", "runner.cli", "runner
 before = threads()
 from runner import pipeline
 pipeline.prime()
-print(json.dumps({"before": before, "after": threads(), "versions": pipeline._version.cache_info().currsize}))
+primed = threads()
+first, again = (pipeline.prepare(Path(d)) for d in sys.argv[1:3])
+seen = {"before": before, "primed": primed, "prepared": threads(), "versions": pipeline._version.cache_info().currsize,
+        "first_built": first, "again_built": again, "targets": len(pipeline.PROCESS.targets)}
+pid = os.fork()
+if pid == 0:  # as the zygote's child runs its run
+    from runner.cli import process_main
+    os._exit(process_main([sys.argv[3]]))
+_, status = os.waitpid(pid, 0)
+seen["child_exit"] = os.waitstatus_to_exitcode(status)
+print(json.dumps(seen))
 """
 
 
-def test_priming_starts_no_thread_and_leaves_the_versions_read() -> None:
+def _run_dir(path: Path, seed: int) -> Path:
+    from device_registry import catalog
+    from harness.circuits import BELL
+    from vqpu_protocol.rundir import TaskDocument, write_inputs
+
+    fez = catalog.load("ibm-fez")
+    task = TaskDocument.model_validate(
+        {
+            "schema": "vqpu.task/1",
+            "task_id": path.name,
+            "circuit": BELL,
+            "dialect": "qasm3",
+            "shots": 200,
+            "seed": seed,
+            "snapshot_sha256": fez.sha256(),
+        }
+    )
+    write_inputs(path, task, fez.canonical_json())
+    return path
+
+
+def test_priming_and_preparing_start_no_thread_and_the_child_gives_a_fresh_runners_result(tmp_path: Path) -> None:
+    prepared, again, forked, fresh = (_run_dir(tmp_path / name, 7) for name in ("a", "b", "c", "d"))
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=120
+        [sys.executable, "-c", PROBE, str(prepared), str(again), str(forked)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert seen["after"] == seen["before"], seen
+    assert seen["primed"] == seen["before"], seen
+    assert seen["prepared"] == seen["before"], seen
     assert seen["versions"] >= 2, "qiskit's and Aer's versions are read once, in the parent"
+    assert (seen["first_built"], seen["again_built"], seen["targets"]) == (True, False, 1), (
+        "the epoch's snapshot is parsed and its Target built once, whichever run directory holds it"
+    )
+    assert seen["child_exit"] == 0
+    reference = subprocess.run(
+        [sys.executable, "-m", "runner", str(fresh)], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
+    )
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    child, alone = (json.loads((d / "result.json").read_text()) for d in (forked, fresh))
+    assert child["counts"] == alone["counts"]
+    assert child["provenance"]["snapshot_sha256"] == alone["provenance"]["snapshot_sha256"]
