@@ -67,7 +67,6 @@ class Engine:
         self.view = view
         self.inflight: dict[str, Execution] = {}
         self._slot_freed = anyio.Event()
-        self._beat_now = anyio.Event()
         self._stop = anyio.Event()
         self.stopped = anyio.Event()
 
@@ -132,10 +131,10 @@ class Engine:
                 backoff = min(backoff * 2, 30.0)
                 continue
             backoff = 0.5
+            # Each claim is acknowledged by its RUNNING report, or else by the next heartbeat: both well inside the
+            # control plane's window (at least three heartbeat intervals) for taking back a claim into the void.
             for task in claimed:
                 self._start(task, runs)
-            if claimed:  # the control plane wants each claim acknowledged at once (a claim into the void expires)
-                self._beat_now.set()
 
     def _start(self, claimed: ClaimedTask, runs: anyio.abc.TaskGroup) -> None:
         task = claimed.task
@@ -277,9 +276,7 @@ class Engine:
                     if (execution := self.inflight.get(task_id)) is not None and execution.reporting:
                         log.warning("task %s: fenced (requeued or force-failed): stopping it", task_id)
                         execution.fence()
-            self._beat_now = anyio.Event()
-            with anyio.move_on_after(self.settings.heartbeat_s):
-                await self._beat_now.wait()
+            await anyio.sleep(self.settings.heartbeat_s)
 
     async def _prefect_cancel_loop(self) -> None:
         while True:
