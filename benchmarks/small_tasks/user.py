@@ -13,6 +13,7 @@ import httpx
 from benchmarks.small_tasks.workload import CIRCUIT, DEVICE, DIALECT, SHOTS
 from vqpu_client import Client
 from vqpu_client.calls import TERMINAL_EVENTS
+from vqpu_client.errors import TransportError
 
 POLL_S = 0.02
 TASK_TIMEOUT_S = 300.0
@@ -135,10 +136,14 @@ class User:
 
     def _watch(self, after: int, ended: queue.Queue[tuple[str, str]], stop: threading.Event) -> None:
         with Client(self.url, self.key) as client:
-            for event in client.events(types=sorted(TERMINAL_EVENTS), last_event_id=after):
-                ended.put((event.subject.removeprefix("task:"), event.type))
-                if stop.is_set():
-                    return
+            try:
+                for event in client.events(types=sorted(TERMINAL_EVENTS), last_event_id=after):
+                    ended.put((event.subject.removeprefix("task:"), event.type))
+                    if stop.is_set():
+                        return
+            except TransportError:
+                if not stop.is_set():  # the burst still waits on it; once it is over, its stack may be stopped
+                    raise
 
 
 def _completed(task: dict[str, Any]) -> None:
