@@ -32,6 +32,9 @@ from harness.servers import answers_healthy, free_port, group_alive, log_tail
 
 # What `prefect server start` would otherwise read from the test process or the user's profile: a
 # server must not report to, or be configured by, anything outside its work directory.
+SQLITE_EVENT_BATCH = 1000
+"""On SQLite, Prefect's event persister writes its events every 5 s (its flush interval), not every 20."""
+
 _INHERITED_PREFECT = (
     "PREFECT_API_URL",
     "PREFECT_API_KEY",
@@ -185,6 +188,13 @@ class PrefectServerProcess:
                 "PREFECT_UI_API_URL": self.api_url,
             }
         )
+        if self.sqlite_file is not None:
+            # SQLite has one writer at a time. Prefect's event persister writes each batch of 20 events (a few
+            # tasks' worth) at once, and a flow run created while it writes waited ~2 s and was answered 503;
+            # one batch every 5 s (its flush interval) left the view's lag one at a time at ~2 s instead of
+            # 2-8 s, and ~9 s instead of ~45 s to settle after a burst of 100 (benchmarks/small_tasks). The
+            # event feed shows events up to 5 s later. A value set in the environment is kept.
+            env.setdefault("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE", str(SQLITE_EVENT_BATCH))
         env.update(self.env)
         return env
 
