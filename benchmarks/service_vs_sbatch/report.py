@@ -211,7 +211,8 @@ def against_previous(document: dict[str, Any]) -> list[str]:
     )
     out = [
         f"## Before and after (the previous report: prefect {penv['packages'].get('prefect')}, commit "
-        f"{str(penv['git_commit'])[:10]}, measured {penv['date']} on this machine; kept in `{prev['file']}`)\n",
+        f"{str(penv['git_commit'])[:10]}, measured {penv['date']} on a machine of this kind, perhaps not this "
+        f"one; read from `{prev['file']}`)\n",
         "Until commit 211b962 each task ran as a Prefect flow run in the agent (the flow engine took the Pending run "
         "to Running, then the runner step went through prefect-dask and Prefect's task engine on the worker); now "
         "the agent submits the runner step at claim time and writes the flow run beside the work. Only the spans "
