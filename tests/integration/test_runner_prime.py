@@ -9,9 +9,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
+from device_registry import Snapshot
+from harness.circuits import BELL
 from harness.runner_process import ROOT
+from tests.conftest import MakeRunDir
 
 PROBE = """
 import importlib, json, os, sys
@@ -37,29 +39,10 @@ print(json.dumps(seen))
 """
 
 
-def _run_dir(path: Path, seed: int) -> Path:
-    from device_registry import catalog
-    from harness.circuits import BELL
-    from vqpu_protocol.rundir import TaskDocument, write_inputs
-
-    fez = catalog.load("ibm-fez")
-    task = TaskDocument.model_validate(
-        {
-            "schema": "vqpu.task/1",
-            "task_id": path.name,
-            "circuit": BELL,
-            "dialect": "qasm3",
-            "shots": 200,
-            "seed": seed,
-            "snapshot_sha256": fez.sha256(),
-        }
-    )
-    write_inputs(path, task, fez.canonical_json())
-    return path
-
-
-def test_priming_and_preparing_start_no_thread_and_the_child_gives_a_fresh_runners_result(tmp_path: Path) -> None:
-    prepared, again, forked, fresh = (_run_dir(tmp_path / name, 7) for name in ("a", "b", "c", "d"))
+def test_priming_and_preparing_start_no_thread_and_the_child_gives_a_fresh_runners_result(
+    make_run_dir: MakeRunDir, fez: Snapshot
+) -> None:
+    prepared, again, forked, fresh = (make_run_dir(BELL, fez, dialect="qasm3", shots=200, seed=7) for _ in range(4))
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, str(prepared), str(again), str(forked)],
